@@ -1,0 +1,154 @@
+//! The one error type of the crate.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result type of every fallible Spool operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Spool.
+///
+/// Corruption errors name the file and the byte position; I/O errors name the
+/// operation and the path. Messages say what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`"open"`, `"sync"`, ...).
+        op: &'static str,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The disk (or the file system quota) is full. Nothing was written; free
+    /// space and try again.
+    #[error("no space left for {path}: free disk space and retry; nothing was written")]
+    DiskFull {
+        /// The file that could not grow.
+        path: PathBuf,
+    },
+
+    /// Another `Store` (in this process or another one) has the store open.
+    #[error("store {path} is locked: is another process or another Store using it?")]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+
+    /// A stream or consumer name is not `[A-Za-z0-9_.-]{1,128}` or starts with `.`.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The rejected name (lossily converted).
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// A message is larger than `Options::message_bytes_max` allows. Nothing was written.
+    #[error("message of {bytes} bytes exceeds the limit of {limit} bytes; nothing was written")]
+    MessageTooLarge {
+        /// Encoded size of the message (headers and payload).
+        bytes: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+
+    /// Message headers are malformed or too large. Nothing was written.
+    #[error("invalid headers: {reason}; nothing was written")]
+    InvalidHeaders {
+        /// What is wrong with them.
+        reason: &'static str,
+    },
+
+    /// Acknowledged data is damaged: a checksum, a length or an offset does not
+    /// match. Spool stops rather than silently dropping it; inspect the file with
+    /// `segment-tool verify` and restore it or repair the store explicitly.
+    #[error("corrupt data in {file} at byte {position}: {reason}; run `segment-tool verify` on the store")]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte position of the damage within the file.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A file was written by a newer (or unknown) format version.
+    #[error("{file} has format version {version}, which this build does not know; upgrade Spool")]
+    UnsupportedVersion {
+        /// The file.
+        file: PathBuf,
+        /// The version found in it.
+        version: u32,
+    },
+
+    /// An earlier sync failed, so the kernel may have dropped written pages. No
+    /// write is acknowledged any more; close the store and reopen it to recover
+    /// from what is on disk.
+    #[error("store is poisoned by an earlier failed sync; reopen it to recover")]
+    Poisoned,
+
+    /// `create_stream` was called for a stream that already exists.
+    #[error("stream {name:?} already exists")]
+    StreamExists {
+        /// The stream's name.
+        name: String,
+    },
+
+    /// An offset below the first retained message was requested.
+    #[error("offset {offset} is no longer retained; the first retained offset is {first}")]
+    OffsetNotRetained {
+        /// The requested offset.
+        offset: u64,
+        /// The first retained offset of the bucket.
+        first: u64,
+    },
+
+    /// A priority outside the stream's configured levels was used.
+    #[error("priority {priority} is out of range: the stream has {levels} levels (0..{levels})")]
+    InvalidPriority {
+        /// The requested priority.
+        priority: u8,
+        /// Number of levels of the stream.
+        levels: u8,
+    },
+
+    /// An option or stream configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path, turning `ENOSPC` and
+    /// `EDQUOT` into [`Error::DiskFull`].
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        let path = path.into();
+        if is_disk_full(&source) {
+            return Error::DiskFull { path };
+        }
+        Error::Io { op, path, source }
+    }
+
+    /// Builds a [`Error::Corrupt`].
+    pub(crate) fn corrupt(
+        file: impl Into<PathBuf>,
+        position: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            file: file.into(),
+            position,
+            reason: reason.into(),
+        }
+    }
+}
+
+fn is_disk_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(code) if code == libc::ENOSPC || code == libc::EDQUOT)
+        || err.kind() == io::ErrorKind::StorageFull
+}

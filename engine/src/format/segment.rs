@@ -1,0 +1,205 @@
+//! The segment file header: the first [`SEGMENT_HEADER_BYTES`] bytes of a `.seg` file.
+//!
+//! Static part, written once before the file is renamed into place:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `SPOOLSEG` |
+//! | 8 | 4 | format version (1) |
+//! | 12 | 4 | bucket (priority level) |
+//! | 16 | 8 | segment id (random; seeds every record CRC) |
+//! | 24 | 8 | base offset (offset of the first record) |
+//! | 32 | 8 | created, microseconds since the Unix epoch |
+//! | 40 | 8 | file size at creation (the mapped length) |
+//! | 48 | 12 | reserved, zero |
+//! | 60 | 4 | CRC-32 of bytes 0..60 |
+//!
+//! Mutable state, rewritten by the sync path (see DESIGN.md, durability):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 64 | 4 | epoch: bumped and synced on every open that will append |
+//! | 68 | 4 | reserved, zero |
+//! | 72 | 8 | synced end: byte position up to which data is known durable |
+//! | 80 | 4 | CRC-32 of the segment id (8 bytes LE) and bytes 64..80 |
+//! | 84 | 44 | reserved, zero |
+//!
+//! Records start at byte 128.
+
+use super::{get_u32, get_u64, put_u32, put_u64};
+
+/// The magic at byte 0 of a segment.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"SPOOLSEG";
+/// The segment format version this build writes and reads.
+pub const SEGMENT_VERSION: u32 = 1;
+/// Bytes before the first record.
+pub const SEGMENT_HEADER_BYTES: usize = 128;
+/// Start of the mutable state.
+pub const STATE_OFFSET: usize = 64;
+/// Length of the mutable state block (epoch through its CRC).
+pub const STATE_BYTES: usize = 20;
+const STATIC_CRC_OFFSET: usize = 60;
+
+/// The static fields of a segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Priority level the segment belongs to.
+    pub bucket: u32,
+    /// Random id seeding the record CRCs.
+    pub segment_id: u64,
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// Creation time, microseconds since the Unix epoch.
+    pub created_us: u64,
+    /// File size at creation.
+    pub file_bytes: u64,
+}
+
+/// The mutable state of a segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SegmentState {
+    /// Epoch of the current writer.
+    pub epoch: u32,
+    /// Byte position up to which data is known durable.
+    pub synced_end: u64,
+}
+
+/// Why a segment header is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderDecodeError {
+    /// Fewer bytes than a header.
+    Truncated,
+    /// Not a segment file.
+    BadMagic,
+    /// A version this build does not know.
+    Version(u32),
+    /// The static CRC does not match.
+    BadCrc,
+}
+
+impl SegmentHeader {
+    /// Encodes the whole 128-byte header with `state`.
+    pub fn encode(&self, state: SegmentState) -> [u8; SEGMENT_HEADER_BYTES] {
+        let mut b = [0u8; SEGMENT_HEADER_BYTES];
+        b[..8].copy_from_slice(&SEGMENT_MAGIC);
+        put_u32(&mut b, 8, SEGMENT_VERSION);
+        put_u32(&mut b, 12, self.bucket);
+        put_u64(&mut b, 16, self.segment_id);
+        put_u64(&mut b, 24, self.base_offset);
+        put_u64(&mut b, 32, self.created_us);
+        put_u64(&mut b, 40, self.file_bytes);
+        let crc = crc32fast::hash(&b[..STATIC_CRC_OFFSET]);
+        put_u32(&mut b, STATIC_CRC_OFFSET, crc);
+        b[STATE_OFFSET..STATE_OFFSET + STATE_BYTES].copy_from_slice(&state.encode(self.segment_id));
+        b
+    }
+
+    /// Decodes the static part from the first bytes of a segment.
+    pub fn decode(b: &[u8]) -> Result<SegmentHeader, HeaderDecodeError> {
+        if b.len() < SEGMENT_HEADER_BYTES {
+            return Err(HeaderDecodeError::Truncated);
+        }
+        if b[..8] != SEGMENT_MAGIC {
+            return Err(HeaderDecodeError::BadMagic);
+        }
+        if crc32fast::hash(&b[..STATIC_CRC_OFFSET]) != get_u32(b, STATIC_CRC_OFFSET) {
+            return Err(HeaderDecodeError::BadCrc);
+        }
+        let version = get_u32(b, 8);
+        if version != SEGMENT_VERSION {
+            return Err(HeaderDecodeError::Version(version));
+        }
+        Ok(SegmentHeader {
+            bucket: get_u32(b, 12),
+            segment_id: get_u64(b, 16),
+            base_offset: get_u64(b, 24),
+            created_us: get_u64(b, 32),
+            file_bytes: get_u64(b, 40),
+        })
+    }
+}
+
+impl SegmentState {
+    /// Encodes the state block (bytes 64..84 of the header).
+    pub fn encode(&self, segment_id: u64) -> [u8; STATE_BYTES] {
+        let mut b = [0u8; STATE_BYTES];
+        put_u32(&mut b, 0, self.epoch);
+        put_u64(&mut b, 8, self.synced_end);
+        let crc = state_crc(segment_id, &b[..16]);
+        put_u32(&mut b, 16, crc);
+        b
+    }
+
+    /// Decodes the state block; `None` if its CRC fails.
+    pub fn decode(segment_id: u64, b: &[u8]) -> Option<SegmentState> {
+        if b.len() < STATE_BYTES {
+            return None;
+        }
+        if state_crc(segment_id, &b[..16]) != get_u32(b, 16) {
+            return None;
+        }
+        Some(SegmentState {
+            epoch: get_u32(b, 0),
+            synced_end: get_u64(b, 8),
+        })
+    }
+}
+
+fn state_crc(segment_id: u64, b: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&segment_id.to_le_bytes());
+    h.update(b);
+    h.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> SegmentHeader {
+        SegmentHeader {
+            bucket: 3,
+            segment_id: 0xdead_beef,
+            base_offset: 1000,
+            created_us: 5,
+            file_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let st = SegmentState {
+            epoch: 4,
+            synced_end: 4096,
+        };
+        let b = header().encode(st);
+        assert_eq!(SegmentHeader::decode(&b), Ok(header()));
+        assert_eq!(
+            SegmentState::decode(0xdead_beef, &b[STATE_OFFSET..]),
+            Some(st)
+        );
+        assert_eq!(SegmentState::decode(1, &b[STATE_OFFSET..]), None);
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let b = header().encode(SegmentState::default());
+        for i in 0..STATIC_CRC_OFFSET + 4 {
+            let mut bad = b;
+            bad[i] ^= 0x10;
+            assert!(SegmentHeader::decode(&bad).is_err(), "byte {i}");
+        }
+        for i in STATE_OFFSET..STATE_OFFSET + STATE_BYTES {
+            let mut bad = b;
+            bad[i] ^= 0x10;
+            assert_eq!(
+                SegmentState::decode(0xdead_beef, &bad[STATE_OFFSET..]),
+                None
+            );
+        }
+        assert_eq!(
+            SegmentHeader::decode(&b[..10]),
+            Err(HeaderDecodeError::Truncated)
+        );
+    }
+}

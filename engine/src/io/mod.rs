@@ -1,0 +1,149 @@
+//! All file I/O of the engine goes through the [`Vfs`] trait, so tests can
+//! swap the real file system for one that cuts power, tears writes and fails
+//! operations (`sim`, behind the `sim` feature).
+
+#[allow(unsafe_code)]
+pub(crate) mod map;
+pub(crate) mod real;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use map::MapMemory;
+pub(crate) use map::{MapWriter, SharedMap};
+
+/// How to open a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create a new file (fails if it exists), read-write, mode 0600.
+    CreateNew,
+    /// Open an existing file read-write.
+    ReadWrite,
+    /// Open an existing file read-only.
+    ReadOnly,
+}
+
+/// What a directory entry is. Symlinks are reported as such, never followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// Anything else (symlink, FIFO, socket, device).
+    Other,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// File name (not the full path). Names that are not UTF-8 are skipped.
+    pub name: String,
+    /// What it is.
+    pub kind: EntryKind,
+}
+
+/// A file system. Paths are absolute or relative to the process.
+pub trait Vfs: Send + Sync + std::fmt::Debug {
+    /// Creates one directory (mode 0700). Fails if it exists.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// Lists a directory.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>>;
+    /// What is at `path`, without following a symlink; `None` if nothing.
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
+    /// Opens a regular file. Never follows a symlink; fails on anything that
+    /// is not a regular file.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>>;
+    /// Renames a file or directory, replacing a file at `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries durable (fsync on the directory).
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on the file at `path` (created if missing).
+    /// Fails at once with `ErrorKind::WouldBlock` if someone else holds it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
+}
+
+/// Releases the lock when dropped.
+pub trait LockGuard: Send + Sync + std::fmt::Debug {}
+
+/// An open file.
+pub trait VFile: Send + Sync + std::fmt::Debug {
+    /// Current length.
+    fn len(&self) -> io::Result<u64>;
+    /// Sets the length (the new part reads as zeros and is not reserved).
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves disk blocks for `0..len` (posix_fallocate), growing the file
+    /// if it is shorter. Afterwards writes within `0..len` cannot hit ENOSPC.
+    fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Reads up to `buf.len()` bytes at `pos`; returns how many were read.
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `pos`.
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// Makes data and length durable (fsync).
+    fn sync(&self) -> io::Result<()>;
+    /// Maps the first `len` bytes read-write and shared. The file must be at
+    /// least `len` long and is never shrunk while mapped.
+    fn map_mut(&self, len: u64) -> io::Result<MapMemory>;
+    /// Maps the first `len` bytes read-only.
+    fn map_read(&self, len: u64) -> io::Result<MapMemory>;
+}
+
+/// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.
+pub(crate) fn read_exact_at(f: &dyn VFile, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = f.read_at(buf, pos)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// Reads a whole file of at most `limit` bytes; a longer file is an error
+/// (`InvalidData`), so a hostile file cannot make us allocate without bound.
+pub(crate) fn read_file_limited(f: &dyn VFile, limit: u64) -> io::Result<Vec<u8>> {
+    let len = f.len()?;
+    if len > limit {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "file too large"));
+    }
+    let mut buf = vec![0u8; len as usize];
+    read_exact_at(f, &mut buf, 0)?;
+    Ok(buf)
+}
+
+/// Writes `bytes` to `dir/name` crash-safely: a temporary file is written and
+/// synced, renamed over `name`, and the directory synced.
+pub(crate) fn write_file_atomic(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> crate::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let target = dir.join(name);
+    let map_err = |op, p: &Path| {
+        let p: PathBuf = p.to_path_buf();
+        move |e| crate::Error::io(op, p, e)
+    };
+    if vfs.kind(&tmp).map_err(map_err("stat", &tmp))?.is_some() {
+        vfs.remove_file(&tmp).map_err(map_err("remove", &tmp))?;
+    }
+    let f = vfs
+        .open(&tmp, OpenMode::CreateNew)
+        .map_err(map_err("create", &tmp))?;
+    f.write_all_at(bytes, 0).map_err(map_err("write", &tmp))?;
+    f.sync().map_err(map_err("sync", &tmp))?;
+    drop(f);
+    vfs.rename(&tmp, &target).map_err(map_err("rename", &tmp))?;
+    vfs.sync_dir(dir).map_err(map_err("sync directory", dir))?;
+    Ok(())
+}

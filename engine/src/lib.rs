@@ -1,0 +1,43 @@
+//! # Spool
+//!
+//! A durable, log-structured message-queue storage engine to embed: a
+//! directory on local disk becomes a crash-safe store of named streams.
+//!
+//! ```
+//! use spool::{Options, Store};
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), Options::default())?;
+//! let orders = store.stream("orders")?;
+//! let offset = orders.send(b"order #1")?;          // on disk when it returns
+//! let rec = orders.read(offset)?.expect("just sent");
+//! assert_eq!(rec.payload(), b"order #1");
+//! # Ok::<(), spool::Error>(())
+//! ```
+//!
+//! The design (on-disk format, durability and recovery rules, the memory-map
+//! soundness argument) is in DESIGN.md at the repository root.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod ctx;
+mod error;
+pub mod format;
+#[doc(hidden)]
+pub mod io;
+mod log;
+pub mod name;
+mod options;
+mod record;
+mod report;
+mod store;
+mod stream;
+
+pub use error::{Error, Result};
+pub use options::{
+    Durability, Options, StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN,
+};
+pub use record::{Message, Record};
+pub use report::{RecoveryReport, TornTail};
+pub use store::Store;
+pub use stream::{BucketStats, Iter, Stream, StreamStats};

@@ -1,0 +1,574 @@
+//! The log of one priority bucket: its segments, the single writer, group
+//! commit and recovery.
+
+use super::segment::{self, ActiveWriter, ScanStop, Segment};
+use crate::ctx::{now_us, Ctx};
+use crate::format::record::{self, RecordHeader};
+use crate::format::segment::{SegmentState, SEGMENT_HEADER_BYTES, STATE_OFFSET};
+use crate::io::{self, EntryKind};
+use crate::record::Record;
+use crate::report::{RecoveryReport, TornTail};
+use crate::{Error, Result};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
+
+/// A segment in the bucket's list. Sealed segments are opened on first use.
+#[derive(Debug)]
+struct Slot {
+    base: u64,
+    /// Records in a sealed segment (next base minus this base); `None` for
+    /// the active segment.
+    count: Option<u64>,
+    seg: OnceLock<Arc<Segment>>,
+}
+
+/// The writer's state, under the bucket's writer lock.
+#[derive(Debug)]
+struct Writer {
+    active: ActiveWriter,
+    /// Records in the active segment, published or not.
+    count: u64,
+    /// Byte position of the next record.
+    write_pos: u64,
+    /// Bytes `0..reserved_end` of the active segment are allocated.
+    reserved_end: u64,
+    /// Timestamp of the last record (timestamps never go backwards).
+    last_ts: u64,
+}
+
+impl Writer {
+    fn next_offset(&self) -> u64 {
+        self.active.seg.base + self.count
+    }
+}
+
+#[derive(Debug, Default)]
+struct SyncInner {
+    /// Offsets below this are durable.
+    durable: u64,
+    /// A thread is syncing; others wait for it.
+    leader: bool,
+}
+
+/// One message to append, already encoded: `(headers, body, flags)`.
+pub(crate) type Prepared<'a> = (&'a [u8], &'a [u8], u16);
+
+/// The log of one priority level of a stream.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    ctx: Arc<Ctx>,
+    pub(crate) priority: u8,
+    dir: PathBuf,
+    segments: RwLock<Vec<Arc<Slot>>>,
+    writer: Mutex<Writer>,
+    sync: Mutex<SyncInner>,
+    synced: Condvar,
+    /// Offsets below this are written and readable.
+    written: AtomicU64,
+    /// Offsets below this are durable (a copy of `sync.durable` for the fast path).
+    durable: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Bucket {
+    /// Opens (creating if empty) and recovers the bucket in `dir`.
+    pub(crate) fn open(
+        ctx: &Arc<Ctx>,
+        stream: &str,
+        priority: u8,
+        dir: &Path,
+        report: &mut RecoveryReport,
+    ) -> Result<Bucket> {
+        let vfs = &*ctx.vfs;
+        let entries = vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+        let mut bases = Vec::new();
+        let mut indexes = Vec::new();
+        let mut removed_tmp = false;
+        for e in &entries {
+            if e.kind != EntryKind::File {
+                continue;
+            }
+            if let Some(b) = segment::parse_file_name(&e.name, "seg") {
+                bases.push(b);
+            } else if let Some(b) = segment::parse_file_name(&e.name, "idx") {
+                indexes.push(b);
+            } else if e.name.starts_with('.') && e.name.ends_with(".tmp") {
+                // Left by a crash while writing a segment or an index.
+                let p = dir.join(&e.name);
+                vfs.remove_file(&p)
+                    .map_err(|e| Error::io("remove", &p, e))?;
+                report.removed_temp_files.push(p);
+                removed_tmp = true;
+            }
+        }
+        if removed_tmp {
+            vfs.sync_dir(dir)
+                .map_err(|e| Error::io("sync directory", dir, e))?;
+        }
+        bases.sort_unstable();
+        let mut slots: Vec<Arc<Slot>> = Vec::with_capacity(bases.len() + 1);
+        for w in bases.windows(2) {
+            slots.push(Arc::new(Slot {
+                base: w[0],
+                count: Some(w[1] - w[0]),
+                seg: OnceLock::new(),
+            }));
+        }
+        // A sealed segment without an index: rebuild it now (rare: only after
+        // the index was lost), so reads never scan.
+        for s in &slots {
+            if !indexes.contains(&s.base) {
+                let (seg, rebuilt) =
+                    Segment::open_sealed(ctx, dir, priority, s.base, s.count.unwrap_or(0))?;
+                if rebuilt {
+                    report
+                        .rebuilt_indexes
+                        .push(dir.join(segment::index_file_name(s.base)));
+                }
+                let _ = s.seg.set(seg);
+            }
+        }
+        let active = match bases.last() {
+            None => Segment::create(ctx, dir, priority, 0, 1)?,
+            Some(&base) => {
+                if indexes.contains(&base) {
+                    // An index of the active segment is left from a crash
+                    // while rolling; it will be written again on the next roll.
+                    let p = dir.join(segment::index_file_name(base));
+                    vfs.remove_file(&p)
+                        .map_err(|e| Error::io("remove", &p, e))?;
+                    vfs.sync_dir(dir)
+                        .map_err(|e| Error::io("sync directory", dir, e))?;
+                }
+                recover_active(ctx, stream, priority, dir, base, report)?
+            }
+        };
+        let count = active.seg.count();
+        let write_pos = active.seg.data_end();
+        let last_ts = match count {
+            0 => 0,
+            n => active
+                .seg
+                .read(active.seg.base + n - 1)?
+                .map(|r| r.timestamp_us())
+                .unwrap_or(0),
+        };
+        let chunk = ctx.opts.chunk_bytes();
+        let file_len = active.seg.file_bytes();
+        let reserved_end = (write_pos.div_ceil(chunk) * chunk).clamp(write_pos, file_len);
+        active
+            .file
+            .allocate(reserved_end)
+            .map_err(|e| Error::io("allocate", &active.seg.path, e))?;
+        let next = active.seg.base + count;
+        slots.push(Arc::new(Slot {
+            base: active.seg.base,
+            count: None,
+            seg: OnceLock::from(active.seg.clone()),
+        }));
+        Ok(Bucket {
+            ctx: ctx.clone(),
+            priority,
+            dir: dir.to_path_buf(),
+            segments: RwLock::new(slots),
+            writer: Mutex::new(Writer {
+                active,
+                count,
+                write_pos,
+                reserved_end,
+                last_ts,
+            }),
+            sync: Mutex::new(SyncInner {
+                durable: next,
+                leader: false,
+            }),
+            synced: Condvar::new(),
+            written: AtomicU64::new(next),
+            durable: AtomicU64::new(next),
+        })
+    }
+
+    /// First retained offset.
+    pub(crate) fn first_offset(&self) -> u64 {
+        self.segments.read().unwrap_or_else(|e| e.into_inner())[0].base
+    }
+
+    /// Offset the next message will get; everything below is readable.
+    #[inline]
+    pub(crate) fn end_offset(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Offsets below this are durable.
+    pub(crate) fn durable_offset(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Number of segment files.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Appends `msgs` (all validated against the size limits) and returns
+    /// their offsets. On error, nothing of the failed part is published; a
+    /// prefix that was published before a segment roll stays.
+    pub(crate) fn append(&self, msgs: &[Prepared<'_>]) -> Result<Range<u64>> {
+        self.ctx.check()?;
+        let mut w = lock(&self.writer);
+        self.ctx.check()?;
+        let ts = now_us().max(w.last_ts);
+        w.last_ts = ts;
+        let first = w.next_offset();
+        let mut remaining: u64 = msgs
+            .iter()
+            .map(|(h, b, _)| record::stored_len(h.len(), b.len()))
+            .sum();
+        let published_count = w.count;
+        let published_pos = w.write_pos;
+        let result = (|| {
+            for (headers, body, flags) in msgs {
+                let stored = record::stored_len(headers.len(), body.len());
+                if w.write_pos + stored > w.active.seg.file_bytes() {
+                    self.publish(&mut w);
+                    self.roll(&mut w)?;
+                }
+                if w.write_pos + stored > w.reserved_end {
+                    self.reserve(&mut w, remaining)?;
+                }
+                let pos = w.write_pos;
+                let offset = w.next_offset();
+                let epoch = w.active.seg_epoch();
+                let h = RecordHeader {
+                    offset,
+                    timestamp_us: ts,
+                    epoch,
+                    flags: *flags,
+                };
+                let id = w.active.seg.id;
+                let dst = w
+                    .active
+                    .map
+                    .slice_mut(pos as usize..(pos + stored) as usize);
+                record::encode(dst, id, &h, headers, body);
+                let i = w.count;
+                w.active.seg.push(i, pos as u32);
+                w.count += 1;
+                w.write_pos += stored;
+                remaining -= stored;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.publish(&mut w);
+                Ok(first..w.next_offset())
+            }
+            Err(e) => {
+                // Roll back the unpublished records of the current segment so
+                // that stale bytes cannot pass for records later.
+                let committed = w.active.map.map().committed() as u64;
+                if w.write_pos > committed {
+                    let range = committed as usize..w.write_pos as usize;
+                    w.active.map.slice_mut(range).fill(0);
+                }
+                if w.active.seg.base + published_count <= first {
+                    w.count = published_count;
+                    w.write_pos = published_pos;
+                } else {
+                    w.count = w.active.seg.count();
+                    w.write_pos = w.active.seg.data_end();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the records written so far readable.
+    #[inline]
+    fn publish(&self, w: &mut Writer) {
+        w.active.map.commit(w.write_pos as usize);
+        w.active.seg.publish(w.count, w.write_pos);
+        self.written.store(w.next_offset(), Ordering::Release);
+    }
+
+    /// Reserves disk space for at least the next `need` bytes (capped at the
+    /// segment's end), in whole allocation chunks.
+    fn reserve(&self, w: &mut Writer, need: u64) -> Result<()> {
+        let chunk = self.ctx.opts.chunk_bytes();
+        let file_len = w.active.seg.file_bytes();
+        let target = (w.write_pos + need)
+            .div_ceil(chunk)
+            .saturating_mul(chunk)
+            .min(file_len);
+        w.active
+            .file
+            .allocate(target)
+            .map_err(|e| Error::io("allocate", &w.active.seg.path, e))?;
+        w.reserved_end = target;
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one. Order: everything in
+    /// the old segment durable, its index durable, the new segment and its
+    /// directory entry durable; only then do appends go to the new one.
+    fn roll(&self, w: &mut Writer) -> Result<()> {
+        let next = w.next_offset();
+        self.sync_to(next)?;
+        let old = w.active.seg.clone();
+        segment::write_index(
+            &self.ctx,
+            &self.dir,
+            &old.header(),
+            &old.positions(),
+            w.write_pos,
+        )?;
+        let new = Segment::create(&self.ctx, &self.dir, self.priority, next, 1)?;
+        {
+            let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
+            let last = segs.len() - 1;
+            segs[last] = Arc::new(Slot {
+                base: old.base,
+                count: Some(next - old.base),
+                seg: OnceLock::new(),
+            });
+            segs.push(Arc::new(Slot {
+                base: next,
+                count: None,
+                seg: OnceLock::from(new.seg.clone()),
+            }));
+        }
+        w.active = new;
+        w.count = 0;
+        w.write_pos = SEGMENT_HEADER_BYTES as u64;
+        w.reserved_end = self.ctx.opts.chunk_bytes().min(w.active.seg.file_bytes());
+        Ok(())
+    }
+
+    /// Returns once every offset below `target` is durable. Concurrent callers
+    /// share syncs: one leads, the others wait for its result (group commit).
+    pub(crate) fn sync_to(&self, target: u64) -> Result<()> {
+        if self.durable.load(Ordering::Acquire) >= target {
+            return self.ctx.check();
+        }
+        let mut g = lock(&self.sync);
+        loop {
+            self.ctx.check()?;
+            if g.durable >= target {
+                return Ok(());
+            }
+            if g.leader {
+                g = self.synced.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            g.leader = true;
+            drop(g);
+            let seg = self.active_segment();
+            let res = seg.sync();
+            g = lock(&self.sync);
+            g.leader = false;
+            self.synced.notify_all();
+            match res {
+                Ok(d) => {
+                    if d > g.durable {
+                        g.durable = d;
+                        self.durable.store(d, Ordering::Release);
+                    }
+                }
+                Err(_) => {
+                    // The kernel may have dropped the dirty pages: never retry
+                    // and acknowledge. Everything after this is refused.
+                    self.ctx.poison();
+                    return Err(Error::Poisoned);
+                }
+            }
+        }
+    }
+
+    /// Syncs everything written so far.
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        self.sync_to(self.end_offset())
+    }
+
+    fn active_segment(&self) -> Arc<Segment> {
+        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let slot = segs.last().expect("a bucket always has an active segment");
+        slot.seg
+            .get()
+            .expect("the active segment is always open")
+            .clone()
+    }
+
+    /// Reads the message at `offset`; `None` if it has not been written yet.
+    pub(crate) fn read(&self, offset: u64) -> Result<Option<Record>> {
+        if offset >= self.end_offset() {
+            return Ok(None);
+        }
+        let slot = {
+            let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+            let i = segs.partition_point(|s| s.base <= offset);
+            if i == 0 {
+                return Err(Error::OffsetNotRetained {
+                    offset,
+                    first: segs[0].base,
+                });
+            }
+            segs[i - 1].clone()
+        };
+        let seg = self.load(&slot)?;
+        seg.read(offset)
+    }
+
+    fn load(&self, slot: &Slot) -> Result<Arc<Segment>> {
+        if let Some(s) = slot.seg.get() {
+            return Ok(s.clone());
+        }
+        let count = slot.count.unwrap_or(0);
+        let (seg, _) = Segment::open_sealed(&self.ctx, &self.dir, self.priority, slot.base, count)?;
+        let _ = slot.seg.set(seg);
+        Ok(slot.seg.get().expect("just set").clone())
+    }
+
+    /// Total bytes of the segment files (as allocated lengths).
+    pub(crate) fn file_bytes(&self) -> u64 {
+        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        segs.iter()
+            .map(|s| match s.seg.get() {
+                Some(seg) => seg.file_bytes(),
+                None => self
+                    .ctx
+                    .vfs
+                    .open(
+                        &self.dir.join(segment::segment_file_name(s.base)),
+                        io::OpenMode::ReadOnly,
+                    )
+                    .and_then(|f| f.len())
+                    .unwrap_or(0),
+            })
+            .sum()
+    }
+}
+
+impl ActiveWriter {
+    fn seg_epoch(&self) -> u32 {
+        self.seg.epoch()
+    }
+}
+
+/// Recovers the active segment: finds where its valid records end, tells a
+/// torn tail (after the durable watermark) from damage (before it), moves a
+/// torn tail to quarantine, bumps the epoch, and makes the result durable.
+fn recover_active(
+    ctx: &Ctx,
+    stream: &str,
+    priority: u8,
+    dir: &Path,
+    base: u64,
+    report: &mut RecoveryReport,
+) -> Result<ActiveWriter> {
+    let path = dir.join(segment::segment_file_name(base));
+    let mut raw = Segment::open_active_raw(ctx, &path, priority, base)?;
+    let len = raw.map.len();
+    let data = raw.writer.read_uncommitted(SEGMENT_HEADER_BYTES..len);
+    let scan = segment::scan(
+        data,
+        SEGMENT_HEADER_BYTES,
+        raw.header.segment_id,
+        base,
+        raw.state.map(|s| s.epoch),
+    );
+    let end = scan.end as usize;
+    let watermark = raw
+        .state
+        .map(|s| s.synced_end)
+        .unwrap_or(SEGMENT_HEADER_BYTES as u64);
+    if scan.end < watermark {
+        let why = match scan.stop {
+            ScanStop::End => "zeros where synced records were".to_string(),
+            ScanStop::Bad(e) => e.to_string(),
+            ScanStop::StaleEpoch(e) => format!("record of an older epoch {e} inside synced data"),
+            ScanStop::FutureEpoch(e) => format!("record of a future epoch {e}"),
+        };
+        return Err(Error::corrupt(
+            &path,
+            scan.end,
+            format!("{why} (synced up to byte {watermark})"),
+        ));
+    }
+    // Bytes after the end that are not zero: a torn tail, or stale bytes of
+    // an earlier epoch. With a readable header they can only run up to the
+    // first all-zero page; without one, check the whole rest of the file.
+    let page = 4096usize;
+    let tail_end = {
+        let mut last_nonzero = None;
+        let mut p = end;
+        while p < len {
+            let page_end = ((p / page) + 1) * page;
+            let chunk_end = page_end.min(len);
+            let bytes = raw.writer.read_uncommitted(p..chunk_end);
+            match bytes.iter().rposition(|&b| b != 0) {
+                Some(i) => last_nonzero = Some(p + i + 1),
+                None if raw.state.is_some() => break,
+                None => {}
+            }
+            p = chunk_end;
+        }
+        last_nonzero
+    };
+    let epoch = raw.state.map(|s| s.epoch).unwrap_or(0).max(scan.max_epoch) + 1;
+    if let Some(tail_end) = tail_end {
+        let torn = raw.writer.read_uncommitted(end..tail_end).to_vec();
+        let qdir = dir.join("quarantine");
+        if ctx
+            .vfs
+            .kind(&qdir)
+            .map_err(|e| Error::io("stat", &qdir, e))?
+            .is_none()
+        {
+            ctx.vfs
+                .create_dir(&qdir)
+                .map_err(|e| Error::io("create directory", &qdir, e))?;
+            ctx.vfs
+                .sync_dir(dir)
+                .map_err(|e| Error::io("sync directory", dir, e))?;
+        }
+        let qname = format!("{base:020}-{end:010}-e{epoch}.torn");
+        io::write_file_atomic(&*ctx.vfs, &qdir, &qname, &torn)?;
+        raw.writer.slice_mut(end..tail_end).fill(0);
+        raw.map
+            .flush(end..tail_end)
+            .map_err(|e| Error::io("sync", &path, e))?;
+        report.torn_tails.push(TornTail {
+            stream: stream.to_string(),
+            priority,
+            segment: path.clone(),
+            position: end as u64,
+            bytes: torn.len() as u64,
+            first_lost_offset: base + scan.positions.len() as u64,
+            quarantine: qdir.join(qname),
+        });
+    }
+    // Make the recovered prefix durable, then record the new epoch and the
+    // watermark; records of the new epoch are written only after that.
+    raw.map
+        .flush(0..end)
+        .map_err(|e| Error::io("sync", &path, e))?;
+    let state = SegmentState {
+        epoch,
+        synced_end: end as u64,
+    };
+    raw.map
+        .write_header(STATE_OFFSET, &state.encode(raw.header.segment_id));
+    raw.map
+        .flush(0..SEGMENT_HEADER_BYTES)
+        .map_err(|e| Error::io("sync", &path, e))?;
+    let positions = scan.positions;
+    Ok(raw.into_writer(&positions, end as u64, epoch))
+}

@@ -1,0 +1,682 @@
+//! One segment file: its map, its index, scanning and reading records.
+
+use super::append_index::AppendIndex;
+use crate::ctx::{now_us, random_u64, Ctx};
+use crate::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
+use crate::format::record::{self, DecodeError, DecodedRecord, RECORD_HEADER_BYTES};
+use crate::format::segment::{
+    SegmentHeader, SegmentState, SEGMENT_HEADER_BYTES, STATE_BYTES, STATE_OFFSET,
+};
+use crate::io::{self, MapWriter, OpenMode, SharedMap, VFile};
+use crate::record::Record;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// File name of the segment starting at `base`.
+pub(crate) fn segment_file_name(base: u64) -> String {
+    format!("{base:020}.seg")
+}
+
+/// File name of the index of the segment starting at `base`.
+pub(crate) fn index_file_name(base: u64) -> String {
+    format!("{base:020}.idx")
+}
+
+/// Parses `<20 digits>.<ext>`.
+pub(crate) fn parse_file_name(name: &str, ext: &str) -> Option<u64> {
+    let digits = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// How a scan of a segment's records ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanStop {
+    /// Reached zeros (or the end of the file) at a record boundary.
+    End,
+    /// Found something that is not the next valid record.
+    Bad(DecodeError),
+    /// Found a valid record of an older epoch: stale bytes from before a
+    /// recovery, never part of the log.
+    StaleEpoch(u32),
+    /// Found a record whose epoch is newer than the header's.
+    FutureEpoch(u32),
+}
+
+/// Result of scanning a segment from its first record.
+#[derive(Debug, Clone)]
+pub(crate) struct Scan {
+    /// Position of each valid record.
+    pub positions: Vec<u32>,
+    /// Byte position after the last valid record.
+    pub end: u64,
+    /// Why the scan stopped at `end`.
+    pub stop: ScanStop,
+    /// Highest epoch among valid records.
+    pub max_epoch: u32,
+}
+
+/// Scans the records of a segment. `data` holds the file's bytes from
+/// position `data_start` (the end of the header) on. `epoch_max`, when known,
+/// bounds record epochs.
+pub(crate) fn scan(
+    data: &[u8],
+    data_start: usize,
+    segment_id: u64,
+    base: u64,
+    epoch_max: Option<u32>,
+) -> Scan {
+    let mut positions = Vec::new();
+    let mut at = 0usize;
+    let mut last_epoch = 0u32;
+    let len_max = u32::try_from(data.len() + data_start).unwrap_or(u32::MAX);
+    let stop = loop {
+        if at + RECORD_HEADER_BYTES > data.len() {
+            // Not even a record header fits: only zeros make this an end.
+            if data[at.min(data.len())..].iter().all(|&b| b == 0) {
+                break ScanStop::End;
+            }
+            break ScanStop::Bad(DecodeError::Truncated);
+        }
+        let expected = base + positions.len() as u64;
+        match record::decode(&data[at..], segment_id, len_max, Some(expected)) {
+            Ok(d) => {
+                if d.epoch < last_epoch {
+                    break ScanStop::StaleEpoch(d.epoch);
+                }
+                if matches!(epoch_max, Some(m) if d.epoch > m) {
+                    break ScanStop::FutureEpoch(d.epoch);
+                }
+                last_epoch = d.epoch;
+                positions.push((data_start + at) as u32);
+                at += d.stored_len() as usize;
+            }
+            Err(DecodeError::End) => break ScanStop::End,
+            Err(e) => break ScanStop::Bad(e),
+        }
+    };
+    Scan {
+        positions,
+        end: (data_start + at) as u64,
+        stop,
+        max_epoch: last_epoch,
+    }
+}
+
+/// Where a segment's record positions come from.
+#[derive(Debug)]
+enum SegIndex {
+    /// The segment being appended to.
+    Active {
+        positions: AppendIndex,
+        /// `count << 32 | end`: published record count and data end.
+        tail: AtomicU64,
+        /// Data end known durable (goes into the header on the next sync).
+        synced_end: AtomicU64,
+        epoch: u32,
+    },
+    /// A sealed segment with its `.idx` file mapped.
+    Sealed {
+        idx: Arc<SharedMap>,
+        count: u64,
+        data_end: u64,
+    },
+}
+
+/// An open segment. Readers hold it by `Arc`, so a segment removed by
+/// retention stays mapped until its last reader is done.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) path: PathBuf,
+    pub(crate) priority: u8,
+    pub(crate) base: u64,
+    pub(crate) id: u64,
+    map: Arc<SharedMap>,
+    index: SegIndex,
+}
+
+/// The writable side of the active segment, owned by the bucket's writer.
+#[derive(Debug)]
+pub(crate) struct ActiveWriter {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) map: MapWriter,
+    pub(crate) file: Arc<dyn VFile>,
+}
+
+fn corrupt_header(path: &Path, e: crate::format::segment::HeaderDecodeError) -> Error {
+    use crate::format::segment::HeaderDecodeError as H;
+    match e {
+        H::Version(v) => Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            version: v,
+        },
+        other => Error::corrupt(path, 0, format!("bad segment header: {other:?}")),
+    }
+}
+
+impl Segment {
+    /// Epoch records are written with (0 for a sealed segment).
+    pub(crate) fn epoch(&self) -> u32 {
+        match &self.index {
+            SegIndex::Active { epoch, .. } => *epoch,
+            SegIndex::Sealed { .. } => 0,
+        }
+    }
+
+    /// Number of published records.
+    #[inline]
+    pub(crate) fn count(&self) -> u64 {
+        match &self.index {
+            SegIndex::Active { tail, .. } => tail.load(Ordering::Acquire) >> 32,
+            SegIndex::Sealed { count, .. } => *count,
+        }
+    }
+
+    /// Offset after the last published record.
+    pub(crate) fn end_offset(&self) -> u64 {
+        self.base + self.count()
+    }
+
+    /// Byte position after the last published record.
+    pub(crate) fn data_end(&self) -> u64 {
+        match &self.index {
+            SegIndex::Active { tail, .. } => tail.load(Ordering::Acquire) & 0xffff_ffff,
+            SegIndex::Sealed { data_end, .. } => *data_end,
+        }
+    }
+
+    /// Bytes on disk (the file length).
+    pub(crate) fn file_bytes(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Reads the record at `offset`; `None` if it is not published yet.
+    pub(crate) fn read(self: &Arc<Self>, offset: u64) -> Result<Option<Record>> {
+        let Some(i) = offset.checked_sub(self.base) else {
+            return Ok(None);
+        };
+        let (pos, limit) = match &self.index {
+            SegIndex::Active {
+                positions, tail, ..
+            } => {
+                let t = tail.load(Ordering::Acquire);
+                if i >= t >> 32 {
+                    return Ok(None);
+                }
+                let Some(pos) = positions.get(i as usize) else {
+                    return Ok(None);
+                };
+                (pos as usize, (t & 0xffff_ffff) as usize)
+            }
+            SegIndex::Sealed {
+                idx,
+                count,
+                data_end,
+            } => {
+                if i >= *count {
+                    return Ok(None);
+                }
+                let at = INDEX_HEADER_BYTES + i as usize * 4;
+                let idx_bytes = idx.get(0..idx.len()).unwrap_or(&[]);
+                if at + 4 > idx_bytes.len() {
+                    return Err(Error::corrupt(
+                        self.index_path(),
+                        at as u64,
+                        "index too short",
+                    ));
+                }
+                (index::position(idx_bytes, i) as usize, *data_end as usize)
+            }
+        };
+        if pos < SEGMENT_HEADER_BYTES || pos >= limit {
+            return Err(Error::corrupt(
+                &self.path,
+                pos as u64,
+                "index points outside the data",
+            ));
+        }
+        let Some(bytes) = self.map.get(pos..limit) else {
+            return Err(Error::corrupt(
+                &self.path,
+                pos as u64,
+                "record outside the mapped data",
+            ));
+        };
+        match record::decode(bytes, self.id, u32::MAX, Some(offset)) {
+            Ok(d) => {
+                if d.hdr_len > 0
+                    && crate::format::headers::validate(&bytes[d.headers_range()]).is_err()
+                {
+                    return Err(Error::corrupt(&self.path, pos as u64, "malformed headers"));
+                }
+                Ok(Some(Record::new(self.clone(), pos as u32, d)))
+            }
+            Err(e) => Err(Error::corrupt(&self.path, pos as u64, e.to_string())),
+        }
+    }
+
+    /// The bytes of a record decoded earlier by [`Segment::read`].
+    #[inline]
+    pub(crate) fn record_bytes(&self, pos: u32, d: &DecodedRecord) -> &[u8] {
+        let start = pos as usize;
+        self.map
+            .get(start..start + d.len as usize)
+            .expect("a decoded record stays committed")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.path.with_file_name(index_file_name(self.base))
+    }
+
+    /// Creates a new, empty segment file at `dir/<base>.seg`, durable
+    /// (file and directory synced) before it is returned.
+    pub(crate) fn create(
+        ctx: &Ctx,
+        dir: &Path,
+        priority: u8,
+        base: u64,
+        epoch: u32,
+    ) -> Result<ActiveWriter> {
+        let vfs = &*ctx.vfs;
+        let file_bytes = ctx.opts.segment_bytes_max;
+        let path = dir.join(segment_file_name(base));
+        let tmp = dir.join(format!(".{}.tmp", segment_file_name(base)));
+        if vfs
+            .kind(&tmp)
+            .map_err(|e| Error::io("stat", &tmp, e))?
+            .is_some()
+        {
+            vfs.remove_file(&tmp)
+                .map_err(|e| Error::io("remove", &tmp, e))?;
+        }
+        let header = SegmentHeader {
+            bucket: priority as u32,
+            segment_id: random_u64(),
+            base_offset: base,
+            created_us: now_us(),
+            file_bytes,
+        };
+        let state = SegmentState {
+            epoch,
+            synced_end: SEGMENT_HEADER_BYTES as u64,
+        };
+        let build = || -> std::io::Result<Arc<dyn VFile>> {
+            let f = vfs.open(&tmp, OpenMode::CreateNew)?;
+            f.set_len(file_bytes)?;
+            f.allocate(ctx.opts.chunk_bytes().min(file_bytes))?;
+            f.write_all_at(&header.encode(state), 0)?;
+            f.sync()?;
+            Ok(f)
+        };
+        let file = match build() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = vfs.remove_file(&tmp);
+                return Err(Error::io("create segment", &tmp, e));
+            }
+        };
+        vfs.rename(&tmp, &path)
+            .map_err(|e| Error::io("rename", &tmp, e))?;
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+        let mem = file
+            .map_mut(file_bytes)
+            .map_err(|e| Error::io("map", &path, e))?;
+        let (map, writer) = SharedMap::writable(mem, SEGMENT_HEADER_BYTES);
+        let capacity = ((file_bytes as usize) - SEGMENT_HEADER_BYTES) / RECORD_HEADER_BYTES;
+        let seg = Arc::new(Segment {
+            path,
+            priority,
+            base,
+            id: header.segment_id,
+            map,
+            index: SegIndex::Active {
+                positions: AppendIndex::new(capacity),
+                tail: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
+                synced_end: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
+                epoch,
+            },
+        });
+        Ok(ActiveWriter {
+            seg,
+            map: writer,
+            file,
+        })
+    }
+
+    /// Opens the active (last) segment of a bucket for appending and recovers
+    /// it: see [`crate::log::recovery`].
+    pub(crate) fn open_active_raw(
+        ctx: &Ctx,
+        path: &Path,
+        priority: u8,
+        base: u64,
+    ) -> Result<RawActive> {
+        let vfs = &*ctx.vfs;
+        let file = vfs
+            .open(path, OpenMode::ReadWrite)
+            .map_err(|e| Error::io("open segment", path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        if len < SEGMENT_HEADER_BYTES as u64 {
+            return Err(Error::corrupt(path, len, "segment shorter than its header"));
+        }
+        if len > crate::options::SEGMENT_BYTES_LIMIT {
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!("segment of {len} bytes exceeds the limit"),
+            ));
+        }
+        let mem = file.map_mut(len).map_err(|e| Error::io("map", path, e))?;
+        let (map, writer) = SharedMap::writable(mem, SEGMENT_HEADER_BYTES);
+        let mut hb = [0u8; SEGMENT_HEADER_BYTES];
+        map.read_header(0, &mut hb);
+        let header = SegmentHeader::decode(&hb).map_err(|e| corrupt_header(path, e))?;
+        if header.base_offset != base {
+            return Err(Error::corrupt(
+                path,
+                24,
+                format!(
+                    "header says base offset {} but the file name says {base}",
+                    header.base_offset
+                ),
+            ));
+        }
+        if header.bucket != priority as u32 {
+            return Err(Error::corrupt(
+                path,
+                12,
+                "segment belongs to another priority level",
+            ));
+        }
+        let state = SegmentState::decode(
+            header.segment_id,
+            &hb[STATE_OFFSET..STATE_OFFSET + STATE_BYTES],
+        );
+        Ok(RawActive {
+            path: path.to_path_buf(),
+            priority,
+            header,
+            state,
+            map,
+            writer,
+            file,
+        })
+    }
+
+    /// Opens a sealed segment and its index, rebuilding the index if it is
+    /// missing or damaged. `count` is the number of records it must hold
+    /// (the next segment's base minus this one's).
+    pub(crate) fn open_sealed(
+        ctx: &Ctx,
+        dir: &Path,
+        priority: u8,
+        base: u64,
+        count: u64,
+    ) -> Result<(Arc<Segment>, bool)> {
+        let vfs = &*ctx.vfs;
+        let path = dir.join(segment_file_name(base));
+        let file = vfs
+            .open(&path, OpenMode::ReadOnly)
+            .map_err(|e| Error::io("open segment", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        if !(SEGMENT_HEADER_BYTES as u64..=crate::options::SEGMENT_BYTES_LIMIT).contains(&len) {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!("segment length {len} is impossible"),
+            ));
+        }
+        let map = SharedMap::read_only(file.map_read(len).map_err(|e| Error::io("map", &path, e))?);
+        let all = map.get(0..map.len()).unwrap_or(&[]);
+        let header = SegmentHeader::decode(all).map_err(|e| corrupt_header(&path, e))?;
+        if header.base_offset != base || header.bucket != priority as u32 {
+            return Err(Error::corrupt(
+                &path,
+                12,
+                "header does not match the file name or directory",
+            ));
+        }
+        let idx_path = dir.join(index_file_name(base));
+        let mut rebuilt = false;
+        let idx = match load_index(ctx, &idx_path, &header, count)? {
+            Some(m) => m,
+            None => {
+                let s = scan(
+                    &all[SEGMENT_HEADER_BYTES..],
+                    SEGMENT_HEADER_BYTES,
+                    header.segment_id,
+                    base,
+                    None,
+                );
+                let complete = s.positions.len() as u64 == count;
+                if !complete || s.stop != ScanStop::End {
+                    let at = s.end;
+                    let why = match s.stop {
+                        ScanStop::End => format!(
+                            "sealed segment holds {} records, {count} expected",
+                            s.positions.len()
+                        ),
+                        ScanStop::Bad(e) => e.to_string(),
+                        ScanStop::StaleEpoch(_) | ScanStop::FutureEpoch(_) => {
+                            "record epoch out of order".into()
+                        }
+                    };
+                    return Err(Error::corrupt(&path, at, why));
+                }
+                write_index(ctx, dir, &header, &s.positions, s.end)?;
+                rebuilt = true;
+                load_index(ctx, &idx_path, &header, count)?.ok_or_else(|| {
+                    Error::corrupt(&idx_path, 0, "index unreadable right after writing it")
+                })?
+            }
+        };
+        let idx_bytes = idx.get(0..idx.len()).unwrap_or(&[]);
+        let ih =
+            index::decode(idx_bytes).map_err(|e| Error::corrupt(&idx_path, 0, format!("{e:?}")))?;
+        if ih.data_end > len || ih.data_end < SEGMENT_HEADER_BYTES as u64 {
+            return Err(Error::corrupt(
+                &idx_path,
+                40,
+                "index data end outside the segment",
+            ));
+        }
+        let seg = Segment {
+            path,
+            priority,
+            base,
+            id: header.segment_id,
+            map,
+            index: SegIndex::Sealed {
+                count: ih.count,
+                data_end: ih.data_end,
+                idx,
+            },
+        };
+        Ok((Arc::new(seg), rebuilt))
+    }
+
+    /// Sets the position of record `i` (writer only; not yet published).
+    #[inline]
+    pub(crate) fn push(&self, i: u64, pos: u32) {
+        if let SegIndex::Active { positions, .. } = &self.index {
+            positions.set(i as usize, pos);
+        }
+    }
+
+    /// Publishes the first `count` records, which end at byte `end`. One
+    /// `Release` store makes both visible together.
+    #[inline]
+    pub(crate) fn publish(&self, count: u64, end: u64) {
+        if let SegIndex::Active { tail, .. } = &self.index {
+            tail.store((count << 32) | end, Ordering::Release);
+        }
+    }
+
+    /// Makes everything published so far durable, and records the previous
+    /// durable end in the header (see DESIGN.md, "the durable watermark").
+    /// Returns the offset up to which the segment is now durable.
+    pub(crate) fn sync(&self) -> std::io::Result<u64> {
+        let SegIndex::Active {
+            tail,
+            synced_end,
+            epoch,
+            ..
+        } = &self.index
+        else {
+            return Ok(self.end_offset());
+        };
+        let t = tail.load(Ordering::Acquire);
+        let (count, end) = (t >> 32, t & 0xffff_ffff);
+        let prev = synced_end.load(Ordering::Relaxed);
+        let state = SegmentState {
+            epoch: *epoch,
+            synced_end: prev,
+        };
+        self.map.write_header(STATE_OFFSET, &state.encode(self.id));
+        self.map.flush(0..end as usize)?;
+        synced_end.store(end, Ordering::Relaxed);
+        Ok(self.base + count)
+    }
+
+    /// The shared map (for recovery copies).
+    pub(crate) fn map(&self) -> &Arc<SharedMap> {
+        &self.map
+    }
+
+    /// Positions of all published records (for sealing).
+    pub(crate) fn positions(&self) -> Vec<u32> {
+        match &self.index {
+            SegIndex::Active { positions, .. } => (0..self.count() as usize)
+                .map(|i| positions.get(i).unwrap_or(0))
+                .collect(),
+            SegIndex::Sealed { idx, count, .. } => {
+                let b = idx.get(0..idx.len()).unwrap_or(&[]);
+                (0..*count).map(|i| index::position(b, i)).collect()
+            }
+        }
+    }
+
+    /// Segment header (for sealing).
+    pub(crate) fn header(&self) -> SegmentHeader {
+        let mut hb = [0u8; 64];
+        if self.map.len() >= SEGMENT_HEADER_BYTES {
+            match &self.index {
+                SegIndex::Active { .. } => self.map.read_header(0, &mut hb),
+                SegIndex::Sealed { .. } => {
+                    hb.copy_from_slice(self.map.get(0..64).unwrap_or(&[0; 64]))
+                }
+            }
+        }
+        let mut full = [0u8; SEGMENT_HEADER_BYTES];
+        full[..64].copy_from_slice(&hb);
+        SegmentHeader::decode(&full).unwrap_or(SegmentHeader {
+            bucket: self.priority as u32,
+            segment_id: self.id,
+            base_offset: self.base,
+            created_us: 0,
+            file_bytes: self.map.len() as u64,
+        })
+    }
+}
+
+/// The active segment as found on disk, before recovery decides where its
+/// data ends.
+pub(crate) struct RawActive {
+    pub(crate) path: PathBuf,
+    pub(crate) priority: u8,
+    pub(crate) header: SegmentHeader,
+    pub(crate) state: Option<SegmentState>,
+    pub(crate) map: Arc<SharedMap>,
+    pub(crate) writer: MapWriter,
+    pub(crate) file: Arc<dyn VFile>,
+}
+
+impl RawActive {
+    /// Finishes opening: publishes `positions` (ending at `end`) as the
+    /// segment's records and returns the writer.
+    pub(crate) fn into_writer(mut self, positions: &[u32], end: u64, epoch: u32) -> ActiveWriter {
+        let capacity = (self.map.len() - SEGMENT_HEADER_BYTES) / RECORD_HEADER_BYTES;
+        let idx = AppendIndex::new(capacity);
+        for (i, p) in positions.iter().enumerate() {
+            idx.set(i, *p);
+        }
+        self.writer.commit(end as usize);
+        let seg = Arc::new(Segment {
+            path: self.path,
+            priority: self.priority,
+            base: self.header.base_offset,
+            id: self.header.segment_id,
+            map: self.map,
+            index: SegIndex::Active {
+                positions: idx,
+                tail: AtomicU64::new(((positions.len() as u64) << 32) | end),
+                synced_end: AtomicU64::new(end),
+                epoch,
+            },
+        });
+        ActiveWriter {
+            seg,
+            map: self.writer,
+            file: self.file,
+        }
+    }
+}
+
+/// Loads and checks an index file; `None` if it is missing or unusable (the
+/// caller rebuilds it).
+fn load_index(
+    ctx: &Ctx,
+    path: &Path,
+    header: &SegmentHeader,
+    count: u64,
+) -> Result<Option<Arc<SharedMap>>> {
+    let vfs = &*ctx.vfs;
+    let file = match vfs.open(path, OpenMode::ReadOnly) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => return Ok(None),
+    };
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let max = INDEX_HEADER_BYTES as u64 + count * 4 + (1 << 26);
+    if len < INDEX_HEADER_BYTES as u64 || len > max {
+        return Ok(None);
+    }
+    let map = SharedMap::read_only(file.map_read(len).map_err(|e| Error::io("map", path, e))?);
+    let b = map.get(0..map.len()).unwrap_or(&[]);
+    match index::decode(b) {
+        Ok(h)
+            if h.segment_id == header.segment_id
+                && h.base_offset == header.base_offset
+                && h.count == count =>
+        {
+            Ok(Some(map))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Writes the index of a sealed segment (temporary file, sync, rename, sync
+/// directory).
+pub(crate) fn write_index(
+    ctx: &Ctx,
+    dir: &Path,
+    header: &SegmentHeader,
+    positions: &[u32],
+    data_end: u64,
+) -> Result<()> {
+    let ih = IndexHeader {
+        bucket: header.bucket,
+        segment_id: header.segment_id,
+        base_offset: header.base_offset,
+        count: positions.len() as u64,
+        data_end,
+        blob_refs: 0,
+    };
+    let bytes = index::encode(&ih, positions, &[]);
+    io::write_file_atomic(&*ctx.vfs, dir, &index_file_name(header.base_offset), &bytes)
+}

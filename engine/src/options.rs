@@ -1,0 +1,193 @@
+//! Store options and stream configuration.
+
+use crate::format::segment::SEGMENT_HEADER_BYTES;
+use crate::io::Vfs;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When a send is durable. Consumer acknowledgements follow the same setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `send` returns after its bytes are on disk (msync `MS_SYNC`).
+    /// Concurrent senders share one sync (group commit). Survives process
+    /// crashes, OS crashes and power loss. The default.
+    Always,
+    /// A background thread syncs every interval; `Store::sync` forces one.
+    /// A process crash loses nothing already sent (the data is in the page
+    /// cache); an OS crash or power loss may lose up to one interval.
+    Interval(Duration),
+    /// Only `Store::sync` and closing the store sync. A process crash loses
+    /// nothing already sent; an OS crash or power loss may lose everything
+    /// since the last sync. Not durable.
+    Never,
+}
+
+/// Options of [`crate::Store::open`]. Build with the setters:
+///
+/// ```
+/// use spool::{Durability, Options};
+/// let opts = Options::default()
+///     .durability(Durability::Never)
+///     .segment_bytes_max(8 << 20);
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) segment_bytes_max: u64,
+    message_bytes_max: Option<u64>,
+    pub(crate) allocation_chunk_bytes: u64,
+    pub(crate) durability: Durability,
+    pub(crate) vfs: Option<Arc<dyn Vfs>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("segment_bytes_max", &self.segment_bytes_max)
+            .field("message_bytes_max", &self.message_limit())
+            .field("allocation_chunk_bytes", &self.allocation_chunk_bytes)
+            .field("durability", &self.durability)
+            .finish()
+    }
+}
+
+/// Smallest allowed segment size.
+pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+/// Largest allowed segment size (positions in indexes are `u32`).
+pub const SEGMENT_BYTES_LIMIT: u64 = 1 << 30;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            segment_bytes_max: 64 << 20,
+            message_bytes_max: None,
+            allocation_chunk_bytes: 1 << 20,
+            durability: Durability::Always,
+            vfs: None,
+        }
+    }
+}
+
+impl Options {
+    /// Size of a segment file; a bucket rolls to a new segment when the next
+    /// record does not fit. Default = 64 MiB; 64 KiB..=1 GiB.
+    pub fn segment_bytes_max(mut self, bytes: u64) -> Self {
+        self.segment_bytes_max = bytes;
+        self
+    }
+
+    /// Largest message (headers plus payload, as encoded). Larger sends fail
+    /// with [`Error::MessageTooLarge`]. Default = 8 MiB or a quarter of
+    /// `segment_bytes_max`, whichever is smaller; at most that quarter.
+    pub fn message_bytes_max(mut self, bytes: u64) -> Self {
+        self.message_bytes_max = Some(bytes);
+        self
+    }
+
+    /// The effective message size limit.
+    pub(crate) fn message_limit(&self) -> u64 {
+        self.message_bytes_max
+            .unwrap_or_else(|| (8 << 20).min(self.message_bytes_limit()))
+    }
+
+    /// The effective allocation chunk.
+    pub(crate) fn chunk_bytes(&self) -> u64 {
+        self.allocation_chunk_bytes.min(self.segment_bytes_max)
+    }
+
+    fn message_bytes_limit(&self) -> u64 {
+        self.segment_bytes_max
+            .saturating_sub(SEGMENT_HEADER_BYTES as u64)
+            / 4
+    }
+
+    /// Disk space is reserved (fallocate) in chunks of this size ahead of
+    /// appends. Default = 1 MiB; at least 4 KiB; capped at `segment_bytes_max`.
+    pub fn allocation_chunk_bytes(mut self, bytes: u64) -> Self {
+        self.allocation_chunk_bytes = bytes;
+        self
+    }
+
+    /// When sends and acknowledgements are durable. Default = [`Durability::Always`].
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// Runs the store on another file system implementation (tests).
+    #[doc(hidden)]
+    #[cfg(feature = "sim")]
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
+        self.vfs = Some(vfs);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidConfig(m));
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes_max) {
+            return bad(format!(
+                "segment_bytes_max {} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_LIMIT}",
+                self.segment_bytes_max
+            ));
+        }
+        if self.segment_bytes_max % 4096 != 0 {
+            return bad("segment_bytes_max must be a multiple of 4096".into());
+        }
+        let message_limit = self.message_bytes_limit();
+        let message_max = self.message_limit();
+        if message_max == 0 || message_max > message_limit {
+            return bad(format!(
+                "message_bytes_max {message_max} is outside 1..={message_limit} (a quarter of a segment)"
+            ));
+        }
+        if self.allocation_chunk_bytes < 4096 {
+            return bad(format!(
+                "allocation_chunk_bytes {} is below 4096",
+                self.allocation_chunk_bytes
+            ));
+        }
+        if let Durability::Interval(d) = self.durability {
+            if d.is_zero() {
+                return bad("Durability::Interval needs a non-zero interval".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Most priority levels a stream can have.
+pub const PRIORITIES_MAX: u8 = 16;
+
+/// Configuration of a stream, fixed at creation and persisted in `stream.meta`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StreamConfig {
+    /// Number of priority levels, 1..=16 (0 = lowest). Each level is a
+    /// separate bucket with its own offsets. Default = 1.
+    pub priorities: u8,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig { priorities: 1 }
+    }
+}
+
+impl StreamConfig {
+    /// Sets the number of priority levels (1..=16).
+    pub fn priorities(mut self, levels: u8) -> Self {
+        self.priorities = levels;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.priorities == 0 || self.priorities > PRIORITIES_MAX {
+            return Err(Error::InvalidConfig(format!(
+                "priorities {} is outside 1..={PRIORITIES_MAX}",
+                self.priorities
+            )));
+        }
+        Ok(())
+    }
+}

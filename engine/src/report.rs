@@ -1,0 +1,79 @@
+//! What recovery found and did when the store was opened.
+
+use std::path::PathBuf;
+
+/// A torn tail cut from the end of a bucket's log at open: bytes after the
+/// last valid record that were not known durable (an unfinished write at the
+/// moment of a crash). They were copied to `quarantine`, then zeroed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// Stream name.
+    pub stream: String,
+    /// Priority level (bucket).
+    pub priority: u8,
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Byte position of the cut within the segment.
+    pub position: u64,
+    /// Number of bytes cut (and quarantined).
+    pub bytes: u64,
+    /// The offset the next message in this bucket gets; a message the
+    /// torn bytes may have held would have had this offset.
+    pub first_lost_offset: u64,
+    /// Where the cut bytes were copied.
+    pub quarantine: PathBuf,
+}
+
+/// Everything recovery did while opening a store. Empty after a clean close.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Torn tails cut from active segments.
+    pub torn_tails: Vec<TornTail>,
+    /// Indexes of sealed segments that were missing and were rebuilt.
+    pub rebuilt_indexes: Vec<PathBuf>,
+    /// Temporary files left by an interrupted write, removed.
+    pub removed_temp_files: Vec<PathBuf>,
+    /// Streams whose creation was interrupted, removed.
+    pub removed_incomplete_streams: Vec<PathBuf>,
+}
+
+impl RecoveryReport {
+    /// True when recovery found nothing to do.
+    pub fn is_clean(&self) -> bool {
+        self.torn_tails.is_empty()
+            && self.rebuilt_indexes.is_empty()
+            && self.removed_temp_files.is_empty()
+            && self.removed_incomplete_streams.is_empty()
+    }
+}
+
+impl std::fmt::Display for RecoveryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_clean() {
+            return writeln!(f, "clean: nothing to recover");
+        }
+        for t in &self.torn_tails {
+            writeln!(
+                f,
+                "torn tail: stream {} priority {}: {} bytes cut at byte {} of {} (next offset {}), copied to {}",
+                t.stream,
+                t.priority,
+                t.bytes,
+                t.position,
+                t.segment.display(),
+                t.first_lost_offset,
+                t.quarantine.display()
+            )?;
+        }
+        for p in &self.rebuilt_indexes {
+            writeln!(f, "rebuilt index {}", p.display())?;
+        }
+        for p in &self.removed_temp_files {
+            writeln!(f, "removed temporary file {}", p.display())?;
+        }
+        for p in &self.removed_incomplete_streams {
+            writeln!(f, "removed incomplete stream {}", p.display())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,438 @@
+//! The store: a locked directory holding streams.
+
+use crate::ctx::{random_u64, Ctx};
+use crate::format::meta::{self, STREAM_META_MAGIC};
+use crate::io::{self, real::RealFs, EntryKind, LockGuard, OpenMode, Vfs};
+use crate::log::Bucket;
+use crate::options::{Durability, Options, StreamConfig};
+use crate::report::RecoveryReport;
+use crate::stream::{Stream, StreamInner};
+use crate::{name, Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+const STORE_META: &str = "store.meta";
+const STORE_META_MAGIC: [u8; 8] = *b"SPOOLSTR";
+const STORE_VERSION: u32 = 1;
+const STREAM_META: &str = "stream.meta";
+const STREAM_META_VERSION: u32 = 1;
+const STREAMS_DIR: &str = "streams";
+const LOCK_FILE: &str = "LOCK";
+
+/// An open store: a directory of streams, locked against other openers.
+///
+/// Cheap to clone (an `Arc` inside), `Send + Sync`. The store stays open
+/// until the last clone (and every [`Stream`] handle) is dropped; dropping
+/// it syncs what was written.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    ctx: Arc<Ctx>,
+    streams: RwLock<BTreeMap<String, Stream>>,
+    create_lock: Mutex<()>,
+    report: RecoveryReport,
+    syncer: Option<Arc<SyncerStop>>,
+    _lock: Box<dyn LockGuard>,
+}
+
+impl std::fmt::Debug for StoreInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.ctx.root)
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct SyncerStop {
+    stop: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if missing, and recovers it
+    /// (see [`Store::recovery_report`]). Fails with [`Error::Locked`] if
+    /// another `Store`, in this process or another, has it open.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+        options.validate()?;
+        let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(RealFs));
+        let root = path.as_ref().to_path_buf();
+        create_dir_all(&*vfs, &root)?;
+        let lock = vfs.lock(&root.join(LOCK_FILE)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked { path: root.clone() }
+            } else {
+                Error::io("lock", root.join(LOCK_FILE), e)
+            }
+        })?;
+        let ctx = Arc::new(Ctx::new(vfs.clone(), options, root.clone()));
+        init_layout(&*vfs, &root)?;
+        let mut report = RecoveryReport::default();
+        let streams_dir = root.join(STREAMS_DIR);
+        let mut streams = BTreeMap::new();
+        for e in vfs
+            .read_dir(&streams_dir)
+            .map_err(|e| Error::io("list", &streams_dir, e))?
+        {
+            if e.kind != EntryKind::Dir {
+                continue;
+            }
+            let dir = streams_dir.join(&e.name);
+            if e.name.starts_with(".tmp-") {
+                // A stream whose creation was interrupted before it was
+                // renamed into place: it never existed.
+                remove_dir_all(&*vfs, &dir)?;
+                vfs.sync_dir(&streams_dir)
+                    .map_err(|e| Error::io("sync directory", &streams_dir, e))?;
+                report.removed_incomplete_streams.push(dir);
+                continue;
+            }
+            if name::validate(&e.name).is_err() {
+                continue;
+            }
+            if let Some(inner) = open_stream(&ctx, &e.name, &dir, &mut report)? {
+                streams.insert(e.name.clone(), Stream::from_inner(Arc::new(inner)));
+            }
+        }
+        let syncer = matches!(ctx.opts.durability, Durability::Interval(_))
+            .then(|| Arc::new(SyncerStop::default()));
+        let inner = Arc::new(StoreInner {
+            ctx,
+            streams: RwLock::new(streams),
+            create_lock: Mutex::new(()),
+            report,
+            syncer,
+            _lock: lock,
+        });
+        if let (Some(stop), Durability::Interval(every)) =
+            (&inner.syncer, inner.ctx.opts.durability)
+        {
+            spawn_syncer(Arc::downgrade(&inner), stop.clone(), every);
+        }
+        Ok(Store { inner })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.ctx.root
+    }
+
+    /// What recovery found and did while opening.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Gets the stream `name`, creating it with the default configuration if
+    /// it does not exist.
+    pub fn stream(&self, name: &str) -> Result<Stream> {
+        name::validate(name)?;
+        if let Some(s) = self.get(name) {
+            return Ok(s);
+        }
+        self.create(name, StreamConfig::default(), false)
+    }
+
+    /// Creates the stream `name` with `config`; fails with
+    /// [`Error::StreamExists`] if it exists. Creation is atomic: after a
+    /// crash the stream either exists whole or not at all.
+    pub fn create_stream(&self, name: &str, config: StreamConfig) -> Result<Stream> {
+        name::validate(name)?;
+        config.validate()?;
+        self.create(name, config, true)
+    }
+
+    /// Names of all streams, sorted.
+    pub fn streams(&self) -> Vec<String> {
+        self.inner
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Makes everything sent to any stream so far durable.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    /// True after a failed sync: nothing more is acknowledged; reopen the
+    /// store to recover.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.ctx.is_poisoned()
+    }
+
+    /// Syncs and closes this handle. The store is unlocked once every clone
+    /// and stream handle is dropped.
+    pub fn close(self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    fn get(&self, name: &str) -> Option<Stream> {
+        self.inner
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn create(&self, name: &str, config: StreamConfig, must_be_new: bool) -> Result<Stream> {
+        let ctx = &self.inner.ctx;
+        ctx.check()?;
+        let _g = self
+            .inner
+            .create_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = self.get(name) {
+            if must_be_new {
+                return Err(Error::StreamExists {
+                    name: name.to_string(),
+                });
+            }
+            return Ok(s);
+        }
+        let vfs = &*ctx.vfs;
+        let streams_dir = ctx.root.join(STREAMS_DIR);
+        let tmp = streams_dir.join(format!(".tmp-{name}-{:016x}", random_u64()));
+        let io_err = |op, p: &Path| {
+            let p = p.to_path_buf();
+            move |e| Error::io(op, p, e)
+        };
+        vfs.create_dir(&tmp)
+            .map_err(io_err("create directory", &tmp))?;
+        let body =
+            postcard::to_allocvec(&config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        io::write_file_atomic(
+            vfs,
+            &tmp,
+            STREAM_META,
+            &meta::encode(STREAM_META_MAGIC, STREAM_META_VERSION, &body),
+        )?;
+        for p in 0..config.priorities {
+            let d = tmp.join(format!("p{p}"));
+            vfs.create_dir(&d).map_err(io_err("create directory", &d))?;
+        }
+        vfs.sync_dir(&tmp).map_err(io_err("sync directory", &tmp))?;
+        let dir = streams_dir.join(name);
+        vfs.rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
+        vfs.sync_dir(&streams_dir)
+            .map_err(io_err("sync directory", &streams_dir))?;
+        let mut report = RecoveryReport::default();
+        let inner = open_stream(ctx, name, &dir, &mut report)?.ok_or_else(|| {
+            Error::corrupt(dir.join(STREAM_META), 0, "stream vanished after creation")
+        })?;
+        let stream = Stream::from_inner(Arc::new(inner));
+        self.inner
+            .streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), stream.clone());
+        Ok(stream)
+    }
+}
+
+impl StoreInner {
+    fn sync(&self) -> Result<()> {
+        self.ctx.check()?;
+        let streams: Vec<Stream> = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in streams {
+            s.sync()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        if let Some(s) = &self.syncer {
+            *s.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            s.cv.notify_all();
+        }
+        if !self.ctx.is_poisoned() {
+            // Best effort: a caller who wants the error calls `close`.
+            let _ = self.sync();
+        }
+    }
+}
+
+fn spawn_syncer(store: Weak<StoreInner>, stop: Arc<SyncerStop>, every: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("spool-sync".into())
+        .spawn(move || loop {
+            {
+                let g = stop.stop.lock().unwrap_or_else(|e| e.into_inner());
+                let (g, _) = stop
+                    .cv
+                    .wait_timeout_while(g, every, |stopped| !*stopped)
+                    .unwrap_or_else(|e| e.into_inner());
+                if *g {
+                    return;
+                }
+            }
+            let Some(inner) = store.upgrade() else { return };
+            if inner.sync().is_err() {
+                // Poisoned: later sends report it; nothing more to do here.
+                return;
+            }
+        });
+    // Without the thread, `Interval` degrades to `Never` until `sync`; there
+    // is no error channel from `open` for this rare case.
+    drop(spawned);
+}
+
+/// Opens one stream directory; `None` if it is not a stream (no meta file
+/// and no bucket directories: someone else's directory).
+fn open_stream(
+    ctx: &Arc<Ctx>,
+    name: &str,
+    dir: &Path,
+    report: &mut RecoveryReport,
+) -> Result<Option<StreamInner>> {
+    let vfs = &*ctx.vfs;
+    let meta_path = dir.join(STREAM_META);
+    let config = match vfs.open(&meta_path, OpenMode::ReadOnly) {
+        Ok(f) => {
+            let bytes = io::read_file_limited(&*f, meta::META_BODY_BYTES_MAX as u64 + 64)
+                .map_err(|e| Error::io("read", &meta_path, e))?;
+            let (version, body) = meta::decode(STREAM_META_MAGIC, &bytes)
+                .map_err(|e| Error::corrupt(&meta_path, 0, format!("stream config: {e:?}")))?;
+            if version != STREAM_META_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    file: meta_path,
+                    version,
+                });
+            }
+            let config: StreamConfig = postcard::from_bytes(body)
+                .map_err(|e| Error::corrupt(&meta_path, 24, format!("stream config: {e}")))?;
+            config
+                .validate()
+                .map_err(|e| Error::corrupt(&meta_path, 24, e.to_string()))?;
+            config
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let has_buckets = vfs
+                .read_dir(dir)
+                .map_err(|e| Error::io("list", dir, e))?
+                .iter()
+                .any(|e| e.kind == EntryKind::Dir && e.name.starts_with('p'));
+            if has_buckets {
+                return Err(Error::corrupt(&meta_path, 0, "stream config missing"));
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::io("open", &meta_path, e)),
+    };
+    let mut buckets = Vec::with_capacity(config.priorities as usize);
+    for p in 0..config.priorities {
+        let bdir = dir.join(format!("p{p}"));
+        if vfs.kind(&bdir).map_err(|e| Error::io("stat", &bdir, e))? != Some(EntryKind::Dir) {
+            return Err(Error::corrupt(&bdir, 0, "bucket directory missing"));
+        }
+        buckets.push(Bucket::open(ctx, name, p, &bdir, report)?);
+    }
+    Ok(Some(StreamInner {
+        name: name.to_string(),
+        config,
+        buckets,
+        ctx: ctx.clone(),
+    }))
+}
+
+/// Creates the store's files on first open; checks the format version.
+fn init_layout(vfs: &dyn Vfs, root: &Path) -> Result<()> {
+    let meta_path = root.join(STORE_META);
+    match vfs.open(&meta_path, OpenMode::ReadOnly) {
+        Ok(f) => {
+            let bytes =
+                io::read_file_limited(&*f, 4096).map_err(|e| Error::io("read", &meta_path, e))?;
+            let (version, _) = meta::decode(STORE_META_MAGIC, &bytes)
+                .map_err(|e| Error::corrupt(&meta_path, 0, format!("store meta: {e:?}")))?;
+            if version != STORE_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    file: meta_path,
+                    version,
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            io::write_file_atomic(
+                vfs,
+                root,
+                STORE_META,
+                &meta::encode(STORE_META_MAGIC, STORE_VERSION, &[]),
+            )?;
+        }
+        Err(e) => return Err(Error::io("open", &meta_path, e)),
+    }
+    let streams = root.join(STREAMS_DIR);
+    match vfs
+        .kind(&streams)
+        .map_err(|e| Error::io("stat", &streams, e))?
+    {
+        Some(EntryKind::Dir) => {}
+        None => {
+            vfs.create_dir(&streams)
+                .map_err(|e| Error::io("create directory", &streams, e))?;
+            vfs.sync_dir(root)
+                .map_err(|e| Error::io("sync directory", root, e))?;
+        }
+        Some(_) => return Err(Error::corrupt(&streams, 0, "`streams` is not a directory")),
+    }
+    Ok(())
+}
+
+/// Creates `path` and missing parents, syncing each parent.
+fn create_dir_all(vfs: &dyn Vfs, path: &Path) -> Result<()> {
+    match vfs.kind(path).map_err(|e| Error::io("stat", path, e))? {
+        Some(EntryKind::Dir) => return Ok(()),
+        Some(_) => {
+            return Err(Error::InvalidConfig(format!(
+                "{} exists and is not a directory",
+                path.display()
+            )))
+        }
+        None => {}
+    }
+    let parent: PathBuf = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    create_dir_all(vfs, &parent)?;
+    match vfs.create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(Error::io("create directory", path, e)),
+    }
+    vfs.sync_dir(&parent)
+        .map_err(|e| Error::io("sync directory", &parent, e))
+}
+
+/// Removes a directory tree that Spool created (plain files and directories
+/// only; anything else is left and makes this fail).
+fn remove_dir_all(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    for e in vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let p = dir.join(&e.name);
+        match e.kind {
+            EntryKind::Dir => remove_dir_all(vfs, &p)?,
+            _ => vfs
+                .remove_file(&p)
+                .map_err(|e| Error::io("remove", &p, e))?,
+        }
+    }
+    vfs.remove_dir(dir)
+        .map_err(|e| Error::io("remove directory", dir, e))
+}

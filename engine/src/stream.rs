@@ -1,0 +1,292 @@
+//! Streams: named logs with one bucket per priority level.
+
+use crate::ctx::Ctx;
+use crate::format::headers;
+use crate::format::record::RECORD_HEADER_BYTES;
+use crate::log::bucket::Prepared;
+use crate::log::Bucket;
+use crate::options::{Durability, StreamConfig};
+use crate::record::{Message, Record};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// A named, durable stream of messages. Cheap to clone; all clones share the
+/// same log. `Send + Sync`: any number of threads may send and read at once.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    inner: Arc<StreamInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct StreamInner {
+    pub(crate) name: String,
+    pub(crate) config: StreamConfig,
+    pub(crate) buckets: Vec<Bucket>,
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+/// Figures of one priority bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketStats {
+    /// Priority level.
+    pub priority: u8,
+    /// First retained offset.
+    pub first_offset: u64,
+    /// Offset the next message will get.
+    pub end_offset: u64,
+    /// Offsets below this are durable.
+    pub durable_offset: u64,
+    /// Number of segment files.
+    pub segments: usize,
+    /// Bytes of the segment files.
+    pub bytes: u64,
+}
+
+/// Figures of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStats {
+    /// One entry per priority level, lowest first.
+    pub buckets: Vec<BucketStats>,
+}
+
+impl StreamStats {
+    /// Messages retained in all buckets.
+    pub fn messages(&self) -> u64 {
+        self.buckets
+            .iter()
+            .map(|b| b.end_offset - b.first_offset)
+            .sum()
+    }
+}
+
+/// A message encoded and checked, ready to append.
+struct Encoded<'a> {
+    headers: Vec<u8>,
+    payload: &'a [u8],
+    priority: u8,
+}
+
+impl Stream {
+    pub(crate) fn from_inner(inner: Arc<StreamInner>) -> Stream {
+        Stream { inner }
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The stream's configuration.
+    pub fn config(&self) -> &StreamConfig {
+        &self.inner.config
+    }
+
+    /// Appends `payload` at priority 0 and returns its offset. With
+    /// [`Durability::Always`] it is on disk when this returns.
+    pub fn send(&self, payload: &[u8]) -> Result<u64> {
+        self.check_size(0, payload.len())?;
+        let bucket = &self.inner.buckets[0];
+        let range = bucket.append(&[(&[], payload, 0)])?;
+        self.after_append(bucket, range.end)?;
+        Ok(range.start)
+    }
+
+    /// Appends a message with headers and a priority; returns its offset
+    /// within its priority's bucket.
+    pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
+        let e = self.encode(&msg)?;
+        let bucket = &self.inner.buckets[e.priority as usize];
+        let range = bucket.append(&[(&e.headers, e.payload, 0)])?;
+        self.after_append(bucket, range.end)?;
+        Ok(range.start)
+    }
+
+    /// Appends many messages with one reservation and one sync per bucket.
+    /// Returns their offsets in input order. Every message is checked before
+    /// anything is written; if writing fails midway (disk full, failed
+    /// sync) a prefix of the batch may have been stored, unacknowledged.
+    pub fn send_batch<'m, I, M>(&self, msgs: I) -> Result<Vec<u64>>
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<Message<'m>>,
+    {
+        let encoded = msgs
+            .into_iter()
+            .map(|m| self.encode(&m.into()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut offsets = vec![0u64; encoded.len()];
+        let levels = self.inner.buckets.len();
+        let mut touched = Vec::new();
+        for p in 0..levels {
+            let mut which = Vec::new();
+            let mut prepared: Vec<Prepared<'_>> = Vec::new();
+            for (i, e) in encoded.iter().enumerate() {
+                if e.priority as usize == p {
+                    which.push(i);
+                    prepared.push((&e.headers, e.payload, 0));
+                }
+            }
+            if prepared.is_empty() {
+                continue;
+            }
+            let bucket = &self.inner.buckets[p];
+            let range = bucket.append(&prepared)?;
+            for (k, i) in which.into_iter().enumerate() {
+                offsets[i] = range.start + k as u64;
+            }
+            touched.push((p, range.end));
+        }
+        for (p, end) in touched {
+            self.after_append(&self.inner.buckets[p], end)?;
+        }
+        Ok(offsets)
+    }
+
+    fn after_append(&self, bucket: &Bucket, end: u64) -> Result<()> {
+        match self.inner.ctx.opts.durability {
+            Durability::Always => bucket.sync_to(end),
+            Durability::Interval(_) | Durability::Never => Ok(()),
+        }
+    }
+
+    fn check_size(&self, headers_len: usize, payload_len: usize) -> Result<()> {
+        let bytes = (headers_len + payload_len) as u64;
+        let limit = self.inner.ctx.opts.message_limit();
+        if bytes > limit {
+            return Err(Error::MessageTooLarge { bytes, limit });
+        }
+        debug_assert!(RECORD_HEADER_BYTES as u64 + bytes < self.inner.ctx.opts.segment_bytes_max);
+        Ok(())
+    }
+
+    fn encode<'m>(&self, m: &Message<'m>) -> Result<Encoded<'m>> {
+        let levels = self.inner.buckets.len() as u8;
+        if m.priority >= levels {
+            return Err(Error::InvalidPriority {
+                priority: m.priority,
+                levels,
+            });
+        }
+        let mut hdr = Vec::new();
+        if !m.headers.is_empty() {
+            let n = headers::encoded_len(m.headers.iter().copied()).ok_or(Error::InvalidHeaders {
+                reason: "a key is empty or longer than 255 bytes, a value longer than 65,535 bytes, or all together longer than 65,535 bytes",
+            })?;
+            hdr.reserve_exact(n);
+            for (k, v) in &m.headers {
+                headers::encode_pair(&mut hdr, k, v);
+            }
+        }
+        self.check_size(hdr.len(), m.payload.len())?;
+        Ok(Encoded {
+            headers: hdr,
+            payload: m.payload,
+            priority: m.priority,
+        })
+    }
+
+    /// Reads the message at `offset` of priority 0; `None` if no message has
+    /// that offset yet.
+    pub fn read(&self, offset: u64) -> Result<Option<Record>> {
+        self.read_priority(0, offset)
+    }
+
+    /// Reads the message at `offset` of a priority level.
+    pub fn read_priority(&self, priority: u8, offset: u64) -> Result<Option<Record>> {
+        self.bucket(priority)?.read(offset)
+    }
+
+    /// Iterates over priority 0 from `offset` to the current end.
+    pub fn iter_from(&self, offset: u64) -> Iter {
+        Iter {
+            stream: self.clone(),
+            priority: 0,
+            next: offset,
+            done: false,
+        }
+    }
+
+    /// Iterates over one priority level from `offset` to the current end.
+    pub fn iter_priority(&self, priority: u8, offset: u64) -> Result<Iter> {
+        self.bucket(priority)?;
+        Ok(Iter {
+            stream: self.clone(),
+            priority,
+            next: offset,
+            done: false,
+        })
+    }
+
+    /// Makes everything sent to this stream so far durable.
+    pub fn sync(&self) -> Result<()> {
+        for b in &self.inner.buckets {
+            b.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Offsets and sizes of each priority bucket.
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            buckets: self
+                .inner
+                .buckets
+                .iter()
+                .map(|b| BucketStats {
+                    priority: b.priority,
+                    first_offset: b.first_offset(),
+                    end_offset: b.end_offset(),
+                    durable_offset: b.durable_offset(),
+                    segments: b.segment_count(),
+                    bytes: b.file_bytes(),
+                })
+                .collect(),
+        }
+    }
+
+    fn bucket(&self, priority: u8) -> Result<&Bucket> {
+        self.inner
+            .buckets
+            .get(priority as usize)
+            .ok_or(Error::InvalidPriority {
+                priority,
+                levels: self.inner.buckets.len() as u8,
+            })
+    }
+}
+
+/// Iterator over the messages of one bucket, from an offset to the end as it
+/// is when `next` is called. Yields an error (and then stops) on damage.
+#[derive(Debug)]
+pub struct Iter {
+    stream: Stream,
+    priority: u8,
+    next: u64,
+    done: bool,
+}
+
+impl Iterator for Iter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if self.done {
+            return None;
+        }
+        match self.stream.read_priority(self.priority, self.next) {
+            Ok(Some(r)) => {
+                self.next += 1;
+                Some(Ok(r))
+            }
+            Ok(None) => None,
+            Err(Error::OffsetNotRetained { first, .. }) => {
+                // Retention moved past us: continue at the first retained.
+                self.next = first;
+                self.next()
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
