@@ -23,6 +23,7 @@
 mod ctx;
 mod error;
 pub mod format;
+pub mod inspect;
 #[doc(hidden)]
 pub mod io;
 mod log;
