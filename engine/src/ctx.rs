@@ -1,7 +1,7 @@
 //! What every part of an open store shares: the file system, the options and
 //! the poison flag.
 
-use crate::io::Vfs;
+use crate::io::{LockGuard, Vfs};
 use crate::options::Options;
 use crate::{Error, Result};
 use std::path::PathBuf;
@@ -16,15 +16,24 @@ pub(crate) struct Ctx {
     pub(crate) opts: Options,
     pub(crate) root: PathBuf,
     poisoned: AtomicBool,
+    /// Held while anything of the store is alive: streams keep the store
+    /// locked even after the `Store` handle is dropped.
+    _lock: Box<dyn LockGuard>,
 }
 
 impl Ctx {
-    pub(crate) fn new(vfs: Arc<dyn Vfs>, opts: Options, root: PathBuf) -> Ctx {
+    pub(crate) fn new(
+        vfs: Arc<dyn Vfs>,
+        opts: Options,
+        root: PathBuf,
+        lock: Box<dyn LockGuard>,
+    ) -> Ctx {
         Ctx {
             vfs,
             opts,
             root,
             poisoned: AtomicBool::new(false),
+            _lock: lock,
         }
     }
 

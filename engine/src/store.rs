@@ -2,7 +2,7 @@
 
 use crate::ctx::{random_u64, Ctx};
 use crate::format::meta::{self, STREAM_META_MAGIC};
-use crate::io::{self, real::RealFs, EntryKind, LockGuard, OpenMode, Vfs};
+use crate::io::{self, real::RealFs, EntryKind, OpenMode, Vfs};
 use crate::log::Bucket;
 use crate::options::{Durability, Options, StreamConfig};
 use crate::report::RecoveryReport;
@@ -37,7 +37,6 @@ struct StoreInner {
     create_lock: Mutex<()>,
     report: RecoveryReport,
     syncer: Option<Arc<SyncerStop>>,
-    _lock: Box<dyn LockGuard>,
 }
 
 impl std::fmt::Debug for StoreInner {
@@ -70,7 +69,7 @@ impl Store {
                 Error::io("lock", root.join(LOCK_FILE), e)
             }
         })?;
-        let ctx = Arc::new(Ctx::new(vfs.clone(), options, root.clone()));
+        let ctx = Arc::new(Ctx::new(vfs.clone(), options, root.clone(), lock));
         init_layout(&*vfs, &root)?;
         let mut report = RecoveryReport::default();
         let streams_dir = root.join(STREAMS_DIR);
@@ -107,7 +106,6 @@ impl Store {
             create_lock: Mutex::new(()),
             report,
             syncer,
-            _lock: lock,
         });
         if let (Some(stop), Durability::Interval(every)) =
             (&inner.syncer, inner.ctx.opts.durability)

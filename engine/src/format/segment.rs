@@ -14,17 +14,18 @@
 //! | 48 | 12 | reserved, zero |
 //! | 60 | 4 | CRC-32 of bytes 0..60 |
 //!
-//! Mutable state, rewritten by the sync path (see DESIGN.md, durability):
+//! Bytes 64..512 are reserved (zero). The mutable state lives in a sector of
+//! its own, so that a torn write of it can never damage the static part:
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 64 | 4 | epoch: bumped and synced on every open that will append |
-//! | 68 | 4 | reserved, zero |
-//! | 72 | 8 | synced end: byte position up to which data is known durable |
-//! | 80 | 4 | CRC-32 of the segment id (8 bytes LE) and bytes 64..80 |
-//! | 84 | 44 | reserved, zero |
+//! | 512 | 4 | epoch: bumped and synced on every open that will append |
+//! | 516 | 4 | reserved, zero |
+//! | 520 | 8 | synced end: byte position up to which data is known durable |
+//! | 528 | 4 | CRC-32 of the segment id (8 bytes LE) and bytes 512..528 |
+//! | 532 | 492 | reserved, zero |
 //!
-//! Records start at byte 128.
+//! Records start at byte 1024.
 
 use super::{get_u32, get_u64, put_u32, put_u64};
 
@@ -33,9 +34,9 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"SPOOLSEG";
 /// The segment format version this build writes and reads.
 pub const SEGMENT_VERSION: u32 = 1;
 /// Bytes before the first record.
-pub const SEGMENT_HEADER_BYTES: usize = 128;
+pub const SEGMENT_HEADER_BYTES: usize = 1024;
 /// Start of the mutable state.
-pub const STATE_OFFSET: usize = 64;
+pub const STATE_OFFSET: usize = 512;
 /// Length of the mutable state block (epoch through its CRC).
 pub const STATE_BYTES: usize = 20;
 const STATIC_CRC_OFFSET: usize = 60;
@@ -78,7 +79,7 @@ pub enum HeaderDecodeError {
 }
 
 impl SegmentHeader {
-    /// Encodes the whole 128-byte header with `state`.
+    /// Encodes the whole header with `state`.
     pub fn encode(&self, state: SegmentState) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
         b[..8].copy_from_slice(&SEGMENT_MAGIC);
@@ -120,7 +121,7 @@ impl SegmentHeader {
 }
 
 impl SegmentState {
-    /// Encodes the state block (bytes 64..84 of the header).
+    /// Encodes the state block (bytes 512..532 of the header).
     pub fn encode(&self, segment_id: u64) -> [u8; STATE_BYTES] {
         let mut b = [0u8; STATE_BYTES];
         put_u32(&mut b, 0, self.epoch);

@@ -30,8 +30,13 @@ pub(crate) type FlushHook = Arc<dyn Fn(u64, &[u8]) -> io::Result<()> + Send + Sy
 
 enum Backing {
     Mut(memmap2::MmapMut),
-    Read(memmap2::Mmap),
-    Heap { buf: Arc<HeapBuf>, flush: FlushHook },
+    /// Owns the mapping; reads go through `MapMemory::ptr`.
+    Read(#[expect(dead_code, reason = "owns the mapping")] memmap2::Mmap),
+    Heap {
+        #[expect(dead_code, reason = "owns the buffer")]
+        buf: Arc<HeapBuf>,
+        flush: FlushHook,
+    },
 }
 
 /// The raw memory behind a map: a file mapping or a heap buffer.
@@ -96,11 +101,6 @@ impl MapMemory {
         }
     }
 
-    /// Length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     fn flush(&self, range: Range<usize>) -> io::Result<()> {
         let range = range.start.min(self.len)..range.end.min(self.len);
         if range.is_empty() {
@@ -141,6 +141,12 @@ pub(crate) struct HeapBuf {
 unsafe impl Send for HeapBuf {}
 // SAFETY: as above.
 unsafe impl Sync for HeapBuf {}
+
+impl std::fmt::Debug for HeapBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeapBuf").field("len", &self.len).finish()
+    }
+}
 
 impl HeapBuf {
     /// Allocates `len` zero bytes.

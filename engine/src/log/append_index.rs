@@ -27,6 +27,7 @@ impl AppendIndex {
     }
 
     /// Records capacity.
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.chunks.len() * CHUNK_SLOTS
     }

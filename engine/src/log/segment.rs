@@ -543,11 +543,6 @@ impl Segment {
         Ok(self.base + count)
     }
 
-    /// The shared map (for recovery copies).
-    pub(crate) fn map(&self) -> &Arc<SharedMap> {
-        &self.map
-    }
-
     /// Positions of all published records (for sealing).
     pub(crate) fn positions(&self) -> Vec<u32> {
         match &self.index {
