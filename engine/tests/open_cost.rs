@@ -1,0 +1,88 @@
+//! Goal: opening a store does not read sealed segments, so its cost does not
+//! grow with the size of the store.
+//!
+//! Method: the same stream is opened once holding 3 segments and once holding
+//! 40, on the simulated file system, which counts files opened, bytes read and
+//! bytes mapped. Both opens must cost exactly the same. (A timer would prove
+//! nothing on a shared machine; counted I/O is exact.)
+
+use spool::io::sim::{SimFs, SimStats};
+use spool::{Durability, Options, Store};
+use std::sync::Arc;
+
+const SEGMENT: u64 = 64 * 1024;
+
+fn options(fs: &SimFs) -> Options {
+    Options::default()
+        .durability(Durability::Never)
+        .segment_bytes_max(SEGMENT)
+        .vfs(Arc::new(fs.clone()))
+}
+
+/// Fills stream "s" until it has `segments` segments and the active one holds
+/// exactly `tail` messages; returns the cost of reopening.
+fn open_cost(segments: usize, tail: usize) -> SimStats {
+    let fs = SimFs::new();
+    {
+        let store = Store::open("/db", options(&fs)).unwrap();
+        let s = store.stream("s").unwrap();
+        let msg = [7u8; 1000];
+        while s.stats().buckets[0].segments < segments {
+            s.send(&msg).unwrap();
+        }
+        for _ in 0..tail {
+            s.send(&msg).unwrap();
+        }
+        store.close().unwrap();
+    }
+    // Reopen once so both stores start from a clean, recovered state.
+    drop(Store::open("/db", options(&fs)).unwrap());
+    let before = fs.stats();
+    let store = Store::open("/db", options(&fs)).unwrap();
+    assert!(store.recovery_report().is_clean());
+    let after = fs.stats();
+    let s = store.stream("s").unwrap();
+    assert_eq!(s.stats().buckets[0].segments, segments);
+    SimStats {
+        ops: after.ops - before.ops,
+        opens: after.opens - before.opens,
+        bytes_read: after.bytes_read - before.bytes_read,
+        bytes_mapped: after.bytes_mapped - before.bytes_mapped,
+        syncs: after.syncs - before.syncs,
+    }
+}
+
+#[test]
+fn open_cost_is_independent_of_store_size() {
+    let small = open_cost(3, 5);
+    let big = open_cost(40, 5);
+    assert_eq!(small.ops, big.ops, "{small:?} vs {big:?}");
+    assert_eq!(small.opens, big.opens, "{small:?} vs {big:?}");
+    assert_eq!(small.bytes_read, big.bytes_read, "{small:?} vs {big:?}");
+    assert_eq!(small.bytes_mapped, big.bytes_mapped, "{small:?} vs {big:?}");
+    assert_eq!(small.syncs, big.syncs, "{small:?} vs {big:?}");
+    // Only the active segment is mapped.
+    assert_eq!(big.bytes_mapped, SEGMENT);
+}
+
+#[test]
+fn reading_old_messages_loads_only_their_segment() {
+    let fs = SimFs::new();
+    let store = Store::open("/db", options(&fs)).unwrap();
+    let s = store.stream("s").unwrap();
+    let mut n = 0u64;
+    while s.stats().buckets[0].segments < 10 {
+        s.send(format!("m{n}").as_bytes()).unwrap();
+        n += 1;
+    }
+    store.close().unwrap();
+    drop(s);
+    let store = Store::open("/db", options(&fs)).unwrap();
+    let s = store.stream("s").unwrap();
+    let before = fs.stats();
+    assert_eq!(s.read(1).unwrap().unwrap().payload(), b"m1");
+    let after = fs.stats();
+    // The first segment and its index: two opens, two maps.
+    assert_eq!(after.opens - before.opens, 2);
+    assert!(after.bytes_mapped - before.bytes_mapped <= SEGMENT + SEGMENT / 4);
+}
