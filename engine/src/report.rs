@@ -15,8 +15,12 @@ pub struct TornTail {
     pub segment: PathBuf,
     /// Byte position of the cut within the segment.
     pub position: u64,
-    /// Number of bytes cut (and quarantined).
+    /// Number of bytes cut (and quarantined): the run of non-zero bytes
+    /// starting at `position`.
     pub bytes: u64,
+    /// Further non-zero bytes found later in the segment (pages written back
+    /// out of order before the crash), zeroed but not quarantined.
+    pub scattered_bytes: u64,
     /// The offset the next message in this bucket gets; a message the
     /// torn bytes may have held would have had this offset.
     pub first_lost_offset: u64,
@@ -55,13 +59,14 @@ impl std::fmt::Display for RecoveryReport {
         for t in &self.torn_tails {
             writeln!(
                 f,
-                "torn tail: stream {} priority {}: {} bytes cut at byte {} of {} (next offset {}), copied to {}",
+                "torn tail: stream {} priority {}: {} bytes cut at byte {} of {} (next offset {}; {} scattered bytes zeroed), copied to {}",
                 t.stream,
                 t.priority,
                 t.bytes,
                 t.position,
                 t.segment.display(),
                 t.first_lost_offset,
+                t.scattered_bytes,
                 t.quarantine.display()
             )?;
         }

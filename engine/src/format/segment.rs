@@ -20,7 +20,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 512 | 4 | epoch: bumped and synced on every open that will append |
-//! | 516 | 4 | reserved, zero |
+//! | 516 | 4 | flags: bit 0 = closed cleanly (nothing past `synced end` but zeros) |
 //! | 520 | 8 | synced end: byte position up to which data is known durable |
 //! | 528 | 4 | CRC-32 of the segment id (8 bytes LE) and bytes 512..528 |
 //! | 532 | 492 | reserved, zero |
@@ -63,6 +63,9 @@ pub struct SegmentState {
     pub epoch: u32,
     /// Byte position up to which data is known durable.
     pub synced_end: u64,
+    /// The segment was closed cleanly: everything up to `synced_end` is
+    /// durable and every byte after it is zero.
+    pub clean: bool,
 }
 
 /// Why a segment header is unusable.
@@ -125,6 +128,7 @@ impl SegmentState {
     pub fn encode(&self, segment_id: u64) -> [u8; STATE_BYTES] {
         let mut b = [0u8; STATE_BYTES];
         put_u32(&mut b, 0, self.epoch);
+        put_u32(&mut b, 4, self.clean as u32);
         put_u64(&mut b, 8, self.synced_end);
         let crc = state_crc(segment_id, &b[..16]);
         put_u32(&mut b, 16, crc);
@@ -139,9 +143,14 @@ impl SegmentState {
         if state_crc(segment_id, &b[..16]) != get_u32(b, 16) {
             return None;
         }
+        let flags = get_u32(b, 4);
+        if flags & !1 != 0 {
+            return None;
+        }
         Some(SegmentState {
             epoch: get_u32(b, 0),
             synced_end: get_u64(b, 8),
+            clean: flags & 1 == 1,
         })
     }
 }
@@ -172,6 +181,7 @@ mod tests {
         let st = SegmentState {
             epoch: 4,
             synced_end: 4096,
+            clean: true,
         };
         let b = header().encode(st);
         assert_eq!(SegmentHeader::decode(&b), Ok(header()));

@@ -456,9 +456,61 @@ impl Bucket {
     }
 }
 
+/// Runs of non-zero bytes in `from..to`: maximal sequences of pages holding
+/// a non-zero byte, each trimmed to its first and last non-zero byte.
+fn nonzero_runs(w: &crate::io::MapWriter, from: usize, to: usize) -> Vec<Range<usize>> {
+    const PAGE: usize = 4096;
+    let mut runs = Vec::new();
+    let mut current: Option<Range<usize>> = None;
+    let mut p = from;
+    while p < to {
+        let chunk_end = (((p / PAGE) + 1) * PAGE).min(to);
+        let bytes = w.read_uncommitted(p..chunk_end);
+        if is_zero(bytes) {
+            if let Some(r) = current.take() {
+                runs.push(r);
+            }
+        } else {
+            let first = bytes.iter().position(|&b| b != 0).unwrap_or(0);
+            let last = bytes.iter().rposition(|&b| b != 0).unwrap_or(first) + 1;
+            match &mut current {
+                Some(r) => r.end = p + last,
+                None => current = Some(p + first..p + last),
+            }
+        }
+        p = chunk_end;
+    }
+    runs.extend(current);
+    runs
+}
+
+/// True if every byte is zero (eight at a time).
+fn is_zero(bytes: &[u8]) -> bool {
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    words
+        .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .fold(0, |a, w| a | w)
+        == 0
+        && rest.iter().all(|&b| b == 0)
+}
+
 impl ActiveWriter {
     fn seg_epoch(&self) -> u32 {
         self.seg.epoch()
+    }
+}
+
+impl Drop for Bucket {
+    /// The last handle is gone: sync, then mark the active segment closed
+    /// cleanly so the next open need not check what lies past its end.
+    fn drop(&mut self) {
+        if self.ctx.is_poisoned() {
+            return;
+        }
+        if self.sync_all().is_ok() {
+            let _ = self.active_segment().mark_clean();
+        }
     }
 }
 
@@ -502,58 +554,55 @@ fn recover_active(
             format!("{why} (synced up to byte {watermark})"),
         ));
     }
-    // Bytes after the end that are not zero: a torn tail, or stale bytes of
-    // an earlier epoch. With a readable header they can only run up to the
-    // first all-zero page; without one, check the whole rest of the file.
-    let page = 4096usize;
-    let tail_end = {
-        let mut last_nonzero = None;
-        let mut p = end;
-        while p < len {
-            let page_end = ((p / page) + 1) * page;
-            let chunk_end = page_end.min(len);
-            let bytes = raw.writer.read_uncommitted(p..chunk_end);
-            match bytes.iter().rposition(|&b| b != 0) {
-                Some(i) => last_nonzero = Some(p + i + 1),
-                None if raw.state.is_some() => break,
-                None => {}
-            }
-            p = chunk_end;
-        }
-        last_nonzero
-    };
+    // After a clean close every byte past the end is zero (each recovery
+    // zeroes them, and a clean close writes nothing more). After a crash,
+    // pages past the end may have been written back in any order, so the
+    // whole rest of the segment is checked: the first run of non-zero bytes
+    // is the torn tail (quarantined), later ones are scattered pages.
+    let clean = matches!(raw.state, Some(s) if s.clean && s.synced_end == scan.end)
+        && scan.stop == ScanStop::End;
     let epoch = raw.state.map(|s| s.epoch).unwrap_or(0).max(scan.max_epoch) + 1;
-    if let Some(tail_end) = tail_end {
-        let torn = raw.writer.read_uncommitted(end..tail_end).to_vec();
-        let qdir = dir.join("quarantine");
-        if ctx
-            .vfs
-            .kind(&qdir)
-            .map_err(|e| Error::io("stat", &qdir, e))?
-            .is_none()
-        {
-            ctx.vfs
-                .create_dir(&qdir)
-                .map_err(|e| Error::io("create directory", &qdir, e))?;
-            ctx.vfs
-                .sync_dir(dir)
-                .map_err(|e| Error::io("sync directory", dir, e))?;
+    if !clean {
+        let runs = nonzero_runs(&raw.writer, end, len);
+        if let Some(first) = runs.first().cloned() {
+            let torn = raw.writer.read_uncommitted(first.clone()).to_vec();
+            let qdir = dir.join("quarantine");
+            if ctx
+                .vfs
+                .kind(&qdir)
+                .map_err(|e| Error::io("stat", &qdir, e))?
+                .is_none()
+            {
+                ctx.vfs
+                    .create_dir(&qdir)
+                    .map_err(|e| Error::io("create directory", &qdir, e))?;
+                ctx.vfs
+                    .sync_dir(dir)
+                    .map_err(|e| Error::io("sync directory", dir, e))?;
+            }
+            let qname = format!("{base:020}-{:010}-e{epoch}.torn", first.start);
+            io::write_file_atomic(&*ctx.vfs, &qdir, &qname, &torn)?;
+            let mut scattered = 0u64;
+            for (i, r) in runs.iter().enumerate() {
+                if i > 0 {
+                    scattered += r.len() as u64;
+                }
+                raw.writer.slice_mut(r.clone()).fill(0);
+                raw.map
+                    .flush(r.clone())
+                    .map_err(|e| Error::io("sync", &path, e))?;
+            }
+            report.torn_tails.push(TornTail {
+                stream: stream.to_string(),
+                priority,
+                segment: path.clone(),
+                position: first.start as u64,
+                bytes: torn.len() as u64,
+                scattered_bytes: scattered,
+                first_lost_offset: base + scan.positions.len() as u64,
+                quarantine: qdir.join(qname),
+            });
         }
-        let qname = format!("{base:020}-{end:010}-e{epoch}.torn");
-        io::write_file_atomic(&*ctx.vfs, &qdir, &qname, &torn)?;
-        raw.writer.slice_mut(end..tail_end).fill(0);
-        raw.map
-            .flush(end..tail_end)
-            .map_err(|e| Error::io("sync", &path, e))?;
-        report.torn_tails.push(TornTail {
-            stream: stream.to_string(),
-            priority,
-            segment: path.clone(),
-            position: end as u64,
-            bytes: torn.len() as u64,
-            first_lost_offset: base + scan.positions.len() as u64,
-            quarantine: qdir.join(qname),
-        });
     }
     // Make the recovered prefix durable, then record the new epoch and the
     // watermark; records of the new epoch are written only after that.
@@ -563,6 +612,7 @@ fn recover_active(
     let state = SegmentState {
         epoch,
         synced_end: end as u64,
+        clean: false,
     };
     raw.map
         .write_header(STATE_OFFSET, &state.encode(raw.header.segment_id));

@@ -303,6 +303,7 @@ impl Segment {
         let state = SegmentState {
             epoch,
             synced_end: SEGMENT_HEADER_BYTES as u64,
+            clean: false,
         };
         let build = || -> std::io::Result<Arc<dyn VFile>> {
             let f = vfs.open(&tmp, OpenMode::CreateNew)?;
@@ -536,11 +537,28 @@ impl Segment {
         let state = SegmentState {
             epoch: *epoch,
             synced_end: prev,
+            clean: false,
         };
         self.map.write_header(STATE_OFFSET, &state.encode(self.id));
         self.map.flush(0..end as usize)?;
         synced_end.store(end, Ordering::Relaxed);
         Ok(self.base + count)
+    }
+
+    /// Marks the segment closed cleanly, after a final [`Segment::sync`]
+    /// with no append since: the next open need not look past the end.
+    pub(crate) fn mark_clean(&self) -> std::io::Result<()> {
+        let SegIndex::Active { tail, epoch, .. } = &self.index else {
+            return Ok(());
+        };
+        let end = tail.load(Ordering::Acquire) & 0xffff_ffff;
+        let state = SegmentState {
+            epoch: *epoch,
+            synced_end: end,
+            clean: true,
+        };
+        self.map.write_header(STATE_OFFSET, &state.encode(self.id));
+        self.map.flush(STATE_OFFSET..STATE_OFFSET + STATE_BYTES)
     }
 
     /// Positions of all published records (for sealing).
