@@ -106,8 +106,7 @@ fn check(fs: &SimFs, acked: &Acked, what: &str) -> bool {
     for name in store.streams() {
         let s = store.stream(&name).unwrap();
         for prio in 0..s.config().priorities {
-            let mut expect = 0u64;
-            for r in s.iter_priority(prio, 0).unwrap() {
+            for (expect, r) in (0u64..).zip(s.iter_priority(prio, 0).unwrap()) {
                 let r = r.unwrap_or_else(|e| panic!("{what}: {name}/{prio}: read error {e}"));
                 assert_eq!(r.offset(), expect, "{what}: gap in {name}/{prio}");
                 assert_eq!(
@@ -115,7 +114,6 @@ fn check(fs: &SimFs, acked: &Acked, what: &str) -> bool {
                     payload(&name, prio, expect),
                     "{what}: {name}/{prio}/{expect}"
                 );
-                expect += 1;
             }
             // New offsets continue after everything acknowledged.
             let end = s.stats().buckets[prio as usize].end_offset;

@@ -132,10 +132,14 @@ struct State {
     violations: Vec<String>,
 }
 
+/// One directory of an image: its path and its entries (file content, or
+/// `None` for a non-regular file).
+type ImageDir = (PathBuf, Vec<(String, Option<Vec<u8>>)>);
+
 /// A frozen durable image, from which a new [`SimFs`] starts.
 #[derive(Debug, Clone)]
 pub struct Image {
-    dirs: Vec<(PathBuf, Vec<(String, Option<Vec<u8>>)>)>,
+    dirs: Vec<ImageDir>,
 }
 
 /// The simulated file system. Clone it to share it; [`SimFs::power_cut`]
@@ -474,7 +478,7 @@ impl State {
         id: NodeId,
         path: PathBuf,
         rng: &mut Option<Rng>,
-        out: &mut Vec<(PathBuf, Vec<(String, Option<Vec<u8>>)>)>,
+        out: &mut Vec<ImageDir>,
     ) {
         let Some(Node::Dir { live, durable }) = self.nodes.get(&id) else {
             return;
@@ -761,10 +765,10 @@ impl Vfs for SimFs {
             if !st.locks.insert(key.clone()) {
                 return Err(io::Error::from(io::ErrorKind::WouldBlock));
             }
-            return Ok(Box::new(SimLock {
+            Ok(Box::new(SimLock {
                 fs: self.clone(),
                 path: key,
-            }));
+            }))
         }
     }
 }
