@@ -42,3 +42,8 @@ pub use record::{Message, Record};
 pub use report::{RecoveryReport, TornTail};
 pub use store::Store;
 pub use stream::{BucketStats, Iter, Stream, StreamStats};
+
+/// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -130,6 +130,7 @@ struct State {
     capacity: u64,
     used: u64,
     violations: Vec<String>,
+    sync_delay: std::time::Duration,
 }
 
 /// One directory of an image: its path and its entries (file content, or
@@ -206,6 +207,7 @@ impl SimFs {
                 capacity: u64::MAX,
                 used: 0,
                 violations: Vec::new(),
+                sync_delay: std::time::Duration::ZERO,
             })),
         }
     }
@@ -235,6 +237,19 @@ impl SimFs {
     /// Sets how many bytes the simulated disk holds.
     pub fn set_capacity(&self, bytes: u64) {
         self.st().capacity = bytes;
+    }
+
+    /// Makes every sync (file, directory, map flush) take this long, like a
+    /// real disk's flush, so that concurrent syncs overlap.
+    pub fn set_sync_delay(&self, d: std::time::Duration) {
+        self.st().sync_delay = d;
+    }
+
+    fn sync_pause(&self) {
+        let d = self.st().sync_delay;
+        if !d.is_zero() {
+            std::thread::sleep(d);
+        }
     }
 
     /// Counters so far.
@@ -324,11 +339,16 @@ impl SimFs {
         match st.nodes.get(&id) {
             Some(Node::File(f)) => {
                 let mut f = f.st.lock().unwrap_or_else(|e| e.into_inner());
-                if f.mapped.is_some() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "file is mapped",
-                    ));
+                match &f.mapped {
+                    // No map is alive any more: back to plain bytes.
+                    Some(b) if Arc::strong_count(b) == 1 => f.mapped = None,
+                    Some(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "file is mapped",
+                        ))
+                    }
+                    None => {}
                 }
                 f.live = bytes.to_vec();
                 f.durable = bytes.to_vec();
@@ -473,13 +493,7 @@ impl State {
         Image { dirs }
     }
 
-    fn image_dir(
-        &self,
-        id: NodeId,
-        path: PathBuf,
-        rng: &mut Option<Rng>,
-        out: &mut Vec<ImageDir>,
-    ) {
+    fn image_dir(&self, id: NodeId, path: PathBuf, rng: &mut Option<Rng>, out: &mut Vec<ImageDir>) {
         let Some(Node::Dir { live, durable }) = self.nodes.get(&id) else {
             return;
         };
@@ -885,6 +899,7 @@ impl VFile for SimFile {
 
     fn sync(&self) -> io::Result<()> {
         self.fs.op()?;
+        self.fs.sync_pause();
         self.fs.st().stats.syncs += 1;
         let mut f = self.state();
         f.durable = f.live_bytes();
@@ -929,6 +944,7 @@ impl SimFile {
         let data = self.data.clone();
         let hook: FlushHook = Arc::new(move |pos: u64, bytes: &[u8]| {
             fs.op()?;
+            fs.sync_pause();
             // Lock order everywhere: file system state, then file state.
             let mut st = fs.st();
             st.stats.syncs += 1;
