@@ -231,8 +231,6 @@ impl Bucket {
             .iter()
             .map(|(h, b, _)| record::stored_len(h.len(), b.len()))
             .sum();
-        let published_count = w.count;
-        let published_pos = w.write_pos;
         let result = (|| {
             for (headers, body, flags) in msgs {
                 let stored = record::stored_len(headers.len(), body.len());
@@ -273,19 +271,16 @@ impl Bucket {
             }
             Err(e) => {
                 // Roll back the unpublished records of the current segment so
-                // that stale bytes cannot pass for records later.
+                // that stale bytes cannot pass for records later. What was
+                // published (before a roll, or before this call) stays.
                 let committed = w.active.map.map().committed() as u64;
                 if w.write_pos > committed {
                     let range = committed as usize..w.write_pos as usize;
                     w.active.map.slice_mut(range).fill(0);
                 }
-                if w.active.seg.base + published_count <= first {
-                    w.count = published_count;
-                    w.write_pos = published_pos;
-                } else {
-                    w.count = w.active.seg.count();
-                    w.write_pos = w.active.seg.data_end();
-                }
+                w.count = w.active.seg.count();
+                w.write_pos = w.active.seg.data_end();
+                debug_assert_eq!(w.write_pos, committed);
                 Err(e)
             }
         }
