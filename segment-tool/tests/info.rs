@@ -1,0 +1,363 @@
+//! Goal: `segment-tool info` reports what the engine wrote (counts, offsets,
+//! segments), in both formats, on closed and live stores, and maps every
+//! outcome to its exit status (0 fine, 1 problems, 2 error) without ever
+//! panicking on a damaged store. Method: build stores in temporary
+//! directories with the `spool` API, then run the real binary on them.
+
+use serde_json::Value;
+use spool::{Durability, Message, Options, Store, StreamConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_segment-tool"))
+        .args(args)
+        .output()
+        .expect("run segment-tool")
+}
+
+fn info(store: &Path, format: &str) -> Output {
+    tool(&["info", path_str(store), "--format", format])
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+fn opts() -> Options {
+    Options::default().durability(Durability::Never)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("output is UTF-8")
+}
+
+/// Parses JSON Lines output, checking the envelope of every line.
+fn json_records(o: &Output) -> Vec<(String, Value)> {
+    stdout(o)
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("each line is JSON");
+            let obj = v.as_object().expect("each line is an object");
+            assert_eq!(obj.len(), 2, "envelope is exactly type and data: {line}");
+            let kind = v["type"].as_str().expect("type is a string").to_string();
+            assert!(v["data"].is_object(), "data is an object: {line}");
+            (kind, v["data"].clone())
+        })
+        .collect()
+}
+
+fn of_kind<'a>(records: &'a [(String, Value)], kind: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("list bucket")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A closed store with `orders` (10 messages) and `prio` (3 levels, one
+/// message at level 2).
+fn small_store(dir: &Path) {
+    let store = Store::open(dir, opts()).expect("open");
+    let orders = store.stream("orders").expect("stream");
+    for i in 0..10 {
+        orders.send(format!("order #{i}").as_bytes()).expect("send");
+    }
+    let prio = store
+        .create_stream("prio", StreamConfig::default().priorities(3))
+        .expect("create");
+    prio.send_message(Message::new(b"urgent").priority(2))
+        .expect("send");
+    store.close().expect("close");
+}
+
+#[test]
+fn human_output_lists_streams_buckets_and_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    small_store(dir.path());
+    let o = info(dir.path(), "human");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = stdout(&o);
+    assert!(
+        text.contains("stream orders: 1 priority level, 10 messages"),
+        "{text}"
+    );
+    assert!(text.contains("p0: 10 messages, offsets 0..=9"), "{text}");
+    assert!(
+        text.contains("stream prio: 3 priority levels, 1 message"),
+        "{text}"
+    );
+    assert!(text.contains("p2: 1 message, offsets 0..=0"), "{text}");
+    assert!(text.contains("00000000000000000000.seg"), "{text}");
+    assert!(text.contains("0 problems"), "{text}");
+    assert!(o.stderr.is_empty());
+}
+
+#[test]
+fn json_output_has_envelopes_counts_and_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    small_store(dir.path());
+    let o = info(dir.path(), "json");
+    assert_eq!(o.status.code(), Some(0));
+    let recs = json_records(&o);
+    assert_eq!(recs.first().map(|r| r.0.as_str()), Some("store"));
+    assert_eq!(recs.last().map(|r| r.0.as_str()), Some("summary"));
+    let streams = of_kind(&recs, "stream");
+    assert_eq!(streams.len(), 2);
+    assert_eq!(streams[0]["name"], "orders");
+    assert_eq!(streams[0]["messages"], 10);
+    assert_eq!(streams[1]["priorities"], 3);
+    let buckets = of_kind(&recs, "bucket");
+    assert_eq!(buckets.len(), 4);
+    assert_eq!(buckets[0]["first_offset"], 0);
+    assert_eq!(buckets[0]["last_offset"], 9);
+    assert!(buckets[0]["first_timestamp_us"].as_u64() <= buckets[0]["last_timestamp_us"].as_u64());
+    assert_eq!(buckets[1]["messages"], 0);
+    assert_eq!(buckets[1]["last_offset"], Value::Null);
+    assert_eq!(buckets[3]["messages"], 1);
+    let summary = of_kind(&recs, "summary")[0];
+    assert_eq!(summary["messages"], 11);
+    assert_eq!(summary["streams"], 2);
+    assert_eq!(summary["problems"], 0);
+    assert!(of_kind(&recs, "problem").is_empty());
+}
+
+#[test]
+fn several_segments_are_listed_in_offset_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+        let s = store.stream("logs").expect("stream");
+        for _ in 0..1000 {
+            s.send(&[42u8; 300]).expect("send");
+        }
+    }
+    let o = info(dir.path(), "json");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let recs = json_records(&o);
+    let segs = of_kind(&recs, "segment");
+    assert!(segs.len() > 3, "{} segments", segs.len());
+    let mut next = 0;
+    for (i, s) in segs.iter().enumerate() {
+        assert_eq!(s["base_offset"], next);
+        next += s["records"].as_u64().expect("records");
+        let last = i == segs.len() - 1;
+        assert_eq!(s["sealed"], !last);
+        assert_eq!(s["index"], if last { "missing" } else { "valid" });
+    }
+    assert_eq!(next, 1000);
+    let bucket = of_kind(&recs, "bucket")[0];
+    assert_eq!(bucket["segments"], segs.len());
+    assert_eq!(bucket["last_offset"], 999);
+}
+
+#[test]
+fn a_live_store_is_read_while_it_is_open_and_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+    let s = store.stream("live").expect("stream");
+    for _ in 0..100 {
+        s.send(b"before").expect("send");
+    }
+    store.sync().expect("sync");
+    let writer = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for _ in 0..3000 {
+                s.send(&[1u8; 100]).expect("send");
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let o = info(dir.path(), "json");
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        let recs = json_records(&o);
+        seen.push(
+            of_kind(&recs, "summary")[0]["messages"]
+                .as_u64()
+                .expect("count"),
+        );
+    }
+    writer.join().expect("writer");
+    assert!(seen.iter().all(|&n| n >= 100), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    let o = info(dir.path(), "human");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("3100 messages, offsets 0..=3099"),
+        "{}",
+        stdout(&o)
+    );
+    drop(s);
+    drop(store);
+}
+
+#[test]
+fn a_missing_directory_is_an_error_with_status_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = info(&dir.path().join("nope"), "human");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("segment-tool: "), "{err}");
+    assert!(o.stdout.is_empty());
+    // A directory that is not a store is an error too.
+    let o = info(dir.path(), "json");
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    assert_eq!(tool(&[]).status.code(), Some(2));
+    assert_eq!(tool(&["info"]).status.code(), Some(2));
+    assert_eq!(
+        tool(&["info", ".", "--format", "xml"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(tool(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(tool(&["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn truncated_segments_give_a_status_and_never_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+        let s = store.stream("s").expect("stream");
+        for i in 0..600 {
+            s.send(format!("payload {i}").repeat(30).as_bytes())
+                .expect("send");
+        }
+    }
+    let bucket = dir.path().join("streams").join("s").join("p0");
+    let segs = segments(&bucket);
+    assert!(segs.len() >= 2);
+    for seg in [&segs[0], &segs[segs.len() - 1]] {
+        let original = std::fs::read(seg).expect("read");
+        for cut in [
+            0,
+            7,
+            63,
+            512,
+            530,
+            1023,
+            1024,
+            1031,
+            1500,
+            4096,
+            40_000,
+            original.len() - 1,
+        ] {
+            let cut = cut.min(original.len());
+            std::fs::write(seg, &original[..cut]).expect("truncate");
+            for format in ["human", "json"] {
+                let o = info(dir.path(), format);
+                let code = o.status.code();
+                assert!(
+                    matches!(code, Some(0..=2)),
+                    "cut {cut} of {}: status {code:?}, stderr {}",
+                    seg.display(),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                assert!(
+                    !String::from_utf8_lossy(&o.stderr).contains("panicked"),
+                    "cut {cut}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                if seg == &segs[0] && cut <= 40_000 {
+                    // A sealed segment cut into its records is a problem
+                    // (cutting only the zeros after them is not).
+                    assert_eq!(code, Some(1), "cut {cut}: {}", stdout(&o));
+                }
+            }
+        }
+        std::fs::write(seg, &original).expect("restore");
+    }
+    let o = info(dir.path(), "json");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn problems_are_reported_in_json_with_file_and_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+        let s = store.stream("s").expect("stream");
+        for _ in 0..400 {
+            s.send(&[9u8; 400]).expect("send");
+        }
+    }
+    let bucket = dir.path().join("streams").join("s").join("p0");
+    let seg = &segments(&bucket)[0];
+    let mut bytes = std::fs::read(seg).expect("read");
+    bytes[1024 + 100] ^= 0x40;
+    std::fs::write(seg, &bytes).expect("write");
+    let o = info(dir.path(), "json");
+    assert_eq!(o.status.code(), Some(1));
+    let recs = json_records(&o);
+    let problems = of_kind(&recs, "problem");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["file"] == path_str(seg) && p["position"] == 1024),
+        "{problems:?}"
+    );
+    let o = info(dir.path(), "human");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("problem: "), "{}", stdout(&o));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+        let s = store.stream("s").expect("stream");
+        for _ in 0..4000 {
+            s.send(&[1u8; 400]).expect("send");
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_segment-tool"))
+        .args(["info", path_str(dir.path())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("some output");
+    // stdout is dropped here: the pipe is closed.
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
