@@ -68,7 +68,7 @@ pub enum Error {
     /// Acknowledged data is damaged: a checksum, a length or an offset does not
     /// match. Spool stops rather than silently dropping it; inspect the file with
     /// `segment-tool verify` and restore it or repair the store explicitly.
-    #[error("corrupt data in {file} at byte {position}: {reason}; run `segment-tool verify` on the store")]
+    #[error("corrupt data in {file} at byte {position}: {reason}; inspect the store with `segment-tool info`")]
     Corrupt {
         /// The damaged file.
         file: PathBuf,

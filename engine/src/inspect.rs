@@ -48,15 +48,10 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-// File names and frames of the store layout. They mirror the private
-// constants of `store.rs`, which creates these files.
-const STORE_META: &str = "store.meta";
-const STORE_META_MAGIC: [u8; 8] = *b"SPOOLSTR";
-const STORE_VERSION: u32 = 1;
-const STREAMS_DIR: &str = "streams";
-const STREAM_META: &str = "stream.meta";
-const STREAM_META_VERSION: u32 = 1;
-const QUARANTINE_DIR: &str = "quarantine";
+use crate::store::{
+    QUARANTINE_DIR, STORE_META, STORE_META_MAGIC, STORE_VERSION, STREAMS_DIR, STREAM_META,
+    STREAM_META_VERSION,
+};
 
 /// Largest meta file (`store.meta`, `stream.meta`) read; a longer one is a problem.
 pub const META_FILE_BYTES_MAX: u64 = META_BODY_BYTES_MAX as u64 + 64;

@@ -13,12 +13,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-const STORE_META: &str = "store.meta";
-const STORE_META_MAGIC: [u8; 8] = *b"SPOOLSTR";
-const STORE_VERSION: u32 = 1;
-const STREAM_META: &str = "stream.meta";
-const STREAM_META_VERSION: u32 = 1;
-const STREAMS_DIR: &str = "streams";
+/// The store's format file.
+pub(crate) const STORE_META: &str = "store.meta";
+/// Magic of `store.meta`.
+pub(crate) const STORE_META_MAGIC: [u8; 8] = *b"SPOOLSTR";
+/// The store format version.
+pub(crate) const STORE_VERSION: u32 = 1;
+/// A stream's configuration file.
+pub(crate) const STREAM_META: &str = "stream.meta";
+/// Version of the `stream.meta` body.
+pub(crate) const STREAM_META_VERSION: u32 = 1;
+/// Directory of the streams.
+pub(crate) const STREAMS_DIR: &str = "streams";
+/// Directory of quarantined torn tails, in each bucket directory.
+pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 const LOCK_FILE: &str = "LOCK";
 
 /// An open store: a directory of streams, locked against other openers.

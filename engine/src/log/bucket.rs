@@ -561,7 +561,7 @@ fn recover_active(
         let runs = nonzero_runs(&raw.writer, end, len);
         if let Some(first) = runs.first().cloned() {
             let torn = raw.writer.read_uncommitted(first.clone()).to_vec();
-            let qdir = dir.join("quarantine");
+            let qdir = dir.join(crate::store::QUARANTINE_DIR);
             if ctx
                 .vfs
                 .kind(&qdir)
