@@ -66,8 +66,8 @@ pub enum Error {
     },
 
     /// Acknowledged data is damaged: a checksum, a length or an offset does not
-    /// match. Spool stops rather than silently dropping it; inspect the file with
-    /// `segment-tool verify` and restore it or repair the store explicitly.
+    /// match. Spool stops rather than silently dropping it; `segment-tool info`
+    /// lists every problem of a store with its file and position.
     #[error("corrupt data in {file} at byte {position}: {reason}; inspect the store with `segment-tool info`")]
     Corrupt {
         /// The damaged file.
