@@ -23,6 +23,7 @@
 mod ctx;
 mod error;
 pub mod format;
+mod group_commit;
 pub mod inspect;
 #[doc(hidden)]
 pub mod io;

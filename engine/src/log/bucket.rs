@@ -5,6 +5,7 @@ use super::segment::{self, ActiveWriter, ScanStop, Segment};
 use crate::ctx::{now_us, Ctx};
 use crate::format::record::{self, RecordHeader};
 use crate::format::segment::{SegmentState, SEGMENT_HEADER_BYTES, STATE_OFFSET};
+use crate::group_commit::GroupCommit;
 use crate::io::{self, EntryKind};
 use crate::record::Record;
 use crate::report::{RecoveryReport, TornTail};
@@ -12,7 +13,7 @@ use crate::{Error, Result};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 /// A segment in the bucket's list. Sealed segments are opened on first use.
 #[derive(Debug)]
@@ -44,14 +45,6 @@ impl Writer {
     }
 }
 
-#[derive(Debug, Default)]
-struct SyncInner {
-    /// Offsets below this are durable.
-    durable: u64,
-    /// A thread is syncing; others wait for it.
-    leader: bool,
-}
-
 /// One message to append, already encoded: `(headers, body, flags)`.
 pub(crate) type Prepared<'a> = (&'a [u8], &'a [u8], u16);
 
@@ -63,12 +56,10 @@ pub(crate) struct Bucket {
     dir: PathBuf,
     segments: RwLock<Vec<Arc<Slot>>>,
     writer: Mutex<Writer>,
-    sync: Mutex<SyncInner>,
-    synced: Condvar,
+    /// Offsets below `commit.durable()` are durable.
+    commit: GroupCommit,
     /// Offsets below this are written and readable.
     written: AtomicU64,
-    /// Offsets below this are durable (a copy of `sync.durable` for the fast path).
-    durable: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,13 +174,8 @@ impl Bucket {
                 reserved_end,
                 last_ts,
             }),
-            sync: Mutex::new(SyncInner {
-                durable: next,
-                leader: false,
-            }),
-            synced: Condvar::new(),
+            commit: GroupCommit::new(next),
             written: AtomicU64::new(next),
-            durable: AtomicU64::new(next),
         })
     }
 
@@ -206,7 +192,7 @@ impl Bucket {
 
     /// Offsets below this are durable.
     pub(crate) fn durable_offset(&self) -> u64 {
-        self.durable.load(Ordering::Acquire)
+        self.commit.durable()
     }
 
     /// Number of segment files.
@@ -350,41 +336,8 @@ impl Bucket {
     /// Returns once every offset below `target` is durable. Concurrent callers
     /// share syncs: one leads, the others wait for its result (group commit).
     pub(crate) fn sync_to(&self, target: u64) -> Result<()> {
-        if self.durable.load(Ordering::Acquire) >= target {
-            return self.ctx.check();
-        }
-        let mut g = lock(&self.sync);
-        loop {
-            self.ctx.check()?;
-            if g.durable >= target {
-                return Ok(());
-            }
-            if g.leader {
-                g = self.synced.wait(g).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            g.leader = true;
-            drop(g);
-            let seg = self.active_segment();
-            let res = seg.sync();
-            g = lock(&self.sync);
-            g.leader = false;
-            self.synced.notify_all();
-            match res {
-                Ok(d) => {
-                    if d > g.durable {
-                        g.durable = d;
-                        self.durable.store(d, Ordering::Release);
-                    }
-                }
-                Err(_) => {
-                    // The kernel may have dropped the dirty pages: never retry
-                    // and acknowledge. Everything after this is refused.
-                    self.ctx.poison();
-                    return Err(Error::Poisoned);
-                }
-            }
-        }
+        self.commit
+            .sync_to(&self.ctx, target, || self.active_segment().sync())
     }
 
     /// Syncs everything written so far.

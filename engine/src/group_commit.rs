@@ -1,0 +1,99 @@
+//! Group commit: many threads wait for one sync.
+//!
+//! A caller that needs position `target` durable calls [`GroupCommit::sync_to`].
+//! If it is already durable, it returns at once. If a sync is running, the
+//! caller waits for it and checks again. Otherwise the caller becomes the
+//! leader: it runs the sync (which makes durable everything written so far,
+//! usually covering the other waiters too), publishes the new durable
+//! position, and wakes everyone.
+
+use crate::ctx::Ctx;
+use crate::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct Inner {
+    durable: u64,
+    leader: bool,
+}
+
+/// The durable position of one file (or log) and the threads waiting on it.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    inner: Mutex<Inner>,
+    synced: Condvar,
+    /// Copy of `inner.durable` for the lock-free fast path.
+    durable: AtomicU64,
+}
+
+impl GroupCommit {
+    /// Starts with everything below `durable` durable.
+    pub(crate) fn new(durable: u64) -> GroupCommit {
+        GroupCommit {
+            inner: Mutex::new(Inner {
+                durable,
+                leader: false,
+            }),
+            synced: Condvar::new(),
+            durable: AtomicU64::new(durable),
+        }
+    }
+
+    /// Everything below this is durable.
+    #[inline]
+    pub(crate) fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns once everything below `target` is durable. `sync` makes
+    /// everything written so far durable and returns the new durable
+    /// position; it runs without any lock held. A failed sync poisons the
+    /// store: it is never retried, and this and every later call fails.
+    pub(crate) fn sync_to(
+        &self,
+        ctx: &Ctx,
+        target: u64,
+        sync: impl Fn() -> std::io::Result<u64>,
+    ) -> Result<()> {
+        if self.durable() >= target {
+            return ctx.check();
+        }
+        let mut g = self.lock();
+        loop {
+            ctx.check()?;
+            if g.durable >= target {
+                return Ok(());
+            }
+            if g.leader {
+                g = self.synced.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            g.leader = true;
+            drop(g);
+            let res = sync();
+            g = self.lock();
+            g.leader = false;
+            match res {
+                Ok(d) => {
+                    if d > g.durable {
+                        g.durable = d;
+                        self.durable.store(d, Ordering::Release);
+                    }
+                    self.synced.notify_all();
+                }
+                Err(_) => {
+                    // The kernel may have dropped the dirty pages: never retry
+                    // and acknowledge. Everything after this is refused.
+                    ctx.poison();
+                    self.synced.notify_all();
+                    return Err(Error::Poisoned);
+                }
+            }
+        }
+    }
+}
