@@ -1,0 +1,223 @@
+//! The pure codecs of `spool::format` on arbitrary bytes (segment header,
+//! segment state, index, meta frame, header section), then encode -> decode
+//! round trips of structured values built from the same bytes.
+#![no_main]
+
+use arbitrary::{Arbitrary, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use spool::format::headers::{self, HeaderIter};
+use spool::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
+use spool::format::meta::{self, META_BODY_BYTES_MAX, STREAM_META_MAGIC};
+use spool::format::record::{self, RecordHeader, FLAGS_KNOWN};
+use spool::format::segment::{SegmentHeader, SegmentState, STATE_BYTES, STATE_OFFSET};
+
+#[derive(Arbitrary, Debug)]
+struct SegIn {
+    bucket: u32,
+    segment_id: u64,
+    base_offset: u64,
+    created_us: u64,
+    file_bytes: u64,
+    epoch: u32,
+    synced_end: u64,
+}
+
+#[derive(Arbitrary, Debug)]
+struct IdxIn {
+    bucket: u32,
+    segment_id: u64,
+    base_offset: u64,
+    data_end: u64,
+    positions: Vec<u32>,
+    blob_refs: Vec<[u8; 32]>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct MetaIn {
+    magic: [u8; 8],
+    version: u32,
+    body: Vec<u8>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct RecIn {
+    segment_id: u64,
+    offset: u64,
+    timestamp_us: u64,
+    epoch: u32,
+    flags: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Structured {
+    seg: SegIn,
+    idx: IdxIn,
+    meta: MetaIn,
+    rec: RecIn,
+}
+
+fn raw(data: &[u8]) {
+    // Segment header and state.
+    let id = match SegmentHeader::decode(data) {
+        Ok(h) => {
+            let again = SegmentHeader::decode(&h.encode(SegmentState::default()));
+            assert_eq!(again, Ok(h), "segment header does not round-trip");
+            h.segment_id
+        }
+        Err(_) => data
+            .get(16..24)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .unwrap_or(0),
+    };
+    for block in [data, data.get(STATE_OFFSET..).unwrap_or(&[])] {
+        if let Some(s) = SegmentState::decode(id, block) {
+            let enc = s.encode(id);
+            assert_eq!(&enc[..], &block[..STATE_BYTES], "state is not canonical");
+            assert_eq!(SegmentState::decode(id, &enc), Some(s));
+        }
+    }
+
+    // Index.
+    if let Ok(h) = index::decode(data) {
+        let n = usize::try_from(h.count).expect("count fits: the length was checked");
+        assert!(INDEX_HEADER_BYTES + n * 4 <= data.len());
+        let positions: Vec<u32> = (0..h.count).map(|i| index::position(data, i)).collect();
+        let refs_at = INDEX_HEADER_BYTES + n * 4;
+        let refs: Vec<[u8; 32]> = data[refs_at..]
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
+        assert_eq!(refs.len(), h.blob_refs as usize);
+        let enc = index::encode(&h, &positions, &refs);
+        assert_eq!(index::decode(&enc), Ok(h), "index does not round-trip");
+    }
+
+    // Meta frame, with the stream magic and with whatever magic the input has.
+    let mut magics = vec![STREAM_META_MAGIC];
+    if let Some(m) = data.get(..8) {
+        magics.push(m.try_into().expect("8 bytes"));
+    }
+    for magic in magics {
+        if let Ok((version, body)) = meta::decode(magic, data) {
+            assert!(body.len() <= META_BODY_BYTES_MAX);
+            let enc = meta::encode(magic, version, body);
+            assert_eq!(meta::decode(magic, &enc), Ok((version, body)));
+        }
+    }
+
+    // Header section.
+    let ok = headers::validate(data).is_ok();
+    let mut errors = 0;
+    let mut pairs = Vec::new();
+    for item in HeaderIter::new(data) {
+        match item {
+            Ok(p) => pairs.push(p),
+            Err(_) => errors += 1,
+        }
+    }
+    assert!(errors <= 1, "the header iterator yields at most one error");
+    assert_eq!(ok, errors == 0);
+    if ok {
+        let mut enc = Vec::new();
+        for (k, v) in &pairs {
+            headers::encode_pair(&mut enc, k, v);
+        }
+        assert_eq!(enc, data, "header section is not canonical");
+    }
+}
+
+fn structured(s: Structured) {
+    let seg = SegmentHeader {
+        bucket: s.seg.bucket,
+        segment_id: s.seg.segment_id,
+        base_offset: s.seg.base_offset,
+        created_us: s.seg.created_us,
+        file_bytes: s.seg.file_bytes,
+    };
+    let state = SegmentState {
+        epoch: s.seg.epoch,
+        synced_end: s.seg.synced_end,
+        ..SegmentState::default()
+    };
+    let b = seg.encode(state);
+    assert_eq!(SegmentHeader::decode(&b), Ok(seg));
+    assert_eq!(
+        SegmentState::decode(seg.segment_id, &b[STATE_OFFSET..]),
+        Some(state)
+    );
+
+    let h = IndexHeader {
+        bucket: s.idx.bucket,
+        segment_id: s.idx.segment_id,
+        base_offset: s.idx.base_offset,
+        count: s.idx.positions.len() as u64,
+        data_end: s.idx.data_end,
+        blob_refs: s.idx.blob_refs.len() as u32,
+    };
+    let b = index::encode(&h, &s.idx.positions, &s.idx.blob_refs);
+    assert_eq!(index::decode(&b), Ok(h));
+    for (i, p) in s.idx.positions.iter().enumerate() {
+        assert_eq!(index::position(&b, i as u64), *p);
+    }
+    if !b.is_empty() {
+        assert!(index::decode(&b[..b.len() - 1]).is_err());
+    }
+
+    if s.meta.body.len() <= META_BODY_BYTES_MAX {
+        let b = meta::encode(s.meta.magic, s.meta.version, &s.meta.body);
+        assert_eq!(
+            meta::decode(s.meta.magic, &b),
+            Ok((s.meta.version, &s.meta.body[..]))
+        );
+        assert!(meta::decode(s.meta.magic, &b[..b.len() - 1]).is_err());
+    }
+
+    let r = &s.rec;
+    let pairs: Vec<(&str, &[u8])> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    let Some(n) = headers::encoded_len(pairs.iter().copied()) else {
+        return;
+    };
+    let mut section = Vec::with_capacity(n);
+    for (k, v) in &pairs {
+        headers::encode_pair(&mut section, k, v);
+    }
+    assert_eq!(section.len(), n);
+    let back: Vec<(&str, &[u8])> = HeaderIter::new(&section)
+        .map(|p| p.expect("encoded headers decode"))
+        .collect();
+    assert_eq!(back, pairs);
+    if r.body.len() > (1 << 20) {
+        return;
+    }
+    let rh = RecordHeader {
+        offset: r.offset,
+        timestamp_us: r.timestamp_us,
+        epoch: r.epoch,
+        flags: r.flags & FLAGS_KNOWN,
+    };
+    let mut out = vec![0u8; record::stored_len(section.len(), r.body.len()) as usize];
+    record::encode(&mut out, r.segment_id, &rh, &section, &r.body);
+    let d = record::decode(&out, r.segment_id, u32::MAX, Some(r.offset)).expect("round trip");
+    assert_eq!(d.offset, r.offset);
+    assert_eq!(d.timestamp_us, r.timestamp_us);
+    assert_eq!(d.epoch, r.epoch);
+    assert_eq!(d.flags, rh.flags);
+    assert_eq!(d.stored_len(), out.len() as u64);
+    assert_eq!(&out[d.headers_range()], &section[..]);
+    assert_eq!(&out[d.body_range()], &r.body[..]);
+    assert!(record::decode(&out, r.segment_id ^ 1, u32::MAX, None).is_err());
+    assert!(record::decode(&out, r.segment_id, u32::MAX, Some(r.offset ^ 1)).is_err());
+}
+
+fuzz_target!(|data: &[u8]| {
+    raw(data);
+    if let Ok(s) = Structured::arbitrary(&mut Unstructured::new(data)) {
+        structured(s);
+    }
+});
