@@ -127,7 +127,7 @@ pub fn golden_message(i: u64, big: bool) -> Expected {
         0 => 0,
         1 => 1 + (i as usize % 7),
         2 => 100 + i as usize,
-        3 if big => 1900 + i as usize,
+        3 if big => 6000 + i as usize,
         3 => 700,
         _ => 33,
     };
