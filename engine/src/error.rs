@@ -118,6 +118,14 @@ pub enum Error {
         levels: u8,
     },
 
+    /// A lease was extended after it had expired or been given back; the
+    /// message may have been delivered to someone else meanwhile.
+    #[error("the lease on offset {offset} is no longer held")]
+    LeaseExpired {
+        /// The message's offset.
+        offset: u64,
+    },
+
     /// An option or stream configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

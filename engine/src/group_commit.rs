@@ -46,6 +46,18 @@ impl GroupCommit {
         self.durable.load(Ordering::Acquire)
     }
 
+    /// Records that everything below `d` became durable by other means (a
+    /// checkpoint).
+    pub(crate) fn advance(&self, d: u64) {
+        let mut g = self.lock();
+        if d > g.durable {
+            g.durable = d;
+            self.durable.store(d, Ordering::Release);
+        }
+        drop(g);
+        self.synced.notify_all();
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

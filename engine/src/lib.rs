@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod consumer;
 mod ctx;
 mod error;
 pub mod format;
@@ -29,12 +30,17 @@ pub mod inspect;
 pub mod io;
 mod log;
 pub mod name;
+mod notify;
 mod options;
 mod record;
 mod report;
 mod store;
 mod stream;
 
+pub use consumer::{
+    dead_letter_headers, Consumer, ConsumerBucketStats, ConsumerConfig, ConsumerStats, Delivery,
+    StartAt,
+};
 pub use error::{Error, Result};
 pub use options::{
     Durability, Options, StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN,

@@ -1,9 +1,11 @@
 //! The store: a locked directory holding streams.
 
+use crate::consumer::{self, CONSUMERS_DIR};
 use crate::ctx::{random_u64, Ctx};
 use crate::format::meta::{self, STREAM_META_MAGIC};
 use crate::io::{self, real::RealFs, EntryKind, OpenMode, Vfs};
 use crate::log::Bucket;
+use crate::notify::Notify;
 use crate::options::{Durability, Options, StreamConfig};
 use crate::report::RecoveryReport;
 use crate::stream::{Stream, StreamInner};
@@ -39,9 +41,9 @@ pub struct Store {
     inner: Arc<StoreInner>,
 }
 
-struct StoreInner {
+pub(crate) struct StoreInner {
     ctx: Arc<Ctx>,
-    streams: RwLock<BTreeMap<String, Stream>>,
+    streams: RwLock<BTreeMap<String, Arc<StreamInner>>>,
     create_lock: Mutex<()>,
     report: RecoveryReport,
     syncer: Option<Arc<SyncerStop>>,
@@ -103,7 +105,7 @@ impl Store {
                 continue;
             }
             if let Some(inner) = open_stream(&ctx, &e.name, &dir, &mut report)? {
-                streams.insert(e.name.clone(), Stream::from_inner(Arc::new(inner)));
+                streams.insert(e.name.clone(), Arc::new(inner));
             }
         }
         let syncer = matches!(ctx.opts.durability, Durability::Interval(_))
@@ -136,11 +138,7 @@ impl Store {
     /// Gets the stream `name`, creating it with the default configuration if
     /// it does not exist.
     pub fn stream(&self, name: &str) -> Result<Stream> {
-        name::validate(name)?;
-        if let Some(s) = self.get(name) {
-            return Ok(s);
-        }
-        self.create(name, StreamConfig::default(), false)
+        stream_of(&self.inner, name)
     }
 
     /// Creates the stream `name` with `config`; fails with
@@ -149,7 +147,7 @@ impl Store {
     pub fn create_stream(&self, name: &str, config: StreamConfig) -> Result<Stream> {
         name::validate(name)?;
         config.validate()?;
-        self.create(name, config, true)
+        create(&self.inner, name, config, true)
     }
 
     /// Names of all streams, sorted.
@@ -179,76 +177,87 @@ impl Store {
     pub fn close(self) -> Result<()> {
         self.inner.sync()
     }
+}
 
-    fn get(&self, name: &str) -> Option<Stream> {
-        self.inner
-            .streams
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+/// Gets the stream `name` of a store, creating it with the default
+/// configuration if it does not exist.
+pub(crate) fn stream_of(store: &Arc<StoreInner>, name: &str) -> Result<Stream> {
+    name::validate(name)?;
+    if let Some(s) = get(store, name) {
+        return Ok(s);
     }
+    create(store, name, StreamConfig::default(), false)
+}
 
-    fn create(&self, name: &str, config: StreamConfig, must_be_new: bool) -> Result<Stream> {
-        let ctx = &self.inner.ctx;
-        ctx.check()?;
-        let _g = self
-            .inner
-            .create_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = self.get(name) {
-            if must_be_new {
-                return Err(Error::StreamExists {
-                    name: name.to_string(),
-                });
-            }
-            return Ok(s);
+fn get(store: &Arc<StoreInner>, name: &str) -> Option<Stream> {
+    let inner = store
+        .streams
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .cloned()?;
+    Some(Stream::from_inner(inner, store.clone()))
+}
+
+fn create(
+    store: &Arc<StoreInner>,
+    name: &str,
+    config: StreamConfig,
+    must_be_new: bool,
+) -> Result<Stream> {
+    let ctx = &store.ctx;
+    ctx.check()?;
+    let _g = store.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = get(store, name) {
+        if must_be_new {
+            return Err(Error::StreamExists {
+                name: name.to_string(),
+            });
         }
-        let vfs = &*ctx.vfs;
-        let streams_dir = ctx.root.join(STREAMS_DIR);
-        let tmp = streams_dir.join(format!(".tmp-{name}-{:016x}", random_u64()));
-        let io_err = |op, p: &Path| {
-            let p = p.to_path_buf();
-            move |e| Error::io(op, p, e)
-        };
-        vfs.create_dir(&tmp)
-            .map_err(io_err("create directory", &tmp))?;
-        let body =
-            postcard::to_allocvec(&config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        io::write_file_atomic(
-            vfs,
-            &tmp,
-            STREAM_META,
-            &meta::encode(STREAM_META_MAGIC, STREAM_META_VERSION, &body),
-        )?;
-        for p in 0..config.priorities {
-            let d = tmp.join(format!("p{p}"));
-            vfs.create_dir(&d).map_err(io_err("create directory", &d))?;
-        }
-        vfs.sync_dir(&tmp).map_err(io_err("sync directory", &tmp))?;
-        let dir = streams_dir.join(name);
-        vfs.rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
-        vfs.sync_dir(&streams_dir)
-            .map_err(io_err("sync directory", &streams_dir))?;
-        let mut report = RecoveryReport::default();
-        let inner = open_stream(ctx, name, &dir, &mut report)?.ok_or_else(|| {
-            Error::corrupt(dir.join(STREAM_META), 0, "stream vanished after creation")
-        })?;
-        let stream = Stream::from_inner(Arc::new(inner));
-        self.inner
-            .streams
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), stream.clone());
-        Ok(stream)
+        return Ok(s);
     }
+    let vfs = &*ctx.vfs;
+    let streams_dir = ctx.root.join(STREAMS_DIR);
+    let tmp = streams_dir.join(format!(".tmp-{name}-{:016x}", random_u64()));
+    let io_err = |op, p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Error::io(op, p, e)
+    };
+    vfs.create_dir(&tmp)
+        .map_err(io_err("create directory", &tmp))?;
+    let body = postcard::to_allocvec(&config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    io::write_file_atomic(
+        vfs,
+        &tmp,
+        STREAM_META,
+        &meta::encode(STREAM_META_MAGIC, STREAM_META_VERSION, &body),
+    )?;
+    for p in 0..config.priorities {
+        let d = tmp.join(format!("p{p}"));
+        vfs.create_dir(&d).map_err(io_err("create directory", &d))?;
+    }
+    vfs.sync_dir(&tmp).map_err(io_err("sync directory", &tmp))?;
+    let dir = streams_dir.join(name);
+    vfs.rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
+    vfs.sync_dir(&streams_dir)
+        .map_err(io_err("sync directory", &streams_dir))?;
+    let mut report = RecoveryReport::default();
+    let inner = open_stream(ctx, name, &dir, &mut report)?.ok_or_else(|| {
+        Error::corrupt(dir.join(STREAM_META), 0, "stream vanished after creation")
+    })?;
+    let inner = Arc::new(inner);
+    store
+        .streams
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string(), inner.clone());
+    Ok(Stream::from_inner(inner, store.clone()))
 }
 
 impl StoreInner {
     fn sync(&self) -> Result<()> {
         self.ctx.check()?;
-        let streams: Vec<Stream> = self
+        let streams: Vec<Arc<StreamInner>> = self
             .streams
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -350,12 +359,44 @@ fn open_stream(
         }
         buckets.push(Bucket::open(ctx, name, p, &bdir, report)?);
     }
-    Ok(Some(StreamInner {
+    let stream = StreamInner {
         name: name.to_string(),
+        dir: dir.to_path_buf(),
         config,
         buckets,
         ctx: ctx.clone(),
-    }))
+        notify: Notify::default(),
+        consumers: RwLock::new(BTreeMap::new()),
+        consumer_create: Mutex::new(()),
+    };
+    // Consumers: every directory under `consumers/` with a valid name.
+    let cdir = dir.join(CONSUMERS_DIR);
+    if vfs.kind(&cdir).map_err(|e| Error::io("stat", &cdir, e))? == Some(EntryKind::Dir) {
+        let mut opened = BTreeMap::new();
+        for e in vfs
+            .read_dir(&cdir)
+            .map_err(|e| Error::io("list", &cdir, e))?
+        {
+            if e.kind != EntryKind::Dir {
+                continue;
+            }
+            let path = cdir.join(&e.name);
+            if e.name.starts_with(".tmp-") {
+                remove_dir_all(vfs, &path)?;
+                vfs.sync_dir(&cdir)
+                    .map_err(|e| Error::io("sync directory", &cdir, e))?;
+                report.removed_incomplete_streams.push(path);
+                continue;
+            }
+            if name::validate(&e.name).is_err() {
+                continue;
+            }
+            let c = consumer::open(ctx, &stream, &e.name, &path)?;
+            opened.insert(e.name.clone(), Arc::new(c));
+        }
+        *stream.consumers.write().unwrap_or_else(|e| e.into_inner()) = opened;
+    }
+    Ok(Some(stream))
 }
 
 /// Creates the store's files on first open; checks the format version.

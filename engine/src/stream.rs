@@ -1,28 +1,49 @@
 //! Streams: named logs with one bucket per priority level.
 
+use crate::consumer::{self, Consumer, ConsumerConfig, ConsumerInner};
 use crate::ctx::Ctx;
 use crate::format::headers;
 use crate::format::record::RECORD_HEADER_BYTES;
 use crate::log::bucket::Prepared;
 use crate::log::Bucket;
+use crate::notify::Notify;
 use crate::options::{Durability, StreamConfig};
 use crate::record::{Message, Record};
-use crate::{Error, Result};
-use std::sync::Arc;
+use crate::store::StoreInner;
+use crate::{name, Error, Result};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A named, durable stream of messages. Cheap to clone; all clones share the
 /// same log. `Send + Sync`: any number of threads may send and read at once.
-#[derive(Clone, Debug)]
+/// A handle keeps its store open.
+#[derive(Clone)]
 pub struct Stream {
     inner: Arc<StreamInner>,
+    store: Arc<StoreInner>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("name", &self.inner.name)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct StreamInner {
     pub(crate) name: String,
+    pub(crate) dir: PathBuf,
     pub(crate) config: StreamConfig,
     pub(crate) buckets: Vec<Bucket>,
     pub(crate) ctx: Arc<Ctx>,
+    /// Woken after every send (and nack) for blocked receivers.
+    pub(crate) notify: Notify,
+    /// Every consumer of the stream, open for as long as the stream is.
+    pub(crate) consumers: RwLock<BTreeMap<String, Arc<ConsumerInner>>>,
+    pub(crate) consumer_create: Mutex<()>,
 }
 
 /// Figures of one priority bucket.
@@ -67,8 +88,113 @@ struct Encoded<'a> {
 }
 
 impl Stream {
-    pub(crate) fn from_inner(inner: Arc<StreamInner>) -> Stream {
-        Stream { inner }
+    pub(crate) fn from_inner(inner: Arc<StreamInner>, store: Arc<StoreInner>) -> Stream {
+        Stream { inner, store }
+    }
+
+    /// Number of priority levels.
+    pub(crate) fn levels(&self) -> u8 {
+        self.inner.buckets.len() as u8
+    }
+
+    /// Wake-ups for receivers.
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.inner.notify
+    }
+
+    /// End of a bucket's log.
+    pub(crate) fn end_offset(&self, priority: u8) -> u64 {
+        self.inner
+            .buckets
+            .get(priority as usize)
+            .map(|b| b.end_offset())
+            .unwrap_or(0)
+    }
+
+    /// The first offset consumers may not receive yet: with
+    /// `Durability::Always` only durable messages are delivered, so an
+    /// acknowledgement can never refer to a message a crash could take back.
+    pub(crate) fn deliverable_end(&self, priority: u8) -> u64 {
+        let Some(b) = self.inner.buckets.get(priority as usize) else {
+            return 0;
+        };
+        match self.inner.ctx.opts.durability {
+            Durability::Always => b.durable_offset(),
+            _ => b.end_offset(),
+        }
+    }
+
+    /// Another stream of the same store (dead-letter and reply streams).
+    pub(crate) fn store_stream(&self, name: &str) -> Result<Stream> {
+        crate::store::stream_of(&self.store, name)
+    }
+
+    /// Gets the consumer `name`, creating it with the default configuration
+    /// (start at the earliest message) if it does not exist.
+    pub fn consumer(&self, name: &str) -> Result<Consumer> {
+        name::validate(name)?;
+        if let Some(c) = self.get_consumer(name) {
+            return Ok(c);
+        }
+        self.create_consumer(name, &ConsumerConfig::default(), false)
+    }
+
+    /// Gets or creates the consumer `name` with `config`. For an existing
+    /// consumer the new configuration replaces the stored one (its start
+    /// position only matters at creation).
+    pub fn consumer_with(&self, name: &str, config: ConsumerConfig) -> Result<Consumer> {
+        name::validate(name)?;
+        self.create_consumer(name, &config, true)
+    }
+
+    /// Names of the stream's consumers, sorted.
+    pub fn consumers(&self) -> Vec<String> {
+        self.inner
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn get_consumer(&self, name: &str) -> Option<Consumer> {
+        let c = self
+            .inner
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()?;
+        Some(Consumer::new(c, self.clone()))
+    }
+
+    fn create_consumer(
+        &self,
+        name: &str,
+        config: &ConsumerConfig,
+        update: bool,
+    ) -> Result<Consumer> {
+        self.inner.ctx.check()?;
+        let _g = self
+            .inner
+            .consumer_create
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = self.get_consumer(name) {
+            if update {
+                consumer::update_config(c.inner_ref(), config)?;
+            }
+            return Ok(c);
+        }
+        let dir = consumer::create(&self.inner.ctx, &self.inner, name, config)?;
+        let inner = Arc::new(consumer::open(&self.inner.ctx, &self.inner, name, &dir)?);
+        self.inner
+            .consumers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), inner.clone());
+        Ok(Consumer::new(inner, self.clone()))
     }
 
     /// The stream's name.
@@ -143,10 +269,12 @@ impl Stream {
     }
 
     fn after_append(&self, bucket: &Bucket, end: u64) -> Result<()> {
-        match self.inner.ctx.opts.durability {
+        let r = match self.inner.ctx.opts.durability {
             Durability::Always => bucket.sync_to(end),
             Durability::Interval(_) | Durability::Never => Ok(()),
-        }
+        };
+        self.inner.notify.notify();
+        r
     }
 
     fn check_size(&self, headers_len: usize, payload_len: usize) -> Result<()> {
@@ -217,12 +345,10 @@ impl Stream {
         })
     }
 
-    /// Makes everything sent to this stream so far durable.
+    /// Makes everything sent to this stream so far durable, then its
+    /// consumers' acknowledgements.
     pub fn sync(&self) -> Result<()> {
-        for b in &self.inner.buckets {
-            b.sync_all()?;
-        }
-        Ok(())
+        self.inner.sync()
     }
 
     /// Offsets and sizes of each priority bucket.
@@ -252,6 +378,25 @@ impl Stream {
                 priority,
                 levels: self.inner.buckets.len() as u8,
             })
+    }
+}
+
+impl StreamInner {
+    pub(crate) fn sync(&self) -> Result<()> {
+        for b in &self.buckets {
+            b.sync_all()?;
+        }
+        let consumers: Vec<_> = self
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for c in consumers {
+            c.sync_all()?;
+        }
+        Ok(())
     }
 }
 

@@ -30,7 +30,7 @@ pub enum MetaDecodeError {
 
 /// Frames `body` with `magic` and `version`.
 pub fn encode(magic: [u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
-    assert!(body.len() <= META_BODY_BYTES_MAX, "meta body too large");
+    assert!(body.len() <= u32::MAX as usize, "meta body too large");
     let mut out = vec![0u8; FRAME_BYTES + body.len()];
     out[..8].copy_from_slice(&magic);
     put_u32(&mut out, 8, version);
@@ -43,6 +43,16 @@ pub fn encode(magic: [u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
 
 /// Checks the frame and returns `(version, body)`.
 pub fn decode(magic: [u8; 8], b: &[u8]) -> Result<(u32, &[u8]), MetaDecodeError> {
+    decode_limited(magic, b, META_BODY_BYTES_MAX)
+}
+
+/// Like [`decode`], for bodies of up to `body_max` bytes (consumer
+/// checkpoints, which grow with the number of unacknowledged messages).
+pub fn decode_limited(
+    magic: [u8; 8],
+    b: &[u8],
+    body_max: usize,
+) -> Result<(u32, &[u8]), MetaDecodeError> {
     if b.len() < FRAME_BYTES {
         return Err(MetaDecodeError::BadLength);
     }
@@ -50,7 +60,7 @@ pub fn decode(magic: [u8; 8], b: &[u8]) -> Result<(u32, &[u8]), MetaDecodeError>
         return Err(MetaDecodeError::BadMagic);
     }
     let n = get_u32(b, 12) as usize;
-    if n > META_BODY_BYTES_MAX || FRAME_BYTES + n != b.len() {
+    if n > body_max || FRAME_BYTES + n != b.len() {
         return Err(MetaDecodeError::BadLength);
     }
     if frame_crc(b) != get_u32(b, 16) {

@@ -6,6 +6,7 @@
 
 pub mod headers;
 pub mod index;
+pub mod journal;
 pub mod meta;
 pub mod record;
 pub mod segment;

@@ -1,0 +1,186 @@
+//! The consumer journal file: a memory-mapped, preallocated file of
+//! fixed-size records (see `format::journal`), and its checkpoint.
+//!
+//! Generations: the checkpoint names generation `g`; the journal of
+//! generation `g` holds what happened since. Every open and every full
+//! journal writes a new checkpoint (generation `g + 1`) and a new, empty
+//! journal, then removes the old one. A journal is never appended to after
+//! a restart, so stale bytes of a torn tail can never be read as new records.
+
+use crate::ctx::{random_u64, Ctx};
+use crate::format::journal::{
+    self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
+};
+use crate::format::meta;
+use crate::io::{self, MapWriter, OpenMode, SharedMap, VFile};
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes of a journal file (about 170,000 records).
+pub(crate) const JOURNAL_BYTES: u64 = 4 << 20;
+/// Largest checkpoint body accepted.
+pub(crate) const CHECKPOINT_BYTES_MAX: usize = 256 << 20;
+/// Magic of a checkpoint file.
+pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"SPOOLCKP";
+/// Version of the checkpoint body.
+pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+/// File name of the checkpoint.
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
+
+/// File name of the journal of generation `g`.
+pub(crate) fn journal_file_name(g: u64) -> String {
+    format!("journal.{g:020}")
+}
+
+/// Parses a journal file name.
+pub(crate) fn parse_journal_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("journal.")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// An open journal being appended to.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    pub(crate) path: PathBuf,
+    pub(crate) generation: u64,
+    id: u64,
+    map: Arc<SharedMap>,
+    writer: MapWriter,
+    _file: Arc<dyn VFile>,
+    pos: usize,
+}
+
+impl Journal {
+    /// Creates the empty journal of generation `g` in `dir`, durably.
+    pub(crate) fn create(ctx: &Ctx, dir: &Path, g: u64) -> Result<Journal> {
+        let vfs = &*ctx.vfs;
+        let name = journal_file_name(g);
+        let path = dir.join(&name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        if vfs
+            .kind(&tmp)
+            .map_err(|e| Error::io("stat", &tmp, e))?
+            .is_some()
+        {
+            vfs.remove_file(&tmp)
+                .map_err(|e| Error::io("remove", &tmp, e))?;
+        }
+        let header = JournalHeader {
+            journal_id: random_u64(),
+            generation: g,
+        };
+        let build = || -> std::io::Result<Arc<dyn VFile>> {
+            let f = vfs.open(&tmp, OpenMode::CreateNew)?;
+            f.set_len(JOURNAL_BYTES)?;
+            f.allocate(JOURNAL_BYTES)?;
+            f.write_all_at(&header.encode(), 0)?;
+            f.sync()?;
+            Ok(f)
+        };
+        let file = match build() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = vfs.remove_file(&tmp);
+                return Err(Error::io("create journal", &tmp, e));
+            }
+        };
+        vfs.rename(&tmp, &path)
+            .map_err(|e| Error::io("rename", &tmp, e))?;
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+        let mem = file
+            .map_mut(JOURNAL_BYTES)
+            .map_err(|e| Error::io("map", &path, e))?;
+        let (map, writer) = SharedMap::writable(mem, JOURNAL_HEADER_BYTES);
+        Ok(Journal {
+            path,
+            generation: g,
+            id: header.journal_id,
+            map,
+            writer,
+            _file: file,
+            pos: JOURNAL_HEADER_BYTES,
+        })
+    }
+
+    /// Appends a record; `false` if the journal is full (checkpoint first).
+    #[inline]
+    pub(crate) fn append(&mut self, e: &Entry) -> bool {
+        let end = self.pos + JOURNAL_RECORD_BYTES;
+        if end > self.map.len() {
+            return false;
+        }
+        let rec = journal::encode(self.id, e);
+        self.writer.slice_mut(self.pos..end).copy_from_slice(&rec);
+        self.pos = end;
+        self.writer.commit(end);
+        true
+    }
+
+    /// The map, for syncing without the consumer's lock.
+    pub(crate) fn map(&self) -> &Arc<SharedMap> {
+        &self.map
+    }
+
+    /// Bytes written so far (header included).
+    pub(crate) fn written(&self) -> u64 {
+        self.pos as u64
+    }
+}
+
+/// Reads a journal with plain reads and returns its generation and entries,
+/// stopping at the end marker or the first invalid record (a torn tail).
+/// A journal whose header is unreadable holds nothing (it was never synced).
+pub(crate) fn replay(ctx: &Ctx, path: &Path) -> Result<Option<(u64, Vec<Entry>)>> {
+    let f = match ctx.vfs.open(path, OpenMode::ReadOnly) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let bytes =
+        io::read_file_limited(&*f, JOURNAL_BYTES).map_err(|e| Error::io("read", path, e))?;
+    let Some(h) = JournalHeader::decode(&bytes) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    let mut p = JOURNAL_HEADER_BYTES;
+    while p + JOURNAL_RECORD_BYTES <= bytes.len() {
+        match journal::decode(h.journal_id, &bytes[p..p + JOURNAL_RECORD_BYTES]) {
+            Ok(Some(e)) => out.push(e),
+            Ok(None) | Err(()) => break,
+        }
+        p += JOURNAL_RECORD_BYTES;
+    }
+    Ok(Some((h.generation, out)))
+}
+
+/// Writes a checkpoint body crash-safely.
+pub(crate) fn write_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<()> {
+    let bytes = meta::encode(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, body);
+    io::write_file_atomic(&*ctx.vfs, dir, CHECKPOINT_FILE, &bytes)
+}
+
+/// Reads a checkpoint body; `None` if there is no checkpoint file.
+pub(crate) fn read_checkpoint(ctx: &Ctx, dir: &Path) -> Result<Option<Vec<u8>>> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let f = match ctx.vfs.open(&path, OpenMode::ReadOnly) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", &path, e)),
+    };
+    let bytes = io::read_file_limited(&*f, CHECKPOINT_BYTES_MAX as u64 + 64)
+        .map_err(|e| Error::io("read", &path, e))?;
+    let (version, body) = meta::decode_limited(CHECKPOINT_MAGIC, &bytes, CHECKPOINT_BYTES_MAX)
+        .map_err(|e| Error::corrupt(&path, 0, format!("consumer checkpoint: {e:?}")))?;
+    if version != CHECKPOINT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: path,
+            version,
+        });
+    }
+    Ok(Some(body.to_vec()))
+}

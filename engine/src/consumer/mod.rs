@@ -1,0 +1,1087 @@
+//! Durable named consumers: queue, publish/subscribe, competing consumers,
+//! priorities and dead letters on one mechanism.
+//!
+//! A consumer is a named cursor over every priority bucket of a stream, kept
+//! in `streams/<stream>/consumers/<name>/`: its configuration, a checkpoint
+//! and a journal of deliveries and acknowledgements (see `journal.rs`).
+//! Every handle on the same name shares one state, so many threads or
+//! handles on one name compete for messages; different names each see every
+//! message.
+
+pub(crate) mod journal;
+pub(crate) mod state;
+
+use crate::ctx::{random_u64, Ctx};
+use crate::format::journal::Entry;
+use crate::format::meta;
+use crate::group_commit::GroupCommit;
+use crate::io::{self, EntryKind, OpenMode, SharedMap};
+use crate::options::Durability;
+use crate::record::{Message, Record};
+use crate::stream::{Stream, StreamInner};
+use crate::{name, Error, Result};
+use journal::Journal;
+use serde::{Deserialize, Serialize};
+use state::{BucketCheckpoint, BucketState};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Directory of a stream's consumers.
+pub(crate) const CONSUMERS_DIR: &str = "consumers";
+const CONFIG_FILE: &str = "config.meta";
+const CONFIG_MAGIC: [u8; 8] = *b"SPOOLCCF";
+const CONFIG_VERSION: u32 = 1;
+
+/// Header names set on a dead-lettered message.
+pub mod dead_letter_headers {
+    /// The stream the message came from.
+    pub const STREAM: &str = "spool-dead-letter-stream";
+    /// The consumer that gave up on it.
+    pub const CONSUMER: &str = "spool-dead-letter-consumer";
+    /// Its offset in the source stream.
+    pub const OFFSET: &str = "spool-dead-letter-offset";
+    /// Its priority in the source stream.
+    pub const PRIORITY: &str = "spool-dead-letter-priority";
+    /// How many times it was delivered.
+    pub const ATTEMPTS: &str = "spool-dead-letter-attempts";
+    /// The reason given with the last negative acknowledgement, if any.
+    pub const REASON: &str = "spool-dead-letter-reason";
+}
+
+/// Where a new consumer starts reading. Applies to every priority bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartAt {
+    /// The first retained message (the default).
+    Earliest,
+    /// After the last message at creation time: only new messages.
+    Latest,
+    /// This offset (clamped to what is retained and written).
+    Offset(u64),
+    /// The first message at or after this many microseconds since the Unix
+    /// epoch.
+    TimestampUs(u64),
+}
+
+impl StartAt {
+    /// The first message at or after `t`.
+    pub fn timestamp(t: SystemTime) -> StartAt {
+        StartAt::TimestampUs(
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
+        )
+    }
+}
+
+/// Configuration of a consumer, persisted with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConsumerConfig {
+    /// Where a new consumer starts. Default = [`StartAt::Earliest`].
+    pub start: StartAt,
+    /// How long a delivery is leased before it is redelivered. Default = 30 s.
+    pub visibility_timeout: Duration,
+    /// After this many deliveries without an ack, a message goes to the
+    /// dead-letter stream (or, without one, is dropped and counted).
+    /// Default = unlimited.
+    pub max_deliveries: Option<u32>,
+    /// Stream that receives dead letters. Default = none.
+    pub dead_letter: Option<String>,
+    /// Anti-starvation for priority streams: after this many deliveries from
+    /// higher levels while a lower level has messages waiting, one message of
+    /// the highest waiting lower level is served. Default = none (strict
+    /// priority).
+    pub starvation_limit: Option<u32>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            start: StartAt::Earliest,
+            visibility_timeout: Duration::from_secs(30),
+            max_deliveries: None,
+            dead_letter: None,
+            starvation_limit: None,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Sets [`ConsumerConfig::start`].
+    pub fn start(mut self, s: StartAt) -> Self {
+        self.start = s;
+        self
+    }
+    /// Sets [`ConsumerConfig::visibility_timeout`].
+    pub fn visibility_timeout(mut self, d: Duration) -> Self {
+        self.visibility_timeout = d;
+        self
+    }
+    /// Sets [`ConsumerConfig::max_deliveries`].
+    pub fn max_deliveries(mut self, n: u32) -> Self {
+        self.max_deliveries = Some(n);
+        self
+    }
+    /// Sets [`ConsumerConfig::dead_letter`].
+    pub fn dead_letter(mut self, stream: &str) -> Self {
+        self.dead_letter = Some(stream.to_string());
+        self
+    }
+    /// Sets [`ConsumerConfig::starvation_limit`].
+    pub fn starvation_limit(mut self, k: u32) -> Self {
+        self.starvation_limit = Some(k);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.visibility_timeout.is_zero() {
+            return Err(Error::InvalidConfig(
+                "visibility_timeout must be positive".into(),
+            ));
+        }
+        if self.max_deliveries == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_deliveries must be at least 1".into(),
+            ));
+        }
+        if self.starvation_limit == Some(0) {
+            return Err(Error::InvalidConfig(
+                "starvation_limit must be at least 1".into(),
+            ));
+        }
+        if let Some(d) = &self.dead_letter {
+            name::validate(d)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct CheckpointBody {
+    generation: u64,
+    buckets: Vec<BucketCheckpoint>,
+    redelivered: u64,
+    dead_lettered: u64,
+    skipped: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    buckets: Vec<BucketState>,
+    journal: Journal,
+    /// Logical journal bytes before the current journal.
+    logical_base: u64,
+    redelivered: u64,
+    dead_lettered: u64,
+    skipped: u64,
+    higher_streak: u32,
+    nack_reasons: HashMap<(u8, u64), String>,
+}
+
+impl State {
+    fn logical(&self) -> u64 {
+        self.logical_base + self.journal.written()
+    }
+
+    fn checkpoint_body(&self, generation: u64) -> CheckpointBody {
+        CheckpointBody {
+            generation,
+            buckets: self.buckets.iter().map(|b| b.checkpoint()).collect(),
+            redelivered: self.redelivered,
+            dead_lettered: self.dead_lettered,
+            skipped: self.skipped,
+        }
+    }
+}
+
+/// The shared state of one consumer name.
+#[derive(Debug)]
+pub(crate) struct ConsumerInner {
+    pub(crate) name: String,
+    dir: PathBuf,
+    ctx: Arc<Ctx>,
+    config: RwLock<ConsumerConfig>,
+    state: Mutex<State>,
+    commit: GroupCommit,
+    /// The current journal's map and logical base, for syncing without the
+    /// state lock.
+    current: RwLock<(Arc<SharedMap>, u64)>,
+    next_lease: AtomicU64,
+    /// Ack floors as of the last checkpoint (what retention may trust).
+    checkpointed_floors: Vec<AtomicU64>,
+}
+
+/// Figures of one consumer in one priority bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerBucketStats {
+    /// Priority level.
+    pub priority: u8,
+    /// Every offset below is acknowledged.
+    pub ack_floor: u64,
+    /// First offset never delivered.
+    pub next_offset: u64,
+    /// End of the bucket's log.
+    pub end_offset: u64,
+    /// Messages not yet acknowledged (`end_offset - ack_floor` minus those
+    /// acknowledged out of order).
+    pub pending: u64,
+    /// Messages leased right now.
+    pub in_flight: u64,
+    /// Messages waiting to be redelivered.
+    pub waiting_redelivery: u64,
+}
+
+impl ConsumerBucketStats {
+    /// How far behind the end of the log the ack floor is.
+    pub fn lag(&self) -> u64 {
+        self.end_offset.saturating_sub(self.ack_floor)
+    }
+}
+
+/// Figures of one consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// The consumer's name.
+    pub name: String,
+    /// One entry per priority level, lowest first.
+    pub buckets: Vec<ConsumerBucketStats>,
+    /// Deliveries that were not the first of their message.
+    pub redelivered: u64,
+    /// Messages moved to the dead-letter stream (or dropped after
+    /// `max_deliveries` without one).
+    pub dead_lettered: u64,
+    /// Messages removed by retention limits before this consumer acknowledged them.
+    pub skipped: u64,
+}
+
+impl ConsumerStats {
+    /// Messages not yet acknowledged, all levels.
+    pub fn pending(&self) -> u64 {
+        self.buckets.iter().map(|b| b.pending).sum()
+    }
+    /// Messages leased right now, all levels.
+    pub fn in_flight(&self) -> u64 {
+        self.buckets.iter().map(|b| b.in_flight).sum()
+    }
+}
+
+/// A handle on a durable named consumer. Cheap to clone; `Send + Sync`.
+/// All handles on the same name (in one store) share its state.
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    inner: Arc<ConsumerInner>,
+    stream: Stream,
+}
+
+/// A message leased to the receiver. Acknowledge it with [`Delivery::ack`],
+/// give it back with [`Delivery::nack`]. Dropping a delivery without either
+/// leaves the lease to expire: the message is redelivered after the
+/// visibility timeout (as if the receiver had crashed).
+#[derive(Debug)]
+pub struct Delivery {
+    record: Record,
+    consumer: Consumer,
+    lease: u64,
+    attempt: u32,
+}
+
+impl Consumer {
+    pub(crate) fn new(inner: Arc<ConsumerInner>, stream: Stream) -> Consumer {
+        Consumer { inner, stream }
+    }
+
+    pub(crate) fn inner_ref(&self) -> &ConsumerInner {
+        &self.inner
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The stream it reads.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> ConsumerConfig {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits up to `timeout` for a message and leases it to the caller.
+    /// Redeliveries (expired leases, nacks) come before new messages, the
+    /// highest priority first, the lowest offset first. Blocks without
+    /// polling: a send wakes it.
+    pub fn receive(&self, timeout: Duration) -> Result<Option<Delivery>> {
+        let deadline = Instant::now().checked_add(timeout);
+        let notify = self.stream.notify();
+        loop {
+            let waiter = notify.prepare();
+            let (got, wake) = self.take(1)?;
+            if let Some(d) = got.into_iter().next() {
+                return Ok(Some(d));
+            }
+            let now = Instant::now();
+            let until = match (deadline, wake) {
+                (Some(d), Some(w)) => d.min(w),
+                (Some(d), None) => d,
+                (None, Some(w)) => w,
+                (None, None) => now + Duration::from_secs(3600),
+            };
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+            waiter.wait_until(until);
+        }
+    }
+
+    /// Leases a message if one is available now.
+    pub fn try_receive(&self) -> Result<Option<Delivery>> {
+        Ok(self.take(1)?.0.into_iter().next())
+    }
+
+    /// Waits up to `timeout` for at least one message, then leases up to
+    /// `max` that are available at once.
+    pub fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Delivery>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let notify = self.stream.notify();
+        loop {
+            let waiter = notify.prepare();
+            let (got, wake) = self.take(max)?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(got);
+            }
+            let until = match (deadline, wake) {
+                (Some(d), Some(w)) => d.min(w),
+                (Some(d), None) => d,
+                (None, Some(w)) => w,
+                (None, None) => now + Duration::from_secs(3600),
+            };
+            waiter.wait_until(until);
+        }
+    }
+
+    /// Takes up to `max` messages; also returns when the next lease expires
+    /// or delay elapses.
+    fn take(&self, max: usize) -> Result<(Vec<Delivery>, Option<Instant>)> {
+        self.inner.ctx.check()?;
+        let config = self.config();
+        let levels = self.stream.levels();
+        let ends: Vec<u64> = (0..levels)
+            .map(|p| self.stream.deliverable_end(p))
+            .collect();
+        let mut out = Vec::new();
+        let mut st = self.lock();
+        let now = Instant::now();
+        for b in st.buckets.iter_mut() {
+            b.expire(now);
+        }
+        let mut dead_lettered = false;
+        while out.len() < max {
+            let Some(p) = choose_bucket(&mut st, &ends, config.starvation_limit) else {
+                break;
+            };
+            let Some(taken) = st.buckets[p].take(ends[p]) else {
+                break;
+            };
+            let record = match self.stream.read_priority(p as u8, taken.offset) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    st.buckets[p].untake(taken.offset);
+                    break;
+                }
+                Err(Error::OffsetNotRetained { first, .. }) => {
+                    let skipped = st.buckets[p].clamp(first, ends[p]);
+                    st.skipped += skipped;
+                    continue;
+                }
+                Err(e) => {
+                    st.buckets[p].untake(taken.offset);
+                    if out.is_empty() {
+                        return Err(e);
+                    }
+                    break;
+                }
+            };
+            if config.max_deliveries.is_some_and(|m| taken.attempts >= m) {
+                self.dead_letter(&mut st, &config, &record, taken.attempts)?;
+                dead_lettered = true;
+                continue;
+            }
+            let lease = self.inner.next_lease.fetch_add(1, Ordering::Relaxed);
+            let deadline = now + config.visibility_timeout;
+            let attempt = st.buckets[p].lease(taken.offset, lease, deadline);
+            if attempt > 1 {
+                st.redelivered += 1;
+            }
+            self.journal(
+                &mut st,
+                Entry::Delivered {
+                    bucket: p as u8,
+                    offset: taken.offset,
+                    attempt,
+                },
+            )?;
+            out.push(Delivery {
+                record,
+                consumer: self.clone(),
+                lease,
+                attempt,
+            });
+        }
+        let wake = st.buckets.iter().filter_map(|b| b.next_wake()).min();
+        let target = st.logical();
+        drop(st);
+        if dead_lettered {
+            self.persist(target)?;
+        }
+        Ok((out, wake))
+    }
+
+    /// Moves a message that was delivered `attempts` times to the dead-letter
+    /// stream, then acknowledges it.
+    fn dead_letter(
+        &self,
+        st: &mut State,
+        config: &ConsumerConfig,
+        record: &Record,
+        attempts: u32,
+    ) -> Result<()> {
+        let p = record.priority();
+        let offset = record.offset();
+        if let Some(dlq) = &config.dead_letter {
+            let target = self.stream.store_stream(dlq)?;
+            let reason = st
+                .nack_reasons
+                .get(&(p, offset))
+                .cloned()
+                .unwrap_or_default();
+            let offset_s = offset.to_string();
+            let prio_s = p.to_string();
+            let attempts_s = attempts.to_string();
+            let priority = if p < target.levels() { p } else { 0 };
+            let mut m = Message::new(record.payload()).priority(priority);
+            for (k, v) in record.headers() {
+                m = m.header(k, v);
+            }
+            m = m
+                .header(dead_letter_headers::STREAM, self.stream.name())
+                .header(dead_letter_headers::CONSUMER, self.name())
+                .header(dead_letter_headers::OFFSET, &offset_s)
+                .header(dead_letter_headers::PRIORITY, &prio_s)
+                .header(dead_letter_headers::ATTEMPTS, &attempts_s);
+            if !reason.is_empty() {
+                m = m.header(dead_letter_headers::REASON, &reason);
+            }
+            target.send_message(m)?;
+        }
+        st.nack_reasons.remove(&(p, offset));
+        st.buckets[p as usize].ack(offset);
+        st.dead_lettered += 1;
+        self.journal(st, Entry::DeadLettered { bucket: p, offset })
+    }
+
+    /// Appends a journal entry, writing a checkpoint and starting a new
+    /// journal when the current one is full.
+    fn journal(&self, st: &mut State, e: Entry) -> Result<()> {
+        if st.journal.append(&e) {
+            return Ok(());
+        }
+        self.rotate(st)?;
+        if !st.journal.append(&e) {
+            return Err(Error::InvalidConfig(
+                "journal cannot hold one record".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checkpoint, new journal, old journal removed (see `journal.rs`).
+    fn rotate(&self, st: &mut State) -> Result<()> {
+        let g = st.journal.generation + 1;
+        let body = st.checkpoint_body(g);
+        let (journal, base) = rotate_files(
+            &self.inner.ctx,
+            &self.inner.dir,
+            &body,
+            &st.journal.path,
+            st.logical(),
+        )?;
+        st.journal = journal;
+        st.logical_base = base - st.journal.written();
+        *self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = (st.journal.map().clone(), st.logical_base);
+        self.inner.commit.advance(base);
+        for (i, b) in body.buckets.iter().enumerate() {
+            self.inner.checkpointed_floors[i].store(b.floor, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Makes the journal durable up to `target` if the store's durability
+    /// asks for it.
+    fn persist(&self, target: u64) -> Result<()> {
+        match self.inner.ctx.opts.durability {
+            Durability::Always => self.inner.sync_to(target),
+            _ => Ok(()),
+        }
+    }
+
+    fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
+        self.inner.ctx.check()?;
+        let mut st = self.lock();
+        let p = priority as usize;
+        if p >= st.buckets.len() || !st.buckets[p].ack(offset) {
+            // Already acknowledged (a duplicate delivery): nothing to do.
+            return Ok(());
+        }
+        st.nack_reasons.remove(&(priority, offset));
+        self.journal(
+            &mut st,
+            Entry::Acked {
+                bucket: priority,
+                offset,
+            },
+        )?;
+        let target = st.logical();
+        drop(st);
+        self.persist(target)
+    }
+
+    /// Acknowledges every message of `priority` up to and including
+    /// `offset`, delivered or not: the cursor-style fast path for
+    /// subscribers that process in order.
+    pub fn ack_up_to(&self, priority: u8, offset: u64) -> Result<()> {
+        self.inner.ctx.check()?;
+        let end = self.stream.deliverable_end(priority);
+        let levels = self.stream.levels();
+        if priority >= levels {
+            return Err(Error::InvalidPriority { priority, levels });
+        }
+        // Never past what the log holds.
+        let offset = match end.checked_sub(1) {
+            Some(last) => offset.min(last),
+            None => return Ok(()),
+        };
+        let mut st = self.lock();
+        if !st.buckets[priority as usize].ack_up_to(offset) {
+            return Ok(());
+        }
+        self.journal(
+            &mut st,
+            Entry::AckedUpTo {
+                bucket: priority,
+                offset,
+            },
+        )?;
+        let target = st.logical();
+        drop(st);
+        self.persist(target)
+    }
+
+    fn nack_lease(
+        &self,
+        priority: u8,
+        offset: u64,
+        lease: u64,
+        delay: Option<Duration>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.inner.ctx.check()?;
+        let mut st = self.lock();
+        let until = delay.map(|d| Instant::now() + d);
+        if let Some(b) = st.buckets.get_mut(priority as usize) {
+            if b.nack(offset, lease, until) {
+                if let Some(r) = reason {
+                    st.nack_reasons
+                        .insert((priority, offset), r.chars().take(1024).collect());
+                }
+            }
+        }
+        drop(st);
+        self.stream.notify().notify();
+        Ok(())
+    }
+
+    fn extend_lease(&self, priority: u8, offset: u64, lease: u64, by: Duration) -> Result<()> {
+        let mut st = self.lock();
+        let ok = st
+            .buckets
+            .get_mut(priority as usize)
+            .is_some_and(|b| b.extend(offset, lease, Instant::now() + by));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::LeaseExpired { offset })
+        }
+    }
+
+    /// Figures of this consumer.
+    pub fn stats(&self) -> ConsumerStats {
+        let levels = self.stream.levels();
+        let ends: Vec<u64> = (0..levels).map(|p| self.stream.end_offset(p)).collect();
+        let st = self.lock();
+        ConsumerStats {
+            name: self.inner.name.clone(),
+            buckets: st
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(p, b)| {
+                    let c = b.checkpoint();
+                    let end = ends[p];
+                    ConsumerBucketStats {
+                        priority: p as u8,
+                        ack_floor: b.floor(),
+                        next_offset: b.next(),
+                        end_offset: end,
+                        pending: end
+                            .saturating_sub(b.floor())
+                            .saturating_sub(c.acked.len() as u64),
+                        in_flight: b.in_flight(),
+                        waiting_redelivery: b.waiting_redelivery(),
+                    }
+                })
+                .collect(),
+            redelivered: st.redelivered,
+            dead_lettered: st.dead_lettered,
+            skipped: st.skipped,
+        }
+    }
+}
+
+/// Picks the bucket to serve: the highest with a message available, except
+/// that after `starvation_limit` picks of a higher level while a lower one
+/// waits, the highest waiting lower level is served once.
+fn choose_bucket(st: &mut State, ends: &[u64], starvation_limit: Option<u32>) -> Option<usize> {
+    let mut avail = (0..st.buckets.len())
+        .rev()
+        .filter(|&p| st.buckets[p].has_available(ends[p]));
+    let top = avail.next()?;
+    let lower = avail.next();
+    match (starvation_limit, lower) {
+        (Some(k), Some(l)) => {
+            if st.higher_streak >= k {
+                st.higher_streak = 0;
+                Some(l)
+            } else {
+                st.higher_streak += 1;
+                Some(top)
+            }
+        }
+        _ => {
+            st.higher_streak = 0;
+            Some(top)
+        }
+    }
+}
+
+impl Delivery {
+    /// The stored message.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+    /// The payload (borrowed from the memory map).
+    pub fn payload(&self) -> &[u8] {
+        self.record.payload()
+    }
+    /// Offset within its priority bucket.
+    pub fn offset(&self) -> u64 {
+        self.record.offset()
+    }
+    /// Priority level.
+    pub fn priority(&self) -> u8 {
+        self.record.priority()
+    }
+    /// When it was sent.
+    pub fn timestamp(&self) -> SystemTime {
+        self.record.timestamp()
+    }
+    /// Headers in the order they were given.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.record.headers()
+    }
+    /// The first header named `key`.
+    pub fn header(&self, key: &str) -> Option<&[u8]> {
+        self.record.header(key)
+    }
+    /// Which delivery of this message this is: 1 for the first.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// The consumer it was delivered to.
+    pub fn consumer(&self) -> &Consumer {
+        &self.consumer
+    }
+
+    /// Acknowledges the message: it is done for this consumer. Durable
+    /// when this returns under `Durability::Always`. Acknowledging after
+    /// the lease expired still counts (the message may then have been
+    /// delivered twice: delivery is at least once).
+    pub fn ack(self) -> Result<()> {
+        self.consumer.ack_lease(self.priority(), self.offset())
+    }
+
+    /// Gives the message back for immediate redelivery.
+    pub fn nack(self) -> Result<()> {
+        self.consumer
+            .nack_lease(self.priority(), self.offset(), self.lease, None, None)
+    }
+
+    /// Gives the message back, to be redelivered after `delay`, with an
+    /// optional reason (kept in the dead-letter headers if it ends there).
+    pub fn nack_with(self, delay: Option<Duration>, reason: Option<&str>) -> Result<()> {
+        self.consumer
+            .nack_lease(self.priority(), self.offset(), self.lease, delay, reason)
+    }
+
+    /// Extends the lease to `by` from now. Fails with
+    /// [`Error::LeaseExpired`] if the lease already ran out or was given back.
+    pub fn extend_lease(&self, by: Duration) -> Result<()> {
+        self.consumer
+            .extend_lease(self.priority(), self.offset(), self.lease, by)
+    }
+
+    /// Whether this delivery's lease is still current.
+    pub fn is_leased(&self) -> bool {
+        let st = self.consumer.lock();
+        st.buckets
+            .get(self.priority() as usize)
+            .is_some_and(|b| b.is_leased(self.offset(), self.lease))
+    }
+}
+
+impl ConsumerInner {
+    fn sync_to(&self, target: u64) -> Result<()> {
+        self.commit.sync_to(&self.ctx, target, || {
+            let (map, base) = self
+                .current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let end = map.committed();
+            map.flush(0..end)?;
+            Ok(base + end as u64)
+        })
+    }
+
+    /// Ack floors as of the last checkpoint, per bucket.
+    pub(crate) fn checkpointed_floor(&self, priority: u8) -> u64 {
+        self.checkpointed_floors
+            .get(priority as usize)
+            .map(|f| f.load(Ordering::Acquire))
+            .unwrap_or(0)
+    }
+
+    /// Syncs the journal (for `Store::sync`).
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        let target = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.logical()
+        };
+        self.sync_to(target)
+    }
+}
+
+/// Writes the checkpoint of generation `body.generation`, creates its
+/// journal, removes the previous journal. Returns the new journal and the
+/// logical position where it starts.
+fn rotate_files(
+    ctx: &Ctx,
+    dir: &Path,
+    body: &CheckpointBody,
+    old: &Path,
+    logical_end: u64,
+) -> Result<(Journal, u64)> {
+    let bytes = postcard::to_allocvec(body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    journal::write_checkpoint(ctx, dir, &bytes)?;
+    let j = Journal::create(ctx, dir, body.generation)?;
+    match ctx.vfs.remove_file(old) {
+        Ok(()) => ctx
+            .vfs
+            .sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove", old, e)),
+    }
+    let start = logical_end + j.written();
+    Ok((j, start))
+}
+
+/// Creates a consumer directory atomically (temporary directory, renamed).
+pub(crate) fn create(
+    ctx: &Arc<Ctx>,
+    stream: &StreamInner,
+    name: &str,
+    config: &ConsumerConfig,
+) -> Result<PathBuf> {
+    config.validate()?;
+    let vfs = &*ctx.vfs;
+    let parent = stream.dir.join(CONSUMERS_DIR);
+    if vfs
+        .kind(&parent)
+        .map_err(|e| Error::io("stat", &parent, e))?
+        .is_none()
+    {
+        vfs.create_dir(&parent)
+            .map_err(|e| Error::io("create directory", &parent, e))?;
+        vfs.sync_dir(&stream.dir)
+            .map_err(|e| Error::io("sync directory", &stream.dir, e))?;
+    }
+    let tmp = parent.join(format!(".tmp-{name}-{:016x}", random_u64()));
+    vfs.create_dir(&tmp)
+        .map_err(|e| Error::io("create directory", &tmp, e))?;
+    write_config(ctx, &tmp, config)?;
+    let buckets = stream
+        .buckets
+        .iter()
+        .map(|b| {
+            let start = start_offset(stream, b.priority, config.start)?;
+            Ok(BucketCheckpoint {
+                floor: start,
+                next: start,
+                ..BucketCheckpoint::default()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let body = CheckpointBody {
+        generation: 1,
+        buckets,
+        ..CheckpointBody::default()
+    };
+    let bytes = postcard::to_allocvec(&body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    journal::write_checkpoint(ctx, &tmp, &bytes)?;
+    vfs.sync_dir(&tmp)
+        .map_err(|e| Error::io("sync directory", &tmp, e))?;
+    let dir = parent.join(name);
+    vfs.rename(&tmp, &dir)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
+    vfs.sync_dir(&parent)
+        .map_err(|e| Error::io("sync directory", &parent, e))?;
+    Ok(dir)
+}
+
+fn start_offset(stream: &StreamInner, priority: u8, start: StartAt) -> Result<u64> {
+    let b = &stream.buckets[priority as usize];
+    let (first, end) = (b.first_offset(), b.end_offset());
+    Ok(match start {
+        StartAt::Earliest => first,
+        StartAt::Latest => end,
+        StartAt::Offset(o) => o.clamp(first, end),
+        StartAt::TimestampUs(t) => {
+            // Timestamps never decrease within a bucket: binary search.
+            let (mut lo, mut hi) = (first, end);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let ts = match b.read(mid) {
+                    Ok(Some(r)) => r.timestamp_us(),
+                    Ok(None) => u64::MAX,
+                    Err(Error::OffsetNotRetained { .. }) => 0,
+                    Err(e) => return Err(e),
+                };
+                if ts < t {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        }
+    })
+}
+
+fn write_config(ctx: &Ctx, dir: &Path, config: &ConsumerConfig) -> Result<()> {
+    let body = postcard::to_allocvec(config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    io::write_file_atomic(
+        &*ctx.vfs,
+        dir,
+        CONFIG_FILE,
+        &meta::encode(CONFIG_MAGIC, CONFIG_VERSION, &body),
+    )
+}
+
+/// Rewrites the configuration of an existing consumer.
+pub(crate) fn update_config(inner: &ConsumerInner, config: &ConsumerConfig) -> Result<()> {
+    config.validate()?;
+    let mut g = inner.config.write().unwrap_or_else(|e| e.into_inner());
+    if *g == *config {
+        return Ok(());
+    }
+    write_config(&inner.ctx, &inner.dir, config)?;
+    *g = config.clone();
+    Ok(())
+}
+
+/// Opens a consumer directory: configuration, checkpoint, journal replay,
+/// clamping to the log, and a fresh journal generation.
+pub(crate) fn open(
+    ctx: &Arc<Ctx>,
+    stream: &StreamInner,
+    name: &str,
+    dir: &Path,
+) -> Result<ConsumerInner> {
+    let vfs = &*ctx.vfs;
+    let cfg_path = dir.join(CONFIG_FILE);
+    let f = vfs
+        .open(&cfg_path, OpenMode::ReadOnly)
+        .map_err(|e| Error::io("open", &cfg_path, e))?;
+    let bytes = io::read_file_limited(&*f, meta::META_BODY_BYTES_MAX as u64 + 64)
+        .map_err(|e| Error::io("read", &cfg_path, e))?;
+    let (version, body) = meta::decode(CONFIG_MAGIC, &bytes)
+        .map_err(|e| Error::corrupt(&cfg_path, 0, format!("consumer config: {e:?}")))?;
+    if version != CONFIG_VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: cfg_path,
+            version,
+        });
+    }
+    let config: ConsumerConfig = postcard::from_bytes(body)
+        .map_err(|e| Error::corrupt(&cfg_path, 24, format!("consumer config: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| Error::corrupt(&cfg_path, 24, e.to_string()))?;
+
+    let ckpt_path = dir.join(journal::CHECKPOINT_FILE);
+    let body = journal::read_checkpoint(ctx, dir)?
+        .ok_or_else(|| Error::corrupt(&ckpt_path, 0, "consumer checkpoint missing"))?;
+    let ckpt: CheckpointBody = postcard::from_bytes(&body)
+        .map_err(|e| Error::corrupt(&ckpt_path, 24, format!("consumer checkpoint: {e}")))?;
+    let levels = stream.buckets.len();
+    if ckpt.buckets.len() != levels {
+        return Err(Error::corrupt(
+            &ckpt_path,
+            24,
+            "checkpoint has the wrong number of priority levels",
+        ));
+    }
+    let mut buckets: Vec<BucketState> = ckpt
+        .buckets
+        .iter()
+        .map(BucketState::from_checkpoint)
+        .collect();
+
+    // Replay the journal of the checkpoint's generation; others are stale.
+    let mut stale = Vec::new();
+    for e in vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        if e.kind != EntryKind::File {
+            continue;
+        }
+        if let Some(g) = journal::parse_journal_name(&e.name) {
+            if g != ckpt.generation {
+                stale.push(dir.join(&e.name));
+            }
+        } else if e.name.starts_with('.') && e.name.ends_with(".tmp") {
+            stale.push(dir.join(&e.name));
+        }
+    }
+    let jpath = dir.join(journal::journal_file_name(ckpt.generation));
+    let mut dead_lettered = ckpt.dead_lettered;
+    if let Some((g, entries)) = journal::replay(ctx, &jpath)? {
+        if g == ckpt.generation {
+            for e in entries {
+                match e {
+                    Entry::Delivered {
+                        bucket,
+                        offset,
+                        attempt,
+                    } => {
+                        if let Some(b) = buckets.get_mut(bucket as usize) {
+                            b.replay_delivered(offset, attempt);
+                        }
+                    }
+                    Entry::Acked { bucket, offset } => {
+                        if let Some(b) = buckets.get_mut(bucket as usize) {
+                            b.ack(offset);
+                        }
+                    }
+                    Entry::AckedUpTo { bucket, offset } => {
+                        if let Some(b) = buckets.get_mut(bucket as usize) {
+                            b.ack_up_to(offset);
+                        }
+                    }
+                    Entry::DeadLettered { bucket, offset } => {
+                        if let Some(b) = buckets.get_mut(bucket as usize) {
+                            b.ack(offset);
+                            dead_lettered += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut skipped = ckpt.skipped;
+    for (p, b) in buckets.iter_mut().enumerate() {
+        b.all_ready();
+        let bucket = &stream.buckets[p];
+        skipped += b.clamp(bucket.first_offset(), bucket.end_offset());
+    }
+    // A fresh generation: the old journal is never appended to again.
+    let g = ckpt.generation + 1;
+    let mut state_body = CheckpointBody {
+        generation: g,
+        buckets: buckets.iter().map(|b| b.checkpoint()).collect(),
+        redelivered: ckpt.redelivered,
+        dead_lettered,
+        skipped,
+    };
+    state_body.generation = g;
+    let (journal, base) = rotate_files(ctx, dir, &state_body, &jpath, 0)?;
+    for s in stale {
+        match vfs.remove_file(&s) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &s, e)),
+        }
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+    }
+    let checkpointed_floors = state_body
+        .buckets
+        .iter()
+        .map(|b| AtomicU64::new(b.floor))
+        .collect();
+    let map = journal.map().clone();
+    let logical_base = base - journal.written();
+    Ok(ConsumerInner {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        ctx: ctx.clone(),
+        config: RwLock::new(config),
+        state: Mutex::new(State {
+            buckets,
+            journal,
+            logical_base,
+            redelivered: state_body.redelivered,
+            dead_lettered,
+            skipped,
+            higher_streak: 0,
+            nack_reasons: HashMap::new(),
+        }),
+        commit: GroupCommit::new(base),
+        current: RwLock::new((map, logical_base)),
+        next_lease: AtomicU64::new(1),
+        checkpointed_floors,
+    })
+}

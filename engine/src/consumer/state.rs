@@ -1,0 +1,525 @@
+//! The state of one consumer in one priority bucket: what is acknowledged,
+//! leased, waiting for redelivery, and never delivered. Pure logic, no I/O.
+//!
+//! Offsets below `floor` are acknowledged. Offsets in `floor..next` have a
+//! slot each (delivered at least once, or acknowledged out of order). Offsets
+//! from `next` on were never delivered.
+
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    /// Waiting in `ready` for (re)delivery.
+    Ready,
+    /// Leased to a receiver until `deadline`.
+    Leased { lease: u64, deadline: Instant },
+    /// Negatively acknowledged; ready again at `until`.
+    Delayed { until: Instant },
+    /// Acknowledged (above the floor).
+    Acked,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    attempts: u32,
+    state: SlotState,
+}
+
+/// The persistent part of a bucket state (checkpoint body).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BucketCheckpoint {
+    pub floor: u64,
+    pub next: u64,
+    /// Acknowledged offsets in `floor..next`.
+    pub acked: Vec<u64>,
+    /// Delivery attempts of unacknowledged offsets in `floor..next`.
+    pub attempts: Vec<(u64, u32)>,
+}
+
+/// One consumer's view of one bucket.
+#[derive(Debug)]
+pub(crate) struct BucketState {
+    floor: u64,
+    next: u64,
+    slots: VecDeque<Slot>,
+    ready: BTreeSet<u64>,
+    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
+    leases: BinaryHeap<Reverse<(Instant, u64, u64)>>,
+    in_flight: u64,
+}
+
+/// A message taken for delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Taken {
+    pub offset: u64,
+    /// Deliveries before this one.
+    pub attempts: u32,
+}
+
+impl BucketState {
+    /// Nothing delivered, everything below `start` acknowledged.
+    pub(crate) fn new(start: u64) -> BucketState {
+        BucketState {
+            floor: start,
+            next: start,
+            slots: VecDeque::new(),
+            ready: BTreeSet::new(),
+            delayed: BinaryHeap::new(),
+            leases: BinaryHeap::new(),
+            in_flight: 0,
+        }
+    }
+
+    /// Everything below is acknowledged.
+    pub(crate) fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// First never-delivered offset.
+    pub(crate) fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Messages leased right now.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    /// Messages waiting for redelivery (now or after a nack delay).
+    pub(crate) fn waiting_redelivery(&self) -> u64 {
+        (self.ready.len() + self.delayed.len()) as u64
+    }
+
+    fn slot(&self, offset: u64) -> Option<&Slot> {
+        let i = offset.checked_sub(self.floor)?;
+        self.slots.get(usize::try_from(i).ok()?)
+    }
+
+    fn slot_mut(&mut self, offset: u64) -> Option<&mut Slot> {
+        let i = offset.checked_sub(self.floor)?;
+        self.slots.get_mut(usize::try_from(i).ok()?)
+    }
+
+    /// Moves expired leases and elapsed delays to `ready`.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, offset, lease))) = self.leases.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.leases.pop();
+            if let Some(s) = self.slot_mut(offset) {
+                if s.state == (SlotState::Leased { lease, deadline }) {
+                    s.state = SlotState::Ready;
+                    self.in_flight -= 1;
+                    self.ready.insert(offset);
+                }
+            }
+        }
+        while let Some(Reverse((until, offset))) = self.delayed.peek().copied() {
+            if until > now {
+                break;
+            }
+            self.delayed.pop();
+            if let Some(s) = self.slot_mut(offset) {
+                if s.state == (SlotState::Delayed { until }) {
+                    s.state = SlotState::Ready;
+                    self.ready.insert(offset);
+                }
+            }
+        }
+    }
+
+    /// Whether a message can be taken now (after [`BucketState::expire`]);
+    /// `end` is the first offset not available in the log.
+    pub(crate) fn has_available(&self, end: u64) -> bool {
+        !self.ready.is_empty() || self.next < end
+    }
+
+    /// The earliest moment a lease expires or a delay elapses.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let l = self.leases.peek().map(|Reverse((d, _, _))| *d);
+        let d = self.delayed.peek().map(|Reverse((u, _))| *u);
+        match (l, d) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes the next message to deliver: the lowest offset waiting for
+    /// redelivery, else the next never-delivered one below `end`.
+    pub(crate) fn take(&mut self, end: u64) -> Option<Taken> {
+        if let Some(offset) = self.ready.pop_first() {
+            let attempts = self.slot(offset).map(|s| s.attempts).unwrap_or(0);
+            return Some(Taken { offset, attempts });
+        }
+        if self.next < end {
+            let offset = self.next;
+            self.next += 1;
+            self.slots.push_back(Slot {
+                attempts: 0,
+                state: SlotState::Ready,
+            });
+            return Some(Taken {
+                offset,
+                attempts: 0,
+            });
+        }
+        None
+    }
+
+    /// Puts a taken message back (its read failed), unchanged.
+    pub(crate) fn untake(&mut self, offset: u64) {
+        if let Some(s) = self.slot(offset) {
+            if s.state == SlotState::Ready {
+                self.ready.insert(offset);
+            }
+        }
+    }
+
+    /// Leases a taken message; returns its attempt number.
+    pub(crate) fn lease(&mut self, offset: u64, lease: u64, deadline: Instant) -> u32 {
+        let Some(s) = self.slot_mut(offset) else {
+            return 0;
+        };
+        s.attempts = s.attempts.saturating_add(1);
+        s.state = SlotState::Leased { lease, deadline };
+        let attempts = s.attempts;
+        self.in_flight += 1;
+        self.leases.push(Reverse((deadline, offset, lease)));
+        attempts
+    }
+
+    /// Records a delivery replayed from the journal (after a restart the
+    /// message is waiting for redelivery, with its count).
+    pub(crate) fn replay_delivered(&mut self, offset: u64, attempt: u32) {
+        if offset < self.floor {
+            return;
+        }
+        self.extend_to(offset + 1);
+        if let Some(s) = self.slot_mut(offset) {
+            if s.state != SlotState::Acked {
+                s.attempts = s.attempts.max(attempt);
+            }
+        }
+    }
+
+    /// Makes sure `next >= end`, adding ready slots for the new offsets.
+    fn extend_to(&mut self, end: u64) {
+        while self.next < end {
+            self.slots.push_back(Slot {
+                attempts: 0,
+                state: SlotState::Ready,
+            });
+            self.next += 1;
+        }
+    }
+
+    /// Acknowledges one delivered offset. Returns false if it was already
+    /// acknowledged or never delivered.
+    pub(crate) fn ack(&mut self, offset: u64) -> bool {
+        let Some(s) = self.slot_mut(offset) else {
+            return false;
+        };
+        match s.state {
+            SlotState::Acked => return false,
+            SlotState::Leased { .. } => {
+                s.state = SlotState::Acked;
+                self.in_flight -= 1;
+            }
+            SlotState::Ready | SlotState::Delayed { .. } => {
+                s.state = SlotState::Acked;
+                self.ready.remove(&offset);
+            }
+        }
+        self.advance_floor();
+        true
+    }
+
+    /// Acknowledges every offset up to and including `offset`, delivered or
+    /// not. Returns false if nothing changed.
+    pub(crate) fn ack_up_to(&mut self, offset: u64) -> bool {
+        let new_floor = offset.saturating_add(1);
+        if new_floor <= self.floor {
+            return false;
+        }
+        self.extend_to(new_floor);
+        while self.floor < new_floor {
+            if let Some(s) = self.slots.pop_front() {
+                if matches!(s.state, SlotState::Leased { .. }) {
+                    self.in_flight -= 1;
+                }
+            }
+            self.floor += 1;
+        }
+        self.ready = self.ready.split_off(&self.floor);
+        self.advance_floor();
+        true
+    }
+
+    fn advance_floor(&mut self) {
+        while let Some(s) = self.slots.front() {
+            if s.state != SlotState::Acked {
+                break;
+            }
+            self.slots.pop_front();
+            self.floor += 1;
+        }
+    }
+
+    /// Returns a leased message for redelivery, at once or at `until`.
+    /// Returns false if the lease is not current any more.
+    pub(crate) fn nack(&mut self, offset: u64, lease: u64, until: Option<Instant>) -> bool {
+        let Some(s) = self.slot_mut(offset) else {
+            return false;
+        };
+        if !matches!(s.state, SlotState::Leased { lease: l, .. } if l == lease) {
+            return false;
+        }
+        match until {
+            None => {
+                s.state = SlotState::Ready;
+                self.ready.insert(offset);
+            }
+            Some(until) => {
+                s.state = SlotState::Delayed { until };
+                self.delayed.push(Reverse((until, offset)));
+            }
+        }
+        self.in_flight -= 1;
+        true
+    }
+
+    /// Extends a current lease to `deadline`. Returns false if the lease is
+    /// not current any more.
+    pub(crate) fn extend(&mut self, offset: u64, lease: u64, deadline: Instant) -> bool {
+        let Some(s) = self.slot_mut(offset) else {
+            return false;
+        };
+        if !matches!(s.state, SlotState::Leased { lease: l, .. } if l == lease) {
+            return false;
+        }
+        s.state = SlotState::Leased { lease, deadline };
+        self.leases.push(Reverse((deadline, offset, lease)));
+        true
+    }
+
+    /// Whether `offset` is leased under `lease` right now.
+    pub(crate) fn is_leased(&self, offset: u64, lease: u64) -> bool {
+        matches!(self.slot(offset), Some(Slot { state: SlotState::Leased { lease: l, .. }, .. }) if *l == lease)
+    }
+
+    /// After a restart, or when the log lost its tail: never let the state
+    /// reach past the log's `end`, nor below its first retained offset
+    /// `first` (returns how many unacknowledged messages were skipped).
+    pub(crate) fn clamp(&mut self, first: u64, end: u64) -> u64 {
+        let mut skipped = 0;
+        if self.next > end {
+            let keep = end.saturating_sub(self.floor) as usize;
+            self.slots.truncate(keep);
+            self.next = end.max(self.floor);
+            self.ready.retain(|&o| o < end);
+            self.in_flight = self
+                .slots
+                .iter()
+                .filter(|s| matches!(s.state, SlotState::Leased { .. }))
+                .count() as u64;
+        }
+        if self.floor > end {
+            self.floor = end;
+            self.next = end;
+            self.slots.clear();
+            self.ready.clear();
+            self.in_flight = 0;
+        }
+        if self.floor < first {
+            for o in self.floor..first.min(self.next) {
+                if !matches!(
+                    self.slot(o),
+                    Some(Slot {
+                        state: SlotState::Acked,
+                        ..
+                    })
+                ) {
+                    skipped += 1;
+                }
+            }
+            if self.next < first {
+                skipped += first - self.next;
+            }
+            self.ack_up_to(first - 1);
+        }
+        skipped
+    }
+
+    /// Makes every unacknowledged slot ready for redelivery (after replay).
+    pub(crate) fn all_ready(&mut self) {
+        self.ready.clear();
+        self.delayed.clear();
+        self.leases.clear();
+        self.in_flight = 0;
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.state != SlotState::Acked {
+                s.state = SlotState::Ready;
+                self.ready.insert(self.floor + i as u64);
+            }
+        }
+    }
+
+    /// The persistent part.
+    pub(crate) fn checkpoint(&self) -> BucketCheckpoint {
+        let mut c = BucketCheckpoint {
+            floor: self.floor,
+            next: self.next,
+            ..BucketCheckpoint::default()
+        };
+        for (i, s) in self.slots.iter().enumerate() {
+            let o = self.floor + i as u64;
+            if s.state == SlotState::Acked {
+                c.acked.push(o);
+            } else if s.attempts > 0 {
+                c.attempts.push((o, s.attempts));
+            }
+        }
+        c
+    }
+
+    /// Rebuilds from a checkpoint; every unacknowledged delivered message is
+    /// ready for redelivery. Entries outside `floor..next` are ignored.
+    pub(crate) fn from_checkpoint(c: &BucketCheckpoint) -> BucketState {
+        let mut b = BucketState::new(c.floor);
+        b.extend_to(c.next.max(c.floor));
+        for &(o, n) in &c.attempts {
+            if let Some(s) = b.slot_mut(o) {
+                s.attempts = n;
+            }
+        }
+        for &o in &c.acked {
+            if let Some(s) = b.slot_mut(o) {
+                s.state = SlotState::Acked;
+            }
+        }
+        b.advance_floor();
+        b.all_ready();
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn fifo_then_ack_moves_the_floor() {
+        let now = Instant::now();
+        let mut b = BucketState::new(0);
+        let t0 = b.take(3).unwrap();
+        let t1 = b.take(3).unwrap();
+        assert_eq!((t0.offset, t1.offset), (0, 1));
+        assert_eq!(b.lease(0, 1, now + Duration::from_secs(1)), 1);
+        b.lease(1, 2, now + Duration::from_secs(1));
+        assert!(b.ack(1));
+        assert_eq!(b.floor(), 0);
+        assert!(b.ack(0));
+        assert_eq!(b.floor(), 2);
+        assert!(!b.ack(0));
+        assert_eq!(b.in_flight(), 0);
+    }
+
+    #[test]
+    fn expired_and_nacked_come_back_first_lowest_offset_first() {
+        let now = Instant::now();
+        let mut b = BucketState::new(10);
+        for lease in 0..3 {
+            let t = b.take(100).unwrap();
+            b.lease(t.offset, lease, now + Duration::from_millis(10));
+        }
+        assert!(b.nack(12, 2, None));
+        assert!(!b.nack(12, 2, None), "the lease is gone");
+        b.expire(now + Duration::from_millis(20));
+        assert_eq!(
+            b.take(100).unwrap(),
+            Taken {
+                offset: 10,
+                attempts: 1
+            }
+        );
+        assert_eq!(b.take(100).unwrap().offset, 11);
+        assert_eq!(b.take(100).unwrap().offset, 12);
+        assert_eq!(b.take(100).unwrap().offset, 13);
+    }
+
+    #[test]
+    fn delayed_nack_waits() {
+        let now = Instant::now();
+        let mut b = BucketState::new(0);
+        b.take(1).unwrap();
+        b.lease(0, 7, now + Duration::from_secs(60));
+        assert!(b.nack(0, 7, Some(now + Duration::from_secs(5))));
+        b.expire(now);
+        assert!(b.take(1).is_none());
+        assert_eq!(b.next_wake(), Some(now + Duration::from_secs(5)));
+        b.expire(now + Duration::from_secs(5));
+        assert_eq!(
+            b.take(1).unwrap(),
+            Taken {
+                offset: 0,
+                attempts: 1
+            }
+        );
+    }
+
+    #[test]
+    fn checkpoint_round_trip_keeps_acks_and_counts() {
+        let now = Instant::now();
+        let mut b = BucketState::new(0);
+        for i in 0..5 {
+            b.take(5).unwrap();
+            b.lease(i, i, now);
+        }
+        b.ack(1);
+        b.ack(3);
+        let c = b.checkpoint();
+        let mut r = BucketState::from_checkpoint(&c);
+        assert_eq!(r.floor(), 0);
+        assert_eq!(
+            r.take(5).unwrap(),
+            Taken {
+                offset: 0,
+                attempts: 1
+            }
+        );
+        assert_eq!(
+            r.take(5).unwrap(),
+            Taken {
+                offset: 2,
+                attempts: 1
+            }
+        );
+        assert_eq!(
+            r.take(5).unwrap(),
+            Taken {
+                offset: 4,
+                attempts: 1
+            }
+        );
+        assert!(r.take(5).is_none());
+    }
+
+    #[test]
+    fn ack_up_to_and_clamp() {
+        let mut b = BucketState::new(0);
+        assert!(b.ack_up_to(9));
+        assert_eq!((b.floor(), b.next()), (10, 10));
+        b.take(20).unwrap();
+        // The log lost its tail: state never passes the end.
+        b.clamp(0, 10);
+        assert_eq!((b.floor(), b.next()), (10, 10));
+        // Retention removed messages 10..15 before they were acknowledged.
+        assert_eq!(b.clamp(15, 20), 5);
+        assert_eq!(b.floor(), 15);
+    }
+}
