@@ -630,7 +630,10 @@ impl Consumer {
         let ok = st
             .buckets
             .get_mut(priority as usize)
-            .is_some_and(|b| b.extend(offset, lease, Instant::now() + by));
+            .is_some_and(|b| {
+                let now = Instant::now();
+                b.extend(offset, lease, now, now + by)
+            });
         if ok {
             Ok(())
         } else {
@@ -769,7 +772,7 @@ impl Delivery {
         let st = self.consumer.lock();
         st.buckets
             .get(self.priority() as usize)
-            .is_some_and(|b| b.is_leased(self.offset(), self.lease))
+            .is_some_and(|b| b.is_leased(self.offset(), self.lease, Instant::now()))
     }
 }
 

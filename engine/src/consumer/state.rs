@@ -292,13 +292,13 @@ impl BucketState {
         true
     }
 
-    /// Extends a current lease to `deadline`. Returns false if the lease is
-    /// not current any more.
-    pub(crate) fn extend(&mut self, offset: u64, lease: u64, deadline: Instant) -> bool {
+    /// Extends a lease that is current at `now` to `deadline`. Returns
+    /// false if the lease ran out or was given back.
+    pub(crate) fn extend(&mut self, offset: u64, lease: u64, now: Instant, deadline: Instant) -> bool {
         let Some(s) = self.slot_mut(offset) else {
             return false;
         };
-        if !matches!(s.state, SlotState::Leased { lease: l, .. } if l == lease) {
+        if !matches!(s.state, SlotState::Leased { lease: l, deadline: d } if l == lease && d > now) {
             return false;
         }
         s.state = SlotState::Leased { lease, deadline };
@@ -306,9 +306,9 @@ impl BucketState {
         true
     }
 
-    /// Whether `offset` is leased under `lease` right now.
-    pub(crate) fn is_leased(&self, offset: u64, lease: u64) -> bool {
-        matches!(self.slot(offset), Some(Slot { state: SlotState::Leased { lease: l, .. }, .. }) if *l == lease)
+    /// Whether `offset` is leased under `lease` at `now`.
+    pub(crate) fn is_leased(&self, offset: u64, lease: u64, now: Instant) -> bool {
+        matches!(self.slot(offset), Some(Slot { state: SlotState::Leased { lease: l, deadline }, .. }) if *l == lease && *deadline > now)
     }
 
     /// After a restart, or when the log lost its tail: never let the state
