@@ -166,11 +166,23 @@ pub struct StreamConfig {
     /// Number of priority levels, 1..=16 (0 = lowest). Each level is a
     /// separate bucket with its own offsets. Default = 1.
     pub priorities: u8,
+    /// Delete sealed segments whose newest message is older than this, even
+    /// if a consumer has not acknowledged them (it then counts them as
+    /// skipped). Default = none: keep until every consumer acknowledged.
+    pub max_age: Option<Duration>,
+    /// Delete the oldest sealed segments while a bucket's segment files take
+    /// more than this many bytes, even if a consumer has not acknowledged
+    /// them. Default = none.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for StreamConfig {
     fn default() -> Self {
-        StreamConfig { priorities: 1 }
+        StreamConfig {
+            priorities: 1,
+            max_age: None,
+            max_bytes: None,
+        }
     }
 }
 
@@ -178,6 +190,18 @@ impl StreamConfig {
     /// Sets the number of priority levels (1..=16).
     pub fn priorities(mut self, levels: u8) -> Self {
         self.priorities = levels;
+        self
+    }
+
+    /// Sets [`StreamConfig::max_age`].
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Sets [`StreamConfig::max_bytes`].
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
         self
     }
 

@@ -105,6 +105,7 @@ impl Store {
                 continue;
             }
             if let Some(inner) = open_stream(&ctx, &e.name, &dir, &mut report)? {
+                inner.apply_retention()?;
                 streams.insert(e.name.clone(), Arc::new(inner));
             }
         }

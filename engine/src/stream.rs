@@ -274,7 +274,22 @@ impl Stream {
             Durability::Interval(_) | Durability::Never => Ok(()),
         };
         self.inner.notify.notify();
+        if r.is_ok() && bucket.take_rolled() {
+            // The send itself succeeded; a retention failure that matters
+            // (a failed sync) poisons the store and shows up on the next call.
+            let _ = self.apply_retention();
+        }
         r
+    }
+
+    /// Deletes the sealed segments that retention allows: those every
+    /// consumer has acknowledged (a stream without consumers keeps
+    /// everything), and, whatever the consumers, those beyond the stream's
+    /// `max_age` / `max_bytes`. Runs by itself after each segment roll and at
+    /// open; call it to enforce an age limit on an idle stream. Returns the
+    /// bytes of the files removed.
+    pub fn apply_retention(&self) -> Result<u64> {
+        self.inner.apply_retention()
     }
 
     fn check_size(&self, headers_len: usize, payload_len: usize) -> Result<()> {
@@ -382,6 +397,68 @@ impl Stream {
 }
 
 impl StreamInner {
+    pub(crate) fn apply_retention(&self) -> Result<u64> {
+        self.ctx.check()?;
+        let consumers: Vec<_> = self
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut freed = 0;
+        for b in &self.buckets {
+            let sealed = b.sealed_segments();
+            let Some(&(first_base, first_end)) = sealed.first() else {
+                continue;
+            };
+            let mut new_first = first_base;
+            if !consumers.is_empty() {
+                // Interest: only acknowledged, checkpointed floors count, so
+                // a crash can never bring back a floor below deleted data.
+                let in_memory = consumers
+                    .iter()
+                    .map(|c| c.floors()[b.priority as usize])
+                    .min()
+                    .unwrap_or(0);
+                if in_memory >= first_end {
+                    let mut floor = u64::MAX;
+                    for c in &consumers {
+                        floor = floor.min(c.checkpoint_floors()?[b.priority as usize]);
+                    }
+                    for &(_, end) in &sealed {
+                        if end <= floor {
+                            new_first = new_first.max(end);
+                        }
+                    }
+                }
+            }
+            if let Some(age) = self.config.max_age {
+                let cutoff = crate::ctx::now_us().saturating_sub(age.as_micros() as u64);
+                for &(base, end) in &sealed {
+                    match b.sealed_last_timestamp(base, end)? {
+                        Some(ts) if ts < cutoff => new_first = new_first.max(end),
+                        _ => break,
+                    }
+                }
+            }
+            if let Some(max) = self.config.max_bytes {
+                let mut total = b.file_bytes();
+                for &(base, end) in &sealed {
+                    if total <= max {
+                        break;
+                    }
+                    total = total.saturating_sub(b.segment_file_bytes(base));
+                    new_first = new_first.max(end);
+                }
+            }
+            if new_first > first_base {
+                freed += b.delete_before(new_first)?;
+            }
+        }
+        Ok(freed)
+    }
+
     pub(crate) fn sync(&self) -> Result<()> {
         for b in &self.buckets {
             b.sync_all()?;

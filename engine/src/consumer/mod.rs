@@ -517,27 +517,7 @@ impl Consumer {
 
     /// Checkpoint, new journal, old journal removed (see `journal.rs`).
     fn rotate(&self, st: &mut State) -> Result<()> {
-        let g = st.journal.generation + 1;
-        let body = st.checkpoint_body(g);
-        let (journal, base) = rotate_files(
-            &self.inner.ctx,
-            &self.inner.dir,
-            &body,
-            &st.journal.path,
-            st.logical(),
-        )?;
-        st.journal = journal;
-        st.logical_base = base - st.journal.written();
-        *self
-            .inner
-            .current
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = (st.journal.map().clone(), st.logical_base);
-        self.inner.commit.advance(base);
-        for (i, b) in body.buckets.iter().enumerate() {
-            self.inner.checkpointed_floors[i].store(b.floor, Ordering::Release);
-        }
-        Ok(())
+        self.inner.rotate(st)
     }
 
     /// Makes the journal durable up to `target` if the store's durability
@@ -627,13 +607,10 @@ impl Consumer {
 
     fn extend_lease(&self, priority: u8, offset: u64, lease: u64, by: Duration) -> Result<()> {
         let mut st = self.lock();
-        let ok = st
-            .buckets
-            .get_mut(priority as usize)
-            .is_some_and(|b| {
-                let now = Instant::now();
-                b.extend(offset, lease, now, now + by)
-            });
+        let ok = st.buckets.get_mut(priority as usize).is_some_and(|b| {
+            let now = Instant::now();
+            b.extend(offset, lease, now, now + by)
+        });
         if ok {
             Ok(())
         } else {
@@ -777,6 +754,48 @@ impl Delivery {
 }
 
 impl ConsumerInner {
+    fn rotate(&self, st: &mut State) -> Result<()> {
+        let g = st.journal.generation + 1;
+        let body = st.checkpoint_body(g);
+        let (journal, base) =
+            rotate_files(&self.ctx, &self.dir, &body, &st.journal.path, st.logical())?;
+        st.journal = journal;
+        st.logical_base = base - st.journal.written();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+            (st.journal.map().clone(), st.logical_base);
+        self.commit.advance(base);
+        for (i, b) in body.buckets.iter().enumerate() {
+            self.checkpointed_floors[i].store(b.floor, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Makes the current ack floors durable (a checkpoint) if they moved
+    /// since the last one; returns the checkpointed floors.
+    pub(crate) fn checkpoint_floors(&self) -> Result<Vec<u64>> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let moved = st
+            .buckets
+            .iter()
+            .enumerate()
+            .any(|(i, b)| b.floor() != self.checkpointed_floors[i].load(Ordering::Acquire));
+        if moved {
+            self.ctx.check()?;
+            self.rotate(&mut st)?;
+        }
+        Ok(self
+            .checkpointed_floors
+            .iter()
+            .map(|f| f.load(Ordering::Acquire))
+            .collect())
+    }
+
+    /// Current ack floors (in memory).
+    pub(crate) fn floors(&self) -> Vec<u64> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.buckets.iter().map(|b| b.floor()).collect()
+    }
+
     fn sync_to(&self, target: u64) -> Result<()> {
         self.commit.sync_to(&self.ctx, target, || {
             let (map, base) = self
@@ -788,14 +807,6 @@ impl ConsumerInner {
             map.flush(0..end)?;
             Ok(base + end as u64)
         })
-    }
-
-    /// Ack floors as of the last checkpoint, per bucket.
-    pub(crate) fn checkpointed_floor(&self, priority: u8) -> u64 {
-        self.checkpointed_floors
-            .get(priority as usize)
-            .map(|f| f.load(Ordering::Acquire))
-            .unwrap_or(0)
     }
 
     /// Syncs the journal (for `Store::sync`).

@@ -294,11 +294,18 @@ impl BucketState {
 
     /// Extends a lease that is current at `now` to `deadline`. Returns
     /// false if the lease ran out or was given back.
-    pub(crate) fn extend(&mut self, offset: u64, lease: u64, now: Instant, deadline: Instant) -> bool {
+    pub(crate) fn extend(
+        &mut self,
+        offset: u64,
+        lease: u64,
+        now: Instant,
+        deadline: Instant,
+    ) -> bool {
         let Some(s) = self.slot_mut(offset) else {
             return false;
         };
-        if !matches!(s.state, SlotState::Leased { lease: l, deadline: d } if l == lease && d > now) {
+        if !matches!(s.state, SlotState::Leased { lease: l, deadline: d } if l == lease && d > now)
+        {
             return false;
         }
         s.state = SlotState::Leased { lease, deadline };

@@ -60,6 +60,8 @@ pub(crate) struct Bucket {
     commit: GroupCommit,
     /// Offsets below this are written and readable.
     written: AtomicU64,
+    /// Set by a roll; the stream then applies retention.
+    rolled: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,6 +104,20 @@ impl Bucket {
                 .map_err(|e| Error::io("sync directory", dir, e))?;
         }
         bases.sort_unstable();
+        // Finish a retention pass that a crash interrupted: the low-water
+        // mark was made durable before any segment below it was removed.
+        if let Some(low) = read_low_water(ctx, dir)? {
+            let mut removed = false;
+            while bases.len() > 1 && bases[1] <= low {
+                let base = bases.remove(0);
+                remove_segment_files(ctx, dir, base)?;
+                removed = true;
+            }
+            if removed {
+                vfs.sync_dir(dir)
+                    .map_err(|e| Error::io("sync directory", dir, e))?;
+            }
+        }
         let mut slots: Vec<Arc<Slot>> = Vec::with_capacity(bases.len() + 1);
         for w in bases.windows(2) {
             slots.push(Arc::new(Slot {
@@ -176,12 +192,87 @@ impl Bucket {
             }),
             commit: GroupCommit::new(next),
             written: AtomicU64::new(next),
+            rolled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// First retained offset.
     pub(crate) fn first_offset(&self) -> u64 {
         self.segments.read().unwrap_or_else(|e| e.into_inner())[0].base
+    }
+
+    /// Whether a segment was sealed since the last call.
+    pub(crate) fn take_rolled(&self) -> bool {
+        self.rolled.swap(false, Ordering::AcqRel)
+    }
+
+    /// Bytes of the segment file at `base`.
+    pub(crate) fn segment_file_bytes(&self, base: u64) -> u64 {
+        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        match segs
+            .iter()
+            .find(|s| s.base == base)
+            .and_then(|s| s.seg.get())
+        {
+            Some(seg) => seg.file_bytes(),
+            None => self
+                .ctx
+                .vfs
+                .open(
+                    &self.dir.join(segment::segment_file_name(base)),
+                    io::OpenMode::ReadOnly,
+                )
+                .and_then(|f| f.len())
+                .unwrap_or(0),
+        }
+    }
+
+    /// Sealed segments as `(base, end)` offset ranges, oldest first.
+    pub(crate) fn sealed_segments(&self) -> Vec<(u64, u64)> {
+        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        segs.iter()
+            .filter_map(|s| s.count.map(|c| (s.base, s.base + c)))
+            .collect()
+    }
+
+    /// Timestamp of the newest message of the sealed segment at `base`.
+    pub(crate) fn sealed_last_timestamp(&self, base: u64, end: u64) -> Result<Option<u64>> {
+        if end == base {
+            return Ok(None);
+        }
+        Ok(self.read(end - 1)?.map(|r| r.timestamp_us()))
+    }
+
+    /// Deletes every sealed segment that ends at or below `new_first`.
+    /// Order: the new low-water mark is made durable, then the files are
+    /// removed oldest first, then the directory is synced. Returns the bytes
+    /// of the files removed (freed once no reader maps them any more).
+    pub(crate) fn delete_before(&self, new_first: u64) -> Result<u64> {
+        self.ctx.check()?;
+        let doomed: Vec<Arc<Slot>> = {
+            let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+            segs.iter()
+                .filter(|s| s.count.is_some_and(|c| s.base + c <= new_first))
+                .cloned()
+                .collect()
+        };
+        let Some(last) = doomed.last() else {
+            return Ok(0);
+        };
+        let low = last.base + last.count.unwrap_or(0);
+        write_low_water(&self.ctx, &self.dir, low)?;
+        let mut freed = 0;
+        for s in &doomed {
+            freed += self.segment_file_bytes(s.base);
+            remove_segment_files(&self.ctx, &self.dir, s.base)?;
+        }
+        if let Err(e) = self.ctx.vfs.sync_dir(&self.dir) {
+            self.ctx.poison();
+            return Err(Error::io("sync directory", &self.dir, e));
+        }
+        let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
+        segs.retain(|s| s.base >= low);
+        Ok(freed)
     }
 
     /// Offset the next message will get; everything below is readable.
@@ -326,6 +417,7 @@ impl Bucket {
                 seg: OnceLock::from(new.seg.clone()),
             }));
         }
+        self.rolled.store(true, Ordering::Release);
         w.active = new;
         w.count = 0;
         w.write_pos = SEGMENT_HEADER_BYTES as u64;
@@ -447,6 +539,51 @@ impl ActiveWriter {
     fn seg_epoch(&self) -> u32 {
         self.seg.epoch()
     }
+}
+
+const RETENTION_FILE: &str = "retention.meta";
+const RETENTION_MAGIC: [u8; 8] = *b"SPOOLRET";
+const RETENTION_VERSION: u32 = 1;
+
+/// Reads the bucket's low-water mark (offsets below it were deleted).
+fn read_low_water(ctx: &Ctx, dir: &Path) -> Result<Option<u64>> {
+    let path = dir.join(RETENTION_FILE);
+    let f = match ctx.vfs.open(&path, io::OpenMode::ReadOnly) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", &path, e)),
+    };
+    let bytes = io::read_file_limited(&*f, 4096).map_err(|e| Error::io("read", &path, e))?;
+    let (version, body) = crate::format::meta::decode(RETENTION_MAGIC, &bytes)
+        .map_err(|e| Error::corrupt(&path, 0, format!("retention mark: {e:?}")))?;
+    if version != RETENTION_VERSION || body.len() != 8 {
+        return Err(Error::corrupt(
+            &path,
+            24,
+            "retention mark has an unknown version or length",
+        ));
+    }
+    Ok(Some(crate::format::get_u64(body, 0)))
+}
+
+fn write_low_water(ctx: &Ctx, dir: &Path, low: u64) -> Result<()> {
+    let bytes = crate::format::meta::encode(RETENTION_MAGIC, RETENTION_VERSION, &low.to_le_bytes());
+    io::write_file_atomic(&*ctx.vfs, dir, RETENTION_FILE, &bytes)
+}
+
+fn remove_segment_files(ctx: &Ctx, dir: &Path, base: u64) -> Result<()> {
+    for name in [
+        segment::segment_file_name(base),
+        segment::index_file_name(base),
+    ] {
+        let p = dir.join(name);
+        match ctx.vfs.remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &p, e)),
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Bucket {

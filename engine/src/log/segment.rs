@@ -85,6 +85,12 @@ pub(crate) fn scan(
         let expected = base + positions.len() as u64;
         match record::decode(&data[at..], segment_id, len_max, Some(expected)) {
             Ok(d) => {
+                // `decode` checked the unpadded length; the padding must fit
+                // too, or the next position would lie past the file (a file
+                // cut right after a record's last byte).
+                if at as u64 + d.stored_len() > data.len() as u64 {
+                    break ScanStop::Bad(DecodeError::Truncated);
+                }
                 if d.epoch < last_epoch {
                     break ScanStop::StaleEpoch(d.epoch);
                 }
@@ -104,6 +110,37 @@ pub(crate) fn scan(
         end: (data_start + at) as u64,
         stop,
         max_epoch: last_epoch,
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+    use crate::format::record::{encode, stored_len, RecordHeader};
+
+    /// Regression (found by the `segment_recovery` fuzz target): a segment
+    /// truncated right after a record whose length is not a multiple of 8
+    /// made the scan end past the file, and opening the store panicked.
+    #[test]
+    fn a_record_whose_padding_is_cut_off_ends_the_scan() {
+        let body = b"seven b";
+        let n = stored_len(0, body.len()) as usize;
+        let mut data = vec![0u8; n];
+        let h = RecordHeader {
+            offset: 0,
+            timestamp_us: 1,
+            epoch: 1,
+            flags: 0,
+        };
+        encode(&mut data, 9, &h, &[], body);
+        let unpadded = RECORD_HEADER_BYTES + body.len();
+        let s = scan(&data[..unpadded], SEGMENT_HEADER_BYTES, 9, 0, None);
+        assert_eq!(s.positions.len(), 0);
+        assert_eq!(s.end, SEGMENT_HEADER_BYTES as u64);
+        assert_eq!(s.stop, ScanStop::Bad(DecodeError::Truncated));
+        let s = scan(&data, SEGMENT_HEADER_BYTES, 9, 0, None);
+        assert_eq!(s.positions.len(), 1);
+        assert_eq!(s.end, (SEGMENT_HEADER_BYTES + n) as u64);
     }
 }
 
