@@ -38,6 +38,7 @@ pub struct Options {
     message_bytes_max: Option<u64>,
     pub(crate) allocation_chunk_bytes: u64,
     pub(crate) durability: Durability,
+    pub(crate) journal_bytes: u64,
     pub(crate) vfs: Option<Arc<dyn Vfs>>,
 }
 
@@ -48,6 +49,7 @@ impl std::fmt::Debug for Options {
             .field("message_bytes_max", &self.message_limit())
             .field("allocation_chunk_bytes", &self.allocation_chunk_bytes)
             .field("durability", &self.durability)
+            .field("journal_bytes", &self.journal_bytes)
             .finish()
     }
 }
@@ -64,6 +66,7 @@ impl Default for Options {
             message_bytes_max: None,
             allocation_chunk_bytes: 1 << 20,
             durability: Durability::Always,
+            journal_bytes: 4 << 20,
             vfs: None,
         }
     }
@@ -109,6 +112,15 @@ impl Options {
         self
     }
 
+    /// Size of a consumer's journal file: every delivery and acknowledgement
+    /// takes 24 bytes; when the journal is full, the consumer writes a
+    /// checkpoint and starts a new one. Default = 4 MiB (about 170,000
+    /// records); 4 KiB..=1 GiB.
+    pub fn consumer_journal_bytes(mut self, bytes: u64) -> Self {
+        self.journal_bytes = bytes;
+        self
+    }
+
     /// When sends and acknowledgements are durable. Default = [`Durability::Always`].
     pub fn durability(mut self, d: Durability) -> Self {
         self.durability = d;
@@ -145,6 +157,12 @@ impl Options {
             return bad(format!(
                 "allocation_chunk_bytes {} is below 4096",
                 self.allocation_chunk_bytes
+            ));
+        }
+        if !(4096..=1 << 30).contains(&self.journal_bytes) {
+            return bad(format!(
+                "consumer_journal_bytes {} is outside 4096..=1 GiB",
+                self.journal_bytes
             ));
         }
         if let Durability::Interval(d) = self.durability {

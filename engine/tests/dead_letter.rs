@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 fn config() -> ConsumerConfig {
-    ConsumerConfig::default().max_deliveries(3).dead_letter("dlq")
+    ConsumerConfig::default()
+        .max_deliveries(3)
+        .dead_letter("dlq")
 }
 
 #[test]
@@ -20,7 +22,8 @@ fn nacked_too_often_goes_to_the_dead_letter_stream() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
     let s = store.stream("orders").unwrap();
-    s.send_message(spool::Message::new(b"bad order").header("id", "7")).unwrap();
+    s.send_message(spool::Message::new(b"bad order").header("id", "7"))
+        .unwrap();
     s.send(b"good order").unwrap();
     let c = s.consumer_with("billing", config()).unwrap();
     for attempt in 1..=3 {
@@ -54,7 +57,11 @@ fn dead_letter_child() {
         return;
     };
     let store = Store::open(&path, Options::default()).unwrap();
-    let c = store.stream("orders").unwrap().consumer_with("billing", config()).unwrap();
+    let c = store
+        .stream("orders")
+        .unwrap()
+        .consumer_with("billing", config())
+        .unwrap();
     while let Some(d) = c.receive(Duration::from_millis(200)).unwrap() {
         if d.payload() == b"poison" {
             std::process::abort();
@@ -78,7 +85,12 @@ fn poison_message_reaches_the_dead_letter_stream_across_crashes() {
     let mut crashes = 0;
     for _ in 0..10 {
         let status = Command::new(&exe)
-            .args(["dead_letter_child", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "dead_letter_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("SPOOL_DLQ_CHILD", dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -89,11 +101,19 @@ fn poison_message_reaches_the_dead_letter_stream_across_crashes() {
         }
         crashes += 1;
     }
-    assert_eq!(crashes, 3, "the poison message crashed the consumer exactly max_deliveries times");
+    assert_eq!(
+        crashes, 3,
+        "the poison message crashed the consumer exactly max_deliveries times"
+    );
     let store = Store::open(dir.path(), Options::default()).unwrap();
     let c = store.stream("orders").unwrap().consumer("billing").unwrap();
     assert_eq!(c.stats().buckets[0].ack_floor, 3, "everything is done");
-    let r = store.stream("dlq").unwrap().read(0).unwrap().expect("dead letter");
+    let r = store
+        .stream("dlq")
+        .unwrap()
+        .read(0)
+        .unwrap()
+        .expect("dead letter");
     assert_eq!(r.payload(), b"poison");
     assert_eq!(r.header(h::ATTEMPTS), Some(&b"3"[..]));
 }

@@ -17,8 +17,8 @@ use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Bytes of a journal file (about 170,000 records).
-pub(crate) const JOURNAL_BYTES: u64 = 4 << 20;
+/// Largest journal file read back (the largest `journal_bytes` option).
+pub(crate) const JOURNAL_BYTES_LIMIT: u64 = 1 << 30;
 /// Largest checkpoint body accepted.
 pub(crate) const CHECKPOINT_BYTES_MAX: usize = 256 << 20;
 /// Magic of a checkpoint file.
@@ -73,10 +73,11 @@ impl Journal {
             journal_id: random_u64(),
             generation: g,
         };
+        let bytes = ctx.opts.journal_bytes;
         let build = || -> std::io::Result<Arc<dyn VFile>> {
             let f = vfs.open(&tmp, OpenMode::CreateNew)?;
-            f.set_len(JOURNAL_BYTES)?;
-            f.allocate(JOURNAL_BYTES)?;
+            f.set_len(bytes)?;
+            f.allocate(bytes)?;
             f.write_all_at(&header.encode(), 0)?;
             f.sync()?;
             Ok(f)
@@ -93,7 +94,7 @@ impl Journal {
         vfs.sync_dir(dir)
             .map_err(|e| Error::io("sync directory", dir, e))?;
         let mem = file
-            .map_mut(JOURNAL_BYTES)
+            .map_mut(bytes)
             .map_err(|e| Error::io("map", &path, e))?;
         let (map, writer) = SharedMap::writable(mem, JOURNAL_HEADER_BYTES);
         Ok(Journal {
@@ -142,7 +143,7 @@ pub(crate) fn replay(ctx: &Ctx, path: &Path) -> Result<Option<(u64, Vec<Entry>)>
         Err(e) => return Err(Error::io("open", path, e)),
     };
     let bytes =
-        io::read_file_limited(&*f, JOURNAL_BYTES).map_err(|e| Error::io("read", path, e))?;
+        io::read_file_limited(&*f, JOURNAL_BYTES_LIMIT).map_err(|e| Error::io("read", path, e))?;
     let Some(h) = JournalHeader::decode(&bytes) else {
         return Ok(None);
     };
