@@ -22,7 +22,10 @@ fn setup() -> (tempfile::TempDir, spool::Stream) {
 fn expired_lease_is_redelivered_before_newer_messages() {
     let (_d, s) = setup();
     let c = s
-        .consumer_with("c", ConsumerConfig::default().visibility_timeout(Duration::from_millis(50)))
+        .consumer_with(
+            "c",
+            ConsumerConfig::default().visibility_timeout(Duration::from_millis(50)),
+        )
         .unwrap();
     let first = c.try_receive().unwrap().unwrap();
     assert_eq!(first.payload(), [0]);
@@ -44,9 +47,14 @@ fn nack_now_and_nack_later() {
     let d0 = c.try_receive().unwrap().unwrap();
     let d1 = c.try_receive().unwrap().unwrap();
     d1.nack().unwrap();
-    d0.nack_with(Some(Duration::from_millis(100)), Some("busy")).unwrap();
+    d0.nack_with(Some(Duration::from_millis(100)), Some("busy"))
+        .unwrap();
     let r = c.try_receive().unwrap().unwrap();
-    assert_eq!((r.payload()[0], r.attempt()), (1, 2), "immediate nack first");
+    assert_eq!(
+        (r.payload()[0], r.attempt()),
+        (1, 2),
+        "immediate nack first"
+    );
     r.ack().unwrap();
     let r = c.try_receive().unwrap().unwrap();
     assert_eq!(r.payload(), [2], "0 waits for its delay");
@@ -67,7 +75,10 @@ fn nack_now_and_nack_later() {
 fn extend_lease_and_stale_leases() {
     let (_d, s) = setup();
     let c = s
-        .consumer_with("c", ConsumerConfig::default().visibility_timeout(Duration::from_millis(30)))
+        .consumer_with(
+            "c",
+            ConsumerConfig::default().visibility_timeout(Duration::from_millis(30)),
+        )
         .unwrap();
     let d = c.try_receive().unwrap().unwrap();
     d.extend_lease(Duration::from_secs(3600)).unwrap();
@@ -81,7 +92,10 @@ fn extend_lease_and_stale_leases() {
     let stale = c.try_receive().unwrap().unwrap();
     assert_eq!(stale.payload(), [2]);
     std::thread::sleep(Duration::from_millis(60));
-    assert!(matches!(stale.extend_lease(Duration::from_secs(1)), Err(Error::LeaseExpired { offset: 2 })));
+    assert!(matches!(
+        stale.extend_lease(Duration::from_secs(1)),
+        Err(Error::LeaseExpired { offset: 2 })
+    ));
     // Acking after expiry still counts (at least once).
     stale.ack().unwrap();
     again.ack().unwrap();

@@ -43,7 +43,10 @@ fn four_threads_share_100k_messages_exactly_once() {
         .collect();
     let per_thread: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(per_thread.iter().sum::<u64>(), N);
-    assert!(per_thread.iter().filter(|&&n| n > 0).count() >= 2, "work was shared: {per_thread:?}");
+    assert!(
+        per_thread.iter().filter(|&&n| n > 0).count() >= 2,
+        "work was shared: {per_thread:?}"
+    );
     let seen = seen.lock().unwrap();
     assert!(seen.iter().all(|&n| n == 1), "every message exactly once");
     let c = s.consumer("workers").unwrap();

@@ -36,7 +36,10 @@ fn fifo_ack_and_redelivery_after_restart() {
     let q = store.stream("jobs").unwrap();
     let c = q.consumer("worker").unwrap();
     for i in [1u32, 3, 5, 7, 9] {
-        let d = c.receive(Duration::from_secs(5)).unwrap().expect("redelivery");
+        let d = c
+            .receive(Duration::from_secs(5))
+            .unwrap()
+            .expect("redelivery");
         assert_eq!(d.payload(), i.to_le_bytes());
         assert_eq!(d.attempt(), 2, "the delivery count survived the restart");
         d.ack().unwrap();
@@ -64,7 +67,10 @@ fn receive_blocks_until_a_send_wakes_it() {
     assert_eq!(d.payload(), b"wake up");
     d.ack().unwrap();
     sender.join().unwrap();
-    assert!(c.receive(Duration::from_millis(20)).unwrap().is_none(), "timeout");
+    assert!(
+        c.receive(Duration::from_millis(20)).unwrap().is_none(),
+        "timeout"
+    );
 }
 
 #[test]
@@ -82,7 +88,9 @@ fn start_positions() {
     }
     use spool::{ConsumerConfig, StartAt};
     let first = |name: &str, start| {
-        let c = q.consumer_with(name, ConsumerConfig::default().start(start)).unwrap();
+        let c = q
+            .consumer_with(name, ConsumerConfig::default().start(start))
+            .unwrap();
         c.try_receive().unwrap().map(|d| d.payload()[0])
     };
     assert_eq!(first("earliest", StartAt::Earliest), Some(0));

@@ -9,7 +9,9 @@ use spool::{ConsumerConfig, Durability, Message, Options, Store, StreamConfig};
 fn setup() -> (tempfile::TempDir, spool::Stream) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
-    let s = store.create_stream("p", StreamConfig::default().priorities(3)).unwrap();
+    let s = store
+        .create_stream("p", StreamConfig::default().priorities(3))
+        .unwrap();
     for i in 0..4u8 {
         for p in 0..3u8 {
             s.send_message(Message::new(&[p, i]).priority(p)).unwrap();
@@ -28,14 +30,19 @@ fn highest_level_first_fifo_within() {
         assert_eq!(d.priority(), d.payload()[0]);
         d.ack().unwrap();
     }
-    let want: Vec<(u8, u8)> = [2u8, 1, 0].iter().flat_map(|&p| (0..4).map(move |i| (p, i))).collect();
+    let want: Vec<(u8, u8)> = [2u8, 1, 0]
+        .iter()
+        .flat_map(|&p| (0..4).map(move |i| (p, i)))
+        .collect();
     assert_eq!(got, want);
 }
 
 #[test]
 fn starvation_limit_serves_lower_levels() {
     let (_d, s) = setup();
-    let c = s.consumer_with("c", ConsumerConfig::default().starvation_limit(2)).unwrap();
+    let c = s
+        .consumer_with("c", ConsumerConfig::default().starvation_limit(2))
+        .unwrap();
     let mut levels = Vec::new();
     while let Some(d) = c.try_receive().unwrap() {
         levels.push(d.priority());
