@@ -8,7 +8,10 @@
 //! cargo run --release --example tour -- other/dir     # another store directory
 //! ```
 
-use spool::{Durability, Error, Message, Options, Record, Store, StreamConfig};
+use spool::{
+    dead_letter_headers, ConsumerConfig, Durability, Error, Message, Options, Record, Store,
+    StreamConfig,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -85,30 +88,11 @@ fn tour(path: &Path) -> spool::Result<()> {
         println!("read     {}", show(&r?));
     }
 
-    // 5. Priorities: a stream with 3 levels keeps one FIFO log per level; a consumer
-    //    serves the highest non-empty level first.
-    let tasks = match store.create_stream("tasks", StreamConfig::default().priorities(3)) {
-        Ok(s) => s,
-        Err(Error::StreamExists { .. }) => store.stream("tasks")?,
-        Err(e) => return Err(e),
-    };
-    println!("\n== stream \"tasks\" with priorities 0 (low) ..= 2 (high)");
-    let before: Vec<u64> = tasks.stats().buckets.iter().map(|b| b.end_offset).collect();
-    for (text, p) in [
-        ("rebuild search index", 0),
-        ("send invoice", 1),
-        ("page the on-call", 2),
-        ("resize thumbnails", 0),
-    ] {
-        let off = tasks.send_message(Message::new(text).priority(p))?;
-        println!("sent     priority {p} #{off} {text:?}");
-    }
-    println!("-- reading \"tasks\", highest priority first");
-    for p in (0..3u8).rev() {
-        for r in tasks.iter_priority(p, before[p as usize])? {
-            println!("read     priority {p} {}", show(&r?));
-        }
-    }
+    // 5. The messaging patterns, all on the same log and consumer machinery.
+    queue(&store)?;
+    publish_subscribe(&store)?;
+    competing_consumers(&store)?;
+    priorities(&store)?;
 
     // 6. Everything written is kept: show the totals, then close (sync and unlock).
     println!("\n== totals");
@@ -168,6 +152,140 @@ fn crash_run(path: &Path) -> spool::Result<()> {
          Run the tour again to see what survived and what recovery did."
     );
     std::process::abort();
+}
+
+/// Queue: one consumer; FIFO; ack removes a message, nack gives it back, and a message
+/// that fails too often goes to a dead-letter stream.
+fn queue(store: &Store) -> spool::Result<()> {
+    println!("\n== queue: stream \"jobs\", consumer \"worker\" (max 2 deliveries, dead letters to \"jobs.dead\")");
+    let jobs = store.stream("jobs")?;
+    let worker = jobs.consumer_with(
+        "worker",
+        ConsumerConfig::default()
+            .max_deliveries(2)
+            .dead_letter("jobs.dead"),
+    )?;
+    jobs.send(b"resize photo 17")?;
+    jobs.send(b"corrupt upload")?;
+    jobs.send(b"email receipt")?;
+    while let Some(d) = worker.receive(Duration::from_millis(100))? {
+        let text = String::from_utf8_lossy(d.payload()).into_owned();
+        if text == "corrupt upload" {
+            println!(
+                "worker   #{} {text:?} attempt {} -> nack (cannot parse)",
+                d.offset(),
+                d.attempt()
+            );
+            d.nack_with(None, Some("cannot parse"))?;
+        } else {
+            println!(
+                "worker   #{} {text:?} attempt {} -> ack",
+                d.offset(),
+                d.attempt()
+            );
+            d.ack()?;
+        }
+    }
+    let dead = store.stream("jobs.dead")?;
+    let first = dead.stats().buckets[0].end_offset.saturating_sub(1);
+    if let Some(r) = dead.read(first)? {
+        let attempts = r.header(dead_letter_headers::ATTEMPTS).unwrap_or_default();
+        println!(
+            "dead     {:?} after {} attempts (reason {:?})",
+            String::from_utf8_lossy(r.payload()),
+            String::from_utf8_lossy(attempts),
+            String::from_utf8_lossy(r.header(dead_letter_headers::REASON).unwrap_or_default())
+        );
+    }
+    Ok(())
+}
+
+/// Publish/subscribe: every named consumer has its own durable cursor and sees every
+/// message.
+fn publish_subscribe(store: &Store) -> spool::Result<()> {
+    println!("\n== publish/subscribe: stream \"prices\", subscribers \"chart\" and \"alerts\"");
+    let prices = store.stream("prices")?;
+    let chart = prices.consumer("chart")?;
+    let alerts = prices.consumer("alerts")?;
+    for p in ["EUR 1.08", "EUR 1.09", "EUR 1.07"] {
+        prices.send(p.as_bytes())?;
+    }
+    for sub in [&chart, &alerts] {
+        let batch = sub.receive_batch(100, Duration::from_millis(100))?;
+        let seen: Vec<String> = batch
+            .iter()
+            .map(|d| String::from_utf8_lossy(d.payload()).into_owned())
+            .collect();
+        if let Some(last) = batch.last() {
+            // Subscribers process in order: one cursor ack covers the batch.
+            sub.ack_up_to(0, last.offset())?;
+        }
+        println!("{:<8} got {seen:?}", sub.name());
+    }
+    Ok(())
+}
+
+/// Competing consumers: threads sharing one consumer name split the work; each message
+/// is leased to exactly one of them.
+fn competing_consumers(store: &Store) -> spool::Result<()> {
+    println!(
+        "\n== competing consumers: 3 threads share consumer \"thumbnailer\" of stream \"images\""
+    );
+    let images = store.stream("images")?;
+    let batch: Vec<String> = (0..12).map(|i| format!("image-{i:02}.png")).collect();
+    images.send_batch(batch.iter().map(|s| Message::new(s)))?;
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let c = images.consumer("thumbnailer");
+            std::thread::spawn(move || -> spool::Result<Vec<u64>> {
+                let c = c?;
+                let mut mine = Vec::new();
+                while let Some(d) = c.receive(Duration::from_millis(50))? {
+                    mine.push(d.offset());
+                    d.ack()?;
+                }
+                let _ = t;
+                Ok(mine)
+            })
+        })
+        .collect();
+    for (t, h) in threads.into_iter().enumerate() {
+        let mine = h
+            .join()
+            .map_err(|_| Error::InvalidConfig("worker thread panicked".into()))??;
+        println!("thread {t} handled offsets {mine:?}");
+    }
+    Ok(())
+}
+
+/// Priority queue: one FIFO log per level; a consumer serves the highest non-empty
+/// level first.
+fn priorities(store: &Store) -> spool::Result<()> {
+    let tasks = match store.create_stream("tasks", StreamConfig::default().priorities(3)) {
+        Ok(s) => s,
+        Err(Error::StreamExists { .. }) => store.stream("tasks")?,
+        Err(e) => return Err(e),
+    };
+    println!("\n== priority queue: stream \"tasks\" with levels 0 (low) ..= 2 (high)");
+    for (text, p) in [
+        ("rebuild search index", 0),
+        ("send invoice", 1),
+        ("page the on-call", 2),
+        ("resize thumbnails", 0),
+    ] {
+        let off = tasks.send_message(Message::new(text).priority(p))?;
+        println!("sent     priority {p} #{off} {text:?}");
+    }
+    let c = tasks.consumer("scheduler")?;
+    while let Some(d) = c.receive(Duration::from_millis(50))? {
+        println!(
+            "received priority {} {:?}",
+            d.priority(),
+            String::from_utf8_lossy(d.payload())
+        );
+        d.ack()?;
+    }
+    Ok(())
 }
 
 /// One line about a record: offset, headers, payload.
