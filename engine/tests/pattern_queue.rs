@@ -81,6 +81,8 @@ fn start_positions() {
     for i in 0..5u8 {
         q.send(&[i]).unwrap();
     }
+    // Timestamps have microsecond resolution: keep `mid` clear of both sides.
+    std::thread::sleep(Duration::from_millis(2));
     let mid = std::time::SystemTime::now();
     std::thread::sleep(Duration::from_millis(2));
     for i in 5..10u8 {
