@@ -233,7 +233,7 @@ fn competing_consumers(store: &Store) -> spool::Result<()> {
     );
     let images = store.stream("images")?;
     let batch: Vec<String> = (0..12).map(|i| format!("image-{i:02}.png")).collect();
-    images.send_batch(batch.iter().map(|s| Message::new(s)))?;
+    images.send_batch(batch.iter().map(Message::new))?;
     let threads: Vec<_> = (0..3)
         .map(|t| {
             let c = images.consumer("thumbnailer");

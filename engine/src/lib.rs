@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod blob;
 mod consumer;
 mod ctx;
 mod error;
@@ -37,6 +38,7 @@ mod report;
 mod store;
 mod stream;
 
+pub use blob::ClaimCheck;
 pub use consumer::{
     dead_letter_headers, Consumer, ConsumerBucketStats, ConsumerConfig, ConsumerStats, Delivery,
     StartAt,

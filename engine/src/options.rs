@@ -192,6 +192,10 @@ pub struct StreamConfig {
     /// more than this many bytes, even if a consumer has not acknowledged
     /// them. Default = none.
     pub max_bytes: Option<u64>,
+    /// Payloads larger than this many bytes are stored once as
+    /// content-addressed blob files (claim checks) instead of in the log.
+    /// Default = 256 KiB.
+    pub claim_check_threshold: u64,
 }
 
 impl Default for StreamConfig {
@@ -200,6 +204,7 @@ impl Default for StreamConfig {
             priorities: 1,
             max_age: None,
             max_bytes: None,
+            claim_check_threshold: 256 * 1024,
         }
     }
 }
@@ -214,6 +219,12 @@ impl StreamConfig {
     /// Sets [`StreamConfig::max_age`].
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age);
+        self
+    }
+
+    /// Sets [`StreamConfig::claim_check_threshold`].
+    pub fn claim_check_threshold(mut self, bytes: u64) -> Self {
+        self.claim_check_threshold = bytes;
         self
     }
 

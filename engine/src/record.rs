@@ -1,7 +1,8 @@
 //! Messages going in ([`Message`]) and coming out ([`Record`]).
 
+use crate::blob::{BlobBytes, ClaimCheck};
 use crate::format::headers::HeaderIter;
-use crate::format::record::DecodedRecord;
+use crate::format::record::{decode_claim_check, DecodedRecord, FLAG_CLAIM_CHECK};
 use crate::log::segment::Segment;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -80,6 +81,8 @@ pub struct Record {
     seg: Arc<Segment>,
     pos: u32,
     d: DecodedRecord,
+    /// The verified payload of a claim check.
+    blob: Option<Arc<BlobBytes>>,
 }
 
 impl std::fmt::Debug for Record {
@@ -96,7 +99,47 @@ impl std::fmt::Debug for Record {
 
 impl Record {
     pub(crate) fn new(seg: Arc<Segment>, pos: u32, d: DecodedRecord) -> Record {
-        Record { seg, pos, d }
+        Record {
+            seg,
+            pos,
+            d,
+            blob: None,
+        }
+    }
+
+    pub(crate) fn with_blob(mut self, blob: Arc<BlobBytes>) -> Record {
+        self.blob = Some(blob);
+        self
+    }
+
+    pub(crate) fn segment_path(&self) -> &std::path::Path {
+        &self.seg.path
+    }
+
+    pub(crate) fn position(&self) -> u64 {
+        self.pos as u64
+    }
+
+    /// Whether the payload is stored as a claim-check blob.
+    pub fn is_claim_check(&self) -> bool {
+        self.d.flags & FLAG_CLAIM_CHECK != 0
+    }
+
+    /// The claim-check reference (hash and length) if the payload is stored
+    /// as a blob.
+    pub fn claim_check(&self) -> Option<ClaimCheck> {
+        if !self.is_claim_check() {
+            return None;
+        }
+        let (hash, len) = decode_claim_check(&self.bytes()[self.d.body_range()])?;
+        Some(ClaimCheck { hash, len })
+    }
+
+    /// A reader over the payload, for streaming large (claim-checked)
+    /// payloads into a file or socket without copying them into memory: it
+    /// reads from the memory map, so anonymous memory stays bounded.
+    pub fn open_payload(&self) -> impl std::io::Read + Send + 'static {
+        std::io::Cursor::new(RecordBytes(self.clone()))
     }
 
     fn bytes(&self) -> &[u8] {
@@ -124,9 +167,13 @@ impl Record {
         UNIX_EPOCH + Duration::from_micros(self.d.timestamp_us)
     }
 
-    /// The payload, borrowed from the memory map.
+    /// The payload, borrowed from the memory map (for a claim check, from
+    /// the blob's map, verified against its hash when the record was read).
     pub fn payload(&self) -> &[u8] {
-        &self.bytes()[self.d.body_range()]
+        match &self.blob {
+            Some(b) => b.bytes(),
+            None => &self.bytes()[self.d.body_range()],
+        }
     }
 
     /// The headers, in the order they were given.
@@ -137,5 +184,14 @@ impl Record {
     /// The value of the first header named `key`.
     pub fn header(&self, key: &str) -> Option<&[u8]> {
         self.headers().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+/// The payload bytes of an inline record, owned for `open_payload`.
+struct RecordBytes(Record);
+
+impl AsRef<[u8]> for RecordBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.payload()
     }
 }

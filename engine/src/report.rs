@@ -39,6 +39,9 @@ pub struct RecoveryReport {
     pub removed_temp_files: Vec<PathBuf>,
     /// Streams whose creation was interrupted, removed.
     pub removed_incomplete_streams: Vec<PathBuf>,
+    /// Claim-check blobs no message referred to (a crash came between
+    /// storing a blob and appending its message), removed.
+    pub removed_orphan_blobs: usize,
 }
 
 impl RecoveryReport {
@@ -48,6 +51,7 @@ impl RecoveryReport {
             && self.rebuilt_indexes.is_empty()
             && self.removed_temp_files.is_empty()
             && self.removed_incomplete_streams.is_empty()
+            && self.removed_orphan_blobs == 0
     }
 }
 
@@ -78,6 +82,13 @@ impl std::fmt::Display for RecoveryReport {
         }
         for p in &self.removed_incomplete_streams {
             writeln!(f, "removed incomplete stream {}", p.display())?;
+        }
+        if self.removed_orphan_blobs > 0 {
+            writeln!(
+                f,
+                "removed {} orphan claim-check blob(s)",
+                self.removed_orphan_blobs
+            )?;
         }
         Ok(())
     }

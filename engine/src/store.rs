@@ -1,5 +1,6 @@
 //! The store: a locked directory holding streams.
 
+use crate::blob::Blobs;
 use crate::consumer::{self, CONSUMERS_DIR};
 use crate::ctx::{random_u64, Ctx};
 use crate::format::meta::{self, STREAM_META_MAGIC};
@@ -10,7 +11,7 @@ use crate::options::{Durability, Options, StreamConfig};
 use crate::report::RecoveryReport;
 use crate::stream::{Stream, StreamInner};
 use crate::{name, Error, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -43,6 +44,7 @@ pub struct Store {
 
 pub(crate) struct StoreInner {
     ctx: Arc<Ctx>,
+    blobs: Arc<Blobs>,
     streams: RwLock<BTreeMap<String, Arc<StreamInner>>>,
     create_lock: Mutex<()>,
     report: RecoveryReport,
@@ -82,6 +84,7 @@ impl Store {
         let ctx = Arc::new(Ctx::new(vfs.clone(), options, root.clone(), lock));
         init_layout(&*vfs, &root)?;
         let mut report = RecoveryReport::default();
+        let blobs = Arc::new(Blobs::new(ctx.clone()));
         let streams_dir = root.join(STREAMS_DIR);
         let mut streams = BTreeMap::new();
         for e in vfs
@@ -104,15 +107,26 @@ impl Store {
             if name::validate(&e.name).is_err() {
                 continue;
             }
-            if let Some(inner) = open_stream(&ctx, &e.name, &dir, &mut report)? {
+            if let Some(inner) = open_stream(&ctx, &blobs, &e.name, &dir, &mut report)? {
                 inner.apply_retention()?;
                 streams.insert(e.name.clone(), Arc::new(inner));
             }
+        }
+        // Blobs that no retained message refers to: orphans of a crash
+        // between writing a blob and appending its reference, or left by a
+        // crash during collection.
+        if blobs.exists() {
+            let mut refs = HashSet::new();
+            for s in streams.values() {
+                s.blob_refs(&mut refs)?;
+            }
+            report.removed_orphan_blobs = blobs.collect(&refs)?;
         }
         let syncer = matches!(ctx.opts.durability, Durability::Interval(_))
             .then(|| Arc::new(SyncerStop::default()));
         let inner = Arc::new(StoreInner {
             ctx,
+            blobs,
             streams: RwLock::new(streams),
             create_lock: Mutex::new(()),
             report,
@@ -243,7 +257,7 @@ fn create(
     vfs.sync_dir(&streams_dir)
         .map_err(io_err("sync directory", &streams_dir))?;
     let mut report = RecoveryReport::default();
-    let inner = open_stream(ctx, name, &dir, &mut report)?.ok_or_else(|| {
+    let inner = open_stream(ctx, &store.blobs, name, &dir, &mut report)?.ok_or_else(|| {
         Error::corrupt(dir.join(STREAM_META), 0, "stream vanished after creation")
     })?;
     let inner = Arc::new(inner);
@@ -256,6 +270,29 @@ fn create(
 }
 
 impl StoreInner {
+    /// Removes the blobs no retained message refers to any more.
+    pub(crate) fn collect_blobs(&self) -> Result<usize> {
+        if !self.blobs.exists() {
+            return Ok(0);
+        }
+        let streams: Vec<Arc<StreamInner>> = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        // Collect under the exclusive lock, so a blob stored meanwhile (its
+        // reference not yet appended) cannot be taken for garbage: the
+        // sender holds the lock shared until its append.
+        self.blobs.collect_with(|refs| {
+            for s in &streams {
+                s.blob_refs(refs)?;
+            }
+            Ok(())
+        })
+    }
+
     fn sync(&self) -> Result<()> {
         self.ctx.check()?;
         let streams: Vec<Arc<StreamInner>> = self
@@ -314,6 +351,7 @@ fn spawn_syncer(store: Weak<StoreInner>, stop: Arc<SyncerStop>, every: Duration)
 /// and no bucket directories: someone else's directory).
 fn open_stream(
     ctx: &Arc<Ctx>,
+    blobs: &Arc<Blobs>,
     name: &str,
     dir: &Path,
     report: &mut RecoveryReport,
@@ -369,6 +407,7 @@ fn open_stream(
         notify: Notify::default(),
         consumers: RwLock::new(BTreeMap::new()),
         consumer_create: Mutex::new(()),
+        blobs: blobs.clone(),
     };
     // Consumers: every directory under `consumers/` with a valid name.
     let cdir = dir.join(CONSUMERS_DIR);

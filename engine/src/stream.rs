@@ -1,9 +1,11 @@
 //! Streams: named logs with one bucket per priority level.
 
+use crate::blob::Blobs;
 use crate::consumer::{self, Consumer, ConsumerConfig, ConsumerInner};
 use crate::ctx::Ctx;
 use crate::format::headers;
 use crate::format::record::RECORD_HEADER_BYTES;
+use crate::format::record::{encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CHECK};
 use crate::log::bucket::Prepared;
 use crate::log::Bucket;
 use crate::notify::Notify;
@@ -44,6 +46,8 @@ pub(crate) struct StreamInner {
     /// Every consumer of the stream, open for as long as the stream is.
     pub(crate) consumers: RwLock<BTreeMap<String, Arc<ConsumerInner>>>,
     pub(crate) consumer_create: Mutex<()>,
+    /// The store's claim-check blobs.
+    pub(crate) blobs: Arc<Blobs>,
 }
 
 /// Figures of one priority bucket.
@@ -84,7 +88,18 @@ impl StreamStats {
 struct Encoded<'a> {
     headers: Vec<u8>,
     payload: &'a [u8],
+    /// The claim-check reference that replaces a large payload.
+    claim: Option<[u8; CLAIM_CHECK_BYTES]>,
     priority: u8,
+}
+
+impl Encoded<'_> {
+    fn prepared(&self) -> Prepared<'_> {
+        match &self.claim {
+            Some(c) => (&self.headers, c, FLAG_CLAIM_CHECK),
+            None => (&self.headers, self.payload, 0),
+        }
+    }
 }
 
 impl Stream {
@@ -210,6 +225,9 @@ impl Stream {
     /// Appends `payload` at priority 0 and returns its offset. With
     /// [`Durability::Always`] it is on disk when this returns.
     pub fn send(&self, payload: &[u8]) -> Result<u64> {
+        if payload.len() as u64 > self.inner.config.claim_check_threshold {
+            return self.send_message(Message::new(payload));
+        }
         self.check_size(0, payload.len())?;
         let bucket = &self.inner.buckets[0];
         let range = bucket.append(&[(&[], payload, 0)])?;
@@ -219,12 +237,44 @@ impl Stream {
 
     /// Appends a message with headers and a priority; returns its offset
     /// within its priority's bucket.
+    ///
+    /// A payload larger than the stream's `claim_check_threshold` is stored
+    /// once as a content-addressed blob (see [`Stream::send_reader`]) and the
+    /// message carries the reference; readers get the payload transparently.
     pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
+        let _hold = self.blob_hold(msg.payload.len());
         let e = self.encode(&msg)?;
         let bucket = &self.inner.buckets[e.priority as usize];
-        let range = bucket.append(&[(&e.headers, e.payload, 0)])?;
+        let range = bucket.append(&[e.prepared()])?;
         self.after_append(bucket, range.end)?;
         Ok(range.start)
+    }
+
+    /// Sends a payload read from `reader` (a file of any size, streamed with
+    /// bounded memory) as a claim check: the payload is stored once as a
+    /// content-addressed blob, made durable, and only then is the message
+    /// with its reference appended. `msg` supplies headers and priority; its
+    /// payload must be empty.
+    pub fn send_reader(&self, reader: impl std::io::Read, msg: Message<'_>) -> Result<u64> {
+        if !msg.payload.is_empty() {
+            return Err(Error::InvalidConfig("send_reader takes the payload from the reader; the message's own payload must be empty".into()));
+        }
+        let blobs = &self.inner.blobs;
+        let _hold = blobs.hold();
+        let cc = blobs.put_reader(reader)?;
+        let mut e = self.encode_inline(&msg)?;
+        e.claim = Some(encode_claim_check(&cc.hash, cc.len));
+        let bucket = &self.inner.buckets[e.priority as usize];
+        let range = bucket.append(&[e.prepared()])?;
+        self.after_append(bucket, range.end)?;
+        Ok(range.start)
+    }
+
+    /// Holds the blob collector off while a large payload is stored and
+    /// referenced.
+    fn blob_hold(&self, payload_len: usize) -> Option<std::sync::RwLockReadGuard<'_, ()>> {
+        (payload_len as u64 > self.inner.config.claim_check_threshold)
+            .then(|| self.inner.blobs.hold())
     }
 
     /// Appends many messages with one reservation and one sync per bucket.
@@ -236,9 +286,18 @@ impl Stream {
         I: IntoIterator<Item = M>,
         M: Into<Message<'m>>,
     {
+        let msgs: Vec<Message<'m>> = msgs.into_iter().map(Into::into).collect();
+        let largest = msgs.iter().map(|m| m.payload.len()).max().unwrap_or(0);
+        let _hold = self.blob_hold(largest);
+        for m in &msgs {
+            // Size and header checks before any blob is written.
+            if m.payload.len() as u64 <= self.inner.config.claim_check_threshold {
+                self.encode_inline(m)?;
+            }
+        }
         let encoded = msgs
-            .into_iter()
-            .map(|m| self.encode(&m.into()))
+            .iter()
+            .map(|m| self.encode(m))
             .collect::<Result<Vec<_>>>()?;
         let mut offsets = vec![0u64; encoded.len()];
         let levels = self.inner.buckets.len();
@@ -249,7 +308,7 @@ impl Stream {
             for (i, e) in encoded.iter().enumerate() {
                 if e.priority as usize == p {
                     which.push(i);
-                    prepared.push((&e.headers, e.payload, 0));
+                    prepared.push(e.prepared());
                 }
             }
             if prepared.is_empty() {
@@ -289,7 +348,12 @@ impl Stream {
     /// open; call it to enforce an age limit on an idle stream. Returns the
     /// bytes of the files removed.
     pub fn apply_retention(&self) -> Result<u64> {
-        self.inner.apply_retention()
+        let freed = self.inner.apply_retention()?;
+        if freed > 0 {
+            // Segments went away: so may the last references to some blobs.
+            self.store.collect_blobs()?;
+        }
+        Ok(freed)
     }
 
     fn check_size(&self, headers_len: usize, payload_len: usize) -> Result<()> {
@@ -302,7 +366,23 @@ impl Stream {
         Ok(())
     }
 
+    /// Encodes a message; a payload above the claim-check threshold is
+    /// written as a blob first (the caller holds the blob lock).
     fn encode<'m>(&self, m: &Message<'m>) -> Result<Encoded<'m>> {
+        if m.payload.len() as u64 > self.inner.config.claim_check_threshold {
+            let mut e = self.encode_inline(&Message {
+                payload: &[],
+                headers: m.headers.clone(),
+                priority: m.priority,
+            })?;
+            let cc = self.inner.blobs.put_reader(m.payload)?;
+            e.claim = Some(encode_claim_check(&cc.hash, cc.len));
+            return Ok(e);
+        }
+        self.encode_inline(m)
+    }
+
+    fn encode_inline<'m>(&self, m: &Message<'m>) -> Result<Encoded<'m>> {
         let levels = self.inner.buckets.len() as u8;
         if m.priority >= levels {
             return Err(Error::InvalidPriority {
@@ -320,10 +400,11 @@ impl Stream {
                 headers::encode_pair(&mut hdr, k, v);
             }
         }
-        self.check_size(hdr.len(), m.payload.len())?;
+        self.check_size(hdr.len(), m.payload.len().max(CLAIM_CHECK_BYTES))?;
         Ok(Encoded {
             headers: hdr,
             payload: m.payload,
+            claim: None,
             priority: m.priority,
         })
     }
@@ -335,8 +416,16 @@ impl Stream {
     }
 
     /// Reads the message at `offset` of a priority level.
+    ///
+    /// A claim-checked payload is mapped from its blob and verified against
+    /// its hash here (once per process while it stays mapped); a missing or
+    /// damaged blob is `Error::Corrupt`.
     pub fn read_priority(&self, priority: u8, offset: u64) -> Result<Option<Record>> {
-        self.bucket(priority)?.read(offset)
+        let r = self.bucket(priority)?.read(offset)?;
+        match r {
+            Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
+            other => Ok(other),
+        }
     }
 
     /// Iterates over priority 0 from `offset` to the current end.
@@ -397,6 +486,27 @@ impl Stream {
 }
 
 impl StreamInner {
+    /// Attaches the verified blob of a claim-check record.
+    pub(crate) fn resolve(&self, r: Record) -> Result<Record> {
+        let Some(cc) = r.claim_check() else {
+            return Err(Error::corrupt(
+                r.segment_path(),
+                r.position(),
+                "malformed claim-check reference",
+            ));
+        };
+        let blob = self.blobs.load(&cc)?;
+        Ok(r.with_blob(blob))
+    }
+
+    /// Every blob referred to by a retained message of this stream.
+    pub(crate) fn blob_refs(&self, out: &mut std::collections::HashSet<[u8; 32]>) -> Result<()> {
+        for b in &self.buckets {
+            b.blob_refs(out)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn apply_retention(&self) -> Result<u64> {
         self.ctx.check()?;
         let consumers: Vec<_> = self

@@ -707,6 +707,14 @@ impl Delivery {
     pub fn header(&self, key: &str) -> Option<&[u8]> {
         self.record.header(key)
     }
+    /// The claim-check reference, if the payload is stored as a blob.
+    pub fn claim_check(&self) -> Option<crate::ClaimCheck> {
+        self.record.claim_check()
+    }
+    /// A reader over the payload (see [`Record::open_payload`]).
+    pub fn open_payload(&self) -> impl std::io::Read + Send + 'static {
+        self.record.open_payload()
+    }
     /// Which delivery of this message this is: 1 for the first.
     pub fn attempt(&self) -> u32 {
         self.attempt

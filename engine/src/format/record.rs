@@ -219,6 +219,52 @@ pub fn decode(
     Ok(d)
 }
 
+/// Reads the flags and body range of a record known to be valid (already
+/// checked when it was written or recovered), without recomputing its CRC;
+/// `None` if the lengths do not fit `bytes`.
+pub fn peek(bytes: &[u8]) -> Option<(u16, std::ops::Range<usize>)> {
+    if bytes.len() < RECORD_HEADER_BYTES {
+        return None;
+    }
+    let len = get_u32(bytes, LEN_OFFSET) as usize;
+    let hdr_len = get_u16(bytes, HDR_LEN_OFFSET) as usize;
+    if len > bytes.len() || RECORD_HEADER_BYTES + hdr_len > len {
+        return None;
+    }
+    Some((
+        get_u16(bytes, FLAGS_OFFSET),
+        RECORD_HEADER_BYTES + hdr_len..len,
+    ))
+}
+
+/// Bytes of a claim-check reference (the body of a record with
+/// [`FLAG_CLAIM_CHECK`]): the BLAKE3 hash of the payload, then its length.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 32 | BLAKE3 hash of the payload |
+/// | 32 | 8 | payload length, u64 LE |
+pub const CLAIM_CHECK_BYTES: usize = 40;
+
+/// Encodes a claim-check reference.
+pub fn encode_claim_check(hash: &[u8; 32], len: u64) -> [u8; CLAIM_CHECK_BYTES] {
+    let mut b = [0u8; CLAIM_CHECK_BYTES];
+    b[..32].copy_from_slice(hash);
+    put_u64(&mut b, 32, len);
+    b
+}
+
+/// Decodes a claim-check reference into its fixed 32-byte hash and length;
+/// `None` unless the body is exactly [`CLAIM_CHECK_BYTES`] long.
+pub fn decode_claim_check(body: &[u8]) -> Option<([u8; 32], u64)> {
+    if body.len() != CLAIM_CHECK_BYTES {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&body[..32]);
+    Some((hash, get_u64(body, 32)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,6 +201,20 @@ impl Bucket {
         self.segments.read().unwrap_or_else(|e| e.into_inner())[0].base
     }
 
+    /// Adds the claim-check blobs referred to by retained messages to `out`.
+    pub(crate) fn blob_refs(&self, out: &mut std::collections::HashSet<[u8; 32]>) -> Result<()> {
+        let slots: Vec<Arc<Slot>> = self
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for slot in slots {
+            let seg = self.load(&slot)?;
+            out.extend(seg.blob_refs());
+        }
+        Ok(())
+    }
+
     /// Whether a segment was sealed since the last call.
     pub(crate) fn take_rolled(&self) -> bool {
         self.rolled.swap(false, Ordering::AcqRel)
@@ -401,6 +415,7 @@ impl Bucket {
             &old.header(),
             &old.positions(),
             w.write_pos,
+            &old.blob_refs(),
         )?;
         let new = Segment::create(&self.ctx, &self.dir, self.priority, next, 1)?;
         {

@@ -506,7 +506,8 @@ impl Segment {
                     };
                     return Err(Error::corrupt(&path, at, why));
                 }
-                write_index(ctx, dir, &header, &s.positions, s.end)?;
+                let refs = refs_in(all, header.segment_id, &s.positions);
+                write_index(ctx, dir, &header, &s.positions, s.end, &refs)?;
                 rebuilt = true;
                 load_index(ctx, &idx_path, &header, count)?.ok_or_else(|| {
                     Error::corrupt(&idx_path, 0, "index unreadable right after writing it")
@@ -598,6 +599,45 @@ impl Segment {
         self.map.flush(STATE_OFFSET..STATE_OFFSET + STATE_BYTES)
     }
 
+    /// The claim-check blobs its records refer to: from the index of a
+    /// sealed segment, by reading the records of the active one.
+    pub(crate) fn blob_refs(&self) -> Vec<[u8; 32]> {
+        match &self.index {
+            SegIndex::Sealed { idx, count, .. } => {
+                let b = idx.get(0..idx.len()).unwrap_or(&[]);
+                let start = INDEX_HEADER_BYTES + (*count as usize) * 4;
+                b.get(start..)
+                    .unwrap_or(&[])
+                    .chunks_exact(32)
+                    .map(|c| {
+                        let mut h = [0u8; 32];
+                        h.copy_from_slice(c);
+                        h
+                    })
+                    .collect()
+            }
+            SegIndex::Active { .. } => {
+                let end = self.data_end() as usize;
+                let mut refs = std::collections::BTreeSet::new();
+                for p in self.positions() {
+                    let Some(rec) = self.map.get(p as usize..end) else {
+                        continue;
+                    };
+                    // Published records were checked when written or
+                    // recovered: only the flags are needed here.
+                    if let Some((flags, body)) = record::peek(rec) {
+                        if flags & record::FLAG_CLAIM_CHECK != 0 {
+                            if let Some((hash, _)) = record::decode_claim_check(&rec[body]) {
+                                refs.insert(hash);
+                            }
+                        }
+                    }
+                }
+                refs.into_iter().collect()
+            }
+        }
+    }
+
     /// Positions of all published records (for sealing).
     pub(crate) fn positions(&self) -> Vec<u32> {
         match &self.index {
@@ -677,6 +717,25 @@ impl RawActive {
     }
 }
 
+/// The distinct claim-check references among the records at `positions` of
+/// a segment whose whole file is `file`.
+fn refs_in(file: &[u8], segment_id: u64, positions: &[u32]) -> Vec<[u8; 32]> {
+    let mut refs = std::collections::BTreeSet::new();
+    for &p in positions {
+        let Some(rec) = file.get(p as usize..) else {
+            continue;
+        };
+        if let Ok(d) = record::decode(rec, segment_id, u32::MAX, None) {
+            if d.flags & record::FLAG_CLAIM_CHECK != 0 {
+                if let Some((hash, _)) = record::decode_claim_check(&rec[d.body_range()]) {
+                    refs.insert(hash);
+                }
+            }
+        }
+    }
+    refs.into_iter().collect()
+}
+
 /// Loads and checks an index file; `None` if it is missing or unusable (the
 /// caller rebuilds it).
 fn load_index(
@@ -718,6 +777,7 @@ pub(crate) fn write_index(
     header: &SegmentHeader,
     positions: &[u32],
     data_end: u64,
+    blob_refs: &[[u8; 32]],
 ) -> Result<()> {
     let ih = IndexHeader {
         bucket: header.bucket,
@@ -725,8 +785,8 @@ pub(crate) fn write_index(
         base_offset: header.base_offset,
         count: positions.len() as u64,
         data_end,
-        blob_refs: 0,
+        blob_refs: blob_refs.len() as u32,
     };
-    let bytes = index::encode(&ih, positions, &[]);
+    let bytes = index::encode(&ih, positions, blob_refs);
     io::write_file_atomic(&*ctx.vfs, dir, &index_file_name(header.base_offset), &bytes)
 }

@@ -1,0 +1,333 @@
+//! Claim checks: large payloads stored once, as content-addressed files.
+//!
+//! A blob is written to `blobs/tmp/<random>.tmp` while it is hashed
+//! (BLAKE3), synced, renamed to `blobs/<first 2 hex digits>/<64 hex digits>`
+//! and that directory synced; only then does a message refer to it. Identical
+//! payloads share one file. A reference is parsed into a fixed 32-byte hash
+//! before any path is built from it, and blob files are opened without
+//! following symlinks and must be regular files.
+//!
+//! Garbage collection: a blob is removed when no retained segment refers to
+//! it (every sealed segment's index lists its references; active segments are
+//! scanned). Senders hold the collection lock shared from writing the blob to
+//! appending the reference, the collector holds it exclusively, so a blob
+//! about to be referenced is never collected. A crash between writing a blob
+//! and appending its reference leaves an orphan, removed at the next open.
+
+use crate::ctx::{random_u64, Ctx};
+use crate::io::{EntryKind, MapMemory, OpenMode, SharedMap};
+use crate::{Error, Result};
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
+
+/// Directory of the blobs, under the store root.
+pub(crate) const BLOBS_DIR: &str = "blobs";
+const TMP_DIR: &str = "tmp";
+const CHUNK: usize = 1 << 20;
+
+/// A reference to a claim-checked payload: its BLAKE3 hash and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimCheck {
+    /// BLAKE3 hash of the payload.
+    pub hash: [u8; 32],
+    /// Payload length in bytes.
+    pub len: u64,
+}
+
+impl ClaimCheck {
+    /// The hash as 64 lowercase hex digits (the blob's file name).
+    pub fn hex(&self) -> String {
+        hex(&self.hash)
+    }
+}
+
+fn hex(h: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in h {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Parses a 64-hex-digit file name into a hash.
+pub(crate) fn parse_hex(name: &str) -> Option<[u8; 32]> {
+    if name.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in name.as_bytes().chunks_exact(2).enumerate() {
+        let d = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        out[i] = (d(pair[0])? << 4) | d(pair[1])?;
+    }
+    Some(out)
+}
+
+/// A blob's bytes, mapped and verified against its hash.
+#[derive(Debug)]
+pub(crate) struct BlobBytes {
+    map: Arc<SharedMap>,
+}
+
+impl BlobBytes {
+    /// The payload.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.map.get(0..self.map.len()).unwrap_or(&[])
+    }
+}
+
+/// The blob store of one open store.
+#[derive(Debug)]
+pub(crate) struct Blobs {
+    ctx: Arc<Ctx>,
+    dir: PathBuf,
+    gc: RwLock<()>,
+    verified: Mutex<HashMap<[u8; 32], Weak<BlobBytes>>>,
+}
+
+impl Blobs {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Blobs {
+        let dir = ctx.root.join(BLOBS_DIR);
+        Blobs {
+            ctx,
+            dir,
+            gc: RwLock::new(()),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Path of the blob with `hash`.
+    pub(crate) fn path(&self, hash: &[u8; 32]) -> PathBuf {
+        let h = hex(hash);
+        self.dir.join(&h[..2]).join(h)
+    }
+
+    /// Held (shared) by a sender from writing a blob until its reference is
+    /// appended.
+    pub(crate) fn hold(&self) -> RwLockReadGuard<'_, ()> {
+        self.gc.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ensure_dir(&self, dir: &Path) -> Result<()> {
+        let vfs = &*self.ctx.vfs;
+        match vfs.kind(dir).map_err(|e| Error::io("stat", dir, e))? {
+            Some(EntryKind::Dir) => Ok(()),
+            Some(_) => Err(Error::corrupt(dir, 0, "expected a directory")),
+            None => {
+                if let Some(parent) = dir.parent() {
+                    self.ensure_dir(parent)?;
+                }
+                match vfs.create_dir(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                    Err(e) => return Err(Error::io("create directory", dir, e)),
+                }
+                let parent = dir.parent().unwrap_or(dir);
+                vfs.sync_dir(parent)
+                    .map_err(|e| Error::io("sync directory", parent, e))
+            }
+        }
+    }
+
+    /// Stores everything `reader` yields as a blob (bounded memory), durably.
+    pub(crate) fn put_reader(&self, mut reader: impl Read) -> Result<ClaimCheck> {
+        self.ctx.check()?;
+        let vfs = &*self.ctx.vfs;
+        let tmp_dir = self.dir.join(TMP_DIR);
+        self.ensure_dir(&tmp_dir)?;
+        let tmp = tmp_dir.join(format!("{:016x}.tmp", random_u64()));
+        let f = vfs
+            .open(&tmp, OpenMode::CreateNew)
+            .map_err(|e| Error::io("create blob", &tmp, e))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut len = 0u64;
+        let result = (|| -> Result<()> {
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io("read payload", &tmp, e)),
+                };
+                hasher.update(&buf[..n]);
+                f.write_all_at(&buf[..n], len)
+                    .map_err(|e| Error::io("write blob", &tmp, e))?;
+                len += n as u64;
+            }
+            if let Err(e) = f.sync() {
+                self.ctx.poison();
+                return Err(Error::io("sync blob", &tmp, e));
+            }
+            Ok(())
+        })();
+        drop(f);
+        if let Err(e) = result {
+            let _ = vfs.remove_file(&tmp);
+            return Err(e);
+        }
+        let hash: [u8; 32] = *hasher.finalize().as_bytes();
+        let target = self.path(&hash);
+        let sub = target.parent().unwrap_or(&self.dir).to_path_buf();
+        if vfs
+            .kind(&target)
+            .map_err(|e| Error::io("stat", &target, e))?
+            == Some(EntryKind::File)
+        {
+            // Stored before: keep one copy. (A damaged copy is found when read.)
+            vfs.remove_file(&tmp)
+                .map_err(|e| Error::io("remove", &tmp, e))?;
+        } else {
+            self.ensure_dir(&sub)?;
+            vfs.rename(&tmp, &target)
+                .map_err(|e| Error::io("rename", &tmp, e))?;
+            if let Err(e) = vfs.sync_dir(&sub) {
+                self.ctx.poison();
+                return Err(Error::io("sync directory", &sub, e));
+            }
+        }
+        Ok(ClaimCheck { hash, len })
+    }
+
+    /// Maps the blob of `cc` and verifies it (once per process while mapped).
+    pub(crate) fn load(&self, cc: &ClaimCheck) -> Result<Arc<BlobBytes>> {
+        if let Some(b) = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cc.hash)
+            .and_then(Weak::upgrade)
+        {
+            return Ok(b);
+        }
+        let path = self.path(&cc.hash);
+        let f = self
+            .ctx
+            .vfs
+            .open(&path, OpenMode::ReadOnly)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::corrupt(&path, 0, "claim-check blob is missing")
+                }
+                _ => Error::io("open blob", &path, e),
+            })?;
+        let len = f.len().map_err(|e| Error::io("stat", &path, e))?;
+        if len != cc.len {
+            return Err(Error::corrupt(
+                &path,
+                len.min(cc.len),
+                format!("blob has {len} bytes, its reference says {}", cc.len),
+            ));
+        }
+        let mem: MapMemory = f.map_read(len).map_err(|e| Error::io("map", &path, e))?;
+        let map = SharedMap::read_only(mem);
+        let bytes = map.get(0..map.len()).unwrap_or(&[]);
+        if blake3::hash(bytes).as_bytes() != &cc.hash {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "claim-check blob does not match its hash",
+            ));
+        }
+        let b = Arc::new(BlobBytes { map });
+        let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|_, w| w.strong_count() > 0);
+        v.insert(cc.hash, Arc::downgrade(&b));
+        Ok(b)
+    }
+
+    /// Removes every blob not in `referenced`, and leftover temporary files
+    /// (at open, when nothing else runs). Returns the number removed.
+    pub(crate) fn collect(&self, referenced: &HashSet<[u8; 32]>) -> Result<usize> {
+        self.collect_with(|refs| {
+            refs.extend(referenced.iter().copied());
+            Ok(())
+        })
+    }
+
+    /// Takes the collection lock exclusively, gathers the references with
+    /// `gather`, and removes every other blob.
+    pub(crate) fn collect_with(
+        &self,
+        gather: impl FnOnce(&mut HashSet<[u8; 32]>) -> Result<()>,
+    ) -> Result<usize> {
+        let _g = self.gc.write().unwrap_or_else(|e| e.into_inner());
+        let mut referenced = HashSet::new();
+        gather(&mut referenced)?;
+        let referenced = &referenced;
+        let vfs = &*self.ctx.vfs;
+        if vfs
+            .kind(&self.dir)
+            .map_err(|e| Error::io("stat", &self.dir, e))?
+            != Some(EntryKind::Dir)
+        {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        for sub in vfs
+            .read_dir(&self.dir)
+            .map_err(|e| Error::io("list", &self.dir, e))?
+        {
+            let sub_path = self.dir.join(&sub.name);
+            if sub.kind != EntryKind::Dir {
+                continue;
+            }
+            if sub.name == TMP_DIR {
+                for e in vfs
+                    .read_dir(&sub_path)
+                    .map_err(|e| Error::io("list", &sub_path, e))?
+                {
+                    if e.kind == EntryKind::File && e.name.ends_with(".tmp") {
+                        let p = sub_path.join(&e.name);
+                        vfs.remove_file(&p)
+                            .map_err(|e| Error::io("remove", &p, e))?;
+                    }
+                }
+                continue;
+            }
+            if sub.name.len() != 2 {
+                continue;
+            }
+            let mut changed = false;
+            for e in vfs
+                .read_dir(&sub_path)
+                .map_err(|e| Error::io("list", &sub_path, e))?
+            {
+                let Some(hash) = parse_hex(&e.name) else {
+                    continue;
+                };
+                if e.kind != EntryKind::File
+                    || !e.name.starts_with(&sub.name)
+                    || referenced.contains(&hash)
+                {
+                    continue;
+                }
+                let p = sub_path.join(&e.name);
+                vfs.remove_file(&p)
+                    .map_err(|e| Error::io("remove", &p, e))?;
+                removed += 1;
+                changed = true;
+            }
+            if changed {
+                if let Err(e) = vfs.sync_dir(&sub_path) {
+                    self.ctx.poison();
+                    return Err(Error::io("sync directory", &sub_path, e));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Whether any blob may exist (skips collection work for stores that
+    /// never used claim checks).
+    pub(crate) fn exists(&self) -> bool {
+        matches!(self.ctx.vfs.kind(&self.dir), Ok(Some(EntryKind::Dir)))
+    }
+}
