@@ -126,6 +126,24 @@ pub enum Error {
         offset: u64,
     },
 
+    /// No reply with this correlation id arrived in time. A reply that
+    /// arrives later is acknowledged and dropped.
+    #[error("no reply for correlation id {correlation_id} in time")]
+    Timeout {
+        /// The request's correlation id.
+        correlation_id: String,
+    },
+
+    /// `reply` was called on a message without `reply-to` and
+    /// `correlation-id` headers.
+    #[error(
+        "the message at offset {offset} is not a request (no reply-to / correlation-id headers)"
+    )]
+    NotARequest {
+        /// The message's offset.
+        offset: u64,
+    },
+
     /// An option or stream configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

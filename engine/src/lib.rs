@@ -35,6 +35,7 @@ mod notify;
 mod options;
 mod record;
 mod report;
+mod request;
 mod store;
 mod stream;
 
@@ -49,6 +50,7 @@ pub use options::{
 };
 pub use record::{Message, Record};
 pub use report::{RecoveryReport, TornTail};
+pub use request::{request_headers, REPLY_CONSUMER};
 pub use store::Store;
 pub use stream::{BucketStats, Iter, Stream, StreamStats};
 

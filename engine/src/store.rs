@@ -9,9 +9,10 @@ use crate::log::Bucket;
 use crate::notify::Notify;
 use crate::options::{Durability, Options, StreamConfig};
 use crate::report::RecoveryReport;
+use crate::request::Router;
 use crate::stream::{Stream, StreamInner};
 use crate::{name, Error, Result};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub struct Store {
 pub(crate) struct StoreInner {
     ctx: Arc<Ctx>,
     blobs: Arc<Blobs>,
+    /// Request routers, one per reply stream in use.
+    routers: Mutex<HashMap<String, Arc<Router>>>,
     streams: RwLock<BTreeMap<String, Arc<StreamInner>>>,
     create_lock: Mutex<()>,
     report: RecoveryReport,
@@ -127,6 +130,7 @@ impl Store {
         let inner = Arc::new(StoreInner {
             ctx,
             blobs,
+            routers: Mutex::new(HashMap::new()),
             streams: RwLock::new(streams),
             create_lock: Mutex::new(()),
             report,
@@ -181,6 +185,19 @@ impl Store {
         self.inner.sync()
     }
 
+    /// Waits up to `timeout` for the reply to the request with
+    /// `correlation_id` on the stream `reply_to` (see
+    /// [`Stream::send_request`]); acknowledges and returns it. Replies are
+    /// durable: this also works for a request sent before a restart.
+    pub fn wait_reply(
+        &self,
+        reply_to: &str,
+        correlation_id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::Record> {
+        wait_reply(&self.inner, reply_to, correlation_id, timeout)
+    }
+
     /// True after a failed sync: nothing more is acknowledged; reopen the
     /// store to recover.
     pub fn is_poisoned(&self) -> bool {
@@ -192,6 +209,34 @@ impl Store {
     pub fn close(self) -> Result<()> {
         self.inner.sync()
     }
+}
+
+/// Waits for a reply through the router of `reply_to`.
+pub(crate) fn wait_reply(
+    store: &Arc<StoreInner>,
+    reply_to: &str,
+    correlation_id: &str,
+    timeout: std::time::Duration,
+) -> Result<crate::Record> {
+    let stream = stream_of(store, reply_to)?;
+    let router = {
+        let mut routers = store.routers.lock().unwrap_or_else(|e| e.into_inner());
+        routers
+            .entry(reply_to.to_string())
+            .or_insert_with(|| {
+                let inner = store
+                    .streams
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(reply_to)
+                    .cloned()
+                    .expect("stream_of created it");
+                Arc::new(Router::new(inner, Arc::downgrade(store)))
+            })
+            .clone()
+    };
+    drop(stream);
+    router.wait(correlation_id, timeout)
 }
 
 /// Gets the stream `name` of a store, creating it with the default

@@ -270,6 +270,40 @@ impl Stream {
         Ok(range.start)
     }
 
+    /// Sends `msg` as a request whose reply goes to the stream `reply_to`,
+    /// and waits up to `timeout` for it. Fails with [`Error::Timeout`] if no
+    /// reply came in time (a later one is acknowledged and dropped). Many
+    /// threads may have requests in flight on the same reply stream.
+    pub fn request(
+        &self,
+        msg: Message<'_>,
+        reply_to: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Record> {
+        let id = self.send_request(msg, reply_to)?;
+        crate::store::wait_reply(&self.store, reply_to, &id, timeout)
+    }
+
+    /// Sends `msg` as a request (with `reply-to` and a new `correlation-id`
+    /// header) without waiting; returns the correlation id, to collect the
+    /// reply later with [`crate::Store::wait_reply`] (also after a restart).
+    pub fn send_request(&self, msg: Message<'_>, reply_to: &str) -> Result<String> {
+        use crate::request::request_headers::{CORRELATION_ID, REPLY_TO};
+        name::validate(reply_to)?;
+        let id = crate::request::new_correlation_id();
+        let mut m = Message {
+            payload: msg.payload,
+            headers: msg.headers.clone(),
+            priority: msg.priority,
+        };
+        m.headers
+            .retain(|(k, _)| *k != CORRELATION_ID && *k != REPLY_TO);
+        m.headers.push((REPLY_TO, reply_to.as_bytes()));
+        m.headers.push((CORRELATION_ID, id.as_bytes()));
+        self.send_message(m)?;
+        Ok(id)
+    }
+
     /// Holds the blob collector off while a large payload is stored and
     /// referenced.
     fn blob_hold(&self, payload_len: usize) -> Option<std::sync::RwLockReadGuard<'_, ()>> {

@@ -31,9 +31,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Directory of a stream's consumers.
 pub(crate) const CONSUMERS_DIR: &str = "consumers";
-const CONFIG_FILE: &str = "config.meta";
-const CONFIG_MAGIC: [u8; 8] = *b"SPOOLCCF";
-const CONFIG_VERSION: u32 = 1;
+pub(crate) const CONFIG_FILE: &str = "config.meta";
+pub(crate) const CONFIG_MAGIC: [u8; 8] = *b"SPOOLCCF";
+pub(crate) const CONFIG_VERSION: u32 = 1;
 
 /// Header names set on a dead-lettered message.
 pub mod dead_letter_headers {
@@ -136,7 +136,7 @@ impl ConsumerConfig {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.visibility_timeout.is_zero() {
             return Err(Error::InvalidConfig(
                 "visibility_timeout must be positive".into(),
@@ -160,12 +160,12 @@ impl ConsumerConfig {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct CheckpointBody {
-    generation: u64,
-    buckets: Vec<BucketCheckpoint>,
-    redelivered: u64,
-    dead_lettered: u64,
-    skipped: u64,
+pub(crate) struct CheckpointBody {
+    pub(crate) generation: u64,
+    pub(crate) buckets: Vec<BucketCheckpoint>,
+    pub(crate) redelivered: u64,
+    pub(crate) dead_lettered: u64,
+    pub(crate) skipped: u64,
 }
 
 #[derive(Debug)]
@@ -529,6 +529,12 @@ impl Consumer {
         }
     }
 
+    /// Acknowledges a delivered message by its position, without its
+    /// `Delivery` (request routing parks records, not deliveries).
+    pub(crate) fn ack_offset(&self, priority: u8, offset: u64) -> Result<()> {
+        self.ack_lease(priority, offset)
+    }
+
     fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
         self.inner.ctx.check()?;
         let mut st = self.lock();
@@ -750,6 +756,37 @@ impl Delivery {
     pub fn extend_lease(&self, by: Duration) -> Result<()> {
         self.consumer
             .extend_lease(self.priority(), self.offset(), self.lease, by)
+    }
+
+    /// Answers a request: appends `payload` to the stream named by the
+    /// request's `reply-to` header, with its `correlation-id`. Fails with
+    /// [`Error::NotARequest`] if the message lacks those headers. The
+    /// request itself still needs its `ack`.
+    pub fn reply(&self, payload: &[u8]) -> Result<u64> {
+        self.reply_message(Message::new(payload))
+    }
+
+    /// Like [`Delivery::reply`], with headers and a priority of its own.
+    pub fn reply_message(&self, msg: Message<'_>) -> Result<u64> {
+        use crate::request::request_headers::{CORRELATION_ID, REPLY_TO};
+        let reply_to = self
+            .header(REPLY_TO)
+            .and_then(|v| std::str::from_utf8(v).ok());
+        let corr = self.header(CORRELATION_ID);
+        let (Some(reply_to), Some(corr)) = (reply_to, corr) else {
+            return Err(Error::NotARequest {
+                offset: self.offset(),
+            });
+        };
+        let target = self.consumer.stream.store_stream(reply_to)?;
+        let mut m = Message {
+            payload: msg.payload,
+            headers: msg.headers.clone(),
+            priority: msg.priority,
+        };
+        m.headers.retain(|(k, _)| *k != CORRELATION_ID);
+        m.headers.push((CORRELATION_ID, corr));
+        target.send_message(m)
     }
 
     /// Whether this delivery's lease is still current.
@@ -1022,33 +1059,9 @@ pub(crate) fn open(
     let mut dead_lettered = ckpt.dead_lettered;
     if let Some((g, entries)) = journal::replay(ctx, &jpath)? {
         if g == ckpt.generation {
-            for e in entries {
-                match e {
-                    Entry::Delivered {
-                        bucket,
-                        offset,
-                        attempt,
-                    } => {
-                        if let Some(b) = buckets.get_mut(bucket as usize) {
-                            b.replay_delivered(offset, attempt);
-                        }
-                    }
-                    Entry::Acked { bucket, offset } => {
-                        if let Some(b) = buckets.get_mut(bucket as usize) {
-                            b.ack(offset);
-                        }
-                    }
-                    Entry::AckedUpTo { bucket, offset } => {
-                        if let Some(b) = buckets.get_mut(bucket as usize) {
-                            b.ack_up_to(offset);
-                        }
-                    }
-                    Entry::DeadLettered { bucket, offset } => {
-                        if let Some(b) = buckets.get_mut(bucket as usize) {
-                            b.ack(offset);
-                            dead_lettered += 1;
-                        }
-                    }
+            for e in &entries {
+                if state::replay_entry(&mut buckets, e) == state::Replayed::DeadLetter {
+                    dead_lettered += 1;
                 }
             }
         }

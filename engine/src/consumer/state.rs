@@ -5,6 +5,7 @@
 //! slot each (delivered at least once, or acknowledged out of order). Offsets
 //! from `next` on were never delivered.
 
+use crate::format::journal::Entry;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
@@ -412,6 +413,54 @@ impl BucketState {
         b.all_ready();
         b
     }
+}
+
+/// What replaying one journal entry did to the consumer's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replayed {
+    /// Nothing to count (or the entry names a priority level that does not exist).
+    Nothing,
+    /// A delivery after the first (attempt 2 or more).
+    Redelivery,
+    /// A message moved to the dead-letter stream.
+    DeadLetter,
+}
+
+/// Applies one journal entry on top of the states rebuilt from a checkpoint
+/// (the replay at open; `inspect` folds journals with it too). Entries for a
+/// priority level beyond `buckets` are ignored. Pure: no I/O, no clock.
+pub(crate) fn replay_entry(buckets: &mut [BucketState], e: &Entry) -> Replayed {
+    match *e {
+        Entry::Delivered {
+            bucket,
+            offset,
+            attempt,
+        } => {
+            if let Some(b) = buckets.get_mut(bucket as usize) {
+                b.replay_delivered(offset, attempt);
+                if attempt > 1 {
+                    return Replayed::Redelivery;
+                }
+            }
+        }
+        Entry::Acked { bucket, offset } => {
+            if let Some(b) = buckets.get_mut(bucket as usize) {
+                b.ack(offset);
+            }
+        }
+        Entry::AckedUpTo { bucket, offset } => {
+            if let Some(b) = buckets.get_mut(bucket as usize) {
+                b.ack_up_to(offset);
+            }
+        }
+        Entry::DeadLettered { bucket, offset } => {
+            if let Some(b) = buckets.get_mut(bucket as usize) {
+                b.ack(offset);
+                return Replayed::DeadLetter;
+            }
+        }
+    }
+    Replayed::Nothing
 }
 
 #[cfg(test)]
