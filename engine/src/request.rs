@@ -135,10 +135,7 @@ impl Router {
             st = self.lock();
             st.pumping = false;
             self.arrived.notify_all();
-            let got = match got {
-                Ok(g) => g,
-                Err(e) => return Err(e),
-            };
+            let got = got?;
             let mut late = Vec::new();
             for d in got {
                 let record = d.record().clone();
