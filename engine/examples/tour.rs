@@ -1,4 +1,6 @@
-//! A short tour of Spool: a durable queue, headers, batches, priorities and crash recovery.
+//! A short tour of Spool on a real on-disk store: a durable log, the six messaging
+//! patterns (queue, publish/subscribe, competing consumers, priority queue,
+//! request/response, claim check) and crash recovery.
 //!
 //! ```text
 //! cargo run --release --example tour                  # creates ./demo-store
@@ -93,6 +95,8 @@ fn tour(path: &Path) -> spool::Result<()> {
     publish_subscribe(&store)?;
     competing_consumers(&store)?;
     priorities(&store)?;
+    request_response(&store)?;
+    claim_check(&store)?;
 
     // 6. Everything written is kept: show the totals, then close (sync and unlock).
     println!("\n== totals");
@@ -101,7 +105,7 @@ fn tour(path: &Path) -> spool::Result<()> {
         let stats = s.stats();
         let messages: u64 = stats.buckets.iter().map(|b| b.end_offset).sum();
         let segments: usize = stats.buckets.iter().map(|b| b.segments).sum();
-        println!("{name:<8} {messages:>6} messages in {segments} segment file(s)");
+        println!("{name:<16} {messages:>6} messages in {segments} segment file(s)");
     }
     store.close()?;
     println!("\nRun the tour again: the messages above are still there and offsets go on.");
@@ -282,6 +286,92 @@ fn priorities(store: &Store) -> spool::Result<()> {
             "received priority {} {:?}",
             d.priority(),
             String::from_utf8_lossy(d.payload())
+        );
+        d.ack()?;
+    }
+    Ok(())
+}
+
+/// Request/response: the request carries `reply-to` and `correlation-id`; the
+/// responder's `reply` reaches the waiting requester.
+fn request_response(store: &Store) -> spool::Result<()> {
+    println!("\n== request/response: stream \"quotes\", replies on \"quotes.replies\"");
+    let quotes = store.stream("quotes")?;
+    let responder = {
+        let c = quotes.consumer("pricing")?;
+        std::thread::spawn(move || -> spool::Result<()> {
+            while let Some(d) = c.receive(Duration::from_millis(500))? {
+                let item = String::from_utf8_lossy(d.payload()).into_owned();
+                let price = format!("{item}: EUR {}.50", item.len());
+                d.reply(price.as_bytes())?;
+                d.ack()?;
+            }
+            Ok(())
+        })
+    };
+    for item in ["espresso", "croissant"] {
+        let reply = quotes.request(Message::new(item), "quotes.replies", Duration::from_secs(5))?;
+        println!(
+            "request  {item:?} -> reply {:?}",
+            String::from_utf8_lossy(reply.payload())
+        );
+    }
+    match quotes.request(
+        Message::new("nothing"),
+        "quotes.replies",
+        Duration::from_millis(1),
+    ) {
+        Err(Error::Timeout { .. }) => {
+            println!("request  \"nothing\" with a 1 ms timeout -> timed out")
+        }
+        Ok(r) => println!(
+            "request  \"nothing\" -> {:?}",
+            String::from_utf8_lossy(r.payload())
+        ),
+        Err(e) => return Err(e),
+    }
+    responder
+        .join()
+        .map_err(|_| Error::InvalidConfig("responder thread panicked".into()))??;
+    Ok(())
+}
+
+/// Claim check: a payload above the stream's threshold is stored once as a
+/// content-addressed blob file; the message carries the reference; readers get the
+/// payload transparently.
+fn claim_check(store: &Store) -> spool::Result<()> {
+    let files = match store.create_stream(
+        "files",
+        StreamConfig::default().claim_check_threshold(64 * 1024),
+    ) {
+        Ok(s) => s,
+        Err(Error::StreamExists { .. }) => store.stream("files")?,
+        Err(e) => return Err(e),
+    };
+    println!("\n== claim check: stream \"files\", payloads over 64 KiB go to blobs/");
+    let image: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let a = files.send_message(Message::new(&image).header("name", "scan-1.tiff"))?;
+    let b = files.send_message(Message::new(&image).header("name", "scan-1-copy.tiff"))?;
+    let r = files.read(a)?.expect("just sent");
+    let cc = r.claim_check().expect("a claim check");
+    println!(
+        "sent     #{a} and #{b}: {} bytes each, stored once as blobs/{}/{}",
+        image.len(),
+        &cc.hex()[..2],
+        cc.hex()
+    );
+    let c = files.consumer("archiver")?;
+    while let Some(d) = c.receive(Duration::from_millis(50))? {
+        let mut copied = 0u64;
+        let mut reader = d.open_payload();
+        std::io::copy(&mut reader, &mut std::io::sink())
+            .map(|n| copied = n)
+            .ok();
+        println!(
+            "received #{} {:?}: {} bytes, verified against its hash",
+            d.offset(),
+            String::from_utf8_lossy(d.header("name").unwrap_or_default()),
+            copied
         );
         d.ack()?;
     }
