@@ -157,11 +157,13 @@ impl HeapBuf {
     }
 
     /// Length in bytes.
+    #[cfg(feature = "sim")]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Copies bytes out. Used by the simulated file system between operations.
+    #[cfg(feature = "sim")]
     pub(crate) fn read(&self, pos: usize, out: &mut [u8]) {
         let end = pos.checked_add(out.len()).expect("overflow");
         assert!(end <= self.len, "HeapBuf read out of bounds");
@@ -173,6 +175,7 @@ impl HeapBuf {
 
     /// Copies bytes in. Used by the simulated file system for `write_at`,
     /// which Spool never uses on a file that is mapped for appends.
+    #[cfg(feature = "sim")]
     pub(crate) fn write(&self, pos: usize, data: &[u8]) {
         let end = pos.checked_add(data.len()).expect("overflow");
         assert!(end <= self.len, "HeapBuf write out of bounds");
