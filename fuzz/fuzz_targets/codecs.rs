@@ -1,12 +1,16 @@
 //! The pure codecs of `spool::format` on arbitrary bytes (segment header,
-//! segment state, index, meta frame, header section), then encode -> decode
-//! round trips of structured values built from the same bytes.
+//! segment state, index, meta frame, header section, consumer journal header
+//! and record), then encode -> decode round trips of structured values built
+//! from the same bytes.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use spool::format::headers::{self, HeaderIter};
 use spool::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
+use spool::format::journal::{
+    self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
+};
 use spool::format::meta::{self, META_BODY_BYTES_MAX, STREAM_META_MAGIC};
 use spool::format::record::{self, RecordHeader, FLAGS_KNOWN};
 use spool::format::segment::{SegmentHeader, SegmentState, STATE_BYTES, STATE_OFFSET};
@@ -51,11 +55,20 @@ struct RecIn {
 }
 
 #[derive(Arbitrary, Debug)]
+struct JnlIn {
+    journal_id: u64,
+    generation: u64,
+    /// `(kind, bucket, offset, attempt)`.
+    entries: Vec<(u8, u8, u64, u32)>,
+}
+
+#[derive(Arbitrary, Debug)]
 struct Structured {
     seg: SegIn,
     idx: IdxIn,
     meta: MetaIn,
     rec: RecIn,
+    jnl: JnlIn,
 }
 
 fn raw(data: &[u8]) {
@@ -104,6 +117,40 @@ fn raw(data: &[u8]) {
             assert!(body.len() <= META_BODY_BYTES_MAX);
             let enc = meta::encode(magic, version, body);
             assert_eq!(meta::decode(magic, &enc), Ok((version, body)));
+        }
+    }
+
+    // Consumer journal: header, then records with the header's id (or, for
+    // bytes that are no journal, the id the first 8 bytes spell).
+    let jid = match JournalHeader::decode(data) {
+        Some(h) => {
+            assert!(data.len() >= JOURNAL_HEADER_BYTES);
+            assert_eq!(JournalHeader::decode(&h.encode()), Some(h));
+            h.journal_id
+        }
+        None => data
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .unwrap_or(0),
+    };
+    for start in [0, JOURNAL_HEADER_BYTES] {
+        let Some(rec) = data.get(start..) else {
+            continue;
+        };
+        match journal::decode(jid, rec) {
+            Ok(Some(e)) => {
+                let enc = journal::encode(jid, &e);
+                assert_eq!(
+                    &enc[..],
+                    &rec[..JOURNAL_RECORD_BYTES],
+                    "record is not canonical"
+                );
+            }
+            Ok(None) => assert!(rec[..JOURNAL_RECORD_BYTES].iter().all(|&b| b == 0)),
+            Err(()) => assert!(
+                rec.len() < JOURNAL_RECORD_BYTES
+                    || rec[..JOURNAL_RECORD_BYTES].iter().any(|&b| b != 0)
+            ),
         }
     }
 
@@ -172,6 +219,34 @@ fn structured(s: Structured) {
             Ok((s.meta.version, &s.meta.body[..]))
         );
         assert!(meta::decode(s.meta.magic, &b[..b.len() - 1]).is_err());
+    }
+
+    let j = &s.jnl;
+    let h = JournalHeader {
+        journal_id: j.journal_id,
+        generation: j.generation,
+    };
+    let hb = h.encode();
+    assert_eq!(JournalHeader::decode(&hb), Some(h));
+    assert_eq!(JournalHeader::decode(&hb[..JOURNAL_HEADER_BYTES - 1]), None);
+    for &(kind, bucket, offset, attempt) in &j.entries {
+        let e = match kind % 4 {
+            0 => Entry::Delivered {
+                bucket,
+                offset,
+                attempt,
+            },
+            1 => Entry::Acked { bucket, offset },
+            2 => Entry::AckedUpTo { bucket, offset },
+            _ => Entry::DeadLettered { bucket, offset },
+        };
+        let b = journal::encode(j.journal_id, &e);
+        assert_eq!(journal::decode(j.journal_id, &b), Ok(Some(e)));
+        assert_eq!(journal::decode(j.journal_id ^ 1, &b), Err(()));
+        assert_eq!(
+            journal::decode(j.journal_id, &b[..JOURNAL_RECORD_BYTES - 1]),
+            Err(())
+        );
     }
 
     let r = &s.rec;

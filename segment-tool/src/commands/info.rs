@@ -11,12 +11,15 @@
 //! | `stream` | `name`, `path`, `priorities`, `buckets`, `messages`, `file_bytes` |
 //! | `bucket` | `stream`, `priority`, `path`, `messages`, `first_offset`, `last_offset`, `first_timestamp_us`, `last_timestamp_us`, `segments`, `file_bytes`, `data_bytes`, `quarantined` (paths) |
 //! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `problems` (count) |
+//! | `consumer` | `stream`, `name`, `path`, `config` (`start`: `"earliest"`/`"latest"`/`{"offset": n}`/`{"timestamp_us": n}`, `visibility_timeout_ms`, `max_deliveries`, `dead_letter`, `starvation_limit`; `null` if unreadable), `generation` (of the checkpoint), `journal` (path of the journal replayed), `journal_records` (valid records replayed), `stale_journals` (paths), `buckets` (one per priority: `priority`, `ack_floor`, `next_offset`, `end_offset`, `lag` = end − floor, `acked_out_of_order`, `unacked_deliveries` (delivered, not acknowledged: in flight or waiting for redelivery), `unacked_redelivered` (of those, delivered 2+ times), `max_attempts`), `redelivered`, `dead_lettered`, `skipped`, `problems` (count) |
 //! | `problem` | `file`, `position`, `reason` |
-//! | `summary` | `streams`, `buckets`, `segments`, `messages`, `file_bytes`, `problems` |
+//! | `summary` | `streams`, `buckets`, `segments`, `messages`, `consumers`, `file_bytes`, `problems` |
 //!
-//! Each `bucket` line is followed by its `segment` lines; all `problem` lines
-//! come after the last stream, and `summary` is last.
+//! Each `bucket` line is followed by its `segment` lines, and a stream's
+//! `consumer` lines follow its last bucket; all `problem` lines come after
+//! the last stream, and `summary` is last.
 
+use super::consumers::{consumer_json, human_summary};
 use super::{Failure, Outcome};
 use crate::cli::{Format, InfoArgs};
 use crate::output::{bytes, duration, json_line, timestamp};
@@ -47,6 +50,7 @@ struct Totals {
     buckets: usize,
     segments: usize,
     messages: u64,
+    consumers: usize,
     file_bytes: u64,
     problems: usize,
 }
@@ -58,6 +62,7 @@ fn totals(info: &StoreInfo) -> Totals {
         buckets: buckets().count(),
         segments: buckets().map(|b| b.segments.len()).sum(),
         messages: info.messages(),
+        consumers: info.streams.iter().map(|s| s.consumers.len()).sum(),
         file_bytes: info.file_bytes(),
         problems: info.problems.len(),
     }
@@ -100,11 +105,12 @@ fn human(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
     let t = totals(info);
     writeln!(
         out,
-        "{}, {}, {}, {}, {}, {}",
+        "{}, {}, {}, {}, {}, {}, {}",
         plural(t.streams as u64, "stream", "streams"),
         plural(t.buckets as u64, "bucket", "buckets"),
         plural(t.segments as u64, "segment", "segments"),
         plural(t.messages, "message", "messages"),
+        plural(t.consumers as u64, "consumer", "consumers"),
         bytes(t.file_bytes),
         plural(t.problems as u64, "problem", "problems"),
     )
@@ -124,6 +130,9 @@ fn human_stream(s: &StreamInfo, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     for b in &s.buckets {
         human_bucket(b, out)?;
+    }
+    for c in &s.consumers {
+        human_summary(c, out)?;
     }
     Ok(())
 }
@@ -221,6 +230,9 @@ fn json_lines(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
                 json_line(out, "segment", segment_json(&s.name, b.priority, seg))?;
             }
         }
+        for c in &s.consumers {
+            json_line(out, "consumer", consumer_json(s, c))?;
+        }
     }
     for p in &info.problems {
         json_line(out, "problem", problem_json(p))?;
@@ -234,6 +246,7 @@ fn json_lines(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
             "buckets": t.buckets,
             "segments": t.segments,
             "messages": t.messages,
+            "consumers": t.consumers,
             "file_bytes": t.file_bytes,
             "problems": t.problems,
         }),
@@ -291,7 +304,8 @@ fn segment_json(stream: &str, priority: u8, seg: &SegmentInfo) -> Value {
     })
 }
 
-fn problem_json(p: &Problem) -> Value {
+/// The `problem` JSON record.
+pub fn problem_json(p: &Problem) -> Value {
     json!({
         "file": p.file.to_string_lossy(),
         "position": p.position,

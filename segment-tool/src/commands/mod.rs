@@ -1,6 +1,7 @@
 //! One module per command. Each command writes its results to the writer it
 //! is given and returns an [`Outcome`]; errors come back as [`Failure`].
 
+pub mod consumers;
 pub mod info;
 
 use crate::cli::{Cli, Command};
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Exit {
     let mut out = io::BufWriter::new(stdout.lock());
     let result = match cli.command {
         Command::Info(args) => info::run(&args, &mut out),
+        Command::Consumers(args) => consumers::run(&args, &mut out),
     };
     let result = result.and_then(|o| {
         out.flush()?;
