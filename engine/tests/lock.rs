@@ -107,7 +107,7 @@ fn second_open_in_process_is_locked() {
     drop(first);
 
     // Dropping the only handle releases the lock.
-    let again = Store::open(dir, Options::default()).unwrap();
+    let again = reopen_after_release(dir);
     assert!(
         again.recovery_report().is_clean(),
         "{}",
@@ -132,7 +132,7 @@ fn lock_is_held_until_the_last_handle_is_dropped() {
     assert_locked(Store::open(dir, Options::default()), dir);
     stream.send(b"still open").unwrap();
     drop(stream);
-    let store = Store::open(dir, Options::default()).unwrap();
+    let store = reopen_after_release(dir);
     let s = store.stream("orders").unwrap();
     assert_eq!(s.read(0).unwrap().unwrap().payload(), b"still open");
 }
@@ -144,7 +144,24 @@ fn close_releases_the_lock() {
     let store = Store::open(dir, Options::default()).unwrap();
     store.stream("orders").unwrap().send(b"x").unwrap();
     store.close().unwrap();
-    Store::open(dir, Options::default()).unwrap();
+    reopen_after_release(dir);
+}
+
+/// Opens a store whose last handle was just dropped. Other tests in this
+/// process spawn child processes; between fork and exec a child holds copies
+/// of every descriptor, the lock's too, for a few microseconds. So a
+/// `Locked` here is retried briefly; a lock that is really still held fails.
+fn reopen_after_release(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir, Options::default()) {
+            Ok(s) => return s,
+            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("reopen after the last handle was dropped: {e}"),
+        }
+    }
 }
 
 #[test]
@@ -207,7 +224,7 @@ fn lock_is_freed_when_the_holder_is_killed() {
 
     // The kernel released the lock with the process: open succeeds, and the
     // holder's acknowledged message is there.
-    let store = Store::open(dir, Options::default()).unwrap();
+    let store = reopen_after_release(dir);
     let s = store.stream("held").unwrap();
     assert_eq!(s.read(0).unwrap().unwrap().payload(), b"sent by the holder");
     assert_eq!(s.send(b"after").unwrap(), 1);

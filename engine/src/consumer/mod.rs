@@ -1035,10 +1035,16 @@ pub(crate) fn open(
             "checkpoint has the wrong number of priority levels",
         ));
     }
+    // Offsets in the checkpoint and journal are trusted only up to the end
+    // of each bucket's log: past it they refer to messages a crash took back
+    // (or to nothing, in a hostile file), and would make the state grow
+    // without bound.
+    let ends: Vec<u64> = stream.buckets.iter().map(|b| b.end_offset()).collect();
     let mut buckets: Vec<BucketState> = ckpt
         .buckets
         .iter()
-        .map(BucketState::from_checkpoint)
+        .zip(&ends)
+        .map(|(c, &end)| BucketState::from_checkpoint(&c.clamped(end)))
         .collect();
 
     // Replay the journal of the checkpoint's generation; others are stale.
@@ -1059,8 +1065,11 @@ pub(crate) fn open(
     let mut dead_lettered = ckpt.dead_lettered;
     if let Some((g, entries)) = journal::replay(ctx, &jpath)? {
         if g == ckpt.generation {
-            for e in &entries {
-                if state::replay_entry(&mut buckets, e) == state::Replayed::DeadLetter {
+            for e in entries
+                .iter()
+                .filter_map(|e| state::bounded_entry(e, &ends))
+            {
+                if state::replay_entry(&mut buckets, &e) == state::Replayed::DeadLetter {
                     dead_lettered += 1;
                 }
             }

@@ -40,6 +40,48 @@ pub(crate) struct BucketCheckpoint {
     pub attempts: Vec<(u64, u32)>,
 }
 
+impl BucketCheckpoint {
+    /// The same state with nothing at or past `end` (the end of the log).
+    pub(crate) fn clamped(&self, end: u64) -> BucketCheckpoint {
+        let floor = self.floor.min(end);
+        let next = self.next.clamp(floor, end);
+        BucketCheckpoint {
+            floor,
+            next,
+            acked: self
+                .acked
+                .iter()
+                .copied()
+                .filter(|&o| o >= floor && o < next)
+                .collect(),
+            attempts: self
+                .attempts
+                .iter()
+                .copied()
+                .filter(|&(o, _)| o >= floor && o < next)
+                .collect(),
+        }
+    }
+}
+
+/// A journal entry limited to the logs' ends (`ends[bucket]`): entries about
+/// offsets at or past the end are dropped, an ack-up-to is cut at the end.
+pub(crate) fn bounded_entry(e: &Entry, ends: &[u64]) -> Option<Entry> {
+    let end = |bucket: u8| ends.get(bucket as usize).copied().unwrap_or(0);
+    match *e {
+        Entry::Delivered { bucket, offset, .. }
+        | Entry::Acked { bucket, offset }
+        | Entry::DeadLettered { bucket, offset } => (offset < end(bucket)).then_some(*e),
+        Entry::AckedUpTo { bucket, offset } => {
+            let last = end(bucket).checked_sub(1)?;
+            Some(Entry::AckedUpTo {
+                bucket,
+                offset: offset.min(last),
+            })
+        }
+    }
+}
+
 /// One consumer's view of one bucket.
 #[derive(Debug)]
 pub(crate) struct BucketState {
@@ -199,7 +241,7 @@ impl BucketState {
         if offset < self.floor {
             return;
         }
-        self.extend_to(offset + 1);
+        self.extend_to(offset.saturating_add(1));
         if let Some(s) = self.slot_mut(offset) {
             if s.state != SlotState::Acked {
                 s.attempts = s.attempts.max(attempt);
@@ -246,7 +288,16 @@ impl BucketState {
         if new_floor <= self.floor {
             return false;
         }
-        self.extend_to(new_floor);
+        if new_floor >= self.next {
+            // Covers everything delivered so far (and maybe more): no slot
+            // is needed for the offsets in between.
+            self.slots.clear();
+            self.ready.clear();
+            self.in_flight = 0;
+            self.floor = new_floor;
+            self.next = new_floor;
+            return true;
+        }
         while self.floor < new_floor {
             if let Some(s) = self.slots.pop_front() {
                 if matches!(s.state, SlotState::Leased { .. }) {
