@@ -86,22 +86,26 @@ pub struct Problem {
     pub position: Option<u64>,
     /// What is wrong, in words.
     pub reason: String,
+    /// A warning: nothing stored is lost or unreadable (an orphan blob).
+    pub warning: bool,
 }
 
 impl Problem {
-    fn at(file: &Path, position: u64, reason: impl Into<String>) -> Problem {
+    pub(crate) fn at(file: &Path, position: u64, reason: impl Into<String>) -> Problem {
         Problem {
             file: file.to_path_buf(),
             position: Some(position),
             reason: reason.into(),
+            warning: false,
         }
     }
 
-    fn file(file: &Path, reason: impl Into<String>) -> Problem {
+    pub(crate) fn file(file: &Path, reason: impl Into<String>) -> Problem {
         Problem {
             file: file.to_path_buf(),
             position: None,
             reason: reason.into(),
+            warning: false,
         }
     }
 }
@@ -325,6 +329,8 @@ pub struct SegmentInfo {
     pub last_timestamp_us: Option<u64>,
     /// Every valid record, in offset order. Filled by [`read_segment`] only.
     pub records: Vec<RecordInfo>,
+    /// Claim-check references of the valid records, in record order.
+    pub blob_refs: Vec<BlobRef>,
     /// What is wrong with this segment.
     pub problems: Vec<Problem>,
 }
@@ -491,6 +497,13 @@ fn read_store_meta(path: &Path) -> Result<(Option<u32>, Vec<Problem>)> {
 /// than [`SEGMENT_BYTES_LIMIT`]; damage is reported in
 /// [`SegmentInfo::problems`].
 pub fn read_segment(path: &Path) -> Result<SegmentInfo> {
+    read_segment_raw(path).map(|(info, _)| info)
+}
+
+/// Like [`read_segment`], and also returns the file's bytes (at most
+/// [`SEGMENT_BYTES_LIMIT`]), so that a caller can show the records'
+/// headers and bodies at the positions of [`SegmentInfo::records`].
+pub fn read_segment_raw(path: &Path) -> Result<(SegmentInfo, Vec<u8>)> {
     let name_base = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -528,7 +541,8 @@ pub fn read_segment(path: &Path) -> Result<SegmentInfo> {
         },
         None => Role::Active,
     };
-    Ok(analyse_segment(path, name_base, None, &bytes, role, true))
+    let info = analyse_segment(path, name_base, None, &bytes, role, true);
+    Ok((info, bytes))
 }
 
 /// Inspects one stream directory; `None` if it is not a stream (neither a
@@ -1223,6 +1237,7 @@ fn inspect_bucket_segment(
         first_timestamp_us: None,
         last_timestamp_us: None,
         records: Vec::new(),
+        blob_refs: Vec::new(),
         problems: vec![Problem::file(path, reason)],
     };
     let bytes = match read_segment_bytes(path, next_base.is_none()) {
@@ -1294,6 +1309,7 @@ fn analyse_segment(
         first_timestamp_us: None,
         last_timestamp_us: None,
         records: Vec::new(),
+        blob_refs: Vec::new(),
         problems: Vec::new(),
     };
     let header = match SegmentHeader::decode(bytes) {
@@ -1394,6 +1410,22 @@ fn analyse_segment(
                 })
             })
             .collect();
+    }
+    for (i, &pos) in scan.positions.iter().enumerate() {
+        let Some(d) = decode_at(i) else { continue };
+        if d.flags & record::FLAG_CLAIM_CHECK == 0 {
+            continue;
+        }
+        let start = pos as usize;
+        let body = bytes.get(start + d.body_range().start..start + d.body_range().end);
+        if let Some((hash, length)) = body.and_then(record::decode_claim_check) {
+            info.blob_refs.push(BlobRef {
+                hash,
+                length,
+                offset: d.offset,
+                position: u64::from(pos),
+            });
+        }
     }
     info.index = check_index(&index_path_of(path, header.base_offset), &header, &scan);
     if info.sealed {
@@ -1569,8 +1601,243 @@ fn read_segment_bytes(path: &Path, maybe_active: bool) -> io::Result<Bounded> {
     Ok(read)
 }
 
+/// Bytes read from files by this module in this process so far: a caller
+/// can show progress of a long inspection from another thread.
+static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bytes read from files by the inspection functions of this process so far
+/// (segments, indexes, meta files, blobs), for a progress display.
+pub fn bytes_read() -> u64 {
+    BYTES_READ.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Directory of claim-check blobs in a store.
+pub const BLOBS_DIR: &str = "blobs";
+
+/// Directory of blobs being written, under [`BLOBS_DIR`].
+pub const BLOBS_TMP_DIR: &str = "tmp";
+
+/// A claim-check reference held by a record (DESIGN.md 3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRef {
+    /// BLAKE3 hash of the payload: the blob's name.
+    pub hash: [u8; 32],
+    /// Payload length in bytes.
+    pub length: u64,
+    /// Offset of the record in its bucket.
+    pub offset: u64,
+    /// Byte position of the record in its segment.
+    pub position: u64,
+}
+
+/// A hash as 64 lowercase hex digits (a blob's file name).
+pub fn hash_hex(h: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in h {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Parses 64 hex digits (either case) into a hash.
+pub fn parse_hash_hex(name: &str) -> Option<[u8; 32]> {
+    let b = name.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+/// Path of the blob with hash `h` in the store at `store`.
+pub fn blob_path(store: &Path, h: &[u8; 32]) -> PathBuf {
+    let hex = hash_hex(h);
+    store.join(BLOBS_DIR).join(&hex[..2]).join(hex)
+}
+
+/// What is wrong with a blob file, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobStatus {
+    /// Present, a regular file, of the right length and hash.
+    Valid,
+    /// No such file.
+    Missing,
+    /// Something else than a regular file (a symlink, a directory, a FIFO).
+    NotAFile,
+    /// Its length differs from the reference's.
+    WrongLength(u64),
+    /// Its BLAKE3 hash differs from its name.
+    WrongHash([u8; 32]),
+    /// It could not be read.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for BlobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobStatus::Valid => write!(f, "valid"),
+            BlobStatus::Missing => write!(f, "blob file missing"),
+            BlobStatus::NotAFile => write!(f, "blob is not a regular file"),
+            BlobStatus::WrongLength(n) => write!(f, "blob holds {n} bytes"),
+            BlobStatus::WrongHash(h) => {
+                write!(f, "blob content has BLAKE3 hash {}", hash_hex(h))
+            }
+            BlobStatus::Unreadable(e) => write!(f, "cannot read blob: {e}"),
+        }
+    }
+}
+
+/// Checks the blob file at `path` against a reference: a regular file (not
+/// followed if a symlink) of `length` bytes whose BLAKE3 hash is `hash`. The
+/// file is hashed in 1 MiB chunks (bounded memory whatever its size).
+pub fn check_blob_file(path: &Path, hash: &[u8; 32], length: u64) -> BlobStatus {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return BlobStatus::Missing,
+        Err(e) => return BlobStatus::Unreadable(e.to_string()),
+    };
+    if !meta.is_file() {
+        return BlobStatus::NotAFile;
+    }
+    if meta.len() != length {
+        return BlobStatus::WrongLength(meta.len());
+    }
+    let mut file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return BlobStatus::Missing,
+        Err(e) => return BlobStatus::Unreadable(e.to_string()),
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return BlobStatus::Unreadable(e.to_string()),
+        };
+        total += n as u64;
+        BYTES_READ.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        if total > length {
+            return BlobStatus::WrongLength(total);
+        }
+        hasher.update(&buf[..n]);
+    }
+    if total != length {
+        return BlobStatus::WrongLength(total);
+    }
+    let got: [u8; 32] = *hasher.finalize().as_bytes();
+    if &got != hash {
+        return BlobStatus::WrongHash(got);
+    }
+    BlobStatus::Valid
+}
+
+/// The blob files of the store at `store` (`blobs/<2 hex>/<64 hex>`), with
+/// their hashes; files of other names and `blobs/tmp/` are not listed.
+pub fn list_blob_files(store: &Path) -> io::Result<Vec<([u8; 32], PathBuf)>> {
+    let dir = store.join(BLOBS_DIR);
+    let subs = match list_dir(&dir) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for (sub, kind) in subs {
+        if kind != Kind::Dir || sub.len() != 2 || sub == BLOBS_TMP_DIR {
+            continue;
+        }
+        let sdir = dir.join(&sub);
+        let files = match list_dir(&sdir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for (name, _) in files {
+            if let Some(h) = parse_hash_hex(&name).filter(|_| name.starts_with(&sub)) {
+                out.push((h, sdir.join(name)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the claim-check references of every segment in `info` against the
+/// blob files of the store, and finds the blobs no record refers to.
+///
+/// Each distinct reference is checked once ([`check_blob_file`]); a bad one
+/// is a problem on the blob file naming the segment and byte position of the
+/// first record that refers to it. A blob nobody refers to is an orphan: a
+/// problem with [`Problem::warning`] set (nothing is lost; the next open of
+/// the store, or `segment-tool repair`, removes it).
+pub fn check_blobs(info: &StoreInfo) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for seg in info
+        .streams
+        .iter()
+        .flat_map(|s| s.buckets.iter())
+        .flat_map(|b| b.segments.iter())
+    {
+        for r in &seg.blob_refs {
+            if !seen.insert(r.hash) {
+                continue;
+            }
+            let path = blob_path(&info.path, &r.hash);
+            let status = check_blob_file(&path, &r.hash, r.length);
+            if status != BlobStatus::Valid {
+                let want = match status {
+                    BlobStatus::WrongLength(_) => format!(", {} expected", r.length),
+                    _ => String::new(),
+                };
+                problems.push(Problem::file(
+                    &path,
+                    format!(
+                        "{status}{want}; referred to by offset {} in {} at byte {}",
+                        r.offset,
+                        seg.path.display(),
+                        r.position
+                    ),
+                ));
+            }
+        }
+    }
+    match list_blob_files(&info.path) {
+        Ok(files) => {
+            for (h, path) in files {
+                if !seen.contains(&h) {
+                    let mut p = Problem::file(
+                        &path,
+                        "orphan blob: no message refers to it (warning: nothing is lost; \
+                         the next open or `repair` removes it)",
+                    );
+                    p.warning = true;
+                    problems.push(p);
+                }
+            }
+        }
+        Err(e) => problems.push(Problem::file(
+            &info.path.join(BLOBS_DIR),
+            format!("cannot list: {e}"),
+        )),
+    }
+    problems
+}
+
 /// A file read with a size limit.
-enum Bounded {
+pub(crate) enum Bounded {
     /// The whole file.
     Bytes(Vec<u8>),
     /// No such file.
@@ -1582,7 +1849,7 @@ enum Bounded {
 /// Reads the whole file at `path` if it is at most `limit` bytes. The length
 /// is checked before anything is allocated, and the read stops at `limit + 1`
 /// bytes in case the file grows meanwhile. Does not follow a final symlink.
-fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Bounded::Missing),
@@ -1605,6 +1872,7 @@ fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
     // `meta.len() <= limit <= 1 GiB` fits in usize on every supported target.
     let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(limit + 1).read_to_end(&mut buf)?;
+    BYTES_READ.fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
     if buf.len() as u64 > limit {
         return Ok(Bounded::TooLarge(buf.len() as u64));
     }
