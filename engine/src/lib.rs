@@ -35,6 +35,7 @@ mod notify;
 mod options;
 mod record;
 mod report;
+pub mod repair;
 mod request;
 mod store;
 mod stream;
