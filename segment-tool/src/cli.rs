@@ -48,6 +48,176 @@ pub enum Command {
     /// of the log, damaged segments, which make the lag unreliable). Exits
     /// with 1 if a problem was found, 2 if there is no such stream.
     Consumers(ConsumersArgs),
+
+    /// Print the messages of a stream, or the records of one segment file.
+    ///
+    /// Each message with its priority, offset, timestamp, headers and
+    /// payload. Filters combine (all must match). A claim-check record shows
+    /// its reference (BLAKE3 hash, length); unless `--payload none`, the blob
+    /// file is read (up to `--max-blob-bytes`) and its hash checked. Exits
+    /// with 1 if a problem was found on the way (damaged segment, bad blob).
+    Dump(DumpArgs),
+
+    /// Check everything: records (CRC, offsets), indexes, consumer states
+    /// against the log, claim-check blobs (present, length, BLAKE3 hash).
+    ///
+    /// Prints every problem with its file and byte position. Orphan blobs
+    /// (no message refers to them) are warnings. Shows progress on stderr
+    /// when it is a terminal. Exits with 1 if any problem was found.
+    Verify(VerifyArgs),
+
+    /// Fix what can be fixed without losing acknowledged data.
+    ///
+    /// Takes the store's lock (fails with status 2 if the store is in use),
+    /// then: cuts torn tails of active segments (copied to the bucket's
+    /// quarantine/ first, then zeroed), rebuilds missing or bad indexes of
+    /// sealed segments, removes orphan blobs and leftover temporary files.
+    /// Damage to acknowledged data (below a segment's durable watermark, or
+    /// in a sealed segment) is never touched unless --force-truncate-at names
+    /// the exact file and byte position, which is allowed only in the last
+    /// segment of a bucket. Exits with 1 if problems remain that were not
+    /// repaired.
+    Repair(RepairArgs),
+
+    /// Print the last messages of a stream; with -f, keep printing new ones.
+    ///
+    /// Polls the active segment with plain reads every 100 ms and follows
+    /// segment rolls. Stops on Ctrl-C or when the output is closed.
+    Tail(TailArgs),
+}
+
+/// Arguments of `dump`.
+#[derive(Debug, clap::Args)]
+pub struct DumpArgs {
+    /// The store directory (not with --segment).
+    #[arg(required_unless_present = "segment")]
+    pub store: Option<PathBuf>,
+
+    /// The stream to dump.
+    #[arg(required_unless_present = "segment")]
+    pub stream: Option<String>,
+
+    /// Dump this one segment file instead, with byte positions.
+    #[arg(long, conflicts_with_all = ["store", "stream"])]
+    pub segment: Option<PathBuf>,
+
+    /// How payloads are shown.
+    #[arg(long, value_enum, default_value_t = PayloadFormat::Utf8)]
+    pub payload: PayloadFormat,
+
+    /// First offset shown.
+    #[arg(long)]
+    pub from: Option<u64>,
+
+    /// Last offset shown (inclusive).
+    #[arg(long)]
+    pub to: Option<u64>,
+
+    /// Only messages at or after this time (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    pub since: Option<String>,
+
+    /// Only messages at or before this time (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    pub until: Option<String>,
+
+    /// Only messages with this header (`key=value`); repeatable, all must match.
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
+
+    /// Only messages whose payload contains these bytes.
+    #[arg(long)]
+    pub grep: Option<String>,
+
+    /// At most this many messages.
+    #[arg(long)]
+    pub limit: Option<u64>,
+
+    /// Only this priority level (default: all levels).
+    #[arg(long)]
+    pub priority: Option<u8>,
+
+    /// Largest claim-check blob read to show its payload.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_blob_bytes: u64,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// How payloads are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PayloadFormat {
+    /// UTF-8, invalid sequences replaced.
+    Utf8,
+    /// Lowercase hex.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+    /// Not shown (blobs are not read either).
+    None,
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The store directory.
+    pub store: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Arguments of `repair`.
+#[derive(Debug, clap::Args)]
+pub struct RepairArgs {
+    /// The store directory.
+    pub store: PathBuf,
+
+    /// Print what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Cut acknowledged data: `FILE:POSITION` names a segment file and the
+    /// byte position from which its data is quarantined and zeroed.
+    #[arg(long, value_name = "FILE:POSITION")]
+    pub force_truncate_at: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Arguments of `tail`.
+#[derive(Debug, clap::Args)]
+pub struct TailArgs {
+    /// The store directory.
+    pub store: PathBuf,
+
+    /// The stream.
+    pub stream: String,
+
+    /// Keep printing new messages as they arrive.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    /// How many of the last messages to print first.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub lines: u64,
+
+    /// Only this priority level (default: all levels).
+    #[arg(long)]
+    pub priority: Option<u8>,
+
+    /// How payloads are shown.
+    #[arg(long, value_enum, default_value_t = PayloadFormat::Utf8)]
+    pub payload: PayloadFormat,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// Arguments of `consumers`.
@@ -85,6 +255,11 @@ pub enum Format {
     /// per bucket `bucket` followed by its `segment`s, then the stream's
     /// `consumer`s, then every `problem`, then one `summary`. Kinds of
     /// `consumers`: one `consumer` per consumer, every `problem`, one
-    /// `summary`.
+    /// `summary`. `dump` and `tail`: one `message` per message (`stream`,
+    /// `priority`, `offset`, `timestamp_us`, `position`, `headers`,
+    /// `payload`, `claim_check`), every `problem`, one `summary` (dump).
+    /// `verify`: every `problem` (with `warning`), one `summary`. `repair`:
+    /// one `action` per change (`done`), one `refused` per problem left
+    /// alone, one `summary`.
     Json,
 }

@@ -2,7 +2,11 @@
 //! is given and returns an [`Outcome`]; errors come back as [`Failure`].
 
 pub mod consumers;
+pub mod dump;
 pub mod info;
+pub mod repair;
+pub mod tail;
+pub mod verify;
 
 use crate::cli::{Cli, Command};
 use std::io::{self, Write};
@@ -24,6 +28,8 @@ pub enum Failure {
     Spool(spool::Error),
     /// Writing the output failed.
     Output(io::Error),
+    /// A usage error or refusal, in words (exit status 2).
+    Message(String),
 }
 
 impl From<spool::Error> for Failure {
@@ -56,6 +62,10 @@ pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Info(args) => info::run(&args, &mut out),
         Command::Consumers(args) => consumers::run(&args, &mut out),
+        Command::Dump(args) => dump::run(&args, &mut out),
+        Command::Verify(args) => verify::run(&args, &mut out),
+        Command::Repair(args) => repair::run(&args, &mut out),
+        Command::Tail(args) => tail::run(&args, &mut out),
     };
     let result = result.and_then(|o| {
         out.flush()?;
@@ -70,6 +80,10 @@ pub fn run(cli: Cli) -> Exit {
             eprintln!("segment-tool: writing output: {e}");
             ExitCode::from(2)
         }
+        Err(Failure::Message(m)) => {
+            eprintln!("segment-tool: {m}");
+            ExitCode::from(2)
+        }
         Err(Failure::Spool(e)) => {
             eprintln!("segment-tool: {}", chain(&e));
             ExitCode::from(2)
@@ -79,7 +93,7 @@ pub fn run(cli: Cli) -> Exit {
 
 /// An error and its sources, joined with `: `, skipping a source whose text
 /// the error's own message already contains.
-fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
