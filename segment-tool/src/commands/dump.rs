@@ -51,9 +51,12 @@ pub struct Msg<'a> {
     pub body: &'a [u8],
 }
 
+/// A record's headers, in order.
+pub type Headers<'a> = Vec<(&'a str, &'a [u8])>;
+
 /// Splits a valid record of `bytes` into its headers and body; `None` if the
 /// ranges do not fit (never for a record the scan accepted).
-pub fn parts<'a>(bytes: &'a [u8], r: &RecordInfo) -> Option<(Vec<(&'a str, &'a [u8])>, &'a [u8])> {
+pub fn parts<'a>(bytes: &'a [u8], r: &RecordInfo) -> Option<(Headers<'a>, &'a [u8])> {
     let start = usize::try_from(r.position).ok()?;
     let hs = start.checked_add(RECORD_HEADER_BYTES)?;
     let he = hs.checked_add(usize::from(r.headers_bytes))?;
