@@ -87,6 +87,15 @@ impl Bucket {
                 continue;
             }
             if let Some(b) = segment::parse_file_name(&e.name, "seg") {
+                // Offsets this large are never reached (2^63 messages); a
+                // name like that would only make offset arithmetic overflow.
+                if b > u64::MAX >> 1 {
+                    return Err(Error::corrupt(
+                        dir.join(&e.name),
+                        0,
+                        "impossible base offset in the file name",
+                    ));
+                }
                 bases.push(b);
             } else if let Some(b) = segment::parse_file_name(&e.name, "idx") {
                 indexes.push(b);
@@ -661,7 +670,15 @@ fn recover_active(
     // is the torn tail (quarantined), later ones are scattered pages.
     let clean = matches!(raw.state, Some(s) if s.clean && s.synced_end == scan.end)
         && scan.stop == ScanStop::End;
-    let epoch = raw.state.map(|s| s.epoch).unwrap_or(0).max(scan.max_epoch) + 1;
+    // Four billion recoveries of one segment never happen; an epoch at the
+    // limit is a damaged (CRC-valid but absurd) header.
+    let epoch = raw
+        .state
+        .map(|s| s.epoch)
+        .unwrap_or(0)
+        .max(scan.max_epoch)
+        .checked_add(1)
+        .ok_or_else(|| Error::corrupt(&path, STATE_OFFSET as u64, "segment epoch at its limit"))?;
     if !clean {
         let runs = nonzero_runs(&raw.writer, end, len);
         if let Some(first) = runs.first().cloned() {
