@@ -6,12 +6,23 @@
 
 use libfuzzer_sys::fuzz_target;
 use spool::{inspect, repair, Options, Store};
+use std::sync::OnceLock;
+
+/// One store per process, created once; each input replaces its segment
+/// (nothing here writes to the store, so runs do not affect each other).
+fn store() -> &'static tempfile::TempDir {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(Store::open(dir.path(), Options::default()).expect("open"));
+        std::fs::create_dir_all(dir.path().join("streams/s/p0")).expect("bucket");
+        dir
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
-    let dir = tempfile::tempdir().expect("temp dir");
-    drop(Store::open(dir.path(), Options::default()).expect("open"));
+    let dir = store();
     let bucket = dir.path().join("streams/s/p0");
-    std::fs::create_dir_all(&bucket).expect("bucket");
     std::fs::write(bucket.join("00000000000000000000.seg"), data).expect("write");
     if let Ok(info) = inspect::inspect_store(dir.path()) {
         let _ = inspect::check_blobs(&info);
