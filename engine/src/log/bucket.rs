@@ -84,6 +84,16 @@ impl Bucket {
         let mut removed_tmp = false;
         for e in &entries {
             if e.kind != EntryKind::File {
+                // A segment's name on a symlink, FIFO or directory: never
+                // followed, and not silently skipped either (the log would
+                // lose its data from view).
+                if segment::parse_file_name(&e.name, "seg").is_some() {
+                    return Err(Error::corrupt(
+                        dir.join(&e.name),
+                        0,
+                        "segment is not a regular file",
+                    ));
+                }
                 continue;
             }
             if let Some(b) = segment::parse_file_name(&e.name, "seg") {
