@@ -186,3 +186,34 @@ fn power_cut_at_every_operation_of_a_consumer_workload() {
         }
     }
 }
+
+#[test]
+fn io_error_at_every_operation_of_a_consumer_workload() {
+    // Fail operation N with EIO or ENOSPC, once or for good: the workload
+    // stops with an error; reopened as is (or, when the device stays broken,
+    // after a power cut), no acknowledged ack is undone and nothing is lost.
+    use spool::io::sim::FaultKind;
+    let fs = SimFs::new();
+    workload(&fs, &mut Acked::default()).expect("clean run");
+    let total = fs.stats().ops;
+    for n in 1..=total {
+        for kind in [FaultKind::Eio, FaultKind::Enospc] {
+            for forever in [false, true] {
+                let fs = SimFs::new();
+                fs.fail_at(n, kind, forever);
+                let mut acked = Acked::default();
+                let _ = workload(&fs, &mut acked);
+                let after = if forever {
+                    fs.power_cut(CutMode::DropUnsynced)
+                } else {
+                    fs
+                };
+                check(
+                    &after,
+                    &acked,
+                    &format!("{kind:?} at op {n} (forever: {forever})"),
+                );
+            }
+        }
+    }
+}
