@@ -117,3 +117,30 @@ fn poison_message_reaches_the_dead_letter_stream_across_crashes() {
     assert_eq!(r.payload(), b"poison");
     assert_eq!(r.header(h::ATTEMPTS), Some(&b"3"[..]));
 }
+
+/// Regression: when the dead-letter stream refused a message (a full disk),
+/// the message was taken from the consumer's queue and never offered again.
+#[test]
+fn a_refused_dead_letter_is_tried_again() {
+    use spool::io::sim::SimFs;
+    let fs = SimFs::new();
+    let opts = Options::default()
+        .durability(Durability::Never)
+        .segment_bytes_max(64 * 1024)
+        .vfs(std::sync::Arc::new(fs.clone()));
+    let store = Store::open("/d", opts).unwrap();
+    let s = store.stream("orders").unwrap();
+    s.send(b"poison").unwrap();
+    let c = s.consumer_with("billing", config()).unwrap();
+    for _ in 0..3 {
+        c.try_receive().unwrap().unwrap().nack().unwrap();
+    }
+    // No room for the dead-letter stream's first segment.
+    fs.set_capacity(0);
+    assert!(c.try_receive().is_err());
+    fs.set_capacity(u64::MAX);
+    assert!(c.try_receive().unwrap().is_none(), "dead-lettered now");
+    assert_eq!(c.stats().dead_lettered, 1);
+    let r = store.stream("dlq").unwrap().read(0).unwrap().unwrap();
+    assert_eq!(r.payload(), b"poison");
+}

@@ -423,7 +423,12 @@ impl Consumer {
                 }
             };
             if config.max_deliveries.is_some_and(|m| taken.attempts >= m) {
-                self.dead_letter(&mut st, &config, &record, taken.attempts)?;
+                if let Err(e) = self.dead_letter(&mut st, &config, &record, taken.attempts) {
+                    // Not moved (the dead-letter stream refused it, e.g. a
+                    // full disk): it stays waiting here, to be tried again.
+                    st.buckets[p].untake(taken.offset);
+                    return Err(e);
+                }
                 dead_lettered = true;
                 continue;
             }
