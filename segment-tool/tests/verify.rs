@@ -80,11 +80,6 @@ fn a_torn_tail_a_missing_index_a_changed_blob_and_a_floor_past_the_end() {
     let mut b = fs::read(&blob).unwrap();
     b[10] ^= 0xff;
     fs::write(&blob, b).unwrap();
-    let ckpt = dir.path().join("streams/s/consumers/c/checkpoint");
-    // Only one stream level; the stream has 300 messages, so a floor of 100
-    // is fine: make the log look shorter instead by a floor past 300 is not
-    // expressible in one byte, so check a floor past the end of `b` too.
-    fs::write(&ckpt, checkpoint(100)).unwrap();
     let (c, problems) = verify_problems(dir.path());
     assert_eq!(c, 1);
     let t = mentions(&problems, &tail_seg);
@@ -95,7 +90,8 @@ fn a_torn_tail_a_missing_index_a_changed_blob_and_a_floor_past_the_end() {
     assert!(!mentions(&problems, &idx).is_empty(), "{problems:?}");
     assert!(!mentions(&problems, &blob).is_empty(), "{problems:?}");
 
-    // A consumer of `b` (1 message) whose floor is 100.
+    // A hand-written checkpoint of a consumer of `b` (1 message) whose
+    // floor is 100: past the end of the log.
     let cdir = dir.path().join("streams/b/consumers/c");
     fs::create_dir_all(&cdir).unwrap();
     fs::copy(
