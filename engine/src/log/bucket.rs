@@ -236,7 +236,8 @@ impl Bucket {
 
     /// Whether a segment was sealed since the last call.
     pub(crate) fn take_rolled(&self) -> bool {
-        self.rolled.swap(false, Ordering::AcqRel)
+        // A plain load first: the common case writes nothing to the shared line.
+        self.rolled.load(Ordering::Relaxed) && self.rolled.swap(false, Ordering::AcqRel)
     }
 
     /// Bytes of the segment file at `base`.
