@@ -681,15 +681,18 @@ fn recover_active(
     // is the torn tail (quarantined), later ones are scattered pages.
     let clean = matches!(raw.state, Some(s) if s.clean && s.synced_end == scan.end)
         && scan.stop == ScanStop::End;
-    // Four billion recoveries of one segment never happen; an epoch at the
-    // limit is a damaged (CRC-valid but absurd) header.
-    let epoch = raw
-        .state
-        .map(|s| s.epoch)
-        .unwrap_or(0)
-        .max(scan.max_epoch)
-        .checked_add(1)
-        .ok_or_else(|| Error::corrupt(&path, STATE_OFFSET as u64, "segment epoch at its limit"))?;
+    // Two billion recoveries of one segment never happen: an epoch beyond
+    // that is a damaged (CRC-valid but absurd) header or record, refused at
+    // once rather than when the counter runs out some opens later.
+    let epoch = raw.state.map(|s| s.epoch).unwrap_or(0).max(scan.max_epoch) as u64 + 1;
+    if epoch > (u32::MAX / 2) as u64 {
+        return Err(Error::corrupt(
+            &path,
+            STATE_OFFSET as u64,
+            "segment epoch out of range",
+        ));
+    }
+    let epoch = epoch as u32;
     if !clean {
         let runs = nonzero_runs(&raw.writer, end, len);
         if let Some(first) = runs.first().cloned() {
