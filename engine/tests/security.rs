@@ -9,12 +9,27 @@ use spool::{Durability, Error, Options, Store, StreamConfig};
 use std::path::Path;
 use std::process::Command;
 
+/// `Store::open`, retrying briefly on `Locked`: tests here spawn `mkfifo`,
+/// and between fork and exec the child holds copies of every descriptor of
+/// this process (a just-closed store's lock included) for a moment.
+fn open_retry(path: impl AsRef<Path>, opts: Options) -> spool::Result<Store> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(path.as_ref(), opts.clone()) {
+            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            other => return other,
+        }
+    }
+}
+
 fn opts() -> Options {
     Options::default().durability(Durability::Never)
 }
 
 fn store_with_blob(dir: &Path) -> std::path::PathBuf {
-    let store = Store::open(dir, opts()).unwrap();
+    let store = open_retry(dir, opts()).unwrap();
     let s = store
         .create_stream("s", StreamConfig::default().claim_check_threshold(10))
         .unwrap();
@@ -28,7 +43,7 @@ fn store_with_blob(dir: &Path) -> std::path::PathBuf {
 fn a_symlinked_segment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path(), opts()).unwrap();
+        let store = open_retry(dir.path(), opts()).unwrap();
         store.stream("s").unwrap().send(b"x").unwrap();
     }
     let seg = dir.path().join("streams/s/p0/00000000000000000000.seg");
@@ -37,7 +52,7 @@ fn a_symlinked_segment_is_refused() {
     std::os::unix::fs::symlink(&elsewhere, &seg).unwrap();
     // Not followed, and not silently skipped (the log would lose its data
     // from view): a typed error naming the file.
-    match Store::open(dir.path(), opts()) {
+    match open_retry(dir.path(), opts()) {
         Err(Error::Corrupt { file, .. }) => assert_eq!(file, seg),
         other => panic!("expected Corrupt, got {other:?}"),
     }
@@ -61,7 +76,7 @@ fn a_symlinked_or_fifo_blob_is_refused_without_hanging() {
                 .unwrap()
                 .success());
         }
-        let store = Store::open(dir.path(), opts()).unwrap();
+        let store = open_retry(dir.path(), opts()).unwrap();
         let s = store.stream("s").unwrap();
         match s.read(0) {
             Err(Error::Io { .. }) | Err(Error::Corrupt { .. }) => {}
@@ -74,14 +89,14 @@ fn a_symlinked_or_fifo_blob_is_refused_without_hanging() {
 fn a_directory_where_a_file_should_be() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path(), opts()).unwrap();
+        let store = open_retry(dir.path(), opts()).unwrap();
         store.stream("s").unwrap().send(b"x").unwrap();
     }
     let meta = dir.path().join("streams/s/stream.meta");
     std::fs::remove_file(&meta).unwrap();
     std::fs::create_dir(&meta).unwrap();
     assert!(matches!(
-        Store::open(dir.path(), opts()),
+        open_retry(dir.path(), opts()),
         Err(Error::Io { .. }) | Err(Error::Corrupt { .. })
     ));
 }
@@ -89,7 +104,7 @@ fn a_directory_where_a_file_should_be() {
 #[test]
 fn traversal_in_names_never_leaves_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("store"), opts()).unwrap();
+    let store = open_retry(dir.path().join("store"), opts()).unwrap();
     for name in ["../escape", "..", "a/../../b", "/etc", "x\0y", ".hidden"] {
         assert!(
             matches!(store.stream(name), Err(Error::InvalidName { .. })),

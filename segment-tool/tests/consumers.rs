@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 use spool::format::meta;
-use spool::{ConsumerConfig, Durability, Options, Store};
+use spool::{ConsumerConfig, Durability, Options};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -87,7 +87,7 @@ fn consumer_dir(store: &Path, stream: &str, name: &str) -> PathBuf {
 ///   (nacked both times), then dead-lettered by the next receive, which
 ///   delivers offset 1. Floor 1, next 2, 1 dead-lettered.
 fn busy_store(dir: &Path) -> (spool::ConsumerStats, spool::ConsumerStats) {
-    let store = Store::open(dir, opts()).expect("open");
+    let store = open_store(dir, opts());
     let s = store.stream("s").expect("stream");
     for i in 0..10 {
         s.send(format!("m{i}").as_bytes()).expect("send");
@@ -222,7 +222,7 @@ fn the_figures_survive_a_reopen_that_checkpoints_them() {
         .map(|(_, v)| v["generation"].clone())
         .expect("consumer c");
     {
-        let store = Store::open(dir.path(), opts()).expect("reopen");
+        let store = open_store(dir.path(), opts());
         let s = store.stream("s").expect("stream");
         let c = s.consumer("c").expect("consumer");
         assert_eq!(c.stats().buckets[0].ack_floor, 2);
@@ -384,7 +384,7 @@ fn checkpoint(generation: u64, floor: u64, next: u64) -> Vec<u8> {
 fn a_floor_past_the_end_of_the_log_is_a_problem() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let store = Store::open(dir.path(), opts()).expect("open");
+        let store = open_store(dir.path(), opts());
         let s = store.stream("s").expect("stream");
         for i in 0..10 {
             s.send(format!("m{i}").as_bytes()).expect("send");
@@ -484,5 +484,21 @@ fn hostile_journal_records_are_reported_not_allocated() {
         );
         // Replay stopped before the record: one record was replayed.
         assert_eq!(consumer(&recs, "c")["journal_records"], 1);
+    }
+}
+
+/// Opens a store, retrying briefly on `Locked`: other tests in this process
+/// spawn the tool, and between fork and exec a child holds copies of every
+/// descriptor (the lock's too) for a moment.
+fn open_store(path: &std::path::Path, opts: spool::Options) -> spool::Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match spool::Store::open(path, opts.clone()) {
+            Ok(s) => return s,
+            Err(spool::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("open {}: {e}", path.display()),
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! directories with the `spool` API, then run the real binary on them.
 
 use serde_json::Value;
-use spool::{Durability, Message, Options, Store, StreamConfig};
+use spool::{Durability, Message, Options, StreamConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -68,7 +68,7 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 /// A closed store with `orders` (10 messages) and `prio` (3 levels, one
 /// message at level 2).
 fn small_store(dir: &Path) {
-    let store = Store::open(dir, opts()).expect("open");
+    let store = open_store(dir, opts());
     let orders = store.stream("orders").expect("stream");
     for i in 0..10 {
         orders.send(format!("order #{i}").as_bytes()).expect("send");
@@ -141,7 +141,7 @@ fn json_output_has_envelopes_counts_and_offsets() {
 fn several_segments_are_listed_in_offset_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+        let store = open_store(dir.path(), opts().segment_bytes_max(64 * 1024));
         let s = store.stream("logs").expect("stream");
         for _ in 0..1000 {
             s.send(&[42u8; 300]).expect("send");
@@ -169,7 +169,7 @@ fn several_segments_are_listed_in_offset_order() {
 #[test]
 fn a_live_store_is_read_while_it_is_open_and_written() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+    let store = open_store(dir.path(), opts().segment_bytes_max(64 * 1024));
     let s = store.stream("live").expect("stream");
     for _ in 0..100 {
         s.send(b"before").expect("send");
@@ -237,7 +237,7 @@ fn usage_errors_exit_with_status_2() {
 fn truncated_segments_give_a_status_and_never_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+        let store = open_store(dir.path(), opts().segment_bytes_max(64 * 1024));
         let s = store.stream("s").expect("stream");
         for i in 0..600 {
             s.send(format!("payload {i}").repeat(30).as_bytes())
@@ -296,7 +296,7 @@ fn truncated_segments_give_a_status_and_never_a_panic() {
 fn problems_are_reported_in_json_with_file_and_position() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+        let store = open_store(dir.path(), opts().segment_bytes_max(64 * 1024));
         let s = store.stream("s").expect("stream");
         for _ in 0..400 {
             s.send(&[9u8; 400]).expect("send");
@@ -328,7 +328,7 @@ fn a_closed_pipe_ends_quietly() {
     use std::process::Stdio;
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let store = Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).expect("open");
+        let store = open_store(dir.path(), opts().segment_bytes_max(64 * 1024));
         let s = store.stream("s").expect("stream");
         for _ in 0..4000 {
             s.send(&[1u8; 400]).expect("send");
@@ -360,4 +360,20 @@ fn a_closed_pipe_ends_quietly() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Opens a store, retrying briefly on `Locked`: other tests in this process
+/// spawn the tool, and between fork and exec a child holds copies of every
+/// descriptor (the lock's too) for a moment.
+fn open_store(path: &std::path::Path, opts: spool::Options) -> spool::Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match spool::Store::open(path, opts.clone()) {
+            Ok(s) => return s,
+            Err(spool::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("open {}: {e}", path.display()),
+        }
+    }
 }

@@ -82,7 +82,7 @@ fn refuses_acknowledged_damage_and_forces_only_the_last_segment() {
 fn a_store_in_use_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     store_with_segments(dir.path());
-    let store = spool::Store::open(dir.path(), opts()).unwrap();
+    let store = open_store(dir.path(), opts());
     let o = tool(&["repair", s(dir.path())]);
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("store is in use"));

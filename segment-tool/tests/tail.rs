@@ -20,7 +20,7 @@ fn last_n_and_follow() {
     let o = tool(&["tail", s(dir.path()), "s", "-n", "1"]);
     assert!(stdout(&o).contains("#299 "));
 
-    let store = spool::Store::open(dir.path(), opts()).unwrap();
+    let store = open_store(dir.path(), opts());
     let st = store.stream("s").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_segment-tool"))
         .args([

@@ -56,7 +56,7 @@ fn a_torn_tail_a_missing_index_a_changed_blob_and_a_floor_past_the_end() {
     let dir = tempfile::tempdir().unwrap();
     store_with_segments(dir.path());
     {
-        let store = spool::Store::open(dir.path(), opts()).unwrap();
+        let store = open_store(dir.path(), opts());
         let st = store.stream("s").unwrap();
         let c = st.consumer("c").unwrap();
         while let Some(d) = c.try_receive().unwrap() {
@@ -126,7 +126,7 @@ fn an_orphan_blob_is_a_warning() {
 fn truncated_files_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = spool::Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).unwrap();
+        let store = open_store(dir.path(), opts().segment_bytes_max(64 * 1024));
         let st = store.stream("s").unwrap();
         for i in 0..20u32 {
             st.send(format!("m{i}").as_bytes()).unwrap();

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use spool::{Durability, Options, Store, StreamConfig};
+use spool::{Durability, Options, StreamConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -61,7 +61,7 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
 /// A closed store: stream `s` with 300 messages of 400 bytes in several
 /// 64 KiB segments, stream `b` with one 5000-byte claim-check payload.
 pub fn store_with_segments(dir: &Path) {
-    let store = Store::open(dir, opts().segment_bytes_max(64 * 1024)).expect("open");
+    let store = open_store(dir, opts().segment_bytes_max(64 * 1024));
     let st = store.stream("s").expect("stream");
     for i in 0..300u32 {
         let mut body = format!("message {i} ").into_bytes();
@@ -112,4 +112,20 @@ pub fn checkpoint(floor: u8) -> Vec<u8> {
     // redelivered, dead_lettered, skipped.
     let body = [1u8, 1, floor, floor, 0, 0, 0, 0, 0];
     spool::format::meta::encode(*b"SPOOLCKP", 1, &body)
+}
+
+/// Opens a store, retrying briefly on `Locked`: other tests in this process
+/// spawn the tool, and between fork and exec a child holds copies of every
+/// descriptor (the lock's too) for a moment.
+pub fn open_store(path: &std::path::Path, opts: spool::Options) -> spool::Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match spool::Store::open(path, opts.clone()) {
+            Ok(s) => return s,
+            Err(spool::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("open {}: {e}", path.display()),
+        }
+    }
 }
