@@ -60,10 +60,11 @@ impl Ctx {
 
 /// Microseconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        // Plain 64-bit arithmetic (`as_micros` works in 128 bits).
+        Ok(d) => d.as_secs() * 1_000_000 + u64::from(d.subsec_micros()),
+        Err(_) => 0,
+    }
 }
 
 /// A random 64-bit id (segment ids).

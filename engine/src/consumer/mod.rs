@@ -179,7 +179,56 @@ struct State {
     skipped: u64,
     higher_streak: u32,
     nack_reasons: HashMap<(u8, u64), String>,
+    /// The configuration fields every delivery needs, copied here so the
+    /// receive path reads them under the lock it takes anyway.
+    hot: HotConfig,
 }
+
+/// The parts of a [`ConsumerConfig`] the receive path reads.
+#[derive(Debug, Clone, Copy)]
+struct HotConfig {
+    visibility_timeout: Duration,
+    max_deliveries: Option<u32>,
+    starvation_limit: Option<u32>,
+}
+
+impl HotConfig {
+    fn of(c: &ConsumerConfig) -> HotConfig {
+        HotConfig {
+            visibility_timeout: c.visibility_timeout,
+            max_deliveries: c.max_deliveries,
+            starvation_limit: c.starvation_limit,
+        }
+    }
+}
+
+/// Where [`Consumer::take`] puts the deliveries it leases: a `Vec` for
+/// batches, an `Option` for a single receive (no allocation).
+trait Sink {
+    fn put(&mut self, d: Delivery);
+    fn count(&self) -> usize;
+}
+
+impl Sink for Vec<Delivery> {
+    fn put(&mut self, d: Delivery) {
+        self.push(d);
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Sink for Option<Delivery> {
+    fn put(&mut self, d: Delivery) {
+        *self = Some(d);
+    }
+    fn count(&self) -> usize {
+        usize::from(self.is_some())
+    }
+}
+
+/// Most priority levels of a stream (see `StreamConfig::priorities`).
+const MAX_LEVELS: usize = 16;
 
 impl State {
     fn logical(&self) -> u64 {
@@ -325,50 +374,49 @@ impl Consumer {
     /// highest priority first, the lowest offset first. Blocks without
     /// polling: a send wakes it.
     pub fn receive(&self, timeout: Duration) -> Result<Option<Delivery>> {
-        let deadline = Instant::now().checked_add(timeout);
-        let notify = self.stream.notify();
-        loop {
-            let waiter = notify.prepare();
-            let (got, wake) = self.take(1)?;
-            if let Some(d) = got.into_iter().next() {
-                return Ok(Some(d));
-            }
-            let now = Instant::now();
-            let until = match (deadline, wake) {
-                (Some(d), Some(w)) => d.min(w),
-                (Some(d), None) => d,
-                (None, Some(w)) => w,
-                (None, None) => now + Duration::from_secs(3600),
-            };
-            if deadline.is_some_and(|d| now >= d) {
-                return Ok(None);
-            }
-            waiter.wait_until(until);
-        }
+        let mut got = None;
+        self.wait_for(&mut got, 1, timeout)?;
+        Ok(got)
     }
 
     /// Leases a message if one is available now.
     pub fn try_receive(&self) -> Result<Option<Delivery>> {
-        Ok(self.take(1)?.0.into_iter().next())
+        let mut got = None;
+        self.take(1, &mut got)?;
+        Ok(got)
     }
 
     /// Waits up to `timeout` for at least one message, then leases up to
     /// `max` that are available at once.
     pub fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Delivery>> {
-        if max == 0 {
-            return Ok(Vec::new());
+        let mut got = Vec::new();
+        if max > 0 {
+            self.wait_for(&mut got, max, timeout)?;
         }
-        let deadline = Instant::now().checked_add(timeout);
+        Ok(got)
+    }
+
+    /// Takes up to `max` deliveries into `out`, waiting up to `timeout` for
+    /// the first one.
+    fn wait_for<S: Sink>(&self, out: &mut S, max: usize, timeout: Duration) -> Result<()> {
+        // The common case (a message is there) asks nothing of the waiting
+        // machinery; the deadline is computed only once it is needed.
+        let (_, start) = self.take(max, out)?;
+        if out.count() > 0 {
+            return Ok(());
+        }
+        let deadline = start.checked_add(timeout);
         let notify = self.stream.notify();
         loop {
-            let waiter = notify.prepare();
-            let (got, wake) = self.take(max)?;
-            if !got.is_empty() {
-                return Ok(got);
-            }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return Ok(got);
+                return Ok(());
+            }
+            let waiter = notify.prepare();
+            // Look again after registering: a send in between is not missed.
+            let (wake, _) = self.take(max, out)?;
+            if out.count() > 0 {
+                return Ok(());
             }
             let until = match (deadline, wake) {
                 (Some(d), Some(w)) => d.min(w),
@@ -380,24 +428,25 @@ impl Consumer {
         }
     }
 
-    /// Takes up to `max` messages; also returns when the next lease expires
-    /// or delay elapses.
-    fn take(&self, max: usize) -> Result<(Vec<Delivery>, Option<Instant>)> {
+    /// Takes up to `max` messages into `out`; returns when the next lease
+    /// expires or delay elapses, and the time it went by.
+    fn take<S: Sink>(&self, max: usize, out: &mut S) -> Result<(Option<Instant>, Instant)> {
         self.inner.ctx.check()?;
-        let config = self.config();
-        let levels = self.stream.levels();
-        let ends: Vec<u64> = (0..levels)
-            .map(|p| self.stream.deliverable_end(p))
-            .collect();
-        let mut out = Vec::new();
+        let levels = usize::from(self.stream.levels()).min(MAX_LEVELS);
+        let mut ends = [0u64; MAX_LEVELS];
+        for (p, e) in ends.iter_mut().enumerate().take(levels) {
+            *e = self.stream.deliverable_end(p as u8);
+        }
+        let ends = &ends[..levels];
         let mut st = self.lock();
         let now = Instant::now();
+        let hot = st.hot;
         for b in st.buckets.iter_mut() {
             b.expire(now);
         }
         let mut dead_lettered = false;
-        while out.len() < max {
-            let Some(p) = choose_bucket(&mut st, &ends, config.starvation_limit) else {
+        while out.count() < max {
+            let Some(p) = choose_bucket(&mut st, ends, hot.starvation_limit) else {
                 break;
             };
             let Some(taken) = st.buckets[p].take(ends[p]) else {
@@ -416,13 +465,14 @@ impl Consumer {
                 }
                 Err(e) => {
                     st.buckets[p].untake(taken.offset);
-                    if out.is_empty() {
+                    if out.count() == 0 {
                         return Err(e);
                     }
                     break;
                 }
             };
-            if config.max_deliveries.is_some_and(|m| taken.attempts >= m) {
+            if hot.max_deliveries.is_some_and(|m| taken.attempts >= m) {
+                let config = self.config();
                 if let Err(e) = self.dead_letter(&mut st, &config, &record, taken.attempts) {
                     // Not moved (the dead-letter stream refused it, e.g. a
                     // full disk): it stays waiting here, to be tried again.
@@ -433,7 +483,7 @@ impl Consumer {
                 continue;
             }
             let lease = self.inner.next_lease.fetch_add(1, Ordering::Relaxed);
-            let deadline = now + config.visibility_timeout;
+            let deadline = now + hot.visibility_timeout;
             let attempt = st.buckets[p].lease(taken.offset, lease, deadline);
             if attempt > 1 {
                 st.redelivered += 1;
@@ -446,7 +496,7 @@ impl Consumer {
                     attempt,
                 },
             )?;
-            out.push(Delivery {
+            out.put(Delivery {
                 record,
                 consumer: self.clone(),
                 lease,
@@ -459,7 +509,7 @@ impl Consumer {
         if dead_lettered {
             self.persist(target)?;
         }
-        Ok((out, wake))
+        Ok((wake, now))
     }
 
     /// Moves a message that was delivered `attempts` times to the dead-letter
@@ -548,7 +598,9 @@ impl Consumer {
             // Already acknowledged (a duplicate delivery): nothing to do.
             return Ok(());
         }
-        st.nack_reasons.remove(&(priority, offset));
+        if !st.nack_reasons.is_empty() {
+            st.nack_reasons.remove(&(priority, offset));
+        }
         self.journal(
             &mut st,
             Entry::Acked {
@@ -989,12 +1041,15 @@ fn write_config(ctx: &Ctx, dir: &Path, config: &ConsumerConfig) -> Result<()> {
 /// Rewrites the configuration of an existing consumer.
 pub(crate) fn update_config(inner: &ConsumerInner, config: &ConsumerConfig) -> Result<()> {
     config.validate()?;
+    // Lock order: state, then config (as on the dead-letter path).
+    let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
     let mut g = inner.config.write().unwrap_or_else(|e| e.into_inner());
     if *g == *config {
         return Ok(());
     }
     write_config(&inner.ctx, &inner.dir, config)?;
     *g = config.clone();
+    st.hot = HotConfig::of(config);
     Ok(())
 }
 
@@ -1117,7 +1172,6 @@ pub(crate) fn open(
         name: name.to_string(),
         dir: dir.to_path_buf(),
         ctx: ctx.clone(),
-        config: RwLock::new(config),
         state: Mutex::new(State {
             buckets,
             journal,
@@ -1127,7 +1181,9 @@ pub(crate) fn open(
             skipped,
             higher_streak: 0,
             nack_reasons: HashMap::new(),
+            hot: HotConfig::of(&config),
         }),
+        config: RwLock::new(config),
         commit: GroupCommit::new(base),
         current: RwLock::new((map, logical_base)),
         next_lease: AtomicU64::new(1),

@@ -278,6 +278,7 @@ impl BucketState {
             }
         }
         self.advance_floor();
+        self.prune_leases();
         true
     }
 
@@ -296,6 +297,7 @@ impl BucketState {
             self.in_flight = 0;
             self.floor = new_floor;
             self.next = new_floor;
+            self.leases.clear();
             return true;
         }
         while self.floor < new_floor {
@@ -308,6 +310,7 @@ impl BucketState {
         }
         self.ready = self.ready.split_off(&self.floor);
         self.advance_floor();
+        self.prune_leases();
         true
     }
 
@@ -341,6 +344,7 @@ impl BucketState {
             }
         }
         self.in_flight -= 1;
+        self.prune_leases();
         true
     }
 
@@ -362,7 +366,37 @@ impl BucketState {
         }
         s.state = SlotState::Leased { lease, deadline };
         self.leases.push(Reverse((deadline, offset, lease)));
+        self.prune_leases();
         true
+    }
+
+    /// Drops heap entries of leases that ended (acknowledged, given back or
+    /// extended): those on top at once, and all of them whenever they
+    /// outnumber the live leases, so the heap stays proportional to the
+    /// messages in flight however many are acknowledged before they expire.
+    fn prune_leases(&mut self) {
+        let (floor, slots) = (self.floor, &self.slots);
+        let live = |&Reverse((deadline, offset, lease)): &Reverse<(Instant, u64, u64)>| {
+            offset
+                .checked_sub(floor)
+                .and_then(|i| slots.get(usize::try_from(i).ok()?))
+                .is_some_and(|s| s.state == SlotState::Leased { lease, deadline })
+        };
+        while let Some(top) = self.leases.peek() {
+            if live(top) {
+                break;
+            }
+            self.leases.pop();
+        }
+        if self.leases.len() > 2 * self.in_flight as usize + 64 {
+            self.leases.retain(live);
+        }
+    }
+
+    /// Entries in the lease heap (live and not yet pruned).
+    #[cfg(test)]
+    fn lease_entries(&self) -> usize {
+        self.leases.len()
     }
 
     /// Whether `offset` is leased under `lease` at `now`.
@@ -534,6 +568,27 @@ mod tests {
         assert_eq!(b.floor(), 2);
         assert!(!b.ack(0));
         assert_eq!(b.in_flight(), 0);
+    }
+
+    #[test]
+    fn acknowledged_leases_do_not_pile_up_in_the_heap() {
+        // One message stays leased (it holds the heap's top) while 10,000
+        // later ones are delivered and acknowledged long before they expire.
+        let now = Instant::now();
+        let later = now + Duration::from_secs(30);
+        let mut b = BucketState::new(0);
+        let held = b.take(u64::MAX).unwrap().offset;
+        b.lease(held, 0, now + Duration::from_secs(1));
+        for lease in 1..=10_000 {
+            let t = b.take(u64::MAX).unwrap();
+            b.lease(t.offset, lease, later);
+            assert!(b.ack(t.offset));
+            assert!(b.lease_entries() <= 2 * b.in_flight() as usize + 65);
+        }
+        assert_eq!(b.in_flight(), 1);
+        // The held lease still expires and comes back.
+        b.expire(now + Duration::from_secs(2));
+        assert_eq!(b.take(u64::MAX).unwrap().offset, held);
     }
 
     #[test]

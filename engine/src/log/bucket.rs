@@ -368,7 +368,7 @@ impl Bucket {
                     .slice_mut(pos as usize..(pos + stored) as usize);
                 record::encode(dst, id, &h, headers, body);
                 let i = w.count;
-                w.active.seg.push(i, pos as u32);
+                w.active.seg.push(i, pos as u32, *flags);
                 w.count += 1;
                 w.write_pos += stored;
                 remaining -= stored;

@@ -11,7 +11,7 @@ use crate::io::{self, MapWriter, OpenMode, SharedMap, VFile};
 use crate::record::Record;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// File name of the segment starting at `base`.
@@ -155,6 +155,10 @@ enum SegIndex {
         /// Data end known durable (goes into the header on the next sync).
         synced_end: AtomicU64,
         epoch: u32,
+        /// Whether a record may carry a claim-check reference (set by an
+        /// append of one, and for a recovered segment), so that sealing a
+        /// segment without any does not read it again to find them.
+        blobs: AtomicBool,
     },
     /// A sealed segment with its `.idx` file mapped.
     Sealed {
@@ -377,6 +381,7 @@ impl Segment {
                 tail: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
                 synced_end: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
                 epoch,
+                blobs: AtomicBool::new(false),
             },
         });
         Ok(ActiveWriter {
@@ -541,9 +546,15 @@ impl Segment {
 
     /// Sets the position of record `i` (writer only; not yet published).
     #[inline]
-    pub(crate) fn push(&self, i: u64, pos: u32) {
-        if let SegIndex::Active { positions, .. } = &self.index {
+    pub(crate) fn push(&self, i: u64, pos: u32, flags: u16) {
+        if let SegIndex::Active {
+            positions, blobs, ..
+        } = &self.index
+        {
             positions.set(i as usize, pos);
+            if flags & record::FLAG_CLAIM_CHECK != 0 {
+                blobs.store(true, Ordering::Relaxed);
+            }
         }
     }
 
@@ -616,7 +627,10 @@ impl Segment {
                     })
                     .collect()
             }
-            SegIndex::Active { .. } => {
+            SegIndex::Active { blobs, .. } => {
+                if !blobs.load(Ordering::Relaxed) {
+                    return Vec::new();
+                }
                 let end = self.data_end() as usize;
                 let mut refs = std::collections::BTreeSet::new();
                 for p in self.positions() {
@@ -707,6 +721,7 @@ impl RawActive {
                 tail: AtomicU64::new(((positions.len() as u64) << 32) | end),
                 synced_end: AtomicU64::new(end),
                 epoch,
+                blobs: AtomicBool::new(true),
             },
         });
         ActiveWriter {
