@@ -1,0 +1,409 @@
+//! Side-by-side comparison of Spool with embedded peers (SQLite, redb, fjall,
+//! queue-file, yaque) on the same workloads, on the same disk, in the same
+//! run, next to the machine's own limits; every run checks that each message
+//! comes back exactly once and in order.
+//!
+//! ```sh
+//! cargo run --release -p spool-benches --bin compare                   # full size
+//! cargo run --release -p spool-benches --bin compare -- --scale 0.01   # quick smoke run
+//! ```
+//!
+//! Scratch directories go under `SPOOL_BENCH_DIR` if set, else the system's
+//! temporary directory. `--help` lists the options.
+
+#[path = "compare/check.rs"]
+mod check;
+#[path = "compare/engine.rs"]
+mod engine;
+#[path = "compare/engines/mod.rs"]
+mod engines;
+#[path = "compare/limits.rs"]
+mod limits;
+#[path = "compare/open_time.rs"]
+mod open_time;
+#[path = "compare/report.rs"]
+mod report;
+#[path = "compare/spool_only.rs"]
+mod spool_only;
+#[path = "compare/workloads.rs"]
+mod workloads;
+
+use clap::{Parser, ValueEnum};
+use engine::{Engine, Result};
+use limits::Limits;
+use report::{Results, Row, Sizes};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Spool compared with embedded peers: one table of throughputs and times,
+/// with the machine's limits and the targets.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Multiplies every workload's size: 1 is full size, 0.01 a quick smoke run.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+
+    /// Runs per cell; the table shows the median.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+
+    /// Workloads to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', ignore_case = true)]
+    only: Vec<Workload>,
+
+    /// Engines to run, comma-separated (default: all).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        ignore_case = true,
+        value_parser = ["spool", "sqlite", "redb", "fjall", "queue-file", "yaque"],
+    )]
+    engines: Vec<String>,
+
+    /// Skips the open-time workload O (it writes 5 GiB at full size).
+    #[arg(long)]
+    skip_open: bool,
+
+    /// Prints the report as Markdown (for the README).
+    #[arg(long)]
+    markdown: bool,
+
+    /// Internal: the writer that workload O kills with SIGKILL.
+    #[arg(long, hide = true, value_name = "DIR")]
+    child_writer: Option<PathBuf>,
+}
+
+/// The workloads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum Workload {
+    /// 128-byte messages without fsync: send, then receive and acknowledge.
+    W1,
+    /// Durable sends in batches of 64.
+    W2,
+    /// Durable sends, one at a time.
+    W3,
+    /// Durable sends, one at a time, from 8 threads.
+    W3c,
+    /// 4 KiB messages without fsync: send, then receive and acknowledge.
+    W4,
+    /// Fan-out: 8 subscribers against 1 (Spool only).
+    F8,
+    /// 4 competing consumers (Spool only).
+    C4,
+    /// Open time after a clean close and after kill -9 (Spool only).
+    O,
+}
+
+impl Workload {
+    /// Every workload, in run order.
+    const ALL: [Workload; 8] = [
+        Workload::W1,
+        Workload::W2,
+        Workload::W3,
+        Workload::W3c,
+        Workload::W4,
+        Workload::F8,
+        Workload::C4,
+        Workload::O,
+    ];
+
+    /// The name used in the table and on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            Workload::W1 => "W1",
+            Workload::W2 => "W2",
+            Workload::W3 => "W3",
+            Workload::W3c => "W3c",
+            Workload::W4 => "W4",
+            Workload::F8 => "F8",
+            Workload::C4 => "C4",
+            Workload::O => "O",
+        }
+    }
+}
+
+/// Payload size of W1 to W3c, F8 and C4.
+const SMALL: usize = 128;
+/// Payload size of W4.
+const LARGE: usize = 4096;
+/// Messages per batch in W2.
+const W2_BATCH: usize = 64;
+/// Producer threads in W3c.
+const PRODUCERS: usize = 8;
+/// Subscribers in F8.
+const SUBSCRIBERS: usize = 8;
+/// Competing consumer threads in C4.
+const COMPETING: usize = 4;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(dir) = &args.child_writer {
+        return match open_time::child_writer(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("compare --child-writer: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("compare: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the selected workloads on the selected engines and prints the report.
+fn run(args: &Args) -> Result<()> {
+    let started = Instant::now();
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        return Err("--scale must be a positive number".into());
+    }
+    if args.runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    let progress = |msg: &str| eprintln!("[{:7.1} s] {msg}", started.elapsed().as_secs_f64());
+    let base = bench_dir()?;
+    let engines: Vec<Box<dyn Engine>> = engines::all()
+        .into_iter()
+        .filter(|e| {
+            args.engines.is_empty()
+                || args
+                    .engines
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(e.name()))
+        })
+        .collect();
+    let workloads: Vec<Workload> = Workload::ALL
+        .into_iter()
+        .filter(|w| args.only.is_empty() || args.only.contains(w))
+        .filter(|w| !(args.skip_open && *w == Workload::O))
+        .collect();
+    let sizes = Sizes::new(args.scale);
+
+    progress("measuring the machine's limits");
+    let mut limits = {
+        let dir = scratch(&base, "machine", "limits")?;
+        limits::measure(dir.path(), sizes.syncs, sizes.probe_bytes)?
+    };
+
+    let mut results = Results::new(engines.iter().map(|e| e.name()).collect());
+    for &w in &workloads {
+        let ctx = Context {
+            engines: &engines,
+            sizes: &sizes,
+            runs: args.runs,
+            base: &base,
+            results: &mut results,
+            limits: &mut limits,
+            progress: &progress,
+        };
+        run_workload(w, ctx).map_err(|e| format!("{}: {e}", w.name()))?;
+    }
+
+    let report = report::Report {
+        results: &results,
+        engines: &engines,
+        workloads: &workloads,
+        sizes: &sizes,
+        limits: &limits,
+        scale: args.scale,
+        runs: args.runs,
+        dir: &base,
+        elapsed: started.elapsed(),
+    };
+    if args.markdown {
+        report.print_markdown();
+    } else {
+        report.print_text();
+    }
+    Ok(())
+}
+
+/// What running a workload needs.
+struct Context<'a> {
+    /// The engines to run it on.
+    engines: &'a [Box<dyn Engine>],
+    /// The sizes of the workloads.
+    sizes: &'a Sizes,
+    /// Runs per cell.
+    runs: usize,
+    /// Where scratch directories go.
+    base: &'a Path,
+    /// Where the figures go.
+    results: &'a mut Results,
+    /// The machine's limits (durable workloads add fdatasync samples).
+    limits: &'a mut Limits,
+    /// Progress reports.
+    progress: &'a dyn Fn(&str),
+}
+
+/// Runs workload `w` `runs` times on every engine (the runs interleave
+/// engines, so that a noisy moment does not hit one engine only) and
+/// records the figures.
+fn run_workload(w: Workload, ctx: Context<'_>) -> Result<()> {
+    if w == Workload::O {
+        return run_open(ctx);
+    }
+    let (runs, sizes, progress) = (ctx.runs, ctx.sizes, ctx.progress);
+    for run in 1..=runs {
+        if matches!(w, Workload::W2 | Workload::W3 | Workload::W3c) {
+            let dir = scratch(ctx.base, "machine", "limits")?;
+            let rate = ctx.limits.sample_syncs(dir.path(), sizes.syncs)?;
+            progress(&format!(
+                "{} run {run}/{runs}: fdatasync probe {rate:.0} syncs/s",
+                w.name()
+            ));
+        }
+        for (i, e) in ctx.engines.iter().enumerate() {
+            let name = e.name();
+            let dir = scratch(ctx.base, name, w.name())?;
+            let cells = measure(w, &**e, dir.path(), sizes)
+                .map_err(|err| format!("{name}, run {run}: {err}"))?;
+            let mut figures = Vec::new();
+            for (row, cell) in cells {
+                match cell {
+                    Cell::Value(v) => {
+                        ctx.results.add(row, i, v);
+                        figures.push(row.format(v));
+                    }
+                    Cell::Na(why) => ctx.results.na(row, i, why),
+                }
+            }
+            if !figures.is_empty() {
+                progress(&format!(
+                    "{} run {run}/{runs}, {name}: {}",
+                    w.name(),
+                    figures.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cell's content from one run.
+enum Cell {
+    /// A figure.
+    Value(f64),
+    /// Not applicable, with a short reason (or none).
+    Na(&'static str),
+}
+
+/// One run of workload `w` (not O) on engine `e` in `dir`: its rows' cells.
+fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec<(Row, Cell)>> {
+    let secs = |d: Duration| d.as_secs_f64().max(1e-9);
+    let per_sec = |n: u64, d: Duration| Cell::Value(n as f64 / secs(d));
+    let mb_per_sec = |n: u64, d: Duration| Cell::Value((n * LARGE as u64) as f64 / 1e6 / secs(d));
+    let is_spool = e.name() == engines::Spool.name();
+    let na = |rows: &[Row], why| rows.iter().map(|&r| (r, Cell::Na(why))).collect();
+    Ok(match w {
+        Workload::W1 => {
+            let p = workloads::send_then_receive(e, dir, sizes.w1, SMALL)?;
+            vec![
+                (Row::W1Send, per_sec(sizes.w1, p.send)),
+                (Row::W1Receive, per_sec(sizes.w1, p.receive)),
+            ]
+        }
+        Workload::W4 => {
+            let p = workloads::send_then_receive(e, dir, sizes.w4, LARGE)?;
+            vec![
+                (Row::W4Send, mb_per_sec(sizes.w4, p.send)),
+                (Row::W4Receive, mb_per_sec(sizes.w4, p.receive)),
+            ]
+        }
+        Workload::W2 if !e.can_sync() => na(&[Row::W2], "no fsync"),
+        Workload::W3 if !e.can_sync() => na(&[Row::W3], "no fsync"),
+        Workload::W3c if !e.can_sync() => na(&[Row::W3c], "no fsync"),
+        Workload::W2 => {
+            let d = workloads::durable_sends(e, dir, sizes.w2, SMALL, W2_BATCH)?;
+            vec![(Row::W2, per_sec(sizes.w2, d))]
+        }
+        Workload::W3 => {
+            let d = workloads::durable_sends(e, dir, sizes.w3, SMALL, 1)?;
+            vec![(Row::W3, per_sec(sizes.w3, d))]
+        }
+        Workload::W3c => {
+            let d = workloads::concurrent_durable_sends(e, dir, PRODUCERS, sizes.w3c_per, SMALL)?;
+            vec![(Row::W3c, per_sec(sizes.w3c_per * PRODUCERS as u64, d))]
+        }
+        Workload::F8 if !is_spool => na(&[Row::F8One, Row::F8Many, Row::F8Ratio], ""),
+        Workload::C4 if !is_spool => na(&[Row::C4], ""),
+        Workload::F8 => {
+            let t = spool_only::fan_out(dir, sizes.f8, SMALL, SUBSCRIBERS)?;
+            let (one, many) = (secs(t.one) * 1e3, secs(t.many) * 1e3);
+            vec![
+                (Row::F8One, Cell::Value(one)),
+                (Row::F8Many, Cell::Value(many)),
+                (Row::F8Ratio, Cell::Value(many / one)),
+            ]
+        }
+        Workload::C4 => {
+            let d = spool_only::competing(dir, sizes.c4, SMALL, COMPETING)?;
+            vec![(Row::C4, per_sec(sizes.c4, d))]
+        }
+        Workload::O => return Err("workload O is run by run_open".into()),
+    })
+}
+
+/// Workload O on Spool (n/a for the peers): fills its stores once, then
+/// times `runs` opens of each kind.
+fn run_open(ctx: Context<'_>) -> Result<()> {
+    let rows = [Row::OpenClean, Row::OpenQuarter, Row::OpenKilled];
+    for (i, e) in ctx.engines.iter().enumerate() {
+        if e.name() != engines::Spool.name() {
+            for row in rows {
+                ctx.results.na(row, i, "");
+            }
+            continue;
+        }
+        let t = open_time::run(ctx.base, ctx.sizes.open_bytes, ctx.runs, ctx.progress)?;
+        for (row, ms) in rows
+            .into_iter()
+            .zip([t.clean_ms, t.quarter_ms, t.killed_ms])
+        {
+            ctx.results.add(row, i, ms);
+        }
+        ctx.results.open_segments = t.segments;
+        (ctx.progress)(&format!(
+            "O: clean {:.1} ms, quarter size {:.1} ms, after kill -9 {:.1} ms \
+             ({} messages added by the killed writers)",
+            t.clean_ms, t.quarter_ms, t.killed_ms, t.added_by_children
+        ));
+    }
+    Ok(())
+}
+
+/// The directory scratch directories go in: `SPOOL_BENCH_DIR` or the
+/// system's temporary directory.
+fn bench_dir() -> Result<PathBuf> {
+    match std::env::var_os("SPOOL_BENCH_DIR") {
+        Some(d) => {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| format!("SPOOL_BENCH_DIR {}: {e}", Path::new(&d).display()))?;
+            Ok(PathBuf::from(d))
+        }
+        None => Ok(std::env::temp_dir()),
+    }
+}
+
+/// A fresh directory under `base` for one engine and one workload, removed
+/// when dropped.
+pub fn scratch(base: &Path, engine: &str, workload: &str) -> Result<tempfile::TempDir> {
+    let prefix = format!("spool-compare-{engine}-{workload}-").to_lowercase();
+    Ok(tempfile::Builder::new().prefix(&prefix).tempdir_in(base)?)
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}

@@ -1,0 +1,66 @@
+//! What every engine offers the shared workloads: a queue opened in a
+//! directory, and producers on many threads sharing one store.
+
+use std::path::Path;
+
+/// Errors of a run: I/O and engine errors, and failed checks.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Result of a run.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A FIFO queue on one engine, in one directory.
+pub trait Queue {
+    /// Appends `msgs` as one unit: one call, one transaction or one batch.
+    /// If the queue was opened durable, they are on disk when this returns.
+    fn append(&mut self, msgs: &[&[u8]]) -> Result<()>;
+
+    /// Receives up to `max` of the oldest messages, hands each to `seen` in
+    /// order, and acknowledges (removes) them as one unit. Returns how many
+    /// it received: 0 when the queue is empty.
+    fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize>;
+}
+
+/// One store shared by producers on many threads, each waiting for its own
+/// message to be durable (W3c). Dropping it closes the store.
+pub trait Shared: Sync {
+    /// A producer for the calling thread.
+    fn producer(&self) -> Result<Box<dyn Producer + '_>>;
+}
+
+/// One thread's producer on a [`Shared`] store.
+pub trait Producer {
+    /// Sends one message and returns once it is durable.
+    fn send(&mut self, msg: &[u8]) -> Result<()>;
+}
+
+/// An engine under test.
+pub trait Engine: Sync {
+    /// Column name in the table.
+    fn name(&self) -> &'static str;
+
+    /// One line for the table's legend: the version and how the workloads
+    /// use the engine.
+    fn legend(&self) -> String;
+
+    /// Messages per [`Queue::append`] in the no-fsync bulk loads: 1 for a
+    /// call per message, more where the engine's documentation recommends
+    /// grouping bulk writes into transactions or batches.
+    fn bulk_append(&self) -> usize;
+
+    /// Messages per [`Queue::take`] in the timed receive phase.
+    fn bulk_take(&self) -> usize;
+
+    /// Whether the engine can make a write durable at all (fsync). Engines
+    /// that cannot are "n/a" in the durable rows.
+    fn can_sync(&self) -> bool {
+        true
+    }
+
+    /// Opens (creating if needed) the queue stored in `dir`. With `durable`,
+    /// every append is on disk when it returns; without, nothing is synced.
+    fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>>;
+
+    /// Opens the queue in `dir` for durable producers on many threads.
+    fn shared(&self, dir: &Path) -> Result<Box<dyn Shared>>;
+}

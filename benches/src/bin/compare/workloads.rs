@@ -1,0 +1,148 @@
+//! The workloads every engine runs (W1 to W4), written once against
+//! [`Engine`]. Each checks its result: after the timed part, every message
+//! must come back exactly once and in order, or the run fails.
+
+use crate::check::{self, Fifo, PerProducer};
+use crate::engine::{Engine, Queue, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Messages per [`Queue::take`] when reading a queue back to check it.
+const CHECK_TAKE: usize = 1000;
+
+/// Times of a send phase and a receive phase.
+pub struct Phases {
+    /// Sending every message.
+    pub send: Duration,
+    /// Receiving and acknowledging every message.
+    pub receive: Duration,
+}
+
+/// W1 and W4: sends `n` messages of `size` bytes without fsync in groups of
+/// the engine's [`Engine::bulk_append`], then receives and acknowledges
+/// them in groups of [`Engine::bulk_take`]; times both phases.
+pub fn send_then_receive(engine: &dyn Engine, dir: &Path, n: u64, size: usize) -> Result<Phases> {
+    let mut q = engine.open(dir, false)?;
+    let start = Instant::now();
+    send_all(&mut *q, n, size, engine.bulk_append())?;
+    let send = start.elapsed();
+
+    let mut fifo = Fifo::new(n, size);
+    let group = engine.bulk_take();
+    let start = Instant::now();
+    let mut got = 0u64;
+    while got < n {
+        let k = q.take(group, &mut |p| fifo.see(p))?;
+        if k == 0 {
+            return Err(format!("lost messages: the queue is empty after {got} of {n}").into());
+        }
+        got += k as u64;
+    }
+    let receive = start.elapsed();
+    expect_empty(&mut *q, &mut fifo)?;
+    fifo.finish()?;
+    Ok(Phases { send, receive })
+}
+
+/// W2 and W3: sends `n` messages of `size` bytes durably, `batch` per
+/// append (each append returns once durable); times that. Then reopens the
+/// queue and checks that everything is there.
+pub fn durable_sends(
+    engine: &dyn Engine,
+    dir: &Path,
+    n: u64,
+    size: usize,
+    batch: usize,
+) -> Result<Duration> {
+    let mut q = engine.open(dir, true)?;
+    let start = Instant::now();
+    send_all(&mut *q, n, size, batch)?;
+    let elapsed = start.elapsed();
+    drop(q);
+    let mut fifo = Fifo::new(n, size);
+    drain_reopened(engine, dir, &mut |p| fifo.see(p))?;
+    fifo.finish()?;
+    Ok(elapsed)
+}
+
+/// W3c: `producers` threads share one store and each sends `per` messages
+/// of `size` bytes, one at a time, each waiting until its message is
+/// durable; times the whole. Then reopens the queue and checks that every
+/// producer's messages are all there, in that producer's order.
+pub fn concurrent_durable_sends(
+    engine: &dyn Engine,
+    dir: &Path,
+    producers: usize,
+    per: u64,
+    size: usize,
+) -> Result<Duration> {
+    let shared = engine.shared(dir)?;
+    let start = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..producers)
+            .map(|id| {
+                let shared = &*shared;
+                s.spawn(move || -> Result<()> {
+                    let mut producer = shared.producer()?;
+                    let mut payload = check::blank(size);
+                    for seq in 0..per {
+                        check::stamp(&mut payload, id as u32, seq);
+                        producer.send(&payload)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "a producer thread panicked")??;
+        }
+        Ok(())
+    })?;
+    let elapsed = start.elapsed();
+    drop(shared);
+    let mut check = PerProducer::new(producers, per, size);
+    drain_reopened(engine, dir, &mut |p| check.see(p))?;
+    check.finish()?;
+    Ok(elapsed)
+}
+
+/// Sends messages `0..n` of producer 0, `group` per append.
+fn send_all(q: &mut dyn Queue, n: u64, size: usize, group: usize) -> Result<()> {
+    let group = group.max(1);
+    let mut bufs: Vec<Vec<u8>> = (0..group).map(|_| check::blank(size)).collect();
+    let mut seq = 0u64;
+    while seq < n {
+        let k = group.min((n - seq) as usize);
+        for (i, b) in bufs[..k].iter_mut().enumerate() {
+            check::stamp(b, 0, seq + i as u64);
+        }
+        if k == 1 {
+            q.append(&[bufs[0].as_slice()])?;
+        } else {
+            let refs: Vec<&[u8]> = bufs[..k].iter().map(Vec::as_slice).collect();
+            q.append(&refs)?;
+        }
+        seq += k as u64;
+    }
+    Ok(())
+}
+
+/// Fails if the queue still holds a message.
+fn expect_empty(q: &mut dyn Queue, fifo: &mut Fifo) -> Result<()> {
+    let extra = q.take(1, &mut |p| fifo.see(p))?;
+    if extra > 0 {
+        return Err("duplicates: the queue still holds a message after all were received".into());
+    }
+    Ok(())
+}
+
+/// Reopens the queue in `dir` (no fsync) and receives everything in it.
+fn drain_reopened(
+    engine: &dyn Engine,
+    dir: &Path,
+    seen: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut q = engine.open(dir, false)?;
+    while q.take(CHECK_TAKE, seen)? > 0 {}
+    Ok(())
+}
