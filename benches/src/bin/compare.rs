@@ -268,7 +268,7 @@ fn run_workload(w: Workload, ctx: Context<'_>) -> Result<()> {
                 match cell {
                     Cell::Value(v) => {
                         ctx.results.add(row, i, v);
-                        figures.push(row.format(v));
+                        figures.push(format!("{} {}", row.part(), row.format(v)));
                     }
                     Cell::Na(why) => ctx.results.na(row, i, why),
                 }
@@ -277,7 +277,7 @@ fn run_workload(w: Workload, ctx: Context<'_>) -> Result<()> {
                 progress(&format!(
                     "{} run {run}/{runs}, {name}: {}",
                     w.name(),
-                    figures.join(", ")
+                    figures.join(", ").trim_start()
                 ));
             }
         }

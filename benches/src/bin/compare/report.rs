@@ -172,6 +172,22 @@ impl Row {
         }
     }
 
+    /// What a row measures, among the rows of its workload (for progress
+    /// reports; empty for a workload's only row).
+    pub fn part(self) -> &'static str {
+        match self {
+            Row::W1Send | Row::W4Send => "send",
+            Row::W1Receive | Row::W4Receive => "receive + ack",
+            Row::F8One => "1 subscriber",
+            Row::F8Many => "all at once",
+            Row::F8Ratio => "ratio",
+            Row::OpenClean => "clean",
+            Row::OpenQuarter => "quarter size",
+            Row::OpenKilled => "after kill -9",
+            Row::W2 | Row::W3 | Row::W3c | Row::C4 => "",
+        }
+    }
+
     /// A figure of this row, formatted with its unit.
     pub fn format(self, v: f64) -> String {
         match self.unit() {
