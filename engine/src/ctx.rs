@@ -1,13 +1,14 @@
 //! What every part of an open store shares: the file system, the options and
 //! the poison flag.
 
-use crate::io::{LockGuard, Vfs};
+use crate::io::{LockGuard, SharedMap, Vfs};
 use crate::options::Options;
 use crate::{Error, Result};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Shared state of one open store.
 #[derive(Debug)]
@@ -16,6 +17,9 @@ pub(crate) struct Ctx {
     pub(crate) opts: Options,
     pub(crate) root: PathBuf,
     poisoned: AtomicBool,
+    /// Wakes the background sync thread, if the store runs one (which holds
+    /// this and not the context, so that it never keeps the store locked).
+    pub(crate) syncer: Arc<Syncer>,
     /// Held while anything of the store is alive: streams keep the store
     /// locked even after the `Store` handle is dropped.
     _lock: Box<dyn LockGuard>,
@@ -33,6 +37,7 @@ impl Ctx {
             opts,
             root,
             poisoned: AtomicBool::new(false),
+            syncer: Arc::default(),
             _lock: lock,
         }
     }
@@ -55,6 +60,92 @@ impl Ctx {
     /// Whether the store is poisoned.
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+}
+
+/// The wake-up of the store's background sync thread: on a timer
+/// (`Durability::Interval`) and when a bucket has grown by
+/// `Options::writeback_bytes` since its last sync.
+#[derive(Debug, Default)]
+pub(crate) struct Syncer {
+    state: Mutex<SyncerState>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncerState {
+    kicked: bool,
+    stopped: bool,
+    /// Map ranges to fault in ahead of the writer (see `SharedMap::prefault`).
+    prefault: Vec<(Arc<SharedMap>, Range<usize>)>,
+}
+
+/// What the background thread is asked to do.
+#[derive(Debug, Default)]
+pub(crate) struct SyncerWork {
+    /// Sync the store.
+    pub(crate) sync: bool,
+    /// Fault these in first.
+    pub(crate) prefault: Vec<(Arc<SharedMap>, Range<usize>)>,
+}
+
+impl Syncer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SyncerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a sync soon (never waits for it).
+    pub(crate) fn kick(&self) {
+        let mut g = self.lock();
+        if !g.kicked {
+            g.kicked = true;
+            self.cv.notify_one();
+        }
+    }
+
+    /// Asks for `range` of `map` to be faulted in soon.
+    pub(crate) fn prefault(&self, map: Arc<SharedMap>, range: Range<usize>) {
+        let mut g = self.lock();
+        g.prefault.push((map, range));
+        self.cv.notify_one();
+    }
+
+    /// Ends the thread's loop.
+    pub(crate) fn stop(&self) {
+        self.lock().stopped = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits for work: a kick, `deadline` passing (if given; a sync is then
+    /// due), or ranges to fault in; `None` once stopped.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<SyncerWork> {
+        let mut g = self.lock();
+        let mut due = false;
+        while !g.kicked && !g.stopped && g.prefault.is_empty() {
+            g = match deadline {
+                None => self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        due = true;
+                        break;
+                    }
+                    self.cv
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        if g.stopped {
+            return None;
+        }
+        let work = SyncerWork {
+            sync: g.kicked || due,
+            prefault: std::mem::take(&mut g.prefault),
+        };
+        g.kicked = false;
+        Some(work)
     }
 }
 

@@ -18,9 +18,11 @@ pub enum Durability {
     /// A process crash loses nothing already sent (the data is in the page
     /// cache); an OS crash or power loss may lose up to one interval.
     Interval(Duration),
-    /// Only `Store::sync` and closing the store sync. A process crash loses
-    /// nothing already sent; an OS crash or power loss may lose everything
-    /// since the last sync. Not durable.
+    /// Sends never wait for a sync. Data is written back in the background
+    /// (see [`Options::writeback_bytes`]), at segment rolls, on
+    /// `Store::sync` and when the store closes. A process crash loses
+    /// nothing already sent; an OS crash or power loss may lose what was
+    /// sent since the last sync. Not durable.
     Never,
 }
 
@@ -39,6 +41,7 @@ pub struct Options {
     pub(crate) allocation_chunk_bytes: u64,
     pub(crate) durability: Durability,
     pub(crate) journal_bytes: u64,
+    pub(crate) writeback_bytes: u64,
     pub(crate) vfs: Option<Arc<dyn Vfs>>,
 }
 
@@ -50,6 +53,7 @@ impl std::fmt::Debug for Options {
             .field("allocation_chunk_bytes", &self.allocation_chunk_bytes)
             .field("durability", &self.durability)
             .field("journal_bytes", &self.journal_bytes)
+            .field("writeback_bytes", &self.writeback_bytes)
             .finish()
     }
 }
@@ -66,7 +70,8 @@ impl Default for Options {
             message_bytes_max: None,
             allocation_chunk_bytes: 1 << 20,
             durability: Durability::Always,
-            journal_bytes: 4 << 20,
+            journal_bytes: 16 << 20,
+            writeback_bytes: 4 << 20,
             vfs: None,
         }
     }
@@ -94,6 +99,17 @@ impl Options {
             .unwrap_or_else(|| (8 << 20).min(self.message_bytes_limit()))
     }
 
+    /// Whether the store runs its background thread (`Interval`, or
+    /// `Never` with writeback): it syncs, and faults in segment space ahead
+    /// of the writer.
+    pub(crate) fn background_thread(&self) -> bool {
+        match self.durability {
+            Durability::Interval(_) => true,
+            Durability::Never => self.writeback_bytes > 0,
+            Durability::Always => false,
+        }
+    }
+
     /// The effective allocation chunk.
     pub(crate) fn chunk_bytes(&self) -> u64 {
         self.allocation_chunk_bytes.min(self.segment_bytes_max)
@@ -114,10 +130,22 @@ impl Options {
 
     /// Size of a consumer's journal file: every delivery and acknowledgement
     /// takes 24 bytes; when the journal is full, the consumer writes a
-    /// checkpoint and starts a new one. Default = 4 MiB (about 170,000
-    /// records); 4 KiB..=1 GiB.
+    /// checkpoint and starts a new one. Default = 16 MiB (about 700,000
+    /// records, some 350,000 messages received and acknowledged one by one);
+    /// 4 KiB..=1 GiB. Disk space for it is reserved up front.
     pub fn consumer_journal_bytes(mut self, bytes: u64) -> Self {
         self.journal_bytes = bytes;
+        self
+    }
+
+    /// With [`Durability::Never`] or [`Durability::Interval`], a background
+    /// thread syncs a bucket each time this many more bytes were appended to
+    /// it, so that the disk keeps up with the writer instead of a segment
+    /// roll (which must sync the whole segment) stalling it, and the page
+    /// cache does not fill with dirty pages. `0` turns it off. Default =
+    /// 4 MiB. Sends never wait for these syncs.
+    pub fn writeback_bytes(mut self, bytes: u64) -> Self {
+        self.writeback_bytes = bytes;
         self
     }
 

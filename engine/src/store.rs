@@ -14,8 +14,8 @@ use crate::stream::{Stream, StreamInner};
 use crate::{name, Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 /// The store's format file.
 pub(crate) const STORE_META: &str = "store.meta";
@@ -51,7 +51,6 @@ pub(crate) struct StoreInner {
     streams: RwLock<BTreeMap<String, Arc<StreamInner>>>,
     create_lock: Mutex<()>,
     report: RecoveryReport,
-    syncer: Option<Arc<SyncerStop>>,
 }
 
 impl std::fmt::Debug for StoreInner {
@@ -60,12 +59,6 @@ impl std::fmt::Debug for StoreInner {
             .field("root", &self.ctx.root)
             .finish()
     }
-}
-
-#[derive(Default)]
-struct SyncerStop {
-    stop: Mutex<bool>,
-    cv: Condvar,
 }
 
 impl Store {
@@ -125,8 +118,6 @@ impl Store {
             }
             report.removed_orphan_blobs = blobs.collect(&refs)?;
         }
-        let syncer = matches!(ctx.opts.durability, Durability::Interval(_))
-            .then(|| Arc::new(SyncerStop::default()));
         let inner = Arc::new(StoreInner {
             ctx,
             blobs,
@@ -134,12 +125,13 @@ impl Store {
             streams: RwLock::new(streams),
             create_lock: Mutex::new(()),
             report,
-            syncer,
         });
-        if let (Some(stop), Durability::Interval(every)) =
-            (&inner.syncer, inner.ctx.opts.durability)
-        {
-            spawn_syncer(Arc::downgrade(&inner), stop.clone(), every);
+        if inner.ctx.opts.background_thread() {
+            let every = match inner.ctx.opts.durability {
+                Durability::Interval(every) => Some(every),
+                _ => None,
+            };
+            spawn_syncer(Arc::downgrade(&inner), every);
         }
         Ok(Store { inner })
     }
@@ -356,10 +348,7 @@ impl StoreInner {
 
 impl Drop for StoreInner {
     fn drop(&mut self) {
-        if let Some(s) = &self.syncer {
-            *s.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            s.cv.notify_all();
-        }
+        self.ctx.syncer.stop();
         if !self.ctx.is_poisoned() {
             // Best effort: a caller who wants the error calls `close`.
             let _ = self.sync();
@@ -367,24 +356,30 @@ impl Drop for StoreInner {
     }
 }
 
-fn spawn_syncer(store: Weak<StoreInner>, stop: Arc<SyncerStop>, every: Duration) {
+/// Starts the background sync thread: it syncs the store every `every`
+/// (`Durability::Interval`) and whenever a bucket asks for writeback (see
+/// `Options::writeback_bytes`).
+fn spawn_syncer(store: Weak<StoreInner>, every: Option<Duration>) {
+    let Some(syncer) = store.upgrade().map(|s| s.ctx.syncer.clone()) else {
+        return;
+    };
     let spawned = std::thread::Builder::new()
         .name("spool-sync".into())
-        .spawn(move || loop {
-            {
-                let g = stop.stop.lock().unwrap_or_else(|e| e.into_inner());
-                let (g, _) = stop
-                    .cv
-                    .wait_timeout_while(g, every, |stopped| !*stopped)
-                    .unwrap_or_else(|e| e.into_inner());
-                if *g {
+        .spawn(move || {
+            let mut due = every.map(|d| Instant::now() + d);
+            while let Some(work) = syncer.wait(due) {
+                for (map, range) in work.prefault {
+                    map.prefault(range);
+                }
+                if !work.sync {
+                    continue;
+                }
+                let Some(inner) = store.upgrade() else { return };
+                if inner.sync().is_err() {
+                    // Poisoned: later sends report it; nothing more to do here.
                     return;
                 }
-            }
-            let Some(inner) = store.upgrade() else { return };
-            if inner.sync().is_err() {
-                // Poisoned: later sends report it; nothing more to do here.
-                return;
+                due = every.map(|d| Instant::now() + d);
             }
         });
     // Without the thread, `Interval` degrades to `Never` until `sync`; there

@@ -7,6 +7,7 @@ use crate::format::headers;
 use crate::format::record::RECORD_HEADER_BYTES;
 use crate::format::record::{encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CHECK};
 use crate::log::bucket::Prepared;
+use crate::log::segment::Segment;
 use crate::log::Bucket;
 use crate::notify::Notify;
 use crate::options::{Durability, StreamConfig};
@@ -456,6 +457,21 @@ impl Stream {
     /// damaged blob is `Error::Corrupt`.
     pub fn read_priority(&self, priority: u8, offset: u64) -> Result<Option<Record>> {
         let r = self.bucket(priority)?.read(offset)?;
+        match r {
+            Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
+            other => Ok(other),
+        }
+    }
+
+    /// [`Stream::read_priority`] through a per-reader segment cache (see
+    /// `Bucket::read_cached`).
+    pub(crate) fn read_priority_cached(
+        &self,
+        priority: u8,
+        offset: u64,
+        cache: &mut Option<Arc<Segment>>,
+    ) -> Result<Option<Record>> {
+        let r = self.bucket(priority)?.read_cached(offset, cache)?;
         match r {
             Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
             other => Ok(other),

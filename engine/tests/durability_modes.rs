@@ -1,6 +1,7 @@
 //! Goal: each durability setting keeps its promise: `Always` is durable when
 //! `send` returns, `Interval` becomes durable by itself without any call,
-//! `Never` only on `sync`, and closing syncs.
+//! `Never` only on `sync` (and, by the background writeback, after every
+//! `writeback_bytes` written), and closing syncs.
 //!
 //! Method: sends on the simulated file system, then a power cut that keeps
 //! only synced data, then a reopen that counts what survived.
@@ -47,6 +48,43 @@ fn never_is_durable_only_after_sync() {
     drop(s);
     store.close().unwrap();
     assert_eq!(survivors(&fs), 11, "close syncs");
+}
+
+#[test]
+fn never_writes_back_in_the_background_every_writeback_bytes() {
+    let fs = SimFs::new();
+    let o = opts(&fs, Durability::Never).writeback_bytes(64 << 10);
+    let store = Store::open("/s", o).unwrap();
+    let s = store.stream("s").unwrap();
+    // Each record takes 1,056 bytes: 100 of them cross 64 KiB once.
+    let payload = [7u8; 1024];
+    for _ in 0..100 {
+        s.send(&payload).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.stats().buckets[0].durable_offset < 62 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let durable = s.stats().buckets[0].durable_offset;
+    assert!(
+        (62..=100).contains(&durable),
+        "the writeback covers at least the first 64 KiB: {durable}"
+    );
+    assert!(survivors(&fs) >= 62);
+}
+
+#[test]
+fn never_without_writeback_stays_unsynced() {
+    let fs = SimFs::new();
+    let o = opts(&fs, Durability::Never).writeback_bytes(0);
+    let store = Store::open("/s", o).unwrap();
+    let s = store.stream("s").unwrap();
+    for _ in 0..100 {
+        s.send(&[7u8; 1024]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(s.stats().buckets[0].durable_offset, 0);
+    assert_eq!(survivors(&fs), 0);
 }
 
 #[test]

@@ -55,7 +55,8 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    /// Creates the empty journal of generation `g` in `dir`, durably.
+    /// Creates the empty journal of generation `g` in `dir`: the file is
+    /// durable; its directory entry is durable once the caller syncs `dir`.
     pub(crate) fn create(ctx: &Ctx, dir: &Path, g: u64) -> Result<Journal> {
         let vfs = &*ctx.vfs;
         let name = journal_file_name(g);
@@ -91,8 +92,6 @@ impl Journal {
         };
         vfs.rename(&tmp, &path)
             .map_err(|e| Error::io("rename", &tmp, e))?;
-        vfs.sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
         let mem = file
             .map_mut(bytes)
             .map_err(|e| Error::io("map", &path, e))?;
@@ -163,6 +162,20 @@ pub(crate) fn replay(ctx: &Ctx, path: &Path) -> Result<Option<(u64, Vec<Entry>)>
 pub(crate) fn write_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<()> {
     let bytes = meta::encode(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, body);
     io::write_file_atomic(&*ctx.vfs, dir, CHECKPOINT_FILE, &bytes)
+}
+
+/// Writes a checkpoint to its temporary file and syncs it; returns the
+/// temporary path, for [`install_checkpoint`].
+pub(crate) fn stage_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<PathBuf> {
+    let bytes = meta::encode(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, body);
+    io::write_tmp_synced(&*ctx.vfs, dir, CHECKPOINT_FILE, &bytes)
+}
+
+/// Renames a staged checkpoint into place (durable once `dir` is synced).
+pub(crate) fn install_checkpoint(ctx: &Ctx, dir: &Path, tmp: &Path) -> Result<()> {
+    ctx.vfs
+        .rename(tmp, &dir.join(CHECKPOINT_FILE))
+        .map_err(|e| Error::io("rename", tmp, e))
 }
 
 /// Reads a checkpoint body; `None` if there is no checkpoint file.

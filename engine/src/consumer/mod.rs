@@ -16,6 +16,7 @@ use crate::format::journal::Entry;
 use crate::format::meta;
 use crate::group_commit::GroupCommit;
 use crate::io::{self, EntryKind, OpenMode, SharedMap};
+use crate::log::segment::Segment;
 use crate::options::Durability;
 use crate::record::{Message, Record};
 use crate::stream::{Stream, StreamInner};
@@ -182,6 +183,8 @@ struct State {
     /// The configuration fields every delivery needs, copied here so the
     /// receive path reads them under the lock it takes anyway.
     hot: HotConfig,
+    /// Per bucket, the segment read last (reads skip the segment list).
+    segments: Vec<Option<Arc<Segment>>>,
 }
 
 /// The parts of a [`ConsumerConfig`] the receive path reads.
@@ -321,6 +324,13 @@ impl ConsumerStats {
 /// All handles on the same name (in one store) share its state.
 #[derive(Clone, Debug)]
 pub struct Consumer {
+    /// One allocation for both, so that each delivery (which holds a
+    /// handle) costs one reference count, not three.
+    h: Arc<Handle>,
+}
+
+#[derive(Debug)]
+struct Handle {
     inner: Arc<ConsumerInner>,
     stream: Stream,
 }
@@ -339,26 +349,29 @@ pub struct Delivery {
 
 impl Consumer {
     pub(crate) fn new(inner: Arc<ConsumerInner>, stream: Stream) -> Consumer {
-        Consumer { inner, stream }
+        Consumer {
+            h: Arc::new(Handle { inner, stream }),
+        }
     }
 
     pub(crate) fn inner_ref(&self) -> &ConsumerInner {
-        &self.inner
+        &self.h.inner
     }
 
     /// The consumer's name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        &self.h.inner.name
     }
 
     /// The stream it reads.
     pub fn stream(&self) -> &Stream {
-        &self.stream
+        &self.h.stream
     }
 
     /// The current configuration.
     pub fn config(&self) -> ConsumerConfig {
-        self.inner
+        self.h
+            .inner
             .config
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -366,7 +379,7 @@ impl Consumer {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.h.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits up to `timeout` for a message and leases it to the caller.
@@ -406,7 +419,7 @@ impl Consumer {
             return Ok(());
         }
         let deadline = start.checked_add(timeout);
-        let notify = self.stream.notify();
+        let notify = self.h.stream.notify();
         loop {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
@@ -431,11 +444,11 @@ impl Consumer {
     /// Takes up to `max` messages into `out`; returns when the next lease
     /// expires or delay elapses, and the time it went by.
     fn take<S: Sink>(&self, max: usize, out: &mut S) -> Result<(Option<Instant>, Instant)> {
-        self.inner.ctx.check()?;
-        let levels = usize::from(self.stream.levels()).min(MAX_LEVELS);
+        self.h.inner.ctx.check()?;
+        let levels = usize::from(self.h.stream.levels()).min(MAX_LEVELS);
         let mut ends = [0u64; MAX_LEVELS];
         for (p, e) in ends.iter_mut().enumerate().take(levels) {
-            *e = self.stream.deliverable_end(p as u8);
+            *e = self.h.stream.deliverable_end(p as u8);
         }
         let ends = &ends[..levels];
         let mut st = self.lock();
@@ -452,7 +465,11 @@ impl Consumer {
             let Some(taken) = st.buckets[p].take(ends[p]) else {
                 break;
             };
-            let record = match self.stream.read_priority(p as u8, taken.offset) {
+            let read =
+                self.h
+                    .stream
+                    .read_priority_cached(p as u8, taken.offset, &mut st.segments[p]);
+            let record = match read {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     st.buckets[p].untake(taken.offset);
@@ -482,7 +499,7 @@ impl Consumer {
                 dead_lettered = true;
                 continue;
             }
-            let lease = self.inner.next_lease.fetch_add(1, Ordering::Relaxed);
+            let lease = self.h.inner.next_lease.fetch_add(1, Ordering::Relaxed);
             let deadline = now + hot.visibility_timeout;
             let attempt = st.buckets[p].lease(taken.offset, lease, deadline);
             if attempt > 1 {
@@ -524,7 +541,7 @@ impl Consumer {
         let p = record.priority();
         let offset = record.offset();
         if let Some(dlq) = &config.dead_letter {
-            let target = self.stream.store_stream(dlq)?;
+            let target = self.h.stream.store_stream(dlq)?;
             let reason = st
                 .nack_reasons
                 .get(&(p, offset))
@@ -539,7 +556,7 @@ impl Consumer {
                 m = m.header(k, v);
             }
             m = m
-                .header(dead_letter_headers::STREAM, self.stream.name())
+                .header(dead_letter_headers::STREAM, self.h.stream.name())
                 .header(dead_letter_headers::CONSUMER, self.name())
                 .header(dead_letter_headers::OFFSET, &offset_s)
                 .header(dead_letter_headers::PRIORITY, &prio_s)
@@ -572,14 +589,14 @@ impl Consumer {
 
     /// Checkpoint, new journal, old journal removed (see `journal.rs`).
     fn rotate(&self, st: &mut State) -> Result<()> {
-        self.inner.rotate(st)
+        self.h.inner.rotate(st)
     }
 
     /// Makes the journal durable up to `target` if the store's durability
     /// asks for it.
     fn persist(&self, target: u64) -> Result<()> {
-        match self.inner.ctx.opts.durability {
-            Durability::Always => self.inner.sync_to(target),
+        match self.h.inner.ctx.opts.durability {
+            Durability::Always => self.h.inner.sync_to(target),
             _ => Ok(()),
         }
     }
@@ -591,7 +608,7 @@ impl Consumer {
     }
 
     fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
-        self.inner.ctx.check()?;
+        self.h.inner.ctx.check()?;
         let mut st = self.lock();
         let p = priority as usize;
         if p >= st.buckets.len() || !st.buckets[p].ack(offset) {
@@ -617,9 +634,9 @@ impl Consumer {
     /// `offset`, delivered or not: the cursor-style fast path for
     /// subscribers that process in order.
     pub fn ack_up_to(&self, priority: u8, offset: u64) -> Result<()> {
-        self.inner.ctx.check()?;
-        let end = self.stream.deliverable_end(priority);
-        let levels = self.stream.levels();
+        self.h.inner.ctx.check()?;
+        let end = self.h.stream.deliverable_end(priority);
+        let levels = self.h.stream.levels();
         if priority >= levels {
             return Err(Error::InvalidPriority { priority, levels });
         }
@@ -652,7 +669,7 @@ impl Consumer {
         delay: Option<Duration>,
         reason: Option<&str>,
     ) -> Result<()> {
-        self.inner.ctx.check()?;
+        self.h.inner.ctx.check()?;
         let mut st = self.lock();
         let until = delay.map(|d| Instant::now() + d);
         if let Some(b) = st.buckets.get_mut(priority as usize) {
@@ -664,7 +681,7 @@ impl Consumer {
             }
         }
         drop(st);
-        self.stream.notify().notify();
+        self.h.stream.notify().notify();
         Ok(())
     }
 
@@ -683,11 +700,11 @@ impl Consumer {
 
     /// Figures of this consumer.
     pub fn stats(&self) -> ConsumerStats {
-        let levels = self.stream.levels();
-        let ends: Vec<u64> = (0..levels).map(|p| self.stream.end_offset(p)).collect();
+        let levels = self.h.stream.levels();
+        let ends: Vec<u64> = (0..levels).map(|p| self.h.stream.end_offset(p)).collect();
         let st = self.lock();
         ConsumerStats {
-            name: self.inner.name.clone(),
+            name: self.h.inner.name.clone(),
             buckets: st
                 .buckets
                 .iter()
@@ -835,7 +852,7 @@ impl Delivery {
                 offset: self.offset(),
             });
         };
-        let target = self.consumer.stream.store_stream(reply_to)?;
+        let target = self.consumer.h.stream.store_stream(reply_to)?;
         let mut m = Message {
             payload: msg.payload,
             headers: msg.headers.clone(),
@@ -931,14 +948,20 @@ fn rotate_files(
     old: &Path,
     logical_end: u64,
 ) -> Result<(Journal, u64)> {
+    // Both new files are synced, renamed into place, and made durable by one
+    // directory sync. Whichever renames a power cut keeps, open finds a
+    // consistent pair: the checkpoint's generation picks the journal, and a
+    // journal of another generation is stale (removed at open). That also
+    // covers the old journal coming back: its removal needs no sync.
     let bytes = postcard::to_allocvec(body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    journal::write_checkpoint(ctx, dir, &bytes)?;
+    let staged = journal::stage_checkpoint(ctx, dir, &bytes)?;
     let j = Journal::create(ctx, dir, body.generation)?;
+    journal::install_checkpoint(ctx, dir, &staged)?;
+    ctx.vfs
+        .sync_dir(dir)
+        .map_err(|e| Error::io("sync directory", dir, e))?;
     match ctx.vfs.remove_file(old) {
-        Ok(()) => ctx
-            .vfs
-            .sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?,
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("remove", old, e)),
     }
@@ -1151,16 +1174,17 @@ pub(crate) fn open(
         skipped,
     };
     state_body.generation = g;
-    let (journal, base) = rotate_files(ctx, dir, &state_body, &jpath, 0)?;
+    // Stale files go first: a journal of generation `g` left by a rotation
+    // that a crash cut short must not be confused with the one created now.
+    // Their removal becomes durable with the rotation's directory sync.
     for s in stale {
         match vfs.remove_file(&s) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", &s, e)),
         }
-        vfs.sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
     }
+    let (journal, base) = rotate_files(ctx, dir, &state_body, &jpath, 0)?;
     let checkpointed_floors = state_body
         .buckets
         .iter()
@@ -1182,6 +1206,7 @@ pub(crate) fn open(
             higher_streak: 0,
             nack_reasons: HashMap::new(),
             hot: HotConfig::of(&config),
+            segments: vec![None; levels],
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),

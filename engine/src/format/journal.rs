@@ -130,10 +130,11 @@ pub fn encode(journal_id: u64, e: &Entry) -> [u8; JOURNAL_RECORD_BYTES] {
 }
 
 fn record_crc(journal_id: u64, b: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&journal_id.to_le_bytes());
-    h.update(&b[4..JOURNAL_RECORD_BYTES]);
-    h.finalize()
+    // One update over a contiguous copy: cheaper than two on a few bytes.
+    let mut buf = [0u8; 8 + JOURNAL_RECORD_BYTES - 4];
+    buf[..8].copy_from_slice(&journal_id.to_le_bytes());
+    buf[8..].copy_from_slice(&b[4..JOURNAL_RECORD_BYTES]);
+    crc32fast::hash(&buf)
 }
 
 /// Decodes one record: `Ok(None)` for the all-zero end marker, `Err(())` for

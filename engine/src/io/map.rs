@@ -305,6 +305,20 @@ impl SharedMap {
     pub(crate) fn flush(&self, range: Range<usize>) -> io::Result<()> {
         self.mem.flush(range)
     }
+
+    /// Faults `range` in for writing (`MADV_POPULATE_WRITE`), so that the
+    /// writer, arriving there later, finds the pages mapped and writable
+    /// instead of taking a page fault per 4 KiB page. The bytes are not
+    /// changed. Only advice: where the kernel lacks it, and for heap or
+    /// read-only maps, nothing happens.
+    pub(crate) fn prefault(&self, range: Range<usize>) {
+        let range = range.start.min(self.mem.len)..range.end.min(self.mem.len);
+        if let Backing::Mut(m) = &self.mem.backing {
+            if !range.is_empty() {
+                let _ = m.advise_range(memmap2::Advice::PopulateWrite, range.start, range.len());
+            }
+        }
+    }
 }
 
 /// The only writer of a [`SharedMap`]'s data area.

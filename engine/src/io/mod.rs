@@ -132,8 +132,25 @@ pub(crate) fn write_file_atomic(
     name: &str,
     bytes: &[u8],
 ) -> crate::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = write_tmp_synced(vfs, dir, name, bytes)?;
     let target = dir.join(name);
+    vfs.rename(&tmp, &target)
+        .map_err(|e| crate::Error::io("rename", &tmp, e))?;
+    vfs.sync_dir(dir)
+        .map_err(|e| crate::Error::io("sync directory", dir, e))?;
+    Ok(())
+}
+
+/// The first half of [`write_file_atomic`]: writes `bytes` to `.<name>.tmp`
+/// in `dir` and syncs it; returns its path. The caller renames it into place
+/// and syncs the directory (possibly together with other renames).
+pub(crate) fn write_tmp_synced(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> crate::Result<PathBuf> {
+    let tmp = dir.join(format!(".{name}.tmp"));
     let map_err = |op, p: &Path| {
         let p: PathBuf = p.to_path_buf();
         move |e| crate::Error::io(op, p, e)
@@ -146,8 +163,5 @@ pub(crate) fn write_file_atomic(
         .map_err(map_err("create", &tmp))?;
     f.write_all_at(bytes, 0).map_err(map_err("write", &tmp))?;
     f.sync().map_err(map_err("sync", &tmp))?;
-    drop(f);
-    vfs.rename(&tmp, &target).map_err(map_err("rename", &tmp))?;
-    vfs.sync_dir(dir).map_err(map_err("sync directory", dir))?;
-    Ok(())
+    Ok(tmp)
 }

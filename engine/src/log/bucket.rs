@@ -7,6 +7,7 @@ use crate::format::record::{self, RecordHeader};
 use crate::format::segment::{SegmentState, SEGMENT_HEADER_BYTES, STATE_OFFSET};
 use crate::group_commit::GroupCommit;
 use crate::io::{self, EntryKind};
+use crate::options::Durability;
 use crate::record::Record;
 use crate::report::{RecoveryReport, TornTail};
 use crate::{Error, Result};
@@ -338,6 +339,7 @@ impl Bucket {
         let ts = now_us().max(w.last_ts);
         w.last_ts = ts;
         let first = w.next_offset();
+        let (start_seg, start_pos) = (w.active.seg.base, w.write_pos);
         let mut remaining: u64 = msgs
             .iter()
             .map(|(h, b, _)| record::stored_len(h.len(), b.len()))
@@ -378,6 +380,17 @@ impl Bucket {
         match result {
             Ok(()) => {
                 self.publish(&mut w);
+                self.reserve_ahead(&mut w);
+                let every = self.ctx.opts.writeback_bytes;
+                if every > 0
+                    && w.active.seg.base == start_seg
+                    && start_pos / every != w.write_pos / every
+                    && self.ctx.opts.durability != Durability::Always
+                {
+                    // Another `writeback_bytes` written: the background
+                    // thread syncs them while the writer goes on.
+                    self.ctx.syncer.kick();
+                }
                 Ok(first..w.next_offset())
             }
             Err(e) => {
@@ -420,6 +433,28 @@ impl Bucket {
             .map_err(|e| Error::io("allocate", &w.active.seg.path, e))?;
         w.reserved_end = target;
         Ok(())
+    }
+
+    /// With the background thread running: once the writer is within one
+    /// allocation chunk of the reserved end, reserves the next chunk and has
+    /// the thread fault it in, so the writer finds its pages ready. A failure
+    /// here is left for the next append that really needs the space.
+    fn reserve_ahead(&self, w: &mut Writer) {
+        let chunk = self.ctx.opts.chunk_bytes();
+        let file_len = w.active.seg.file_bytes();
+        if !self.ctx.opts.background_thread()
+            || w.reserved_end >= file_len
+            || w.write_pos + chunk <= w.reserved_end
+        {
+            return;
+        }
+        let target = (w.reserved_end + chunk).min(file_len);
+        if w.active.file.allocate(target).is_err() {
+            return;
+        }
+        let range = w.reserved_end as usize..target as usize;
+        self.ctx.syncer.prefault(w.active.map.map().clone(), range);
+        w.reserved_end = target;
     }
 
     /// Seals the active segment and starts a new one. Order: everything in
@@ -499,6 +534,42 @@ impl Bucket {
         };
         let seg = self.load(&slot)?;
         seg.read(offset)
+    }
+
+    /// Reads the message at `offset` through `cache`, the segment the
+    /// caller read last: the segment list is looked up (under its lock) only
+    /// when the offset lies outside that segment. A cached segment that
+    /// retention deleted meanwhile still reads (it stays mapped).
+    pub(crate) fn read_cached(
+        &self,
+        offset: u64,
+        cache: &mut Option<Arc<Segment>>,
+    ) -> Result<Option<Record>> {
+        if offset >= self.end_offset() {
+            return Ok(None);
+        }
+        if let Some(seg) = cache {
+            if offset >= seg.base {
+                if let Some(r) = seg.read(offset)? {
+                    return Ok(Some(r));
+                }
+            }
+        }
+        let slot = {
+            let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+            let i = segs.partition_point(|s| s.base <= offset);
+            if i == 0 {
+                return Err(Error::OffsetNotRetained {
+                    offset,
+                    first: segs[0].base,
+                });
+            }
+            segs[i - 1].clone()
+        };
+        let seg = self.load(&slot)?;
+        let r = seg.read(offset);
+        *cache = Some(seg);
+        r
     }
 
     fn load(&self, slot: &Slot) -> Result<Arc<Segment>> {
