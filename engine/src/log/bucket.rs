@@ -521,18 +521,7 @@ impl Bucket {
         if offset >= self.end_offset() {
             return Ok(None);
         }
-        let slot = {
-            let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
-            let i = segs.partition_point(|s| s.base <= offset);
-            if i == 0 {
-                return Err(Error::OffsetNotRetained {
-                    offset,
-                    first: segs[0].base,
-                });
-            }
-            segs[i - 1].clone()
-        };
-        let seg = self.load(&slot)?;
+        let seg = self.segment_of(offset)?;
         seg.read(offset)
     }
 
@@ -555,6 +544,14 @@ impl Bucket {
                 }
             }
         }
+        let seg = self.segment_of(offset)?;
+        let r = seg.read(offset);
+        *cache = Some(seg);
+        r
+    }
+
+    /// The segment holding `offset` (opened if it was not).
+    fn segment_of(&self, offset: u64) -> Result<Arc<Segment>> {
         let slot = {
             let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
             let i = segs.partition_point(|s| s.base <= offset);
@@ -566,10 +563,7 @@ impl Bucket {
             }
             segs[i - 1].clone()
         };
-        let seg = self.load(&slot)?;
-        let r = seg.read(offset);
-        *cache = Some(seg);
-        r
+        self.load(&slot)
     }
 
     fn load(&self, slot: &Slot) -> Result<Arc<Segment>> {
