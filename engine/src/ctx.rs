@@ -63,13 +63,17 @@ impl Ctx {
     }
 }
 
-/// The wake-up of the store's background sync thread: on a timer
-/// (`Durability::Interval`) and when a bucket has grown by
-/// `Options::writeback_bytes` since its last sync.
+/// The work queue of the store's two background threads (see
+/// `Options::writeback_bytes`): the sync thread syncs on a timer
+/// (`Durability::Interval`) and when a bucket has grown by `writeback_bytes`;
+/// the prefault thread faults segment space in ahead of the writer. They are
+/// separate so that a long sync never delays a prefault the writer is about
+/// to need.
 #[derive(Debug, Default)]
 pub(crate) struct Syncer {
     state: Mutex<SyncerState>,
-    cv: Condvar,
+    sync_cv: Condvar,
+    prefault_cv: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -78,15 +82,6 @@ struct SyncerState {
     stopped: bool,
     /// Map ranges to fault in ahead of the writer (see `SharedMap::prefault`).
     prefault: Vec<(Arc<SharedMap>, Range<usize>)>,
-}
-
-/// What the background thread is asked to do.
-#[derive(Debug, Default)]
-pub(crate) struct SyncerWork {
-    /// Sync the store.
-    pub(crate) sync: bool,
-    /// Fault these in first.
-    pub(crate) prefault: Vec<(Arc<SharedMap>, Range<usize>)>,
 }
 
 impl Syncer {
@@ -99,53 +94,56 @@ impl Syncer {
         let mut g = self.lock();
         if !g.kicked {
             g.kicked = true;
-            self.cv.notify_one();
+            self.sync_cv.notify_one();
         }
     }
 
     /// Asks for `range` of `map` to be faulted in soon.
     pub(crate) fn prefault(&self, map: Arc<SharedMap>, range: Range<usize>) {
-        let mut g = self.lock();
-        g.prefault.push((map, range));
-        self.cv.notify_one();
+        self.lock().prefault.push((map, range));
+        self.prefault_cv.notify_one();
     }
 
-    /// Ends the thread's loop.
+    /// Ends both threads' loops.
     pub(crate) fn stop(&self) {
         self.lock().stopped = true;
-        self.cv.notify_all();
+        self.sync_cv.notify_all();
+        self.prefault_cv.notify_all();
     }
 
-    /// Waits for work: a kick, `deadline` passing (if given; a sync is then
-    /// due), or ranges to fault in; `None` once stopped.
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<SyncerWork> {
+    /// Waits until a sync is due: kicked, or `deadline` passed (if given);
+    /// false once stopped.
+    pub(crate) fn wait_sync(&self, deadline: Option<Instant>) -> bool {
         let mut g = self.lock();
-        let mut due = false;
-        while !g.kicked && !g.stopped && g.prefault.is_empty() {
+        while !g.kicked && !g.stopped {
             g = match deadline {
-                None => self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                None => self.sync_cv.wait(g).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        due = true;
                         break;
                     }
-                    self.cv
+                    self.sync_cv
                         .wait_timeout(g, d - now)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
         }
+        g.kicked = false;
+        !g.stopped
+    }
+
+    /// Waits for ranges to fault in; `None` once stopped.
+    pub(crate) fn wait_prefault(&self) -> Option<Vec<(Arc<SharedMap>, Range<usize>)>> {
+        let mut g = self.lock();
+        while g.prefault.is_empty() && !g.stopped {
+            g = self.prefault_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
         if g.stopped {
             return None;
         }
-        let work = SyncerWork {
-            sync: g.kicked || due,
-            prefault: std::mem::take(&mut g.prefault),
-        };
-        g.kicked = false;
-        Some(work)
+        Some(std::mem::take(&mut g.prefault))
     }
 }
 

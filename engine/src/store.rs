@@ -356,35 +356,39 @@ impl Drop for StoreInner {
     }
 }
 
-/// Starts the background sync thread: it syncs the store every `every`
+/// Starts the background threads: one syncs the store every `every`
 /// (`Durability::Interval`) and whenever a bucket asks for writeback (see
-/// `Options::writeback_bytes`).
+/// `Options::writeback_bytes`); the other faults segment space in ahead of
+/// the writer. Without them (spawning failed), `Interval` degrades to
+/// `Never` until `sync` and the writer takes its own page faults; there is no
+/// error channel from `open` for this rare case.
 fn spawn_syncer(store: Weak<StoreInner>, every: Option<Duration>) {
     let Some(syncer) = store.upgrade().map(|s| s.ctx.syncer.clone()) else {
         return;
     };
-    let spawned = std::thread::Builder::new()
-        .name("spool-sync".into())
+    let prefaulter = syncer.clone();
+    let _ = std::thread::Builder::new()
+        .name("spool-prefault".into())
         .spawn(move || {
-            let mut due = every.map(|d| Instant::now() + d);
-            while let Some(work) = syncer.wait(due) {
-                for (map, range) in work.prefault {
+            while let Some(work) = prefaulter.wait_prefault() {
+                for (map, range) in work {
                     map.prefault(range);
                 }
-                if !work.sync {
-                    continue;
-                }
-                let Some(inner) = store.upgrade() else { return };
-                if inner.sync().is_err() {
-                    // Poisoned: later sends report it; nothing more to do here.
-                    return;
-                }
-                due = every.map(|d| Instant::now() + d);
             }
         });
-    // Without the thread, `Interval` degrades to `Never` until `sync`; there
-    // is no error channel from `open` for this rare case.
-    drop(spawned);
+    let _ = std::thread::Builder::new()
+        .name("spool-sync".into())
+        .spawn(move || loop {
+            let due = every.map(|d| Instant::now() + d);
+            if !syncer.wait_sync(due) {
+                return;
+            }
+            let Some(inner) = store.upgrade() else { return };
+            if inner.sync().is_err() {
+                // Poisoned: later sends report it; nothing more to do here.
+                return;
+            }
+        });
 }
 
 /// Opens one stream directory; `None` if it is not a stream (no meta file
