@@ -7,7 +7,7 @@
 //! journal, then removes the old one. A journal is never appended to after
 //! a restart, so stale bytes of a torn tail can never be read as new records.
 
-use crate::ctx::{random_u64, Ctx};
+use crate::ctx::{random_u64, Ctx, Syncer};
 use crate::format::journal::{
     self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
 };
@@ -52,7 +52,15 @@ pub(crate) struct Journal {
     writer: MapWriter,
     _file: Arc<dyn VFile>,
     pos: usize,
+    /// The store's background thread, if it runs: it faults the journal in
+    /// ahead of the appends (as for segments).
+    prefaulter: Option<Arc<Syncer>>,
+    /// Bytes `..prefaulted` were handed to the prefaulter.
+    prefaulted: usize,
 }
+
+/// How far ahead of the appends the journal is faulted in, and in what steps.
+const PREFAULT_STEP: usize = 256 << 10;
 
 impl Journal {
     /// Creates the empty journal of generation `g` in `dir`: the file is
@@ -104,6 +112,11 @@ impl Journal {
             writer,
             _file: file,
             pos: JOURNAL_HEADER_BYTES,
+            prefaulter: ctx
+                .opts
+                .background_thread()
+                .then(|| ctx.syncer.clone()),
+            prefaulted: 0,
         })
     }
 
@@ -118,7 +131,24 @@ impl Journal {
         self.writer.slice_mut(self.pos..end).copy_from_slice(&rec);
         self.pos = end;
         self.writer.commit(end);
+        if end + PREFAULT_STEP > self.prefaulted {
+            self.prefault_ahead();
+        }
         true
+    }
+
+    /// Hands the next step of the journal to the prefaulter.
+    #[cold]
+    fn prefault_ahead(&mut self) {
+        let Some(p) = &self.prefaulter else {
+            return;
+        };
+        let from = self.prefaulted.max(self.pos);
+        let to = (from + PREFAULT_STEP).min(self.map.len());
+        if from < to {
+            p.prefault(self.map.clone(), from..to);
+        }
+        self.prefaulted = to.max(self.prefaulted);
     }
 
     /// The map, for syncing without the consumer's lock.
