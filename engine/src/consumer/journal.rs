@@ -112,10 +112,7 @@ impl Journal {
             writer,
             _file: file,
             pos: JOURNAL_HEADER_BYTES,
-            prefaulter: ctx
-                .opts
-                .background_thread()
-                .then(|| ctx.syncer.clone()),
+            prefaulter: ctx.opts.background_thread().then(|| ctx.syncer.clone()),
             prefaulted: 0,
         })
     }
