@@ -19,6 +19,8 @@ mod engine;
 mod engines;
 #[path = "compare/limits.rs"]
 mod limits;
+#[path = "compare/memory.rs"]
+mod memory;
 #[path = "compare/open_time.rs"]
 mod open_time;
 #[path = "compare/report.rs"]
@@ -72,6 +74,14 @@ struct Args {
     /// Internal: the writer that workload O kills with SIGKILL.
     #[arg(long, hide = true, value_name = "DIR")]
     child_writer: Option<PathBuf>,
+
+    /// Internal: the child process of workload M, measuring a store in DIR.
+    #[arg(long, hide = true, value_name = "DIR", requires = "child_messages")]
+    child_memory: Option<PathBuf>,
+
+    /// Internal: the messages the child process of workload M queues.
+    #[arg(long, hide = true, value_name = "N", requires = "child_memory")]
+    child_messages: Option<u64>,
 }
 
 /// The workloads.
@@ -93,11 +103,14 @@ pub enum Workload {
     C4,
     /// Open time after a clean close and after kill -9 (Spool only).
     O,
+    /// Memory and disk space with many messages queued, and disk space
+    /// after draining them (Spool only).
+    M,
 }
 
 impl Workload {
     /// Every workload, in run order.
-    const ALL: [Workload; 8] = [
+    const ALL: [Workload; 9] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
@@ -106,6 +119,7 @@ impl Workload {
         Workload::F8,
         Workload::C4,
         Workload::O,
+        Workload::M,
     ];
 
     /// The name used in the table and on the command line.
@@ -119,11 +133,12 @@ impl Workload {
             Workload::F8 => "F8",
             Workload::C4 => "C4",
             Workload::O => "O",
+            Workload::M => "M",
         }
     }
 }
 
-/// Payload size of W1 to W3c, F8 and C4.
+/// Payload size of W1 to W3c, F8, C4 and M.
 const SMALL: usize = 128;
 /// Payload size of W4.
 const LARGE: usize = 4096;
@@ -143,6 +158,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("compare --child-writer: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if let (Some(dir), Some(n)) = (&args.child_memory, args.child_messages) {
+        return match memory::child(dir, n) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("compare --child-memory: {e}");
                 ExitCode::from(2)
             }
         };
@@ -245,8 +269,10 @@ struct Context<'a> {
 /// engines, so that a noisy moment does not hit one engine only) and
 /// records the figures.
 fn run_workload(w: Workload, ctx: Context<'_>) -> Result<()> {
-    if w == Workload::O {
-        return run_open(ctx);
+    match w {
+        Workload::O => return run_open(ctx),
+        Workload::M => return run_memory(ctx),
+        _ => {}
     }
     let (runs, sizes, progress) = (ctx.runs, ctx.sizes, ctx.progress);
     for run in 1..=runs {
@@ -346,6 +372,7 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
             vec![(Row::C4, per_sec(sizes.c4, d))]
         }
         Workload::O => return Err("workload O is run by run_open".into()),
+        Workload::M => return Err("workload M is run by run_memory".into()),
     })
 }
 
@@ -373,6 +400,45 @@ fn run_open(ctx: Context<'_>) -> Result<()> {
              ({} messages added by the killed writers)",
             t.clean_ms, t.quarter_ms, t.killed_ms, t.added_by_children
         ));
+    }
+    Ok(())
+}
+
+/// Workload M on Spool (n/a for the peers): `runs` child processes, each
+/// queueing and draining the messages in a fresh directory.
+fn run_memory(ctx: Context<'_>) -> Result<()> {
+    let rows = [Row::MemoryQueued, Row::DiskQueued, Row::DiskDrained];
+    let runs = ctx.runs;
+    for (i, e) in ctx.engines.iter().enumerate() {
+        if e.name() != engines::Spool.name() {
+            for row in rows {
+                ctx.results.na(row, i, "");
+            }
+            continue;
+        }
+        for run in 1..=runs {
+            let f =
+                memory::run(ctx.base, ctx.sizes.m).map_err(|err| format!("run {run}: {err}"))?;
+            for (row, mib) in rows
+                .into_iter()
+                .zip([f.rss_peak, f.disk_before, f.disk_after])
+            {
+                ctx.results.add(row, i, mib);
+            }
+            (ctx.progress)(&format!(
+                "M run {run}/{runs}: anonymous memory {:.1} MiB queued, {:.1} MiB peak while \
+                 sending, {:.1} MiB peak while draining, {:.1} MiB after; disk {:.1} MiB \
+                 queued, {:.1} MiB after draining (`apply_retention` reported {:.1} MiB of \
+                 segments removed)",
+                f.rss_queued,
+                f.rss_peak,
+                f.rss_drain_peak,
+                f.rss_after_drain,
+                f.disk_before,
+                f.disk_after,
+                f.freed
+            ));
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use crate::engine::Engine;
 use crate::limits::Limits;
+use crate::memory;
 use crate::{Workload, COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +28,8 @@ pub struct Sizes {
     pub c4: u64,
     /// Bytes of the large store of O.
     pub open_bytes: u64,
+    /// M messages.
+    pub m: u64,
     /// Syncs of the fdatasync probe.
     pub syncs: u64,
     /// Bytes of the write and memory-map probes.
@@ -48,6 +51,7 @@ impl Sizes {
             f8: s(200_000, 1_000),
             c4: s(200_000, 1_000),
             open_bytes: mib(4 << 30, 16 << 20),
+            m: s(10_000_000, 10_000),
             syncs: s(2_000, 50),
             probe_bytes: mib(256 << 20, 8 << 20),
         }
@@ -85,6 +89,12 @@ pub enum Row {
     OpenQuarter,
     /// O, full size, after kill -9, ms.
     OpenKilled,
+    /// M, peak anonymous resident memory with all messages queued, MiB.
+    MemoryQueued,
+    /// M, disk space with all messages queued, MiB.
+    DiskQueued,
+    /// M, disk space after draining and retention, MiB.
+    DiskDrained,
 }
 
 /// How a row's figures read.
@@ -98,6 +108,8 @@ enum Unit {
     Millis,
     /// A plain factor.
     Factor,
+    /// Mebibytes (of memory or disk space).
+    Mebibytes,
 }
 
 impl Row {
@@ -108,6 +120,7 @@ impl Row {
                 Unit::Millis
             }
             Row::F8Ratio => Unit::Factor,
+            Row::MemoryQueued | Row::DiskQueued | Row::DiskDrained => Unit::Mebibytes,
             _ => Unit::Rate,
         }
     }
@@ -169,6 +182,12 @@ impl Row {
                 bytes(sizes.open_bytes / 4)
             ),
             Row::OpenKilled => format!("O open, {}, after kill -9 (ms)", bytes(sizes.open_bytes)),
+            Row::MemoryQueued => format!(
+                "M anonymous memory, {} \u{d7} {small} queued (MiB)",
+                n(sizes.m)
+            ),
+            Row::DiskQueued => "M disk used with them queued (MiB)".into(),
+            Row::DiskDrained => "M disk used after draining and retention (MiB)".into(),
         }
     }
 
@@ -184,6 +203,9 @@ impl Row {
             Row::OpenClean => "clean",
             Row::OpenQuarter => "quarter size",
             Row::OpenKilled => "after kill -9",
+            Row::MemoryQueued => "anonymous memory",
+            Row::DiskQueued => "disk queued",
+            Row::DiskDrained => "disk drained",
             Row::W2 | Row::W3 | Row::W3c | Row::C4 => "",
         }
     }
@@ -195,6 +217,7 @@ impl Row {
             Unit::MegabytesPerSec => format!("{} MB/s", megabytes(v)),
             Unit::Millis => format!("{} ms", sig3(v)),
             Unit::Factor => format!("{}x", sig3(v)),
+            Unit::Mebibytes => format!("{} MiB", sig3(v)),
         }
     }
 
@@ -203,7 +226,7 @@ impl Row {
         match self.unit() {
             Unit::Rate => rate(v),
             Unit::MegabytesPerSec => megabytes(v),
-            Unit::Millis => sig3(v),
+            Unit::Millis | Unit::Mebibytes => sig3(v),
             Unit::Factor => format!("{}x", sig3(v)),
         }
     }
@@ -575,6 +598,37 @@ impl Report<'_> {
                 met: ms <= 100.0,
             });
         }
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        if let Some(peak) = spool(Row::MemoryQueued) {
+            let limit = mib(memory::MEMORY_LIMIT_BYTES);
+            out.push(Target {
+                what: "M anonymous memory <= 64 MiB with 10 M queued",
+                detail: format!(
+                    "peak {} with {} \u{d7} {SMALL} B queued; at most {}",
+                    Row::MemoryQueued.format(peak),
+                    thousands(self.sizes.m),
+                    Row::MemoryQueued.format(limit)
+                ),
+                met: peak <= limit,
+            });
+        }
+        if let (Some(before), Some(after)) = (spool(Row::DiskQueued), spool(Row::DiskDrained)) {
+            let limit = mib(memory::DRAINED_LIMIT_BYTES);
+            out.push(Target {
+                what: "M disk space returned after draining",
+                detail: format!(
+                    "{} queued, {} after; at most {} (a {} segment, a {} consumer journal, \
+                     {} slack) and no more than queued",
+                    Row::DiskQueued.format(before),
+                    Row::DiskDrained.format(after),
+                    Row::DiskDrained.format(limit),
+                    bytes(memory::SEGMENT_BYTES),
+                    bytes(memory::JOURNAL_BYTES),
+                    bytes(memory::SLACK_BYTES)
+                ),
+                met: after <= limit && after <= before,
+            });
+        }
         out
     }
 
@@ -613,6 +667,27 @@ impl Report<'_> {
                  64 without fsync for 300 ms and is killed with SIGKILL, then the open must find \
                  at least every message there before, the last one intact.",
                 crate::open_time::SIZE / 1024
+            ));
+        }
+        if self.workloads.contains(&Workload::M) {
+            lines.push(format!(
+                "M (Spool only): what a store costs in memory and disk space. A child process \
+                 (so that the comparison's own allocations do not count) opens a store with \
+                 `Durability::Never`, creates consumer `drain`, and sends {} \u{d7} {SMALL} B \
+                 messages with `send_batch` of {}; memory is its anonymous resident memory \
+                 (RssAnon: heap and private memory, not the memory-mapped segments, whose pages \
+                 belong to the page cache), the largest of samples every {} messages and with \
+                 all queued; disk is the space allocated to the store's files (st_blocks), after \
+                 a `sync`. Then the consumer receives everything (`receive_batch({})` + \
+                 `ack_up_to`), `apply_retention` and `sync` run, and the disk space is measured \
+                 again: the active segment (a {} file, its disk space reserved in chunks as it \
+                 fills) and the consumer journal ({}, reserved up front) stay.",
+                thousands(self.sizes.m),
+                thousands(memory::SEND_BATCH),
+                thousands(memory::SAMPLE_EVERY),
+                memory::RECEIVE_BATCH,
+                bytes(memory::SEGMENT_BYTES),
+                bytes(memory::JOURNAL_BYTES)
             ));
         }
         lines
