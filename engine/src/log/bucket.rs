@@ -262,6 +262,18 @@ impl Bucket {
         }
     }
 
+    /// Bytes of the index file of the sealed segment at `base` (0 if none).
+    fn index_file_bytes(&self, base: u64) -> u64 {
+        self.ctx
+            .vfs
+            .open(
+                &self.dir.join(segment::index_file_name(base)),
+                io::OpenMode::ReadOnly,
+            )
+            .and_then(|f| f.len())
+            .unwrap_or(0)
+    }
+
     /// Sealed segments as `(base, end)` offset ranges, oldest first.
     pub(crate) fn sealed_segments(&self) -> Vec<(u64, u64)> {
         let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
@@ -298,7 +310,7 @@ impl Bucket {
         write_low_water(&self.ctx, &self.dir, low)?;
         let mut freed = 0;
         for s in &doomed {
-            freed += self.segment_file_bytes(s.base);
+            freed += self.segment_file_bytes(s.base) + self.index_file_bytes(s.base);
             remove_segment_files(&self.ctx, &self.dir, s.base)?;
         }
         if let Err(e) = self.ctx.vfs.sync_dir(&self.dir) {
