@@ -71,6 +71,8 @@ impl Ctx {
 /// to need.
 #[derive(Debug, Default)]
 pub(crate) struct Syncer {
+    /// Held by the sync thread while it holds the store, and by `close`.
+    running: Mutex<()>,
     state: Mutex<SyncerState>,
     sync_cv: Condvar,
     prefault_cv: Condvar,
@@ -87,6 +89,11 @@ struct SyncerState {
 impl Syncer {
     fn lock(&self) -> std::sync::MutexGuard<'_, SyncerState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Excludes the sync thread's use of the store (see `Store::close`).
+    pub(crate) fn hold_off(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks for a sync soon (never waits for it).

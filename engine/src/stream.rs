@@ -12,7 +12,7 @@ use crate::log::Bucket;
 use crate::notify::Notify;
 use crate::options::{Durability, StreamConfig};
 use crate::record::{Message, Record};
-use crate::store::StoreInner;
+use crate::store::{StoreInner, StoreRef};
 use crate::{name, Error, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 #[derive(Clone)]
 pub struct Stream {
     inner: Arc<StreamInner>,
-    store: Arc<StoreInner>,
+    store: StoreRef,
 }
 
 impl std::fmt::Debug for Stream {
@@ -105,7 +105,10 @@ impl Encoded<'_> {
 
 impl Stream {
     pub(crate) fn from_inner(inner: Arc<StreamInner>, store: Arc<StoreInner>) -> Stream {
-        Stream { inner, store }
+        Stream {
+            inner,
+            store: StoreRef::new(store),
+        }
     }
 
     /// Number of priority levels.
