@@ -5,12 +5,17 @@
 //! caller waits for it and checks again. Otherwise the caller becomes the
 //! leader: it runs the sync (which makes durable everything written so far,
 //! usually covering the other waiters too), publishes the new durable
-//! position, and wakes everyone.
+//! position, and wakes everyone. Waiters yield the CPU for about one sync
+//! before they go to sleep (see `GroupCommit::spin_until`).
 
 use crate::ctx::Ctx;
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Longest a follower yields before sleeping (see `GroupCommit::spin_until`).
+const SPIN_MAX: Duration = Duration::from_micros(200);
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -62,6 +67,25 @@ impl GroupCommit {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A follower first waits for the running sync by yielding the CPU for
+    /// up to [`SPIN_MAX`] (about one sync) instead of going to sleep: being
+    /// put to sleep and woken costs each follower a futex round trip and a
+    /// reschedule, which with many senders on few cores takes longer than
+    /// the sync. Returns true if `target` became durable (or the store was
+    /// poisoned) meanwhile.
+    fn spin_until(&self, ctx: &Ctx, target: u64) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.durable() >= target || ctx.is_poisoned() {
+                return true;
+            }
+            if start.elapsed() >= SPIN_MAX {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Returns once everything below `target` is durable. `sync` makes
     /// everything written so far durable and returns the new durable
     /// position; it runs without any lock held. A failed sync poisons the
@@ -82,7 +106,12 @@ impl GroupCommit {
                 return Ok(());
             }
             if g.leader {
-                g = self.synced.wait(g).unwrap_or_else(|e| e.into_inner());
+                drop(g);
+                let done = self.spin_until(ctx, target);
+                g = self.lock();
+                if !done && g.leader && g.durable < target {
+                    g = self.synced.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
                 continue;
             }
             g.leader = true;
