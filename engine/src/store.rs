@@ -40,44 +40,7 @@ const LOCK_FILE: &str = "LOCK";
 /// it syncs what was written.
 #[derive(Clone, Debug)]
 pub struct Store {
-    inner: StoreRef,
-}
-
-/// The reference to the store that user-facing handles (`Store`, `Stream`)
-/// hold. Dropping one that may be the last first waits for a background
-/// sync in progress (which holds the store meanwhile), so that the store is
-/// closed and unlocked by the thread that drops its last handle, when that
-/// drop returns, and not a moment later by the sync thread: a reopen right
-/// after never sees `Error::Locked`.
-#[derive(Clone, Debug)]
-pub(crate) struct StoreRef(Option<Arc<StoreInner>>);
-
-impl StoreRef {
-    pub(crate) fn new(inner: Arc<StoreInner>) -> StoreRef {
-        StoreRef(Some(inner))
-    }
-}
-
-impl std::ops::Deref for StoreRef {
-    type Target = Arc<StoreInner>;
-    fn deref(&self) -> &Arc<StoreInner> {
-        self.0
-            .as_ref()
-            .expect("a store reference is only empty while dropped")
-    }
-}
-
-impl Drop for StoreRef {
-    fn drop(&mut self) {
-        let Some(inner) = self.0.take() else { return };
-        // More than this one and a background sync's: certainly not the last.
-        if Arc::strong_count(&inner) > 2 {
-            return;
-        }
-        let syncer = inner.ctx.syncer.clone();
-        let _quiet = syncer.hold_off();
-        drop(inner);
-    }
+    inner: Arc<StoreInner>,
 }
 
 pub(crate) struct StoreInner {
@@ -170,9 +133,7 @@ impl Store {
             };
             spawn_syncer(Arc::downgrade(&inner), every);
         }
-        Ok(Store {
-            inner: StoreRef::new(inner),
-        })
+        Ok(Store { inner })
     }
 
     /// The store's directory.
@@ -236,12 +197,17 @@ impl Store {
     }
 
     /// Syncs and closes this handle. The store is unlocked once every clone
-    /// and stream handle is gone: when the last of them is closed or dropped
-    /// (a background sync in progress is waited for, so it is never the one
-    /// to let go last).
+    /// and stream handle is gone: if this is the last, when `close` returns
+    /// (a background sync in progress is waited for, so that it is not the
+    /// one to let go last). A last handle that is merely dropped while a
+    /// background sync runs leaves the store locked until that sync ends.
     pub fn close(self) -> Result<()> {
-        // Dropping `self` waits for a background sync if it must (`StoreRef`).
-        self.inner.sync()
+        let Store { inner } = self;
+        let result = inner.sync();
+        let syncer = inner.ctx.syncer.clone();
+        let _quiet = syncer.hold_off();
+        drop(inner);
+        result
     }
 }
 
@@ -425,8 +391,8 @@ fn spawn_syncer(store: Weak<StoreInner>, every: Option<Duration>) {
             if !syncer.wait_sync(due) {
                 return;
             }
-            // The last user handle holds this off while it lets go (see
-            // `StoreRef`), so that the last reference is never this thread's.
+            // `Store::close` holds this off while it lets go of its handle,
+            // so that the last reference is never this thread's then.
             let _running = syncer.hold_off();
             let Some(inner) = store.upgrade() else { return };
             if inner.sync().is_err() {

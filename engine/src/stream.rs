@@ -12,7 +12,7 @@ use crate::log::Bucket;
 use crate::notify::Notify;
 use crate::options::{Durability, StreamConfig};
 use crate::record::{Message, Record};
-use crate::store::{StoreInner, StoreRef};
+use crate::store::StoreInner;
 use crate::{name, Error, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 #[derive(Clone)]
 pub struct Stream {
     inner: Arc<StreamInner>,
-    store: StoreRef,
+    store: Arc<StoreInner>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -105,10 +105,7 @@ impl Encoded<'_> {
 
 impl Stream {
     pub(crate) fn from_inner(inner: Arc<StreamInner>, store: Arc<StoreInner>) -> Stream {
-        Stream {
-            inner,
-            store: StoreRef::new(store),
-        }
+        Stream { inner, store }
     }
 
     /// Number of priority levels.
@@ -246,10 +243,13 @@ impl Stream {
     /// once as a content-addressed blob (see [`Stream::send_reader`]) and the
     /// message carries the reference; readers get the payload transparently.
     pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
-        let _hold = self.blob_hold(msg.payload.len());
+        let hold = self.blob_hold(msg.payload.len());
         let e = self.encode(&msg)?;
         let bucket = &self.inner.buckets[e.priority as usize];
         let range = bucket.append(&[e.prepared()])?;
+        // Referenced now: the collector may run again (retention after a
+        // roll, in `after_append`, takes its lock on this very thread).
+        drop(hold);
         self.after_append(bucket, range.end)?;
         Ok(range.start)
     }
@@ -264,12 +264,13 @@ impl Stream {
             return Err(Error::InvalidConfig("send_reader takes the payload from the reader; the message's own payload must be empty".into()));
         }
         let blobs = &self.inner.blobs;
-        let _hold = blobs.hold();
+        let hold = blobs.hold();
         let cc = blobs.put_reader(reader)?;
         let mut e = self.encode_inline(&msg)?;
         e.claim = Some(encode_claim_check(&cc.hash, cc.len));
         let bucket = &self.inner.buckets[e.priority as usize];
         let range = bucket.append(&[e.prepared()])?;
+        drop(hold);
         self.after_append(bucket, range.end)?;
         Ok(range.start)
     }
@@ -326,7 +327,7 @@ impl Stream {
     {
         let msgs: Vec<Message<'m>> = msgs.into_iter().map(Into::into).collect();
         let largest = msgs.iter().map(|m| m.payload.len()).max().unwrap_or(0);
-        let _hold = self.blob_hold(largest);
+        let hold = self.blob_hold(largest);
         for m in &msgs {
             // Size and header checks before any blob is written.
             if m.payload.len() as u64 <= self.inner.config.claim_check_threshold {
@@ -359,6 +360,7 @@ impl Stream {
             }
             touched.push((p, range.end));
         }
+        drop(hold);
         for (p, end) in touched {
             self.after_append(&self.inner.buckets[p], end)?;
         }

@@ -63,6 +63,9 @@ pub(crate) struct Bucket {
     written: AtomicU64,
     /// Set by a roll; the stream then applies retention.
     rolled: std::sync::atomic::AtomicBool,
+    /// First retained offset (lock-free copy of the first segment's base):
+    /// a reader's cached segment below it was deleted by retention.
+    low: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -198,6 +201,7 @@ impl Bucket {
             count: None,
             seg: OnceLock::from(active.seg.clone()),
         }));
+        let low = slots[0].base;
         Ok(Bucket {
             ctx: ctx.clone(),
             priority,
@@ -213,6 +217,7 @@ impl Bucket {
             commit: GroupCommit::new(next),
             written: AtomicU64::new(next),
             rolled: std::sync::atomic::AtomicBool::new(false),
+            low: AtomicU64::new(low),
         })
     }
 
@@ -319,6 +324,7 @@ impl Bucket {
         }
         let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
         segs.retain(|s| s.base >= low);
+        self.low.store(segs[0].base, Ordering::Release);
         Ok(freed)
     }
 
@@ -548,6 +554,14 @@ impl Bucket {
     ) -> Result<Option<Record>> {
         if offset >= self.end_offset() {
             return Ok(None);
+        }
+        if cache
+            .as_ref()
+            .is_some_and(|seg| seg.base < self.low.load(Ordering::Acquire))
+        {
+            // Deleted by retention: not read again, and its mapping (and
+            // disk space) is let go.
+            *cache = None;
         }
         if let Some(seg) = cache {
             if offset >= seg.base {
