@@ -255,26 +255,20 @@ impl Bucket {
             .and_then(|s| s.seg.get())
         {
             Some(seg) => seg.file_bytes(),
-            None => self
-                .ctx
-                .vfs
-                .open(
-                    &self.dir.join(segment::segment_file_name(base)),
-                    io::OpenMode::ReadOnly,
-                )
-                .and_then(|f| f.len())
-                .unwrap_or(0),
+            None => self.file_len(&segment::segment_file_name(base)),
         }
     }
 
     /// Bytes of the index file of the sealed segment at `base` (0 if none).
     fn index_file_bytes(&self, base: u64) -> u64 {
+        self.file_len(&segment::index_file_name(base))
+    }
+
+    /// Length of the file `name` in the bucket's directory (0 if missing).
+    fn file_len(&self, name: &str) -> u64 {
         self.ctx
             .vfs
-            .open(
-                &self.dir.join(segment::index_file_name(base)),
-                io::OpenMode::ReadOnly,
-            )
+            .open(&self.dir.join(name), io::OpenMode::ReadOnly)
             .and_then(|f| f.len())
             .unwrap_or(0)
     }
@@ -608,15 +602,7 @@ impl Bucket {
         segs.iter()
             .map(|s| match s.seg.get() {
                 Some(seg) => seg.file_bytes(),
-                None => self
-                    .ctx
-                    .vfs
-                    .open(
-                        &self.dir.join(segment::segment_file_name(s.base)),
-                        io::OpenMode::ReadOnly,
-                    )
-                    .and_then(|f| f.len())
-                    .unwrap_or(0),
+                None => self.file_len(&segment::segment_file_name(s.base)),
             })
             .sum()
     }
