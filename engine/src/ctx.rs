@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Shared state of one open store.
 #[derive(Debug)]
@@ -155,12 +155,15 @@ impl Syncer {
 }
 
 /// Microseconds since the Unix epoch (0 if the clock is before it).
+///
+/// Read straight from the vDSO: `SystemTime::now().duration_since(..)`
+/// adds a checked subtraction and 128-bit conversions to every send.
 pub(crate) fn now_us() -> u64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        // Plain 64-bit arithmetic (`as_micros` works in 128 bits).
-        Ok(d) => d.as_secs() * 1_000_000 + u64::from(d.subsec_micros()),
-        Err(_) => 0,
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    if t.tv_sec < 0 {
+        return 0;
     }
+    (t.tv_sec as u64) * 1_000_000 + (t.tv_nsec as u64) / 1_000
 }
 
 /// A random 64-bit id (segment ids).

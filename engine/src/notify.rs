@@ -4,8 +4,9 @@
 //!
 //! No lost wake-up: a receiver registers (`prepare`) *before* it looks for
 //! messages; a sender publishes *before* it looks for registered receivers.
-//! With a `SeqCst` fence on both sides, either the sender sees the receiver
-//! or the receiver sees the message.
+//! With `SeqCst` on both sides (a fence after the receiver's registration, a
+//! read-modify-write of the waiter count after the sender's publish), either
+//! the sender sees the receiver or the receiver sees the message.
 
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -37,8 +38,11 @@ impl Notify {
 
     /// Wakes every waiter; call after publishing (cheap when none waits).
     pub(crate) fn notify(&self) {
-        fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) == 0 {
+        // A read-modify-write that changes nothing: it reads the newest
+        // count (RMWs on one location are totally ordered) and, being
+        // SeqCst, orders the publish before it like a fence would, in one
+        // instruction instead of a fence and a load.
+        if self.waiters.fetch_add(0, Ordering::SeqCst) == 0 {
             return;
         }
         let mut g = self.seq.lock().unwrap_or_else(|e| e.into_inner());
