@@ -21,6 +21,12 @@ const SPIN_MAX: Duration = Duration::from_micros(200);
 struct Inner {
     durable: u64,
     leader: bool,
+    /// Followers waiting for the running sync (yielding or asleep).
+    followers: u32,
+    /// Followers asleep on the condition variable.
+    sleepers: u32,
+    /// Followers the last sync released: they are appending again now.
+    released: u32,
 }
 
 /// The durable position of one file (or log) and the threads waiting on it.
@@ -38,7 +44,7 @@ impl GroupCommit {
         GroupCommit {
             inner: Mutex::new(Inner {
                 durable,
-                leader: false,
+                ..Inner::default()
             }),
             synced: Condvar::new(),
             durable: AtomicU64::new(durable),
@@ -59,8 +65,18 @@ impl GroupCommit {
             g.durable = d;
             self.durable.store(d, Ordering::Release);
         }
+        self.wake(g);
+    }
+
+    /// Wakes the sleeping followers, if any: `notify_all` is a system call
+    /// even when nobody waits, and a single producer should not pay it on
+    /// every sync.
+    fn wake(&self, g: MutexGuard<'_, Inner>) {
+        let sleepers = g.sleepers;
         drop(g);
-        self.synced.notify_all();
+        if sleepers > 0 {
+            self.synced.notify_all();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -106,40 +122,123 @@ impl GroupCommit {
                 return Ok(());
             }
             if g.leader {
+                g.followers += 1;
                 drop(g);
                 let done = self.spin_until(ctx, target);
                 g = self.lock();
                 if !done && g.leader && g.durable < target {
+                    g.sleepers += 1;
                     g = self.synced.wait(g).unwrap_or_else(|e| e.into_inner());
+                    g.sleepers -= 1;
                 }
+                g.followers -= 1;
                 continue;
             }
             g.leader = true;
+            let others = g.released > 0;
             drop(g);
-            // Senders woken by the last sync are appending right now; a
-            // moment's yield lets them get their records into this sync
-            // instead of each waiting a whole sync more (a sync costs tens
-            // of microseconds, the yield about one).
-            std::thread::yield_now();
+            if others {
+                // Senders released by the last sync are appending right
+                // now; a moment's yield lets them get their records into
+                // this sync instead of each waiting a whole sync more (a
+                // sync costs tens of microseconds, the yield about one).
+                std::thread::yield_now();
+            }
             let res = sync();
             g = self.lock();
             g.leader = false;
+            g.released = g.followers;
             match res {
                 Ok(d) => {
                     if d > g.durable {
                         g.durable = d;
                         self.durable.store(d, Ordering::Release);
                     }
-                    self.synced.notify_all();
+                    let reached = g.durable >= target;
+                    self.wake(g);
+                    if reached {
+                        return ctx.check();
+                    }
+                    g = self.lock();
                 }
                 Err(_) => {
                     // The kernel may have dropped the dirty pages: never retry
                     // and acknowledge. Everything after this is refused.
                     ctx.poison();
-                    self.synced.notify_all();
+                    self.wake(g);
                     return Err(Error::Poisoned);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::real::RealFs;
+    use crate::io::LockGuard;
+    use crate::Options;
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    struct NoLock;
+    impl LockGuard for NoLock {}
+
+    fn ctx() -> Ctx {
+        let vfs = Arc::new(RealFs);
+        Ctx::new(vfs, Options::default(), ".".into(), Box::new(NoLock))
+    }
+
+    #[test]
+    fn followers_asleep_through_a_slow_sync_are_woken() {
+        // A sync slower than the followers' yielding phase puts them to
+        // sleep; every one must be woken and find its position durable.
+        let ctx = ctx();
+        let gc = GroupCommit::new(0);
+        let written = AtomicU64::new(0);
+        let syncs = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        let target = written.fetch_add(1, Ordering::SeqCst) + 1;
+                        gc.sync_to(&ctx, target, || {
+                            let upto = written.load(Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(2));
+                            syncs.fetch_add(1, Ordering::SeqCst);
+                            Ok(upto)
+                        })
+                        .unwrap();
+                        assert!(gc.durable() >= target);
+                    }
+                });
+            }
+        });
+        assert_eq!(gc.durable(), 120);
+        assert!(syncs.load(Ordering::SeqCst) < 120, "no sync was shared");
+        let g = gc.lock();
+        assert_eq!((g.followers, g.sleepers), (0, 0));
+    }
+
+    #[test]
+    fn a_failed_sync_wakes_sleepers_with_poisoned() {
+        let ctx = ctx();
+        let gc = GroupCommit::new(0);
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (1..=4u64)
+                .map(|t| {
+                    let (gc, ctx) = (&gc, &ctx);
+                    s.spawn(move || {
+                        gc.sync_to(ctx, t, || {
+                            std::thread::sleep(Duration::from_millis(5));
+                            Err(std::io::Error::other("disk gone"))
+                        })
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.iter().all(|r| matches!(r, Err(Error::Poisoned))));
     }
 }
