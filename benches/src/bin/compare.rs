@@ -283,6 +283,16 @@ fn run_workload(w: Workload, ctx: Context<'_>) -> Result<()> {
                 "{} run {run}/{runs}: fdatasync probe {rate:.0} syncs/s",
                 w.name()
             ));
+            if w == Workload::W2 {
+                // 64 Spool records: 128 B payload and a 32-byte header each.
+                let bytes = W2_BATCH * (SMALL + 32);
+                let rate = ctx
+                    .limits
+                    .sample_batch_syncs(dir.path(), sizes.syncs, bytes)?;
+                progress(&format!(
+                    "W2 run {run}/{runs}: fdatasync probe of {bytes} B appends {rate:.0} syncs/s"
+                ));
+            }
         }
         for (i, e) in ctx.engines.iter().enumerate() {
             let name = e.name();

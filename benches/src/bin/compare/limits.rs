@@ -20,6 +20,12 @@ pub struct Limits {
     /// sample at the start and one before each run of a durable workload
     /// (other work on the machine can make the disk's sync rate vary).
     pub sync_samples: Vec<f64>,
+    /// `fdatasync` calls per second, each after an append of one W2 batch
+    /// (64 records of 160 bytes, the size Spool writes for 64 × 128 B):
+    /// sampled before each run of W2. Larger appends sync more slowly than
+    /// 128-byte ones on most disks: this is what a plain append and sync
+    /// of W2's batch size gets.
+    pub batch_sync_samples: Vec<f64>,
     /// Buffered sequential writes (no sync), MB/s.
     pub write_mb_per_sec: f64,
     /// 128-byte records copied per second into a warm memory map.
@@ -31,11 +37,12 @@ pub struct Limits {
 /// Measures the limits with files in `dir`: `syncs` appends each followed
 /// by fdatasync; `bytes` written in 1 MiB chunks; a map of `bytes`.
 pub fn measure(dir: &Path, syncs: u64, bytes: u64) -> Result<Limits> {
-    let sync_samples = vec![sync_rate(dir, syncs)?];
+    let sync_samples = vec![sync_rate(dir, syncs, RECORD)?];
     let write_mb_per_sec = write_rate(&dir.join("write-probe"), bytes)?;
     let (copies_per_sec, copy_fallback) = copy_rate(&dir.join("map-probe"), bytes)?;
     Ok(Limits {
         sync_samples,
+        batch_sync_samples: Vec::new(),
         write_mb_per_sec,
         copies_per_sec,
         copy_fallback,
@@ -48,23 +55,36 @@ impl Limits {
         crate::median(&mut self.sync_samples.clone())
     }
 
+    /// The median of the batch fdatasync samples, if any were taken.
+    pub fn batch_syncs_per_sec(&self) -> Option<f64> {
+        (!self.batch_sync_samples.is_empty())
+            .then(|| crate::median(&mut self.batch_sync_samples.clone()))
+    }
+
     /// Takes one more fdatasync sample in `dir`, of `n` syncs.
     pub fn sample_syncs(&mut self, dir: &Path, n: u64) -> Result<f64> {
-        let rate = sync_rate(dir, n)?;
+        let rate = sync_rate(dir, n, RECORD)?;
         self.sync_samples.push(rate);
+        Ok(rate)
+    }
+
+    /// Takes one batch fdatasync sample in `dir`: `n` appends of `bytes`.
+    pub fn sample_batch_syncs(&mut self, dir: &Path, n: u64, bytes: usize) -> Result<f64> {
+        let rate = sync_rate(dir, n, bytes)?;
+        self.batch_sync_samples.push(rate);
         Ok(rate)
     }
 }
 
-/// Appends `n` records of 128 bytes to a new file in `dir`, each followed
+/// Appends `n` records of `size` bytes to a new file in `dir`, each followed
 /// by `fdatasync` (`File::sync_data`); returns syncs per second.
-fn sync_rate(dir: &Path, n: u64) -> Result<f64> {
+fn sync_rate(dir: &Path, n: u64, size: usize) -> Result<f64> {
     let path = &dir.join("sync-probe");
     let mut f = OpenOptions::new()
         .create_new(true)
         .append(true)
         .open(path)?;
-    let record = [0x5au8; RECORD];
+    let record = vec![0x5au8; size];
     let start = Instant::now();
     for _ in 0..n {
         f.write_all(&record)?;

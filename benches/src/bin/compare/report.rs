@@ -546,6 +546,20 @@ impl Report<'_> {
                 ),
                 met: s >= need,
             });
+            if let Some(batch) = self.limits.batch_syncs_per_sec() {
+                let ceiling = W2_BATCH as f64 * batch;
+                out.push(Target {
+                    what: "(W2 vs the disk's sync rate for its batch size)",
+                    detail: format!(
+                        "Spool {} = {:.0}% of {W2_BATCH} \u{d7} {} syncs/s of 10 KiB appends = {}",
+                        Row::W2.format(s),
+                        100.0 * s / ceiling,
+                        sig3(batch),
+                        Row::W2.format(ceiling)
+                    ),
+                    met: s >= 0.8 * ceiling,
+                });
+            }
             if let Some(q) = r.get_named(Row::W2, "SQLite") {
                 out.push(Target {
                     what: "W2 >= 1.5x SQLite FULL",
@@ -711,6 +725,12 @@ fn sync_line(l: &Limits, syncs: u64) -> String {
             s.len(),
             sig3(lo),
             sig3(hi)
+        ));
+    }
+    if let Some(b) = l.batch_syncs_per_sec() {
+        line.push_str(&format!(
+            "; after each 10 KiB append (one W2 batch): {} syncs/s",
+            sig3(b)
         ));
     }
     line
