@@ -28,6 +28,9 @@ pub struct Limits {
     pub batch_sync_samples: Vec<f64>,
     /// Buffered sequential writes (no sync), MB/s.
     pub write_mb_per_sec: f64,
+    /// The same writes followed by one `fdatasync`, timed to its end: what
+    /// the disk itself takes in, MB/s.
+    pub disk_write_mb_per_sec: f64,
     /// 128-byte records copied per second into a warm memory map.
     pub copies_per_sec: f64,
     /// Why the copy probe used a heap buffer instead of a map, if it did.
@@ -38,12 +41,14 @@ pub struct Limits {
 /// by fdatasync; `bytes` written in 1 MiB chunks; a map of `bytes`.
 pub fn measure(dir: &Path, syncs: u64, bytes: u64) -> Result<Limits> {
     let sync_samples = vec![sync_rate(dir, syncs, RECORD)?];
-    let write_mb_per_sec = write_rate(&dir.join("write-probe"), bytes)?;
+    let write_mb_per_sec = write_rate(&dir.join("write-probe"), bytes, false)?;
+    let disk_write_mb_per_sec = write_rate(&dir.join("write-probe"), bytes, true)?;
     let (copies_per_sec, copy_fallback) = copy_rate(&dir.join("map-probe"), bytes)?;
     Ok(Limits {
         sync_samples,
         batch_sync_samples: Vec::new(),
         write_mb_per_sec,
+        disk_write_mb_per_sec,
         copies_per_sec,
         copy_fallback,
     })
@@ -96,14 +101,18 @@ fn sync_rate(dir: &Path, n: u64, size: usize) -> Result<f64> {
     Ok(rate)
 }
 
-/// Writes `bytes` to a new file in 1 MiB chunks without syncing; returns MB/s.
-fn write_rate(path: &Path, bytes: u64) -> Result<f64> {
+/// Writes `bytes` to a new file in 1 MiB chunks, then (if `sync`) calls
+/// `fdatasync` once; returns MB/s over the whole.
+fn write_rate(path: &Path, bytes: u64, sync: bool) -> Result<f64> {
     let mut f = File::create_new(path)?;
     let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
     let chunks = (bytes >> 20).max(1);
     let start = Instant::now();
     for _ in 0..chunks {
         f.write_all(&chunk)?;
+    }
+    if sync {
+        f.sync_data()?;
     }
     let secs = start.elapsed().as_secs_f64();
     drop(f);

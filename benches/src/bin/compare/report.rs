@@ -476,6 +476,10 @@ impl Report<'_> {
                 megabytes(l.write_mb_per_sec)
             ),
             format!(
+                "  the same followed by one fdatasync (what the disk takes in): {} MB/s",
+                megabytes(l.disk_write_mb_per_sec)
+            ),
+            format!(
                 "  128 B records copied into a warm memory map of {}: {} records/s",
                 bytes(self.sizes.probe_bytes),
                 rate(l.copies_per_sec)
