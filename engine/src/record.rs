@@ -3,7 +3,7 @@
 use crate::blob::{BlobBytes, ClaimCheck};
 use crate::format::headers::HeaderIter;
 use crate::format::record::{decode_claim_check, DecodedRecord, FLAG_CLAIM_CHECK};
-use crate::log::segment::Segment;
+use crate::log::segment::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -78,7 +78,7 @@ impl<'a> From<&'a str> for Message<'a> {
 /// if retention deletes its file meanwhile.
 #[derive(Clone)]
 pub struct Record {
-    seg: Arc<Segment>,
+    seg: Arc<Pin>,
     pos: u32,
     d: DecodedRecord,
     /// The verified payload of a claim check.
@@ -98,7 +98,7 @@ impl std::fmt::Debug for Record {
 }
 
 impl Record {
-    pub(crate) fn new(seg: Arc<Segment>, pos: u32, d: DecodedRecord) -> Record {
+    pub(crate) fn new(seg: Arc<Pin>, pos: u32, d: DecodedRecord) -> Record {
         Record {
             seg,
             pos,

@@ -7,7 +7,7 @@ use crate::format::headers;
 use crate::format::record::RECORD_HEADER_BYTES;
 use crate::format::record::{encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CHECK};
 use crate::log::bucket::Prepared;
-use crate::log::segment::Segment;
+use crate::log::segment::Pin;
 use crate::log::Bucket;
 use crate::notify::Notify;
 use crate::options::{Durability, StreamConfig};
@@ -474,7 +474,7 @@ impl Stream {
         &self,
         priority: u8,
         offset: u64,
-        cache: &mut Option<Arc<Segment>>,
+        cache: &mut Option<Arc<Pin>>,
     ) -> Result<Option<Record>> {
         let r = self.bucket(priority)?.read_cached(offset, cache)?;
         match r {
@@ -490,6 +490,7 @@ impl Stream {
             priority: 0,
             next: offset,
             done: false,
+            cache: None,
         }
     }
 
@@ -501,6 +502,7 @@ impl Stream {
             priority,
             next: offset,
             done: false,
+            cache: None,
         })
     }
 
@@ -650,6 +652,8 @@ pub struct Iter {
     priority: u8,
     next: u64,
     done: bool,
+    /// The segment read last (see [`Stream::read_priority_cached`]).
+    cache: Option<Arc<Pin>>,
 }
 
 impl Iterator for Iter {
@@ -659,7 +663,10 @@ impl Iterator for Iter {
         if self.done {
             return None;
         }
-        match self.stream.read_priority(self.priority, self.next) {
+        let read = self
+            .stream
+            .read_priority_cached(self.priority, self.next, &mut self.cache);
+        match read {
             Ok(Some(r)) => {
                 self.next += 1;
                 Some(Ok(r))

@@ -2,7 +2,7 @@
 //! acknowledged past it (interest), or when the stream's age or size limit
 //! says so (then slow consumers count the loss as skipped); the disk space
 //! really comes back; a stream without consumers keeps everything; a
-//! consumer's cached segment never outlives its deletion.
+//! consumer's or an iterator's cached segment never outlives its deletion.
 //!
 //! Method: small segments on a real directory; count segment files and the
 //! blocks they occupy before and after.
@@ -173,6 +173,27 @@ fn messages_deleted_by_retention_are_skipped_after_a_cached_read() {
     let d = c.try_receive().unwrap().unwrap();
     assert_eq!(d.offset(), first);
     assert_eq!(c.stats().skipped, first - 1);
+}
+
+#[test]
+fn an_iterator_continues_at_the_first_retained_message_after_a_deletion() {
+    // The iterator also remembers its segment; retention deleting it under
+    // the iterator must not make it hand out deleted messages.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts()).unwrap();
+    let s = store
+        .create_stream("s", StreamConfig::default().max_bytes(3 * SEG))
+        .unwrap();
+    s.send(b"first").unwrap();
+    s.send(b"second").unwrap();
+    let mut it = s.iter_from(0);
+    assert_eq!(it.next().unwrap().unwrap().payload(), b"first");
+    fill(&s, 6);
+    s.apply_retention().unwrap();
+    let first = s.stats().buckets[0].first_offset;
+    assert!(first > 2, "retention deleted the iterator's segment: {first}");
+    let next = it.next().unwrap().unwrap();
+    assert_eq!(next.offset(), first);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::format::journal::Entry;
 use crate::format::meta;
 use crate::group_commit::GroupCommit;
 use crate::io::{self, EntryKind, OpenMode, SharedMap};
-use crate::log::segment::Segment;
+use crate::log::segment::Pin;
 use crate::options::Durability;
 use crate::record::{Message, Record};
 use crate::stream::{Stream, StreamInner};
@@ -184,7 +184,7 @@ struct State {
     /// receive path reads them under the lock it takes anyway.
     hot: HotConfig,
     /// Per bucket, the segment read last (reads skip the segment list).
-    segments: Vec<Option<Arc<Segment>>>,
+    segments: Vec<Option<Arc<Pin>>>,
 }
 
 /// The parts of a [`ConsumerConfig`] the receive path reads.

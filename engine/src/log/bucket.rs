@@ -1,7 +1,7 @@
 //! The log of one priority bucket: its segments, the single writer, group
 //! commit and recovery.
 
-use super::segment::{self, ActiveWriter, ScanStop, Segment};
+use super::segment::{self, ActiveWriter, Pin, ScanStop, Segment};
 use crate::ctx::{now_us, Ctx};
 use crate::format::record::{self, RecordHeader};
 use crate::format::segment::{SegmentState, SEGMENT_HEADER_BYTES, STATE_OFFSET};
@@ -544,7 +544,7 @@ impl Bucket {
     pub(crate) fn read_cached(
         &self,
         offset: u64,
-        cache: &mut Option<Arc<Segment>>,
+        cache: &mut Option<Arc<Pin>>,
     ) -> Result<Option<Record>> {
         if offset >= self.end_offset() {
             return Ok(None);
@@ -557,16 +557,16 @@ impl Bucket {
             // disk space) is let go.
             *cache = None;
         }
-        if let Some(seg) = cache {
-            if offset >= seg.base {
-                if let Some(r) = seg.read(offset)? {
+        if let Some(pin) = cache {
+            if offset >= pin.base {
+                if let Some(r) = Pin::read(pin, offset)? {
                     return Ok(Some(r));
                 }
             }
         }
-        let seg = self.segment_of(offset)?;
-        let r = seg.read(offset);
-        *cache = Some(seg);
+        let pin = Pin::new(self.segment_of(offset)?);
+        let r = Pin::read(&pin, offset);
+        *cache = Some(pin);
         r
     }
 

@@ -180,6 +180,41 @@ pub(crate) struct Segment {
     index: SegIndex,
 }
 
+/// A reader's own hold on a segment, which its records share.
+///
+/// A record keeps its segment mapped by holding a reference. Were that a
+/// clone of the segment's one `Arc`, every record read by every reader
+/// would change the same reference count, and readers on different cores
+/// (subscribers of one stream) would pass its cache line back and forth on
+/// each record. A reader that reads many records (a consumer, an iterator)
+/// takes one `Pin` per segment instead, and its records count on that.
+#[derive(Debug)]
+pub(crate) struct Pin(Arc<Segment>);
+
+impl Pin {
+    /// A new pin on `seg`.
+    pub(crate) fn new(seg: Arc<Segment>) -> Arc<Pin> {
+        Arc::new(Pin(seg))
+    }
+
+    /// Reads the record at `offset` of the pinned segment, held by `pin`;
+    /// `None` if it is not published yet.
+    pub(crate) fn read(pin: &Arc<Pin>, offset: u64) -> Result<Option<Record>> {
+        Ok(pin
+            .0
+            .locate(offset)?
+            .map(|(pos, d)| Record::new(pin.clone(), pos, d)))
+    }
+}
+
+impl std::ops::Deref for Pin {
+    type Target = Segment;
+
+    fn deref(&self) -> &Segment {
+        &self.0
+    }
+}
+
 /// The writable side of the active segment, owned by the bucket's writer.
 #[derive(Debug)]
 pub(crate) struct ActiveWriter {
@@ -236,7 +271,17 @@ impl Segment {
     }
 
     /// Reads the record at `offset`; `None` if it is not published yet.
+    /// The record gets a pin of its own; readers of many records read
+    /// through one pin with [`Pin::read`].
     pub(crate) fn read(self: &Arc<Self>, offset: u64) -> Result<Option<Record>> {
+        Ok(self
+            .locate(offset)?
+            .map(|(pos, d)| Record::new(Pin::new(self.clone()), pos, d)))
+    }
+
+    /// Finds, checks and decodes the record at `offset`: its position and
+    /// fields; `None` if it is not published yet.
+    fn locate(&self, offset: u64) -> Result<Option<(u32, DecodedRecord)>> {
         let Some(i) = offset.checked_sub(self.base) else {
             return Ok(None);
         };
@@ -294,7 +339,7 @@ impl Segment {
                 {
                     return Err(Error::corrupt(&self.path, pos as u64, "malformed headers"));
                 }
-                Ok(Some(Record::new(self.clone(), pos as u32, d)))
+                Ok(Some((pos as u32, d)))
             }
             Err(e) => Err(Error::corrupt(&self.path, pos as u64, e.to_string())),
         }
