@@ -191,7 +191,10 @@ fn an_iterator_continues_at_the_first_retained_message_after_a_deletion() {
     fill(&s, 6);
     s.apply_retention().unwrap();
     let first = s.stats().buckets[0].first_offset;
-    assert!(first > 2, "retention deleted the iterator's segment: {first}");
+    assert!(
+        first > 2,
+        "retention deleted the iterator's segment: {first}"
+    );
     let next = it.next().unwrap().unwrap();
     assert_eq!(next.offset(), first);
 }

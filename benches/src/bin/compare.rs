@@ -346,9 +346,16 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
         }
         Workload::W4 => {
             let p = workloads::send_then_receive(e, dir, sizes.w4, LARGE)?;
+            let one_segment = if is_spool {
+                let d = spool_only::w4_send_one_segment(&dir.join("one-segment"), sizes.w4, LARGE)?;
+                mb_per_sec(sizes.w4, d)
+            } else {
+                Cell::Na("")
+            };
             vec![
                 (Row::W4Send, mb_per_sec(sizes.w4, p.send)),
                 (Row::W4Receive, mb_per_sec(sizes.w4, p.receive)),
+                (Row::W4SendOneSegment, one_segment),
             ]
         }
         Workload::W2 if !e.can_sync() => na(&[Row::W2], "no fsync"),

@@ -75,6 +75,8 @@ pub enum Row {
     W4Send,
     /// W4 receive + ack, MB/s.
     W4Receive,
+    /// W4 send with 1 GiB segments (Spool only), MB/s.
+    W4SendOneSegment,
     /// F8, one subscriber, ms.
     F8One,
     /// F8, all subscribers at once, ms.
@@ -115,7 +117,7 @@ enum Unit {
 impl Row {
     fn unit(self) -> Unit {
         match self {
-            Row::W4Send | Row::W4Receive => Unit::MegabytesPerSec,
+            Row::W4Send | Row::W4Receive | Row::W4SendOneSegment => Unit::MegabytesPerSec,
             Row::F8One | Row::F8Many | Row::OpenClean | Row::OpenQuarter | Row::OpenKilled => {
                 Unit::Millis
             }
@@ -165,6 +167,9 @@ impl Row {
                 LARGE / 1024
             ),
             Row::W4Receive => "W4 receive + ack (MB/s)".into(),
+            Row::W4SendOneSegment => {
+                "W4 send with 1 GiB segments: nothing sealed or synced (MB/s)".into()
+            }
             Row::F8One => format!("F8 1 subscriber, {} \u{d7} {small} (ms)", n(sizes.f8)),
             Row::F8Many => format!("F8 {SUBSCRIBERS} subscribers at once (ms)"),
             Row::F8Ratio => format!("F8 time of {SUBSCRIBERS} / time of 1"),
@@ -196,6 +201,7 @@ impl Row {
     pub fn part(self) -> &'static str {
         match self {
             Row::W1Send | Row::W4Send => "send",
+            Row::W4SendOneSegment => "send with 1 GiB segments",
             Row::W1Receive | Row::W4Receive => "receive + ack",
             Row::F8One => "1 subscriber",
             Row::F8Many => "all at once",
@@ -675,6 +681,15 @@ impl Report<'_> {
                  that each see every message, or competing consumers sharing one cursor). F8: \
                  `receive_batch(256)` + `ack_up_to`, one thread per subscriber. C4: \
                  `try_receive` + `ack`, one thread each. Without fsync."
+                    .into(),
+            );
+        }
+        if self.workloads.contains(&Workload::W4) {
+            lines.push(
+                "W4 send with 1 GiB segments (Spool only): the same sends into a store whose \
+                 segments hold the whole run, so no segment is sealed; sealing makes a segment \
+                 durable (an open then scans only the active segment), and with 64 MiB \
+                 segments that holds sends to the disk's write rate."
                     .into(),
             );
         }

@@ -1,7 +1,8 @@
 //! Workloads only Spool runs, for patterns its peers have no native form of:
 //! fan-out to many subscribers (F8) and competing consumers (C4). Messages
 //! are sent without fsync before the timer starts; only receiving and
-//! acknowledging is timed, and every delivery is checked.
+//! acknowledging is timed, and every delivery is checked. Also a variant of
+//! W4's send that shows what sealing segments costs Spool.
 
 use crate::check::{self, ExactlyOnce, Fifo};
 use crate::engine::Result;
@@ -124,5 +125,33 @@ pub fn competing(dir: &Path, n: u64, size: usize, threads: usize) -> Result<Dura
         check.receiver(i, seqs)?;
     }
     check.finish()?;
+    Ok(elapsed)
+}
+
+/// Segment size of [`w4_send_one_segment`]: the largest Spool allows.
+const ONE_SEGMENT: u64 = 1 << 30;
+
+/// W4's send with 1 GiB segments instead of 64 MiB: `n` messages of `size`
+/// bytes fit in one segment, so nothing is sealed, and nothing synced,
+/// while the timer runs. The difference to W4's send is what sealing costs:
+/// a segment is made durable when it is sealed (so that an open scans only
+/// the active segment), which holds sends without fsync to the disk's write
+/// rate once the page cache takes data faster. The messages are then read
+/// back and checked (not timed).
+pub fn w4_send_one_segment(dir: &Path, n: u64, size: usize) -> Result<Duration> {
+    let store = Store::open(dir, options(false).segment_bytes_max(ONE_SEGMENT))?;
+    let stream = store.stream("q")?;
+    let mut payload = check::blank(size);
+    let start = Instant::now();
+    for seq in 0..n {
+        check::stamp(&mut payload, 0, seq);
+        stream.send(&payload)?;
+    }
+    let elapsed = start.elapsed();
+    let mut fifo = Fifo::new(n, size);
+    for r in stream.iter_from(0) {
+        fifo.see(r?.payload())?;
+    }
+    fifo.finish()?;
     Ok(elapsed)
 }
