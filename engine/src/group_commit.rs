@@ -144,7 +144,13 @@ impl GroupCommit {
                 // sync costs tens of microseconds, the yield about one).
                 std::thread::yield_now();
             }
+            let mut leading = Leading {
+                gc: self,
+                ctx,
+                done: false,
+            };
             let res = sync();
+            leading.done = true;
             g = self.lock();
             g.leader = false;
             g.released = g.followers;
@@ -169,6 +175,26 @@ impl GroupCommit {
                     return Err(Error::Poisoned);
                 }
             }
+        }
+    }
+}
+
+/// Hands leadership back if the leader's sync panics, so that its followers
+/// are not left waiting for a leader that is gone. The sync's outcome is
+/// unknown then, so the store is poisoned, as after a failed sync.
+struct Leading<'a> {
+    gc: &'a GroupCommit,
+    ctx: &'a Ctx,
+    done: bool,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.ctx.poison();
+            let mut g = self.gc.lock();
+            g.leader = false;
+            self.gc.wake(g);
         }
     }
 }
@@ -219,6 +245,28 @@ mod tests {
         assert!(syncs.load(Ordering::SeqCst) < 120, "no sync was shared");
         let g = gc.lock();
         assert_eq!((g.followers, g.sleepers), (0, 0));
+    }
+
+    #[test]
+    fn a_panic_in_the_leaders_sync_poisons_and_releases_the_followers() {
+        let ctx = ctx();
+        let gc = GroupCommit::new(0);
+        let follower = std::thread::scope(|s| {
+            let leader = s.spawn(|| {
+                gc.sync_to(&ctx, 1, || -> std::io::Result<u64> {
+                    std::thread::sleep(Duration::from_millis(50));
+                    panic!("bug in a sync");
+                })
+            });
+            // Joins while the leader sleeps in its sync, then sleeps too.
+            std::thread::sleep(Duration::from_millis(10));
+            let follower = s.spawn(|| gc.sync_to(&ctx, 2, || Ok(2)));
+            assert!(leader.join().is_err(), "the leader's panic propagates");
+            follower.join().unwrap()
+        });
+        assert!(matches!(follower, Err(Error::Poisoned)), "{follower:?}");
+        let g = gc.lock();
+        assert_eq!((g.leader, g.followers, g.sleepers), (false, 0, 0));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //!
 //! No lost wake-up: a receiver registers (`prepare`) *before* it looks for
 //! messages; a sender publishes *before* it looks for registered receivers.
-//! With `SeqCst` on both sides (a fence after the receiver's registration, a
-//! read-modify-write of the waiter count after the sender's publish), either
-//! the sender sees the receiver or the receiver sees the message.
+//! The receiver registers with a read-modify-write of the waiter count; the
+//! sender, after publishing, reads the count with a read-modify-write too
+//! (see [`Notify::notify`]): either the sender sees the receiver, or the
+//! sender's read-modify-write synchronizes with the receiver's and the
+//! receiver sees the message.
 
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -38,10 +40,15 @@ impl Notify {
 
     /// Wakes every waiter; call after publishing (cheap when none waits).
     pub(crate) fn notify(&self) {
-        // A read-modify-write that changes nothing: it reads the newest
-        // count (RMWs on one location are totally ordered) and, being
-        // SeqCst, orders the publish before it like a fence would, in one
-        // instruction instead of a fence and a load.
+        // A read-modify-write that changes nothing, in place of a fence and
+        // a load. If it reads 0, it precedes the registering receiver's
+        // `fetch_add(1)` in the count's modification order; every write to
+        // the count is a read-modify-write, so that `fetch_add(1)` is in the
+        // release sequence headed by this one and reads from it: this
+        // (release) synchronizes with it (acquire), and the receiver's look
+        // for messages, after it, sees our publish, before this. Keep every
+        // write to `waiters` a read-modify-write: a plain store would break
+        // the release sequence.
         if self.waiters.fetch_add(0, Ordering::SeqCst) == 0 {
             return;
         }

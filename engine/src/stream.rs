@@ -483,7 +483,10 @@ impl Stream {
         }
     }
 
-    /// Iterates over priority 0 from `offset` to the current end.
+    /// Iterates over priority 0 from `offset` to the current end. Called
+    /// again after it returned `None`, the iterator goes on with messages
+    /// sent since. Between calls it keeps the segment it read last mapped
+    /// (until it reaches the end or is dropped).
     pub fn iter_from(&self, offset: u64) -> Iter {
         Iter {
             stream: self.clone(),
@@ -671,7 +674,12 @@ impl Iterator for Iter {
                 self.next += 1;
                 Some(Ok(r))
             }
-            Ok(None) => None,
+            Ok(None) => {
+                // Caught up: let go of the segment, so that an iterator kept
+                // for later does not hold a segment retention deleted.
+                self.cache = None;
+                None
+            }
             Err(Error::OffsetNotRetained { first, .. }) => {
                 // Retention moved past us: continue at the first retained.
                 self.next = first;
@@ -679,6 +687,7 @@ impl Iterator for Iter {
             }
             Err(e) => {
                 self.done = true;
+                self.cache = None;
                 Some(Err(e))
             }
         }
