@@ -10,6 +10,11 @@
 //! - every offset of the stream is either delivered again or was the
 //!   subject of an ack call (an ack cut short may or may not have landed);
 //! - so offsets removed by retention were acknowledged by every consumer.
+//!
+//! The same checks follow an I/O error at every operation, the workload
+//! either stopping there or carrying on (as a program that retries would)
+//! until a power cut a few operations later: acks that return after a
+//! failure must hold too.
 
 use spool::io::sim::{CutMode, SimFs};
 use spool::{ConsumerConfig, Durability, Options, Store};
@@ -43,6 +48,24 @@ struct Acked {
 }
 
 fn workload(fs: &SimFs, acked: &mut Acked) -> spool::Result<()> {
+    run_workload(fs, acked, false)
+}
+
+/// The workload, either stopping at the first error or (`carry_on`) going on
+/// past errors the way a program that retries would: then only calls that
+/// returned `Ok` count as confirmed, and later successes must hold even
+/// though an earlier operation failed.
+fn run_workload(fs: &SimFs, acked: &mut Acked, carry_on: bool) -> spool::Result<()> {
+    // In carry-on mode an error ends only the step it happened in.
+    macro_rules! step {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => Some(v),
+                Err(e) if !carry_on => return Err(e),
+                Err(_) => None,
+            }
+        };
+    }
     let store = Store::open(ROOT, options(fs))?;
     let s = store.stream("q")?;
     let one = s.consumer_with(
@@ -53,28 +76,30 @@ fn workload(fs: &SimFs, acked: &mut Acked) -> spool::Result<()> {
     for round in 0..6u64 {
         let base = s.stats().buckets[0].end_offset;
         let batch: Vec<Vec<u8>> = (base..base + 12).map(payload).collect();
-        s.send_batch(batch.iter())?;
+        step!(s.send_batch(batch.iter()));
         // "one": acks one by one, nacks every fifth once.
-        while let Some(d) = one.try_receive()? {
+        while let Some(Some(d)) = step!(one.try_receive()) {
             if d.offset() % 5 == 0 && d.attempt() == 1 {
-                d.nack()?;
+                step!(d.nack());
                 continue;
             }
             let o = d.offset();
             acked.attempted[0].insert(o);
-            d.ack()?;
-            acked.confirmed[0].insert(o);
+            if step!(d.ack()).is_some() {
+                acked.confirmed[0].insert(o);
+            }
         }
         // "cursor": reads a batch, acks up to its last offset.
-        let got = cursor.receive_batch(100, Duration::ZERO)?;
+        let got = step!(cursor.receive_batch(100, Duration::ZERO)).unwrap_or_default();
         if let Some(last) = got.last().map(|d| d.offset()) {
             if round % 2 == 1 {
                 acked.attempted[1].extend(0..=last);
-                cursor.ack_up_to(0, last)?;
-                acked.confirmed[1].extend(0..=last);
+                if step!(cursor.ack_up_to(0, last)).is_some() {
+                    acked.confirmed[1].extend(0..=last);
+                }
             }
         }
-        s.apply_retention()?;
+        step!(s.apply_retention());
     }
     Ok(())
 }
@@ -183,6 +208,37 @@ fn power_cut_at_every_operation_of_a_consumer_workload() {
                 &acked,
                 &format!("cut at op {n}/{total} {mode:?}"),
             );
+        }
+    }
+}
+
+#[test]
+fn acks_that_return_after_an_earlier_io_error_hold() {
+    // EIO once at operation N, and the program carries on; the power is cut
+    // at a later operation M. Whatever failed, an ack that returned `Ok`
+    // before the cut must hold: a failure may stop the store, never make a
+    // later ack vanish.
+    use spool::io::sim::FaultKind;
+    let fs = SimFs::new();
+    run_workload(&fs, &mut Acked::default(), true).expect("clean run");
+    let total = fs.stats().ops;
+    for n in 1..=total {
+        for m in (n + 1..=n + 48).step_by(3) {
+            for mode in [CutMode::DropUnsynced, CutMode::RandomPages(n * 1000 + m)] {
+                let fs = SimFs::new();
+                fs.fail_at(n, FaultKind::Eio, false);
+                fs.crash_at(m, mode);
+                let mut acked = Acked::default();
+                let _ = run_workload(&fs, &mut acked, true);
+                let Some(image) = fs.crashed_image() else {
+                    continue;
+                };
+                check(
+                    &SimFs::from_image(&image),
+                    &acked,
+                    &format!("EIO once at op {n}, carrying on, cut at op {m} {mode:?}"),
+                );
+            }
         }
     }
 }

@@ -956,15 +956,23 @@ fn rotate_files(
     let bytes = postcard::to_allocvec(body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
     let staged = journal::stage_checkpoint(ctx, dir, &bytes)?;
     let j = Journal::create(ctx, dir, body.generation)?;
-    journal::install_checkpoint(ctx, dir, &staged)?;
-    ctx.vfs
-        .sync_dir(dir)
-        .map_err(|e| Error::io("sync directory", dir, e))?;
-    match ctx.vfs.remove_file(old) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", old, e)),
+    // From the rename on, an open may find the new checkpoint and take the
+    // old journal for stale: acks written to the old journal after that
+    // would be lost. If the rename or the directory sync fails, which of
+    // the two an open finds is unknown, so, as after any failed sync,
+    // nothing more may be acknowledged: the store is poisoned.
+    let installed = journal::install_checkpoint(ctx, dir, &staged).and_then(|()| {
+        ctx.vfs
+            .sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))
+    });
+    if let Err(e) = installed {
+        ctx.poison();
+        return Err(e);
     }
+    // The rotation is durable; the old journal is stale whatever happens to
+    // it now (an open removes a leftover), so a failed removal is no error.
+    let _ = ctx.vfs.remove_file(old);
     let start = logical_end + j.written();
     Ok((j, start))
 }
