@@ -8,6 +8,9 @@
 //! losing unsynced data (drop all of it; keep random pages, some torn, some
 //! garbage), the workload runs again with the power failing at operation N.
 //! The surviving image is opened and checked against what was acknowledged.
+//! The same checks follow an I/O error at every operation, the workload
+//! either stopping there or carrying on until a power cut a few operations
+//! later.
 //! Every payload is a function of (stream, priority, offset), so any message
 //! present can be checked even if it was never acknowledged.
 
@@ -40,6 +43,28 @@ struct Acked(Vec<(String, u8, u64)>);
 /// acknowledged. With `Durability::Never`, a send counts as acknowledged
 /// once a later `Store::sync` returned.
 fn workload(fs: &SimFs, durability: Durability, acked: &mut Acked) -> spool::Result<()> {
+    run_workload(fs, durability, acked, false)
+}
+
+/// The workload, either stopping at the first error or (`carry_on`) going on
+/// past errors the way a program that retries would; only calls that
+/// returned `Ok` count.
+fn run_workload(
+    fs: &SimFs,
+    durability: Durability,
+    acked: &mut Acked,
+    carry_on: bool,
+) -> spool::Result<()> {
+    // In carry-on mode an error ends only the step it happened in.
+    macro_rules! step {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => Some(v),
+                Err(e) if !carry_on => return Err(e),
+                Err(_) => None,
+            }
+        };
+    }
     let store = Store::open(ROOT, options(fs, durability))?;
     let mut pending = Vec::new();
     let mut ack = |acked: &mut Acked,
@@ -60,26 +85,32 @@ fn workload(fs: &SimFs, durability: Durability, acked: &mut Acked) -> spool::Res
     // Enough to roll segments of 64 KiB twice.
     for _ in 0..40 {
         let off = a.stats().buckets[0].end_offset;
-        let got = a.send(&payload("a", 0, off))?;
-        assert_eq!(got, off);
-        ack(acked, ("a".into(), 0, got), &store, off % 7 == 6)?;
+        if let Some(got) = step!(a.send(&payload("a", 0, off))) {
+            assert_eq!(got, off);
+            step!(ack(acked, ("a".into(), 0, got), &store, off % 7 == 6));
+        }
     }
     let start = a.stats().buckets[0].end_offset;
     let batch: Vec<Vec<u8>> = (start..start + 150).map(|o| payload("a", 0, o)).collect();
-    let offs = a.send_batch(batch.iter())?;
-    for o in offs {
-        ack(acked, ("a".into(), 0, o), &store, false)?;
+    if let Some(offs) = step!(a.send_batch(batch.iter())) {
+        for o in offs {
+            step!(ack(acked, ("a".into(), 0, o), &store, false));
+        }
     }
-    let b = store.create_stream("b", StreamConfig::default().priorities(3))?;
+    let Some(b) = step!(store.create_stream("b", StreamConfig::default().priorities(3))) else {
+        return Ok(());
+    };
     for i in 0..12u64 {
         let prio = (i % 3) as u8;
         let off = b.stats().buckets[prio as usize].end_offset;
         let p = payload("b", prio, off);
-        let got = b.send_message(Message::new(&p).priority(prio).header("n", "v"))?;
-        assert_eq!(got, off);
-        ack(acked, ("b".into(), prio, got), &store, i % 5 == 4)?;
+        let sent = step!(b.send_message(Message::new(&p).priority(prio).header("n", "v")));
+        if let Some(got) = sent {
+            assert_eq!(got, off);
+            step!(ack(acked, ("b".into(), prio, got), &store, i % 5 == 4));
+        }
     }
-    ack(acked, ("b".into(), 0, 0), &store, true)?;
+    step!(ack(acked, ("b".into(), 0, 0), &store, true));
     Ok(())
 }
 
@@ -205,6 +236,36 @@ fn io_error_at_every_operation() {
             check(&fs, &acked, &format!("{kind:?} at op {n}"));
             let cut = fs.power_cut(CutMode::DropUnsynced);
             check(&cut, &acked, &format!("{kind:?} at op {n}, then power cut"));
+        }
+    }
+}
+
+#[test]
+fn sends_that_return_after_an_earlier_io_error_hold() {
+    // EIO once at operation N, the program carries on, the power is cut a
+    // few operations later: whatever failed, a send acknowledged after it
+    // must survive (a failure may stop the store, never make a later
+    // acknowledgement a lie).
+    for durability in [Durability::Always, Durability::Never] {
+        let total = total_ops(durability);
+        for n in 1..=total {
+            for m in (n + 1..=n + 40).step_by(4) {
+                for mode in [CutMode::DropUnsynced, CutMode::RandomPages(n * 1000 + m)] {
+                    let fs = SimFs::new();
+                    fs.fail_at(n, FaultKind::Eio, false);
+                    fs.crash_at(m, mode);
+                    let mut acked = Acked::default();
+                    let _ = run_workload(&fs, durability, &mut acked, true);
+                    let Some(image) = fs.crashed_image() else {
+                        continue;
+                    };
+                    check(
+                        &SimFs::from_image(&image),
+                        &acked,
+                        &format!("{durability:?}: EIO once at op {n}, cut at op {m} {mode:?}"),
+                    );
+                }
+            }
         }
     }
 }
