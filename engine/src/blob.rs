@@ -129,9 +129,7 @@ impl Blobs {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
                     Err(e) => return Err(Error::io("create directory", dir, e)),
                 }
-                let parent = dir.parent().unwrap_or(dir);
-                vfs.sync_dir(parent)
-                    .map_err(|e| Error::io("sync directory", parent, e))
+                self.ctx.sync_dir(dir.parent().unwrap_or(dir))
             }
         }
     }
@@ -188,10 +186,7 @@ impl Blobs {
             self.ensure_dir(&sub)?;
             vfs.rename(&tmp, &target)
                 .map_err(|e| Error::io("rename", &tmp, e))?;
-            if let Err(e) = vfs.sync_dir(&sub) {
-                self.ctx.poison();
-                return Err(Error::io("sync directory", &sub, e));
-            }
+            self.ctx.sync_dir(&sub)?;
         }
         Ok(ClaimCheck { hash, len })
     }
@@ -316,10 +311,7 @@ impl Blobs {
                 changed = true;
             }
             if changed {
-                if let Err(e) = vfs.sync_dir(&sub_path) {
-                    self.ctx.poison();
-                    return Err(Error::io("sync directory", &sub_path, e));
-                }
+                self.ctx.sync_dir(&sub_path)?;
             }
         }
         Ok(removed)

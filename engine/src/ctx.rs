@@ -5,7 +5,7 @@ use crate::io::{LockGuard, SharedMap, Vfs};
 use crate::options::Options;
 use crate::{Error, Result};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -55,6 +55,18 @@ impl Ctx {
     /// dropped dirty pages, so nothing may be acknowledged any more.
     pub(crate) fn poison(&self) {
         self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Syncs directory `dir`. A failure poisons the store, as a failed file
+    /// sync does: which of the directory's recent changes are durable is
+    /// unknown then, and a later acknowledgement could rest on an entry (a
+    /// stream, a consumer, a segment, a blob's directory) that a power cut
+    /// takes away.
+    pub(crate) fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.vfs.sync_dir(dir).map_err(|e| {
+            self.poison();
+            Error::io("sync directory", dir, e)
+        })
     }
 
     /// Whether the store is poisoned.

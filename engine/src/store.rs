@@ -296,11 +296,10 @@ fn create(
         let d = tmp.join(format!("p{p}"));
         vfs.create_dir(&d).map_err(io_err("create directory", &d))?;
     }
-    vfs.sync_dir(&tmp).map_err(io_err("sync directory", &tmp))?;
+    ctx.sync_dir(&tmp)?;
     let dir = streams_dir.join(name);
     vfs.rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
-    vfs.sync_dir(&streams_dir)
-        .map_err(io_err("sync directory", &streams_dir))?;
+    ctx.sync_dir(&streams_dir)?;
     let mut report = RecoveryReport::default();
     let inner = open_stream(ctx, &store.blobs, name, &dir, &mut report)?.ok_or_else(|| {
         Error::corrupt(dir.join(STREAM_META), 0, "stream vanished after creation")

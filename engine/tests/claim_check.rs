@@ -269,3 +269,74 @@ fn power_cut_at_every_operation_of_blob_sends() {
         }
     }
 }
+
+#[test]
+fn blob_sends_that_return_after_an_earlier_io_error_hold() {
+    // EIO once at operation N, the program carries on (retrying a failed
+    // send once), the power is cut a few operations later: every send that
+    // returned must read back, its blob included.
+    let opts = |fs: &SimFs| {
+        Options::default()
+            .durability(Durability::Always)
+            .segment_bytes_max(64 * 1024)
+            .vfs(Arc::new(fs.clone()))
+    };
+    // (offset, payload seed, payload length) of each send that returned.
+    let workload = |fs: &SimFs, acked: &mut Vec<(u64, u8, usize)>| -> spool::Result<()> {
+        let store = Store::open("/p", opts(fs))?;
+        let config = StreamConfig::default().claim_check_threshold(512);
+        let s = match store.create_stream("s", config.clone()) {
+            Ok(s) => s,
+            Err(_) => store
+                .create_stream("s", config)
+                .or_else(|_| store.stream("s"))?,
+        };
+        // Blob, small, blob, ...; then the first payload again (dedup).
+        let sends = (0..6u8)
+            .map(|i| (i, if i % 2 == 0 { 4000 } else { 100 }))
+            .chain([(0, 4000)]);
+        for (i, len) in sends {
+            for _attempt in 0..2 {
+                if let Ok(o) = s.send(&big(i, len)) {
+                    acked.push((o, i, len));
+                    break;
+                }
+            }
+        }
+        Ok(())
+    };
+    let fs = SimFs::new();
+    workload(&fs, &mut Vec::new()).unwrap();
+    let total = fs.stats().ops;
+    for n in 1..=total {
+        for m in (n + 1..=n + 30).step_by(3) {
+            for mode in [CutMode::DropUnsynced, CutMode::RandomPages(n * 1000 + m)] {
+                let fs = SimFs::new();
+                fs.fail_at(n, spool::io::sim::FaultKind::Eio, false);
+                fs.crash_at(m, mode);
+                let mut acked = Vec::new();
+                let _ = workload(&fs, &mut acked);
+                let Some(image) = fs.crashed_image() else {
+                    continue;
+                };
+                let what = format!("EIO once at op {n}, cut at op {m} {mode:?}");
+                let after = SimFs::from_image(&image);
+                let store =
+                    Store::open("/p", opts(&after)).unwrap_or_else(|e| panic!("{what}: {e}"));
+                if acked.is_empty() {
+                    continue;
+                }
+                let s = store
+                    .stream("s")
+                    .unwrap_or_else(|e| panic!("{what}: stream: {e}"));
+                for (o, i, len) in &acked {
+                    let r = s
+                        .read(*o)
+                        .unwrap_or_else(|e| panic!("{what}: offset {o}: {e}"))
+                        .unwrap_or_else(|| panic!("{what}: acknowledged offset {o} missing"));
+                    assert_eq!(r.payload(), &big(*i, *len)[..], "{what}: offset {o}");
+                }
+            }
+        }
+    }
+}

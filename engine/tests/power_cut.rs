@@ -97,7 +97,17 @@ fn run_workload(
             step!(ack(acked, ("a".into(), 0, o), &store, false));
         }
     }
-    let Some(b) = step!(store.create_stream("b", StreamConfig::default().priorities(3))) else {
+    let config = StreamConfig::default().priorities(3);
+    let mut b = step!(store.create_stream("b", config.clone()));
+    if b.is_none() {
+        // Carrying on after a failed creation: try again; the stream may
+        // exist anyway.
+        b = step!(store.create_stream("b", config));
+        if b.is_none() {
+            b = step!(store.stream("b"));
+        }
+    }
+    let Some(b) = b else {
         return Ok(());
     };
     for i in 0..12u64 {

@@ -961,11 +961,7 @@ fn rotate_files(
     // would be lost. If the rename or the directory sync fails, which of
     // the two an open finds is unknown, so, as after any failed sync,
     // nothing more may be acknowledged: the store is poisoned.
-    let installed = journal::install_checkpoint(ctx, dir, &staged).and_then(|()| {
-        ctx.vfs
-            .sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))
-    });
+    let installed = journal::install_checkpoint(ctx, dir, &staged).and_then(|()| ctx.sync_dir(dir));
     if let Err(e) = installed {
         ctx.poison();
         return Err(e);
@@ -994,8 +990,7 @@ pub(crate) fn create(
     {
         vfs.create_dir(&parent)
             .map_err(|e| Error::io("create directory", &parent, e))?;
-        vfs.sync_dir(&stream.dir)
-            .map_err(|e| Error::io("sync directory", &stream.dir, e))?;
+        ctx.sync_dir(&stream.dir)?;
     }
     let tmp = parent.join(format!(".tmp-{name}-{:016x}", random_u64()));
     vfs.create_dir(&tmp)
@@ -1020,13 +1015,11 @@ pub(crate) fn create(
     };
     let bytes = postcard::to_allocvec(&body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
     journal::write_checkpoint(ctx, &tmp, &bytes)?;
-    vfs.sync_dir(&tmp)
-        .map_err(|e| Error::io("sync directory", &tmp, e))?;
+    ctx.sync_dir(&tmp)?;
     let dir = parent.join(name);
     vfs.rename(&tmp, &dir)
         .map_err(|e| Error::io("rename", &tmp, e))?;
-    vfs.sync_dir(&parent)
-        .map_err(|e| Error::io("sync directory", &parent, e))?;
+    ctx.sync_dir(&parent)?;
     Ok(dir)
 }
 

@@ -312,10 +312,7 @@ impl Bucket {
             freed += self.segment_file_bytes(s.base) + self.index_file_bytes(s.base);
             remove_segment_files(&self.ctx, &self.dir, s.base)?;
         }
-        if let Err(e) = self.ctx.vfs.sync_dir(&self.dir) {
-            self.ctx.poison();
-            return Err(Error::io("sync directory", &self.dir, e));
-        }
+        self.ctx.sync_dir(&self.dir)?;
         let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
         segs.retain(|s| s.base >= low);
         self.low.store(segs[0].base, Ordering::Release);

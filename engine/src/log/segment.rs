@@ -408,8 +408,7 @@ impl Segment {
         };
         vfs.rename(&tmp, &path)
             .map_err(|e| Error::io("rename", &tmp, e))?;
-        vfs.sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
+        ctx.sync_dir(dir)?;
         let mem = file
             .map_mut(file_bytes)
             .map_err(|e| Error::io("map", &path, e))?;
