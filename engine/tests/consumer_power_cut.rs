@@ -67,12 +67,17 @@ fn run_workload(fs: &SimFs, acked: &mut Acked, carry_on: bool) -> spool::Result<
         };
     }
     let store = Store::open(ROOT, options(fs))?;
-    let s = store.stream("q")?;
-    let one = s.consumer_with(
-        "one",
-        ConsumerConfig::default().visibility_timeout(Duration::from_secs(60)),
-    )?;
-    let cursor = s.consumer("cursor")?;
+    // Carrying on, a failed creation is tried once more.
+    fn retry<T>(carry_on: bool, f: impl Fn() -> spool::Result<T>) -> spool::Result<T> {
+        match f() {
+            Err(_) if carry_on => f(),
+            r => r,
+        }
+    }
+    let s = retry(carry_on, || store.stream("q"))?;
+    let config = ConsumerConfig::default().visibility_timeout(Duration::from_secs(60));
+    let one = retry(carry_on, || s.consumer_with("one", config.clone()))?;
+    let cursor = retry(carry_on, || s.consumer("cursor"))?;
     for round in 0..6u64 {
         let base = s.stats().buckets[0].end_offset;
         let batch: Vec<Vec<u8>> = (base..base + 12).map(payload).collect();
