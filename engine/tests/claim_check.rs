@@ -8,7 +8,7 @@
 //! Method: real directories for the file-level checks, the simulated file
 //! system for the crash ones.
 
-use spool::io::sim::{CutMode, SimFs};
+use spool::io::sim::{fault_then_cut, CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
 use std::io::Read;
 use std::path::Path;
@@ -307,36 +307,28 @@ fn blob_sends_that_return_after_an_earlier_io_error_hold() {
     };
     let fs = SimFs::new();
     workload(&fs, &mut Vec::new()).unwrap();
-    let total = fs.stats().ops;
-    for n in 1..=total {
-        for m in (n + 1..=n + 30).step_by(3) {
-            for mode in [CutMode::DropUnsynced, CutMode::RandomPages(n * 1000 + m)] {
-                let fs = SimFs::new();
-                fs.fail_at(n, spool::io::sim::FaultKind::Eio, false);
-                fs.crash_at(m, mode);
-                let mut acked = Vec::new();
-                let _ = workload(&fs, &mut acked);
-                let Some(image) = fs.crashed_image() else {
-                    continue;
-                };
-                let what = format!("EIO once at op {n}, cut at op {m} {mode:?}");
-                let after = SimFs::from_image(&image);
-                let store =
-                    Store::open("/p", opts(&after)).unwrap_or_else(|e| panic!("{what}: {e}"));
-                if acked.is_empty() {
-                    continue;
-                }
-                let s = store
-                    .stream("s")
-                    .unwrap_or_else(|e| panic!("{what}: stream: {e}"));
-                for (o, i, len) in &acked {
-                    let r = s
-                        .read(*o)
-                        .unwrap_or_else(|e| panic!("{what}: offset {o}: {e}"))
-                        .unwrap_or_else(|| panic!("{what}: acknowledged offset {o} missing"));
-                    assert_eq!(r.payload(), &big(*i, *len)[..], "{what}: offset {o}");
-                }
-            }
+    for (n, m, mode) in fault_then_cut(fs.stats().ops, 30, 3) {
+        let fs = SimFs::failing_then_cut(n, m, mode);
+        let mut acked = Vec::new();
+        let _ = workload(&fs, &mut acked);
+        let Some(image) = fs.crashed_image() else {
+            continue;
+        };
+        let what = format!("EIO once at op {n}, cut at op {m} {mode:?}");
+        let after = SimFs::from_image(&image);
+        let store = Store::open("/p", opts(&after)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if acked.is_empty() {
+            continue;
+        }
+        let s = store
+            .stream("s")
+            .unwrap_or_else(|e| panic!("{what}: stream: {e}"));
+        for (o, i, len) in &acked {
+            let r = s
+                .read(*o)
+                .unwrap_or_else(|e| panic!("{what}: offset {o}: {e}"))
+                .unwrap_or_else(|| panic!("{what}: acknowledged offset {o} missing"));
+            assert_eq!(r.payload(), &big(*i, *len)[..], "{what}: offset {o}");
         }
     }
 }

@@ -16,7 +16,7 @@
 //! until a power cut a few operations later: acks that return after a
 //! failure must hold too.
 
-use spool::io::sim::{CutMode, SimFs};
+use spool::io::sim::{fault_then_cut, CutMode, SimFs};
 use spool::{ConsumerConfig, Durability, Options, Store};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -223,27 +223,18 @@ fn acks_that_return_after_an_earlier_io_error_hold() {
     // at a later operation M. Whatever failed, an ack that returned `Ok`
     // before the cut must hold: a failure may stop the store, never make a
     // later ack vanish.
-    use spool::io::sim::FaultKind;
     let fs = SimFs::new();
     run_workload(&fs, &mut Acked::default(), true).expect("clean run");
-    let total = fs.stats().ops;
-    for n in 1..=total {
-        for m in (n + 1..=n + 48).step_by(3) {
-            for mode in [CutMode::DropUnsynced, CutMode::RandomPages(n * 1000 + m)] {
-                let fs = SimFs::new();
-                fs.fail_at(n, FaultKind::Eio, false);
-                fs.crash_at(m, mode);
-                let mut acked = Acked::default();
-                let _ = run_workload(&fs, &mut acked, true);
-                let Some(image) = fs.crashed_image() else {
-                    continue;
-                };
-                check(
-                    &SimFs::from_image(&image),
-                    &acked,
-                    &format!("EIO once at op {n}, carrying on, cut at op {m} {mode:?}"),
-                );
-            }
+    for (n, m, mode) in fault_then_cut(fs.stats().ops, 48, 3) {
+        let fs = SimFs::failing_then_cut(n, m, mode);
+        let mut acked = Acked::default();
+        let _ = run_workload(&fs, &mut acked, true);
+        if let Some(image) = fs.crashed_image() {
+            check(
+                &SimFs::from_image(&image),
+                &acked,
+                &format!("EIO once at op {n}, carrying on, cut at op {m} {mode:?}"),
+            );
         }
     }
 }

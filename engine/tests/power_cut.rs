@@ -14,7 +14,7 @@
 //! Every payload is a function of (stream, priority, offset), so any message
 //! present can be checked even if it was never acknowledged.
 
-use spool::io::sim::{CutMode, FaultKind, SimFs};
+use spool::io::sim::{fault_then_cut, CutMode, FaultKind, SimFs};
 use spool::{Durability, Message, Options, Store, StreamConfig};
 use std::path::Path;
 use std::sync::Arc;
@@ -257,24 +257,16 @@ fn sends_that_return_after_an_earlier_io_error_hold() {
     // must survive (a failure may stop the store, never make a later
     // acknowledgement a lie).
     for durability in [Durability::Always, Durability::Never] {
-        let total = total_ops(durability);
-        for n in 1..=total {
-            for m in (n + 1..=n + 40).step_by(4) {
-                for mode in [CutMode::DropUnsynced, CutMode::RandomPages(n * 1000 + m)] {
-                    let fs = SimFs::new();
-                    fs.fail_at(n, FaultKind::Eio, false);
-                    fs.crash_at(m, mode);
-                    let mut acked = Acked::default();
-                    let _ = run_workload(&fs, durability, &mut acked, true);
-                    let Some(image) = fs.crashed_image() else {
-                        continue;
-                    };
-                    check(
-                        &SimFs::from_image(&image),
-                        &acked,
-                        &format!("{durability:?}: EIO once at op {n}, cut at op {m} {mode:?}"),
-                    );
-                }
+        for (n, m, mode) in fault_then_cut(total_ops(durability), 40, 4) {
+            let fs = SimFs::failing_then_cut(n, m, mode);
+            let mut acked = Acked::default();
+            let _ = run_workload(&fs, durability, &mut acked, true);
+            if let Some(image) = fs.crashed_image() {
+                check(
+                    &SimFs::from_image(&image),
+                    &acked,
+                    &format!("{durability:?}: EIO once at op {n}, cut at op {m} {mode:?}"),
+                );
             }
         }
     }

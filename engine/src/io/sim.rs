@@ -229,6 +229,16 @@ impl SimFs {
         self.st().crash_at = Some((at, mode));
     }
 
+    /// A file system whose operation `fault` fails once with EIO and whose
+    /// power fails at operation `cut` (`mode`): for tests of a program that
+    /// carries on after a failed call (see [`fault_then_cut`]).
+    pub fn failing_then_cut(fault: u64, cut: u64, mode: CutMode) -> SimFs {
+        let fs = SimFs::new();
+        fs.fail_at(fault, FaultKind::Eio, false);
+        fs.crash_at(cut, mode);
+        fs
+    }
+
     /// The image taken by [`SimFs::crash_at`], if the crash happened.
     pub fn crashed_image(&self) -> Option<Image> {
         self.st().crashed.clone()
@@ -976,4 +986,23 @@ impl SimFile {
         }
         Ok(MapMemory::heap(buf, hook))
     }
+}
+
+/// The (fault, cut, damage) points of a carry-on fault test of a workload
+/// of `total` operations: a fault at every operation `n`, and power cuts at
+/// every `step`-th of the `span` operations after it, each either dropping
+/// all unsynced data or keeping random unsynced pages. Use with
+/// [`SimFs::failing_then_cut`].
+pub fn fault_then_cut(
+    total: u64,
+    span: u64,
+    step: usize,
+) -> impl Iterator<Item = (u64, u64, CutMode)> {
+    (1..=total).flat_map(move |n| {
+        (n + 1..=n + span).step_by(step).flat_map(move |m| {
+            [CutMode::DropUnsynced, CutMode::RandomPages(n * 1000 + m)]
+                .into_iter()
+                .map(move |mode| (n, m, mode))
+        })
+    })
 }
