@@ -8,7 +8,7 @@
 //! Method: real directories for the file-level checks, the simulated file
 //! system for the crash ones.
 
-use spool::io::sim::{fault_then_cut, CutMode, SimFs};
+use spool::io::sim::{fault_then_cut, retry, CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
 use std::io::Read;
 use std::path::Path;
@@ -285,22 +285,16 @@ fn blob_sends_that_return_after_an_earlier_io_error_hold() {
     let workload = |fs: &SimFs, acked: &mut Vec<(u64, u8, usize)>| -> spool::Result<()> {
         let store = Store::open("/p", opts(fs))?;
         let config = StreamConfig::default().claim_check_threshold(512);
-        let s = match store.create_stream("s", config.clone()) {
-            Ok(s) => s,
-            Err(_) => store
-                .create_stream("s", config)
-                .or_else(|_| store.stream("s"))?,
-        };
+        // A failed creation is tried again; the stream may exist anyway.
+        let s = retry(true, || store.create_stream("s", config.clone()))
+            .or_else(|_| store.stream("s"))?;
         // Blob, small, blob, ...; then the first payload again (dedup).
         let sends = (0..6u8)
             .map(|i| (i, if i % 2 == 0 { 4000 } else { 100 }))
             .chain([(0, 4000)]);
         for (i, len) in sends {
-            for _attempt in 0..2 {
-                if let Ok(o) = s.send(&big(i, len)) {
-                    acked.push((o, i, len));
-                    break;
-                }
+            if let Ok(o) = retry(true, || s.send(&big(i, len))) {
+                acked.push((o, i, len));
             }
         }
         Ok(())

@@ -16,7 +16,7 @@
 //! until a power cut a few operations later: acks that return after a
 //! failure must hold too.
 
-use spool::io::sim::{fault_then_cut, CutMode, SimFs};
+use spool::io::sim::{fault_then_cut, retry, step, CutMode, SimFs};
 use spool::{ConsumerConfig, Durability, Options, Store};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -56,24 +56,7 @@ fn workload(fs: &SimFs, acked: &mut Acked) -> spool::Result<()> {
 /// returned `Ok` count as confirmed, and later successes must hold even
 /// though an earlier operation failed.
 fn run_workload(fs: &SimFs, acked: &mut Acked, carry_on: bool) -> spool::Result<()> {
-    // In carry-on mode an error ends only the step it happened in.
-    macro_rules! step {
-        ($e:expr) => {
-            match $e {
-                Ok(v) => Some(v),
-                Err(e) if !carry_on => return Err(e),
-                Err(_) => None,
-            }
-        };
-    }
     let store = Store::open(ROOT, options(fs))?;
-    // Carrying on, a failed creation is tried once more.
-    fn retry<T>(carry_on: bool, f: impl Fn() -> spool::Result<T>) -> spool::Result<T> {
-        match f() {
-            Err(_) if carry_on => f(),
-            r => r,
-        }
-    }
     let s = retry(carry_on, || store.stream("q"))?;
     let config = ConsumerConfig::default().visibility_timeout(Duration::from_secs(60));
     let one = retry(carry_on, || s.consumer_with("one", config.clone()))?;
@@ -81,30 +64,30 @@ fn run_workload(fs: &SimFs, acked: &mut Acked, carry_on: bool) -> spool::Result<
     for round in 0..6u64 {
         let base = s.stats().buckets[0].end_offset;
         let batch: Vec<Vec<u8>> = (base..base + 12).map(payload).collect();
-        step!(s.send_batch(batch.iter()));
+        step(carry_on, s.send_batch(batch.iter()))?;
         // "one": acks one by one, nacks every fifth once.
-        while let Some(Some(d)) = step!(one.try_receive()) {
+        while let Some(Some(d)) = step(carry_on, one.try_receive())? {
             if d.offset() % 5 == 0 && d.attempt() == 1 {
-                step!(d.nack());
+                step(carry_on, d.nack())?;
                 continue;
             }
             let o = d.offset();
             acked.attempted[0].insert(o);
-            if step!(d.ack()).is_some() {
+            if step(carry_on, d.ack())?.is_some() {
                 acked.confirmed[0].insert(o);
             }
         }
         // "cursor": reads a batch, acks up to its last offset.
-        let got = step!(cursor.receive_batch(100, Duration::ZERO)).unwrap_or_default();
+        let got = step(carry_on, cursor.receive_batch(100, Duration::ZERO))?.unwrap_or_default();
         if let Some(last) = got.last().map(|d| d.offset()) {
             if round % 2 == 1 {
                 acked.attempted[1].extend(0..=last);
-                if step!(cursor.ack_up_to(0, last)).is_some() {
+                if step(carry_on, cursor.ack_up_to(0, last))?.is_some() {
                     acked.confirmed[1].extend(0..=last);
                 }
             }
         }
-        step!(s.apply_retention());
+        step(carry_on, s.apply_retention())?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@
 //! Every payload is a function of (stream, priority, offset), so any message
 //! present can be checked even if it was never acknowledged.
 
-use spool::io::sim::{fault_then_cut, CutMode, FaultKind, SimFs};
+use spool::io::sim::{fault_then_cut, retry, step, CutMode, FaultKind, SimFs};
 use spool::{Durability, Message, Options, Store, StreamConfig};
 use std::path::Path;
 use std::sync::Arc;
@@ -55,16 +55,6 @@ fn run_workload(
     acked: &mut Acked,
     carry_on: bool,
 ) -> spool::Result<()> {
-    // In carry-on mode an error ends only the step it happened in.
-    macro_rules! step {
-        ($e:expr) => {
-            match $e {
-                Ok(v) => Some(v),
-                Err(e) if !carry_on => return Err(e),
-                Err(_) => None,
-            }
-        };
-    }
     let store = Store::open(ROOT, options(fs, durability))?;
     let mut pending = Vec::new();
     let mut ack = |acked: &mut Acked,
@@ -85,42 +75,49 @@ fn run_workload(
     // Enough to roll segments of 64 KiB twice.
     for _ in 0..40 {
         let off = a.stats().buckets[0].end_offset;
-        if let Some(got) = step!(a.send(&payload("a", 0, off))) {
+        if let Some(got) = step(carry_on, a.send(&payload("a", 0, off)))? {
             assert_eq!(got, off);
-            step!(ack(acked, ("a".into(), 0, got), &store, off % 7 == 6));
+            step(
+                carry_on,
+                ack(acked, ("a".into(), 0, got), &store, off % 7 == 6),
+            )?;
         }
     }
     let start = a.stats().buckets[0].end_offset;
     let batch: Vec<Vec<u8>> = (start..start + 150).map(|o| payload("a", 0, o)).collect();
-    if let Some(offs) = step!(a.send_batch(batch.iter())) {
+    if let Some(offs) = step(carry_on, a.send_batch(batch.iter()))? {
         for o in offs {
-            step!(ack(acked, ("a".into(), 0, o), &store, false));
+            step(carry_on, ack(acked, ("a".into(), 0, o), &store, false))?;
         }
     }
     let config = StreamConfig::default().priorities(3);
-    let mut b = step!(store.create_stream("b", config.clone()));
-    if b.is_none() {
-        // Carrying on after a failed creation: try again; the stream may
-        // exist anyway.
-        b = step!(store.create_stream("b", config));
-        if b.is_none() {
-            b = step!(store.stream("b"));
-        }
-    }
-    let Some(b) = b else {
+    // Carrying on after a failed creation: try again; the stream may exist
+    // anyway.
+    let created = retry(carry_on, || store.create_stream("b", config.clone()));
+    let Some(b) = step(
+        carry_on,
+        created.or_else(|e| if carry_on { store.stream("b") } else { Err(e) }),
+    )?
+    else {
         return Ok(());
     };
     for i in 0..12u64 {
         let prio = (i % 3) as u8;
         let off = b.stats().buckets[prio as usize].end_offset;
         let p = payload("b", prio, off);
-        let sent = step!(b.send_message(Message::new(&p).priority(prio).header("n", "v")));
+        let sent = step(
+            carry_on,
+            b.send_message(Message::new(&p).priority(prio).header("n", "v")),
+        )?;
         if let Some(got) = sent {
             assert_eq!(got, off);
-            step!(ack(acked, ("b".into(), prio, got), &store, i % 5 == 4));
+            step(
+                carry_on,
+                ack(acked, ("b".into(), prio, got), &store, i % 5 == 4),
+            )?;
         }
     }
-    step!(ack(acked, ("b".into(), 0, 0), &store, true));
+    step(carry_on, ack(acked, ("b".into(), 0, 0), &store, true))?;
     Ok(())
 }
 

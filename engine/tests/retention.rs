@@ -21,6 +21,14 @@ fn opts() -> Options {
         .allocation_chunk_bytes(SEG)
 }
 
+/// A new store in a temporary directory with stream `s` of `config`.
+fn stream_with(config: StreamConfig) -> (tempfile::TempDir, Store, spool::Stream) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts()).unwrap();
+    let s = store.create_stream("s", config).unwrap();
+    (dir, store, s)
+}
+
 /// (segment files, 512-byte blocks they use) in a bucket directory.
 fn usage(dir: &Path) -> (usize, u64) {
     let mut n = 0;
@@ -110,11 +118,7 @@ fn without_consumers_everything_is_kept() {
 
 #[test]
 fn size_limit_overrides_interest_and_counts_skips() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let s = store
-        .create_stream("s", StreamConfig::default().max_bytes(3 * SEG))
-        .unwrap();
+    let (_dir, _store, s) = stream_with(StreamConfig::default().max_bytes(3 * SEG));
     let c = s.consumer("lazy").unwrap();
     fill(&s, 6);
     // Retention already ran on each roll; running it again changes nothing.
@@ -131,14 +135,7 @@ fn size_limit_overrides_interest_and_counts_skips() {
 
 #[test]
 fn age_limit_deletes_old_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let s = store
-        .create_stream(
-            "s",
-            StreamConfig::default().max_age(Duration::from_millis(1)),
-        )
-        .unwrap();
+    let (_dir, _store, s) = stream_with(StreamConfig::default().max_age(Duration::from_millis(1)));
     s.apply_retention().unwrap();
     fill(&s, 3);
     std::thread::sleep(Duration::from_millis(20));
@@ -158,11 +155,7 @@ fn age_limit_deletes_old_segments() {
 
 #[test]
 fn messages_deleted_by_retention_are_skipped_after_a_cached_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let s = store
-        .create_stream("s", StreamConfig::default().max_bytes(3 * SEG))
-        .unwrap();
+    let (_dir, _store, s) = stream_with(StreamConfig::default().max_bytes(3 * SEG));
     let c = s.consumer("lazy").unwrap();
     s.send(b"first").unwrap();
     c.try_receive().unwrap().unwrap().ack().unwrap();
@@ -179,11 +172,7 @@ fn messages_deleted_by_retention_are_skipped_after_a_cached_read() {
 fn an_iterator_continues_at_the_first_retained_message_after_a_deletion() {
     // The iterator also remembers its segment; retention deleting it under
     // the iterator must not make it hand out deleted messages.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let s = store
-        .create_stream("s", StreamConfig::default().max_bytes(3 * SEG))
-        .unwrap();
+    let (_dir, _store, s) = stream_with(StreamConfig::default().max_bytes(3 * SEG));
     s.send(b"first").unwrap();
     s.send(b"second").unwrap();
     let mut it = s.iter_from(0);
@@ -201,16 +190,11 @@ fn an_iterator_continues_at_the_first_retained_message_after_a_deletion() {
 
 #[test]
 fn deleted_claim_checks_do_not_wedge_a_consumer() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let s = store
-        .create_stream(
-            "s",
-            StreamConfig::default()
-                .max_bytes(3 * SEG)
-                .claim_check_threshold(600),
-        )
-        .unwrap();
+    let (_dir, _store, s) = stream_with(
+        StreamConfig::default()
+            .max_bytes(3 * SEG)
+            .claim_check_threshold(600),
+    );
     let c = s.consumer("lazy").unwrap();
     s.send(&[7u8; 700]).unwrap();
     c.try_receive().unwrap().unwrap().ack().unwrap();
@@ -228,16 +212,11 @@ fn deleted_claim_checks_do_not_wedge_a_consumer() {
 
 #[test]
 fn a_claim_check_send_that_rolls_and_triggers_retention_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let s = store
-        .create_stream(
-            "s",
-            StreamConfig::default()
-                .max_bytes(2 * SEG)
-                .claim_check_threshold(600),
-        )
-        .unwrap();
+    let (_dir, _store, s) = stream_with(
+        StreamConfig::default()
+            .max_bytes(2 * SEG)
+            .claim_check_threshold(600),
+    );
     // Claim-check sends only: 40-byte references, so many rolls happen in
     // claim-check sends themselves.
     for i in 0..6_000u32 {

@@ -144,6 +144,9 @@ const SMALL: usize = 128;
 const LARGE: usize = 4096;
 /// Messages per batch in W2.
 const W2_BATCH: usize = 64;
+/// Bytes Spool appends for one W2 batch: 64 records of a 128 B payload and
+/// a 32-byte header (the size of the batch sync probe's appends).
+const W2_BATCH_BYTES: usize = W2_BATCH * (SMALL + 32);
 /// Producer threads in W3c.
 const PRODUCERS: usize = 8;
 /// Subscribers in F8.
@@ -284,13 +287,12 @@ fn run_workload(w: Workload, ctx: Context<'_>) -> Result<()> {
                 w.name()
             ));
             if w == Workload::W2 {
-                // 64 Spool records: 128 B payload and a 32-byte header each.
-                let bytes = W2_BATCH * (SMALL + 32);
-                let rate = ctx
-                    .limits
-                    .sample_batch_syncs(dir.path(), sizes.syncs, bytes)?;
+                let rate =
+                    ctx.limits
+                        .sample_batch_syncs(dir.path(), sizes.syncs, W2_BATCH_BYTES)?;
                 progress(&format!(
-                    "W2 run {run}/{runs}: fdatasync probe of {bytes} B appends {rate:.0} syncs/s"
+                    "W2 run {run}/{runs}: fdatasync probe of {W2_BATCH_BYTES} B appends \
+                     {rate:.0} syncs/s"
                 ));
             }
         }

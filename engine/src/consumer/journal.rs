@@ -198,11 +198,17 @@ pub(crate) fn stage_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<Pat
     io::write_tmp_synced(&*ctx.vfs, dir, CHECKPOINT_FILE, &bytes)
 }
 
-/// Renames a staged checkpoint into place (durable once `dir` is synced).
+/// Renames a staged checkpoint into place and syncs `dir`, which makes it
+/// and any other file renamed into `dir` before durable. From the rename
+/// on, an open may find the new checkpoint; if the rename or the sync
+/// fails, whether it will is unknown, so the store is poisoned (see
+/// `Ctx::sync_dir`).
 pub(crate) fn install_checkpoint(ctx: &Ctx, dir: &Path, tmp: &Path) -> Result<()> {
-    ctx.vfs
-        .rename(tmp, &dir.join(CHECKPOINT_FILE))
-        .map_err(|e| Error::io("rename", tmp, e))
+    if let Err(e) = ctx.vfs.rename(tmp, &dir.join(CHECKPOINT_FILE)) {
+        ctx.poison();
+        return Err(Error::io("rename", tmp, e));
+    }
+    ctx.sync_dir(dir)
 }
 
 /// Reads a checkpoint body; `None` if there is no checkpoint file.

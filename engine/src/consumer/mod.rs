@@ -956,16 +956,10 @@ fn rotate_files(
     let bytes = postcard::to_allocvec(body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
     let staged = journal::stage_checkpoint(ctx, dir, &bytes)?;
     let j = Journal::create(ctx, dir, body.generation)?;
-    // From the rename on, an open may find the new checkpoint and take the
-    // old journal for stale: acks written to the old journal after that
-    // would be lost. If the rename or the directory sync fails, which of
-    // the two an open finds is unknown, so, as after any failed sync,
-    // nothing more may be acknowledged: the store is poisoned.
-    let installed = journal::install_checkpoint(ctx, dir, &staged).and_then(|()| ctx.sync_dir(dir));
-    if let Err(e) = installed {
-        ctx.poison();
-        return Err(e);
-    }
+    // Once an open may find the new checkpoint, it takes the old journal
+    // for stale: acks written there after a failed install would be lost,
+    // so a failed install poisons the store.
+    journal::install_checkpoint(ctx, dir, &staged)?;
     // The rotation is durable; the old journal is stale whatever happens to
     // it now (an open removes a leftover), so a failed removal is no error.
     let _ = ctx.vfs.remove_file(old);

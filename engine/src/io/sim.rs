@@ -988,6 +988,27 @@ impl SimFile {
     }
 }
 
+/// One step of a workload in a carry-on fault test: with `carry_on`, an
+/// error ends only this step (`Ok(None)`), as in a program that goes on
+/// after a failed call; without, the error is returned (and `?` ends the
+/// workload).
+pub fn step<T>(carry_on: bool, result: crate::Result<T>) -> crate::Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(_) if carry_on => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Calls `f`, and with `carry_on` once more if it failed: a program that
+/// retries a failed call.
+pub fn retry<T>(carry_on: bool, f: impl Fn() -> crate::Result<T>) -> crate::Result<T> {
+    match f() {
+        Err(_) if carry_on => f(),
+        r => r,
+    }
+}
+
 /// The (fault, cut, damage) points of a carry-on fault test of a workload
 /// of `total` operations: a fault at every operation `n`, and power cuts at
 /// every `step`-th of the `span` operations after it, each either dropping

@@ -5,7 +5,7 @@
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::memory;
-use crate::{Workload, COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
+use crate::{Workload, COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH, W2_BATCH_BYTES};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -167,9 +167,7 @@ impl Row {
                 LARGE / 1024
             ),
             Row::W4Receive => "W4 receive + ack (MB/s)".into(),
-            Row::W4SendOneSegment => {
-                "W4 send with 1 GiB segments: nothing sealed or synced (MB/s)".into()
-            }
+            Row::W4SendOneSegment => "W4 send with 1 GiB segments: no segment sealed (MB/s)".into(),
             Row::F8One => format!("F8 1 subscriber, {} \u{d7} {small} (ms)", n(sizes.f8)),
             Row::F8Many => format!("F8 {SUBSCRIBERS} subscribers at once (ms)"),
             Row::F8Ratio => format!("F8 time of {SUBSCRIBERS} / time of 1"),
@@ -561,7 +559,7 @@ impl Report<'_> {
                 out.push(Target {
                     what: "(W2 vs the disk's sync rate for its batch size)",
                     detail: format!(
-                        "Spool {} = {:.0}% of {W2_BATCH} \u{d7} {} syncs/s of 10 KiB appends = {}",
+                        "Spool {} = {:.0}% of {W2_BATCH} \u{d7} {} syncs/s of {W2_BATCH_BYTES} B appends = {}",
                         Row::W2.format(s),
                         100.0 * s / ceiling,
                         sig3(batch),
@@ -687,9 +685,10 @@ impl Report<'_> {
         if self.workloads.contains(&Workload::W4) {
             lines.push(
                 "W4 send with 1 GiB segments (Spool only): the same sends into a store whose \
-                 segments hold the whole run, so no segment is sealed; sealing makes a segment \
-                 durable (an open then scans only the active segment), and with 64 MiB \
-                 segments that holds sends to the disk's write rate."
+                 segments hold the whole run, so no segment is sealed (the background writeback \
+                 still runs); sealing makes a segment durable (an open then scans only the \
+                 active segment), and with 64 MiB segments that holds sends to the disk's write \
+                 rate."
                     .into(),
             );
         }
@@ -748,7 +747,7 @@ fn sync_line(l: &Limits, syncs: u64) -> String {
     }
     if let Some(b) = l.batch_syncs_per_sec() {
         line.push_str(&format!(
-            "; after each 10 KiB append (one W2 batch): {} syncs/s",
+            "; after each {W2_BATCH_BYTES} B append (one W2 batch): {} syncs/s",
             sig3(b)
         ));
     }

@@ -132,8 +132,9 @@ pub fn competing(dir: &Path, n: u64, size: usize, threads: usize) -> Result<Dura
 const ONE_SEGMENT: u64 = 1 << 30;
 
 /// W4's send with 1 GiB segments instead of 64 MiB: `n` messages of `size`
-/// bytes fit in one segment, so nothing is sealed, and nothing synced,
-/// while the timer runs. The difference to W4's send is what sealing costs:
+/// bytes fit in one segment, so nothing is sealed while the timer runs
+/// (the background writeback of `Durability::Never` still syncs behind the
+/// writer). The difference to W4's send is what sealing costs:
 /// a segment is made durable when it is sealed (so that an open scans only
 /// the active segment), which holds sends without fsync to the disk's write
 /// rate once the page cache takes data faster. The messages are then read
