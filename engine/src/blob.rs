@@ -16,15 +16,13 @@
 
 use crate::ctx::{random_u64, Ctx};
 use crate::io::{EntryKind, MapMemory, OpenMode, SharedMap};
+use crate::layout::{self, BLOBS_DIR, BLOBS_TMP_DIR};
 use crate::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
-/// Directory of the blobs, under the store root.
-pub(crate) const BLOBS_DIR: &str = "blobs";
-const TMP_DIR: &str = "tmp";
 const CHUNK: usize = 1 << 20;
 
 /// A reference to a claim-checked payload: its BLAKE3 hash and length.
@@ -39,35 +37,8 @@ pub struct ClaimCheck {
 impl ClaimCheck {
     /// The hash as 64 lowercase hex digits (the blob's file name).
     pub fn hex(&self) -> String {
-        hex(&self.hash)
+        layout::hash_hex(&self.hash)
     }
-}
-
-fn hex(h: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in h {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// Parses a 64-hex-digit file name into a hash.
-pub(crate) fn parse_hex(name: &str) -> Option<[u8; 32]> {
-    if name.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in name.as_bytes().chunks_exact(2).enumerate() {
-        let d = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        out[i] = (d(pair[0])? << 4) | d(pair[1])?;
-    }
-    Some(out)
 }
 
 /// A blob's bytes, mapped and verified against its hash.
@@ -105,8 +76,7 @@ impl Blobs {
 
     /// Path of the blob with `hash`.
     pub(crate) fn path(&self, hash: &[u8; 32]) -> PathBuf {
-        let h = hex(hash);
-        self.dir.join(&h[..2]).join(h)
+        layout::blob_path(&self.dir, hash)
     }
 
     /// Held (shared) by a sender from writing a blob until its reference is
@@ -138,9 +108,9 @@ impl Blobs {
     pub(crate) fn put_reader(&self, mut reader: impl Read) -> Result<ClaimCheck> {
         self.ctx.check()?;
         let vfs = &*self.ctx.vfs;
-        let tmp_dir = self.dir.join(TMP_DIR);
+        let tmp_dir = self.dir.join(BLOBS_TMP_DIR);
         self.ensure_dir(&tmp_dir)?;
-        let tmp = tmp_dir.join(format!("{:016x}.tmp", random_u64()));
+        let tmp = tmp_dir.join(layout::blob_tmp_name(random_u64()));
         let f = vfs
             .open(&tmp, OpenMode::CreateNew)
             .map_err(|e| Error::io("create blob", &tmp, e))?;
@@ -274,12 +244,12 @@ impl Blobs {
             if sub.kind != EntryKind::Dir {
                 continue;
             }
-            if sub.name == TMP_DIR {
+            if sub.name == BLOBS_TMP_DIR {
                 for e in vfs
                     .read_dir(&sub_path)
                     .map_err(|e| Error::io("list", &sub_path, e))?
                 {
-                    if e.kind == EntryKind::File && e.name.ends_with(".tmp") {
+                    if e.kind == EntryKind::File && layout::is_blob_tmp(&e.name) {
                         let p = sub_path.join(&e.name);
                         vfs.remove_file(&p)
                             .map_err(|e| Error::io("remove", &p, e))?;
@@ -287,7 +257,7 @@ impl Blobs {
                 }
                 continue;
             }
-            if sub.name.len() != 2 {
+            if !layout::is_blob_shard(&sub.name) {
                 continue;
             }
             let mut changed = false;
@@ -295,13 +265,10 @@ impl Blobs {
                 .read_dir(&sub_path)
                 .map_err(|e| Error::io("list", &sub_path, e))?
             {
-                let Some(hash) = parse_hex(&e.name) else {
+                let Some(hash) = layout::parse_blob_name(&sub.name, &e.name) else {
                     continue;
                 };
-                if e.kind != EntryKind::File
-                    || !e.name.starts_with(&sub.name)
-                    || referenced.contains(&hash)
-                {
+                if e.kind != EntryKind::File || referenced.contains(&hash) {
                     continue;
                 }
                 let p = sub_path.join(&e.name);

@@ -35,34 +35,33 @@
 //! collected as a [`Problem`] naming the file and, where known, the byte
 //! position, and the inspection goes on.
 
-use crate::consumer::journal::{
-    parse_journal_name, CHECKPOINT_BYTES_MAX, CHECKPOINT_FILE, CHECKPOINT_MAGIC,
-    CHECKPOINT_VERSION, JOURNAL_BYTES_LIMIT,
-};
+use crate::consumer::journal::JOURNAL_BYTES_LIMIT;
 use crate::consumer::state::{self as consumer_state, BucketState, Replayed};
-use crate::consumer::{
-    CheckpointBody, ConsumerConfig, CONFIG_FILE, CONFIG_MAGIC, CONFIG_VERSION, CONSUMERS_DIR,
-};
+use crate::consumer::{CheckpointBody, ConsumerConfig};
 use crate::format::index::{self as index_fmt, INDEX_HEADER_BYTES};
 use crate::format::journal::{
     self as journal_fmt, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
 };
 use crate::format::meta::{self, META_BODY_BYTES_MAX, STREAM_META_MAGIC};
+use crate::format::meta::{
+    CHECKPOINT_BODY_BYTES_MAX as CHECKPOINT_BYTES_MAX, CHECKPOINT_MAGIC, CHECKPOINT_VERSION,
+    CONSUMER_CONFIG_MAGIC as CONFIG_MAGIC, CONSUMER_CONFIG_VERSION as CONFIG_VERSION,
+    STORE_META_MAGIC, STORE_VERSION, STREAM_META_VERSION,
+};
 use crate::format::record::{self, RECORD_HEADER_BYTES};
 use crate::format::segment::{
     HeaderDecodeError, SegmentHeader, SegmentState, SEGMENT_HEADER_BYTES, STATE_BYTES, STATE_OFFSET,
 };
-use crate::log::segment::{self, Scan, ScanStop};
+use crate::layout::{
+    parse_journal_name, CHECKPOINT_FILE, CONSUMERS_DIR, CONSUMER_CONFIG_FILE as CONFIG_FILE,
+    QUARANTINE_DIR, STORE_META_FILE as STORE_META, STREAMS_DIR, STREAM_META_FILE as STREAM_META,
+};
+use crate::log::scan::{self as segment, Scan, ScanStop};
 use crate::options::{StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT};
 use crate::{name, Error, Result};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-
-use crate::store::{
-    QUARANTINE_DIR, STORE_META, STORE_META_MAGIC, STORE_VERSION, STREAMS_DIR, STREAM_META,
-    STREAM_META_VERSION,
-};
 
 /// Largest meta file (`store.meta`, `stream.meta`) read; a longer one is a problem.
 pub const META_FILE_BYTES_MAX: u64 = META_BODY_BYTES_MAX as u64 + 64;
@@ -507,7 +506,7 @@ pub fn read_segment_raw(path: &Path) -> Result<(SegmentInfo, Vec<u8>)> {
     let name_base = path
         .file_name()
         .and_then(|n| n.to_str())
-        .and_then(|n| segment::parse_file_name(n, "seg"));
+        .and_then(|n| crate::layout::parse_segment_name(n));
     let bytes = match read_segment_bytes(path, false) {
         Ok(Bounded::Bytes(b)) => b,
         Ok(Bounded::Missing) => {
@@ -723,7 +722,7 @@ fn read_consumer(name: &str, dir: &Path) -> RawConsumer {
 }
 
 fn journal_name(g: u64) -> String {
-    crate::consumer::journal::journal_file_name(g)
+    crate::layout::journal_file_name(g)
 }
 
 fn read_consumer_config(path: &Path, problems: &mut Vec<Problem>) -> Option<ConsumerConfig> {
@@ -1169,7 +1168,7 @@ fn inspect_bucket(priority: u8, dir: &Path, problems: &mut Vec<Problem>) -> Buck
     let mut bases: Vec<u64> = entries
         .iter()
         .filter(|(_, k)| *k == Kind::File)
-        .filter_map(|(n, _)| segment::parse_file_name(n, "seg"))
+        .filter_map(|(n, _)| crate::layout::parse_segment_name(n))
         .collect();
     bases.sort_unstable();
     if entries
@@ -1189,7 +1188,7 @@ fn inspect_bucket(priority: u8, dir: &Path, problems: &mut Vec<Problem>) -> Buck
         }
     }
     for (i, &base) in bases.iter().enumerate() {
-        let path = dir.join(segment::segment_file_name(base));
+        let path = dir.join(crate::layout::segment_file_name(base));
         let next = bases.get(i + 1).copied();
         let Some(seg) = inspect_bucket_segment(&path, base, priority, next) else {
             continue;
@@ -1427,7 +1426,12 @@ fn analyse_segment(
             });
         }
     }
-    info.index = check_index(&index_path_of(path, header.base_offset), &header, &scan);
+    info.index = check_index(
+        &index_path_of(path, header.base_offset),
+        &header,
+        &scan,
+        bytes.len() as u64,
+    );
     if info.sealed {
         let why = match &info.index {
             IndexStatus::Valid => None,
@@ -1519,44 +1523,18 @@ fn judge_scan(
 }
 
 /// Checks the index file at `idx_path` against the scanned segment.
-fn check_index(idx_path: &Path, header: &SegmentHeader, scan: &Scan) -> IndexStatus {
+fn check_index(idx_path: &Path, header: &SegmentHeader, scan: &Scan, len: u64) -> IndexStatus {
     let b = match load_index(idx_path) {
         Ok(Some(b)) => b,
         Ok(None) => return IndexStatus::Missing,
         Err(e) => return IndexStatus::Invalid(e),
     };
-    let ih = match index_fmt::decode(&b) {
-        Ok(h) => h,
-        Err(e) => return IndexStatus::Invalid(format!("{e:?}")),
-    };
-    if ih.segment_id != header.segment_id {
-        return IndexStatus::Invalid("belongs to another segment (segment id differs)".into());
+    let checked = crate::log::index_file::check(&b, header, None, len)
+        .and_then(|ih| crate::log::index_file::check_against_scan(&b, &ih, scan));
+    match checked {
+        Ok(()) => IndexStatus::Valid,
+        Err(e) => IndexStatus::Invalid(e),
     }
-    if ih.base_offset != header.base_offset || ih.bucket != header.bucket {
-        return IndexStatus::Invalid("base offset or bucket differs from the segment's".into());
-    }
-    if ih.count != scan.positions.len() as u64 {
-        return IndexStatus::Invalid(format!(
-            "lists {} records, the segment holds {}",
-            ih.count,
-            scan.positions.len()
-        ));
-    }
-    if ih.data_end != scan.end {
-        return IndexStatus::Invalid(format!(
-            "says the data ends at byte {}, the records end at {}",
-            ih.data_end, scan.end
-        ));
-    }
-    let mismatch = scan
-        .positions
-        .iter()
-        .enumerate()
-        .find(|&(i, &p)| index_fmt::position(&b, i as u64) != p);
-    if let Some((i, _)) = mismatch {
-        return IndexStatus::Invalid(format!("position of record {i} is wrong"));
-    }
-    IndexStatus::Valid
 }
 
 /// Reads an index file; `Ok(None)` if missing, `Err(reason)` if unreadable or

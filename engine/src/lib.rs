@@ -29,11 +29,12 @@ mod group_commit;
 pub mod inspect;
 #[doc(hidden)]
 pub mod io;
+mod layout;
 mod log;
+mod message;
 pub mod name;
 mod notify;
 mod options;
-mod record;
 pub mod repair;
 mod report;
 mod request;
@@ -42,16 +43,16 @@ mod stream;
 
 pub use blob::ClaimCheck;
 pub use consumer::{
-    dead_letter_headers, Consumer, ConsumerBucketStats, ConsumerConfig, ConsumerStats, Delivery,
-    StartAt,
+    Consumer, ConsumerBucketStats, ConsumerConfig, ConsumerStats, Delivery, StartAt,
 };
 pub use error::{Error, Result};
+pub use log::Record;
+pub use message::{dead_letter_headers, request_headers, Message};
 pub use options::{
     Durability, Options, StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN,
 };
-pub use record::{Message, Record};
 pub use report::{RecoveryReport, TornTail};
-pub use request::{request_headers, REPLY_CONSUMER};
+pub use request::REPLY_CONSUMER;
 pub use store::Store;
 pub use stream::{BucketStats, Iter, Stream, StreamStats};
 

@@ -32,8 +32,8 @@ use crate::inspect::{
     self, read_bounded, Bounded, IndexStatus, Problem, ScanEnd, SegmentInfo, StoreInfo, BLOBS_DIR,
     BLOBS_TMP_DIR,
 };
+use crate::layout::{QUARANTINE_DIR, STREAMS_DIR};
 use crate::options::SEGMENT_BYTES_LIMIT;
-use crate::store::{QUARANTINE_DIR, STREAMS_DIR};
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::fs;
@@ -50,7 +50,7 @@ pub const LOCK_FILE: &str = "LOCK";
 pub fn lock(store: &Path) -> Result<fs::File> {
     use fs2::FileExt as _;
     let path = store.join(LOCK_FILE);
-    if !store.join(crate::store::STORE_META).exists() {
+    if !store.join(crate::layout::STORE_META_FILE).exists() {
         return Err(Error::io(
             "open store",
             store,

@@ -15,21 +15,13 @@
 
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::ctx::random_u64;
-use crate::record::Record;
+use crate::log::Record;
 use crate::store::StoreInner;
 use crate::stream::{Stream, StreamInner};
 use crate::{Error, Result};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
-
-/// Header names of request/response.
-pub mod request_headers {
-    /// The stream a reply goes to.
-    pub const REPLY_TO: &str = "reply-to";
-    /// Matches a reply to its request.
-    pub const CORRELATION_ID: &str = "correlation-id";
-}
 
 /// The consumer name the request router uses on a reply stream.
 pub const REPLY_CONSUMER: &str = "spool-replies";
@@ -143,7 +135,7 @@ impl Router {
                 // lease itself may simply run out.
                 drop(d);
                 let corr = record
-                    .header(request_headers::CORRELATION_ID)
+                    .header(crate::message::request_headers::CORRELATION_ID)
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .map(str::to_string);
                 match corr {

@@ -1,10 +1,11 @@
 //! The store: a locked directory holding streams.
 
 use crate::blob::Blobs;
-use crate::consumer::{self, CONSUMERS_DIR};
+use crate::consumer;
 use crate::ctx::{random_u64, Ctx};
-use crate::format::meta::{self, STREAM_META_MAGIC};
-use crate::io::{self, real::RealFs, EntryKind, OpenMode, Vfs};
+use crate::format::meta;
+use crate::io::{self, real::RealFs, EntryKind, Vfs};
+use crate::layout::{self, LOCK_FILE, STORE_META_FILE, STREAMS_DIR, STREAM_META_FILE};
 use crate::log::Bucket;
 use crate::notify::Notify;
 use crate::options::{Durability, Options, StreamConfig};
@@ -16,22 +17,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
-
-/// The store's format file.
-pub(crate) const STORE_META: &str = "store.meta";
-/// Magic of `store.meta`.
-pub(crate) const STORE_META_MAGIC: [u8; 8] = *b"SPOOLSTR";
-/// The store format version.
-pub(crate) const STORE_VERSION: u32 = 1;
-/// A stream's configuration file.
-pub(crate) const STREAM_META: &str = "stream.meta";
-/// Version of the `stream.meta` body.
-pub(crate) const STREAM_META_VERSION: u32 = 1;
-/// Directory of the streams.
-pub(crate) const STREAMS_DIR: &str = "streams";
-/// Directory of quarantined torn tails, in each bucket directory.
-pub(crate) const QUARANTINE_DIR: &str = "quarantine";
-const LOCK_FILE: &str = "LOCK";
 
 /// An open store: a directory of streams, locked against other openers.
 ///
@@ -91,7 +76,7 @@ impl Store {
                 continue;
             }
             let dir = streams_dir.join(&e.name);
-            if e.name.starts_with(".tmp-") {
+            if layout::is_tmp_dir(&e.name) {
                 // A stream whose creation was interrupted before it was
                 // renamed into place: it never existed.
                 remove_dir_all(&*vfs, &dir)?;
@@ -278,7 +263,7 @@ fn create(
     }
     let vfs = &*ctx.vfs;
     let streams_dir = ctx.root.join(STREAMS_DIR);
-    let tmp = streams_dir.join(format!(".tmp-{name}-{:016x}", random_u64()));
+    let tmp = streams_dir.join(layout::tmp_dir_name(name, random_u64()));
     let io_err = |op, p: &Path| {
         let p = p.to_path_buf();
         move |e| Error::io(op, p, e)
@@ -289,11 +274,11 @@ fn create(
     io::write_file_atomic(
         vfs,
         &tmp,
-        STREAM_META,
-        &meta::encode(STREAM_META_MAGIC, STREAM_META_VERSION, &body),
+        STREAM_META_FILE,
+        &meta::encode(meta::STREAM_META_MAGIC, meta::STREAM_META_VERSION, &body),
     )?;
     for p in 0..config.priorities {
-        let d = tmp.join(format!("p{p}"));
+        let d = tmp.join(layout::bucket_dir_name(p));
         vfs.create_dir(&d).map_err(io_err("create directory", &d))?;
     }
     ctx.sync_dir(&tmp)?;
@@ -302,7 +287,11 @@ fn create(
     ctx.sync_dir(&streams_dir)?;
     let mut report = RecoveryReport::default();
     let inner = open_stream(ctx, &store.blobs, name, &dir, &mut report)?.ok_or_else(|| {
-        Error::corrupt(dir.join(STREAM_META), 0, "stream vanished after creation")
+        Error::corrupt(
+            dir.join(STREAM_META_FILE),
+            0,
+            "stream vanished after creation",
+        )
     })?;
     let inner = Arc::new(inner);
     store
@@ -411,42 +400,39 @@ fn open_stream(
     report: &mut RecoveryReport,
 ) -> Result<Option<StreamInner>> {
     let vfs = &*ctx.vfs;
-    let meta_path = dir.join(STREAM_META);
-    let config = match vfs.open(&meta_path, OpenMode::ReadOnly) {
-        Ok(f) => {
-            let bytes = io::read_file_limited(&*f, meta::META_BODY_BYTES_MAX as u64 + 64)
-                .map_err(|e| Error::io("read", &meta_path, e))?;
-            let (version, body) = meta::decode(STREAM_META_MAGIC, &bytes)
-                .map_err(|e| Error::corrupt(&meta_path, 0, format!("stream config: {e:?}")))?;
-            if version != STREAM_META_VERSION {
-                return Err(Error::UnsupportedVersion {
-                    file: meta_path,
-                    version,
-                });
-            }
-            let config: StreamConfig = postcard::from_bytes(body)
-                .map_err(|e| Error::corrupt(&meta_path, 24, format!("stream config: {e}")))?;
-            config
-                .validate()
-                .map_err(|e| Error::corrupt(&meta_path, 24, e.to_string()))?;
-            config
+    let meta_path = dir.join(STREAM_META_FILE);
+    let body = io::read_framed(
+        vfs,
+        &meta_path,
+        meta::STREAM_META_MAGIC,
+        meta::STREAM_META_VERSION,
+        meta::META_BODY_BYTES_MAX,
+        "stream config",
+    )?;
+    let Some(body) = body else {
+        let has_buckets = vfs
+            .read_dir(dir)
+            .map_err(|e| Error::io("list", dir, e))?
+            .iter()
+            .any(|e| e.kind == EntryKind::Dir && layout::parse_bucket_dir(&e.name).is_some());
+        if has_buckets {
+            return Err(Error::corrupt(&meta_path, 0, "stream config missing"));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let has_buckets = vfs
-                .read_dir(dir)
-                .map_err(|e| Error::io("list", dir, e))?
-                .iter()
-                .any(|e| e.kind == EntryKind::Dir && e.name.starts_with('p'));
-            if has_buckets {
-                return Err(Error::corrupt(&meta_path, 0, "stream config missing"));
-            }
-            return Ok(None);
-        }
-        Err(e) => return Err(Error::io("open", &meta_path, e)),
+        return Ok(None);
     };
+    let config: StreamConfig = postcard::from_bytes(&body).map_err(|e| {
+        Error::corrupt(
+            &meta_path,
+            meta::BODY_OFFSET as u64,
+            format!("stream config: {e}"),
+        )
+    })?;
+    config
+        .validate()
+        .map_err(|e| Error::corrupt(&meta_path, meta::BODY_OFFSET as u64, e.to_string()))?;
     let mut buckets = Vec::with_capacity(config.priorities as usize);
     for p in 0..config.priorities {
-        let bdir = dir.join(format!("p{p}"));
+        let bdir = dir.join(layout::bucket_dir_name(p));
         if vfs.kind(&bdir).map_err(|e| Error::io("stat", &bdir, e))? != Some(EntryKind::Dir) {
             return Err(Error::corrupt(&bdir, 0, "bucket directory missing"));
         }
@@ -464,7 +450,7 @@ fn open_stream(
         blobs: blobs.clone(),
     };
     // Consumers: every directory under `consumers/` with a valid name.
-    let cdir = dir.join(CONSUMERS_DIR);
+    let cdir = dir.join(layout::CONSUMERS_DIR);
     if vfs.kind(&cdir).map_err(|e| Error::io("stat", &cdir, e))? == Some(EntryKind::Dir) {
         let mut opened = BTreeMap::new();
         for e in vfs
@@ -475,7 +461,7 @@ fn open_stream(
                 continue;
             }
             let path = cdir.join(&e.name);
-            if e.name.starts_with(".tmp-") {
+            if layout::is_tmp_dir(&e.name) {
                 remove_dir_all(vfs, &path)?;
                 vfs.sync_dir(&cdir)
                     .map_err(|e| Error::io("sync directory", &cdir, e))?;
@@ -495,29 +481,22 @@ fn open_stream(
 
 /// Creates the store's files on first open; checks the format version.
 fn init_layout(vfs: &dyn Vfs, root: &Path) -> Result<()> {
-    let meta_path = root.join(STORE_META);
-    match vfs.open(&meta_path, OpenMode::ReadOnly) {
-        Ok(f) => {
-            let bytes =
-                io::read_file_limited(&*f, 4096).map_err(|e| Error::io("read", &meta_path, e))?;
-            let (version, _) = meta::decode(STORE_META_MAGIC, &bytes)
-                .map_err(|e| Error::corrupt(&meta_path, 0, format!("store meta: {e:?}")))?;
-            if version != STORE_VERSION {
-                return Err(Error::UnsupportedVersion {
-                    file: meta_path,
-                    version,
-                });
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            io::write_file_atomic(
-                vfs,
-                root,
-                STORE_META,
-                &meta::encode(STORE_META_MAGIC, STORE_VERSION, &[]),
-            )?;
-        }
-        Err(e) => return Err(Error::io("open", &meta_path, e)),
+    let meta_path = root.join(STORE_META_FILE);
+    let found = io::read_framed(
+        vfs,
+        &meta_path,
+        meta::STORE_META_MAGIC,
+        meta::STORE_VERSION,
+        meta::META_BODY_BYTES_MAX,
+        "store meta",
+    )?;
+    if found.is_none() {
+        io::write_file_atomic(
+            vfs,
+            root,
+            STORE_META_FILE,
+            &meta::encode(meta::STORE_META_MAGIC, meta::STORE_VERSION, &[]),
+        )?;
     }
     let streams = root.join(STREAMS_DIR);
     match vfs

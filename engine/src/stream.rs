@@ -9,9 +9,10 @@ use crate::format::record::{encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CH
 use crate::log::bucket::Prepared;
 use crate::log::segment::Pin;
 use crate::log::Bucket;
+use crate::log::Record;
+use crate::message::Message;
 use crate::notify::Notify;
 use crate::options::{Durability, StreamConfig};
-use crate::record::{Message, Record};
 use crate::store::StoreInner;
 use crate::{name, Error, Result};
 use std::collections::BTreeMap;
@@ -293,7 +294,7 @@ impl Stream {
     /// header) without waiting; returns the correlation id, to collect the
     /// reply later with [`crate::Store::wait_reply`] (also after a restart).
     pub fn send_request(&self, msg: Message<'_>, reply_to: &str) -> Result<String> {
-        use crate::request::request_headers::{CORRELATION_ID, REPLY_TO};
+        use crate::message::request_headers::{CORRELATION_ID, REPLY_TO};
         name::validate(reply_to)?;
         let id = crate::request::new_correlation_id();
         let mut m = Message {

@@ -11,36 +11,15 @@ use crate::ctx::{random_u64, Ctx, Syncer};
 use crate::format::journal::{
     self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
 };
-use crate::format::meta;
+use crate::format::meta::{self, CHECKPOINT_BODY_BYTES_MAX, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 use crate::io::{self, MapWriter, OpenMode, SharedMap, VFile};
+use crate::layout::{self, CHECKPOINT_FILE};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Largest journal file read back (the largest `journal_bytes` option).
 pub(crate) const JOURNAL_BYTES_LIMIT: u64 = 1 << 30;
-/// Largest checkpoint body accepted.
-pub(crate) const CHECKPOINT_BYTES_MAX: usize = 256 << 20;
-/// Magic of a checkpoint file.
-pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"SPOOLCKP";
-/// Version of the checkpoint body.
-pub(crate) const CHECKPOINT_VERSION: u32 = 1;
-/// File name of the checkpoint.
-pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
-
-/// File name of the journal of generation `g`.
-pub(crate) fn journal_file_name(g: u64) -> String {
-    format!("journal.{g:020}")
-}
-
-/// Parses a journal file name.
-pub(crate) fn parse_journal_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("journal.")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// An open journal being appended to.
 #[derive(Debug)]
@@ -67,9 +46,9 @@ impl Journal {
     /// durable; its directory entry is durable once the caller syncs `dir`.
     pub(crate) fn create(ctx: &Ctx, dir: &Path, g: u64) -> Result<Journal> {
         let vfs = &*ctx.vfs;
-        let name = journal_file_name(g);
+        let name = layout::journal_file_name(g);
         let path = dir.join(&name);
-        let tmp = dir.join(format!(".{name}.tmp"));
+        let tmp = dir.join(layout::tmp_file_name(&name));
         if vfs
             .kind(&tmp)
             .map_err(|e| Error::io("stat", &tmp, e))?
@@ -170,19 +149,7 @@ pub(crate) fn replay(ctx: &Ctx, path: &Path) -> Result<Option<(u64, Vec<Entry>)>
     };
     let bytes =
         io::read_file_limited(&*f, JOURNAL_BYTES_LIMIT).map_err(|e| Error::io("read", path, e))?;
-    let Some(h) = JournalHeader::decode(&bytes) else {
-        return Ok(None);
-    };
-    let mut out = Vec::new();
-    let mut p = JOURNAL_HEADER_BYTES;
-    while p + JOURNAL_RECORD_BYTES <= bytes.len() {
-        match journal::decode(h.journal_id, &bytes[p..p + JOURNAL_RECORD_BYTES]) {
-            Ok(Some(e)) => out.push(e),
-            Ok(None) | Err(()) => break,
-        }
-        p += JOURNAL_RECORD_BYTES;
-    }
-    Ok(Some((h.generation, out)))
+    Ok(journal::decode_all(&bytes).map(|(h, entries)| (h.generation, entries)))
 }
 
 /// Writes a checkpoint body crash-safely.
@@ -213,21 +180,12 @@ pub(crate) fn install_checkpoint(ctx: &Ctx, dir: &Path, tmp: &Path) -> Result<()
 
 /// Reads a checkpoint body; `None` if there is no checkpoint file.
 pub(crate) fn read_checkpoint(ctx: &Ctx, dir: &Path) -> Result<Option<Vec<u8>>> {
-    let path = dir.join(CHECKPOINT_FILE);
-    let f = match ctx.vfs.open(&path, OpenMode::ReadOnly) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("open", &path, e)),
-    };
-    let bytes = io::read_file_limited(&*f, CHECKPOINT_BYTES_MAX as u64 + 64)
-        .map_err(|e| Error::io("read", &path, e))?;
-    let (version, body) = meta::decode_limited(CHECKPOINT_MAGIC, &bytes, CHECKPOINT_BYTES_MAX)
-        .map_err(|e| Error::corrupt(&path, 0, format!("consumer checkpoint: {e:?}")))?;
-    if version != CHECKPOINT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            file: path,
-            version,
-        });
-    }
-    Ok(Some(body.to_vec()))
+    io::read_framed(
+        &*ctx.vfs,
+        &dir.join(CHECKPOINT_FILE),
+        CHECKPOINT_MAGIC,
+        CHECKPOINT_VERSION,
+        CHECKPOINT_BODY_BYTES_MAX,
+        "consumer checkpoint",
+    )
 }

@@ -9,16 +9,19 @@
 //! message.
 
 pub(crate) mod journal;
+pub(crate) mod replay;
 pub(crate) mod state;
 
 use crate::ctx::{random_u64, Ctx};
 use crate::format::journal::Entry;
 use crate::format::meta;
 use crate::group_commit::GroupCommit;
-use crate::io::{self, EntryKind, OpenMode, SharedMap};
+use crate::io::{self, EntryKind, SharedMap};
+use crate::layout;
 use crate::log::segment::Pin;
+use crate::log::Record;
+use crate::message::{dead_letter_headers, Message};
 use crate::options::Durability;
-use crate::record::{Message, Record};
 use crate::stream::{Stream, StreamInner};
 use crate::{name, Error, Result};
 use journal::Journal;
@@ -29,28 +32,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Directory of a stream's consumers.
-pub(crate) const CONSUMERS_DIR: &str = "consumers";
-pub(crate) const CONFIG_FILE: &str = "config.meta";
-pub(crate) const CONFIG_MAGIC: [u8; 8] = *b"SPOOLCCF";
-pub(crate) const CONFIG_VERSION: u32 = 1;
-
-/// Header names set on a dead-lettered message.
-pub mod dead_letter_headers {
-    /// The stream the message came from.
-    pub const STREAM: &str = "spool-dead-letter-stream";
-    /// The consumer that gave up on it.
-    pub const CONSUMER: &str = "spool-dead-letter-consumer";
-    /// Its offset in the source stream.
-    pub const OFFSET: &str = "spool-dead-letter-offset";
-    /// Its priority in the source stream.
-    pub const PRIORITY: &str = "spool-dead-letter-priority";
-    /// How many times it was delivered.
-    pub const ATTEMPTS: &str = "spool-dead-letter-attempts";
-    /// The reason given with the last negative acknowledgement, if any.
-    pub const REASON: &str = "spool-dead-letter-reason";
-}
 
 /// Where a new consumer starts reading. Applies to every priority bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -842,7 +823,7 @@ impl Delivery {
 
     /// Like [`Delivery::reply`], with headers and a priority of its own.
     pub fn reply_message(&self, msg: Message<'_>) -> Result<u64> {
-        use crate::request::request_headers::{CORRELATION_ID, REPLY_TO};
+        use crate::message::request_headers::{CORRELATION_ID, REPLY_TO};
         let reply_to = self
             .header(REPLY_TO)
             .and_then(|v| std::str::from_utf8(v).ok());
@@ -976,7 +957,7 @@ pub(crate) fn create(
 ) -> Result<PathBuf> {
     config.validate()?;
     let vfs = &*ctx.vfs;
-    let parent = stream.dir.join(CONSUMERS_DIR);
+    let parent = stream.dir.join(layout::CONSUMERS_DIR);
     if vfs
         .kind(&parent)
         .map_err(|e| Error::io("stat", &parent, e))?
@@ -986,7 +967,7 @@ pub(crate) fn create(
             .map_err(|e| Error::io("create directory", &parent, e))?;
         ctx.sync_dir(&stream.dir)?;
     }
-    let tmp = parent.join(format!(".tmp-{name}-{:016x}", random_u64()));
+    let tmp = parent.join(layout::tmp_dir_name(name, random_u64()));
     vfs.create_dir(&tmp)
         .map_err(|e| Error::io("create directory", &tmp, e))?;
     write_config(ctx, &tmp, config)?;
@@ -1051,8 +1032,12 @@ fn write_config(ctx: &Ctx, dir: &Path, config: &ConsumerConfig) -> Result<()> {
     io::write_file_atomic(
         &*ctx.vfs,
         dir,
-        CONFIG_FILE,
-        &meta::encode(CONFIG_MAGIC, CONFIG_VERSION, &body),
+        layout::CONSUMER_CONFIG_FILE,
+        &meta::encode(
+            meta::CONSUMER_CONFIG_MAGIC,
+            meta::CONSUMER_CONFIG_VERSION,
+            &body,
+        ),
     )
 }
 
@@ -1080,95 +1065,75 @@ pub(crate) fn open(
     dir: &Path,
 ) -> Result<ConsumerInner> {
     let vfs = &*ctx.vfs;
-    let cfg_path = dir.join(CONFIG_FILE);
-    let f = vfs
-        .open(&cfg_path, OpenMode::ReadOnly)
-        .map_err(|e| Error::io("open", &cfg_path, e))?;
-    let bytes = io::read_file_limited(&*f, meta::META_BODY_BYTES_MAX as u64 + 64)
-        .map_err(|e| Error::io("read", &cfg_path, e))?;
-    let (version, body) = meta::decode(CONFIG_MAGIC, &bytes)
-        .map_err(|e| Error::corrupt(&cfg_path, 0, format!("consumer config: {e:?}")))?;
-    if version != CONFIG_VERSION {
-        return Err(Error::UnsupportedVersion {
-            file: cfg_path,
-            version,
-        });
-    }
-    let config: ConsumerConfig = postcard::from_bytes(body)
-        .map_err(|e| Error::corrupt(&cfg_path, 24, format!("consumer config: {e}")))?;
+    let cfg_path = dir.join(layout::CONSUMER_CONFIG_FILE);
+    let body = io::read_framed(
+        vfs,
+        &cfg_path,
+        meta::CONSUMER_CONFIG_MAGIC,
+        meta::CONSUMER_CONFIG_VERSION,
+        meta::META_BODY_BYTES_MAX,
+        "consumer config",
+    )?
+    .ok_or_else(|| Error::corrupt(&cfg_path, 0, "consumer config missing"))?;
+    let at_body = meta::BODY_OFFSET as u64;
+    let config: ConsumerConfig = postcard::from_bytes(&body)
+        .map_err(|e| Error::corrupt(&cfg_path, at_body, format!("consumer config: {e}")))?;
     config
         .validate()
-        .map_err(|e| Error::corrupt(&cfg_path, 24, e.to_string()))?;
+        .map_err(|e| Error::corrupt(&cfg_path, at_body, e.to_string()))?;
 
-    let ckpt_path = dir.join(journal::CHECKPOINT_FILE);
+    let ckpt_path = dir.join(layout::CHECKPOINT_FILE);
     let body = journal::read_checkpoint(ctx, dir)?
         .ok_or_else(|| Error::corrupt(&ckpt_path, 0, "consumer checkpoint missing"))?;
     let ckpt: CheckpointBody = postcard::from_bytes(&body)
-        .map_err(|e| Error::corrupt(&ckpt_path, 24, format!("consumer checkpoint: {e}")))?;
+        .map_err(|e| Error::corrupt(&ckpt_path, at_body, format!("consumer checkpoint: {e}")))?;
     let levels = stream.buckets.len();
     if ckpt.buckets.len() != levels {
         return Err(Error::corrupt(
             &ckpt_path,
-            24,
+            at_body,
             "checkpoint has the wrong number of priority levels",
         ));
     }
-    // Offsets in the checkpoint and journal are trusted only up to the end
-    // of each bucket's log: past it they refer to messages a crash took back
-    // (or to nothing, in a hostile file), and would make the state grow
-    // without bound.
-    let ends: Vec<u64> = stream.buckets.iter().map(|b| b.end_offset()).collect();
-    let mut buckets: Vec<BucketState> = ckpt
-        .buckets
-        .iter()
-        .zip(&ends)
-        .map(|(c, &end)| BucketState::from_checkpoint(&c.clamped(end)))
-        .collect();
-
     // Replay the journal of the checkpoint's generation; others are stale.
     let mut stale = Vec::new();
     for e in vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
         if e.kind != EntryKind::File {
             continue;
         }
-        if let Some(g) = journal::parse_journal_name(&e.name) {
+        if let Some(g) = layout::parse_journal_name(&e.name) {
             if g != ckpt.generation {
                 stale.push(dir.join(&e.name));
             }
-        } else if e.name.starts_with('.') && e.name.ends_with(".tmp") {
+        } else if layout::is_tmp_file(&e.name) {
             stale.push(dir.join(&e.name));
         }
     }
-    let jpath = dir.join(journal::journal_file_name(ckpt.generation));
-    let mut dead_lettered = ckpt.dead_lettered;
-    if let Some((g, entries)) = journal::replay(ctx, &jpath)? {
-        if g == ckpt.generation {
-            for e in entries
-                .iter()
-                .filter_map(|e| state::bounded_entry(e, &ends))
-            {
-                if state::replay_entry(&mut buckets, &e) == state::Replayed::DeadLetter {
-                    dead_lettered += 1;
-                }
-            }
-        }
-    }
-    let mut skipped = ckpt.skipped;
-    for (p, b) in buckets.iter_mut().enumerate() {
-        b.all_ready();
-        let bucket = &stream.buckets[p];
-        skipped += b.clamp(bucket.first_offset(), bucket.end_offset());
-    }
+    let jpath = dir.join(layout::journal_file_name(ckpt.generation));
+    let entries = match journal::replay(ctx, &jpath)? {
+        Some((g, entries)) if g == ckpt.generation => entries,
+        _ => Vec::new(),
+    };
+    let logs: Vec<_> = stream
+        .buckets
+        .iter()
+        .map(|b| b.first_offset()..b.end_offset())
+        .collect();
+    let replay::Resumed {
+        buckets,
+        redelivered,
+        dead_lettered,
+        skipped,
+    } = replay::resume(&ckpt, &entries, &logs);
     // A fresh generation: the old journal is never appended to again.
     let g = ckpt.generation + 1;
-    let mut state_body = CheckpointBody {
+    let state_body = CheckpointBody {
         generation: g,
         buckets: buckets.iter().map(|b| b.checkpoint()).collect(),
-        redelivered: ckpt.redelivered,
+        redelivered,
         dead_lettered,
         skipped,
     };
-    state_body.generation = g;
     // Stale files go first: a journal of generation `g` left by a rotation
     // that a crash cut short must not be confused with the one created now.
     // Their removal becomes durable with the rotation's directory sync.
@@ -1195,7 +1160,7 @@ pub(crate) fn open(
             buckets,
             journal,
             logical_base,
-            redelivered: state_body.redelivered,
+            redelivered,
             dead_lettered,
             skipped,
             higher_streak: 0,

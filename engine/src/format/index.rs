@@ -26,8 +26,24 @@ use super::{get_u32, get_u64, put_u32, put_u64};
 pub const INDEX_MAGIC: [u8; 8] = *b"SPOOLIDX";
 /// The index format version.
 pub const INDEX_VERSION: u32 = 1;
+/// Position of the bucket.
+pub const BUCKET_OFFSET: usize = 12;
+/// Position of the segment id.
+pub const SEGMENT_ID_OFFSET: usize = BUCKET_OFFSET + 4;
+/// Position of the base offset.
+pub const BASE_OFFSET_OFFSET: usize = SEGMENT_ID_OFFSET + 8;
+/// Position of the record count.
+pub const COUNT_OFFSET: usize = BASE_OFFSET_OFFSET + 8;
+/// Position of the data end.
+pub const DATA_END_OFFSET: usize = COUNT_OFFSET + 8;
+/// Position of the blob reference count.
+pub const BLOB_REFS_OFFSET: usize = DATA_END_OFFSET + 8;
+/// Position of the body's CRC (after 4 reserved bytes).
+pub const BODY_CRC_OFFSET: usize = BLOB_REFS_OFFSET + 4 + 4;
+/// Position of the header's CRC.
+pub const HEADER_CRC_OFFSET: usize = BODY_CRC_OFFSET + 4;
 /// Bytes before the positions.
-pub const INDEX_HEADER_BYTES: usize = 64;
+pub const INDEX_HEADER_BYTES: usize = HEADER_CRC_OFFSET + 4;
 /// Bytes of one blob reference.
 pub const BLOB_REF_BYTES: usize = 32;
 
@@ -76,15 +92,15 @@ pub fn encode(h: &IndexHeader, positions: &[u32], blob_refs: &[[u8; 32]]) -> Vec
     let body_crc = crc32fast::hash(&out[INDEX_HEADER_BYTES..]);
     out[..8].copy_from_slice(&INDEX_MAGIC);
     put_u32(&mut out, 8, INDEX_VERSION);
-    put_u32(&mut out, 12, h.bucket);
-    put_u64(&mut out, 16, h.segment_id);
-    put_u64(&mut out, 24, h.base_offset);
-    put_u64(&mut out, 32, h.count);
-    put_u64(&mut out, 40, h.data_end);
-    put_u32(&mut out, 48, h.blob_refs);
-    put_u32(&mut out, 56, body_crc);
-    let crc = crc32fast::hash(&out[..60]);
-    put_u32(&mut out, 60, crc);
+    put_u32(&mut out, BUCKET_OFFSET, h.bucket);
+    put_u64(&mut out, SEGMENT_ID_OFFSET, h.segment_id);
+    put_u64(&mut out, BASE_OFFSET_OFFSET, h.base_offset);
+    put_u64(&mut out, COUNT_OFFSET, h.count);
+    put_u64(&mut out, DATA_END_OFFSET, h.data_end);
+    put_u32(&mut out, BLOB_REFS_OFFSET, h.blob_refs);
+    put_u32(&mut out, BODY_CRC_OFFSET, body_crc);
+    let crc = crc32fast::hash(&out[..HEADER_CRC_OFFSET]);
+    put_u32(&mut out, HEADER_CRC_OFFSET, crc);
     out
 }
 
@@ -96,7 +112,7 @@ pub fn decode(b: &[u8]) -> Result<IndexHeader, IndexDecodeError> {
     if b[..8] != INDEX_MAGIC {
         return Err(IndexDecodeError::BadMagic);
     }
-    if crc32fast::hash(&b[..60]) != get_u32(b, 60) {
+    if crc32fast::hash(&b[..HEADER_CRC_OFFSET]) != get_u32(b, HEADER_CRC_OFFSET) {
         return Err(IndexDecodeError::BadCrc);
     }
     let version = get_u32(b, 8);
@@ -104,12 +120,12 @@ pub fn decode(b: &[u8]) -> Result<IndexHeader, IndexDecodeError> {
         return Err(IndexDecodeError::Version(version));
     }
     let h = IndexHeader {
-        bucket: get_u32(b, 12),
-        segment_id: get_u64(b, 16),
-        base_offset: get_u64(b, 24),
-        count: get_u64(b, 32),
-        data_end: get_u64(b, 40),
-        blob_refs: get_u32(b, 48),
+        bucket: get_u32(b, BUCKET_OFFSET),
+        segment_id: get_u64(b, SEGMENT_ID_OFFSET),
+        base_offset: get_u64(b, BASE_OFFSET_OFFSET),
+        count: get_u64(b, COUNT_OFFSET),
+        data_end: get_u64(b, DATA_END_OFFSET),
+        blob_refs: get_u32(b, BLOB_REFS_OFFSET),
     };
     let expected = (INDEX_HEADER_BYTES as u128)
         + (h.count as u128) * 4
@@ -117,10 +133,36 @@ pub fn decode(b: &[u8]) -> Result<IndexHeader, IndexDecodeError> {
     if expected != b.len() as u128 {
         return Err(IndexDecodeError::BadLength);
     }
-    if crc32fast::hash(&b[INDEX_HEADER_BYTES..]) != get_u32(b, 56) {
+    if crc32fast::hash(&b[INDEX_HEADER_BYTES..]) != get_u32(b, BODY_CRC_OFFSET) {
         return Err(IndexDecodeError::BadCrc);
     }
     Ok(h)
+}
+
+impl std::fmt::Display for IndexDecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexDecodeError::BadLength => write!(f, "length does not match its counts"),
+            IndexDecodeError::BadMagic => write!(f, "not an index file (bad magic)"),
+            IndexDecodeError::Version(v) => {
+                write!(f, "index format version {v} is unknown to this build")
+            }
+            IndexDecodeError::BadCrc => write!(f, "checksum mismatch"),
+        }
+    }
+}
+
+/// The blob references of a decoded index `b` whose header is `h`.
+pub fn blob_refs<'a>(b: &'a [u8], h: &IndexHeader) -> impl Iterator<Item = [u8; 32]> + 'a {
+    let start = INDEX_HEADER_BYTES + (h.count as usize) * 4;
+    b.get(start..)
+        .unwrap_or(&[])
+        .chunks_exact(BLOB_REF_BYTES)
+        .map(|c| {
+            let mut r = [0u8; BLOB_REF_BYTES];
+            r.copy_from_slice(c);
+            r
+        })
 }
 
 /// The position of record `i` in a decoded index `b`. The caller checked `i < count`.

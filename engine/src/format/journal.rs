@@ -30,10 +30,29 @@ use super::{get_u32, get_u64, put_u32, put_u64};
 pub const JOURNAL_MAGIC: [u8; 8] = *b"SPOOLJNL";
 /// The journal format version.
 pub const JOURNAL_VERSION: u32 = 1;
+/// Position of the journal id in the header.
+pub const JOURNAL_ID_OFFSET: usize = 16;
+/// Position of the generation in the header.
+pub const GENERATION_OFFSET: usize = JOURNAL_ID_OFFSET + 8;
+/// Position of the header's CRC (after 28 reserved bytes).
+pub const HEADER_CRC_OFFSET: usize = GENERATION_OFFSET + 8 + 28;
 /// Bytes before the first record.
-pub const JOURNAL_HEADER_BYTES: usize = 64;
+pub const JOURNAL_HEADER_BYTES: usize = HEADER_CRC_OFFSET + 4;
+
+/// Position of a record's CRC.
+const RECORD_CRC: usize = 0;
+/// Position of a record's kind.
+const RECORD_KIND: usize = RECORD_CRC + 4;
+/// Position of a record's priority level.
+const RECORD_BUCKET: usize = RECORD_KIND + 1;
+/// Position of a record's reserved bytes.
+const RECORD_RESERVED: usize = RECORD_BUCKET + 1;
+/// Position of a record's offset.
+const RECORD_OFFSET: usize = RECORD_RESERVED + 2;
+/// Position of a record's value (the attempt of a delivery).
+const RECORD_VALUE: usize = RECORD_OFFSET + 8;
 /// Bytes of one record.
-pub const JOURNAL_RECORD_BYTES: usize = 24;
+pub const JOURNAL_RECORD_BYTES: usize = RECORD_VALUE + 8;
 
 /// What a journal record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +104,10 @@ impl JournalHeader {
         let mut b = [0u8; JOURNAL_HEADER_BYTES];
         b[..8].copy_from_slice(&JOURNAL_MAGIC);
         put_u32(&mut b, 8, JOURNAL_VERSION);
-        put_u64(&mut b, 16, self.journal_id);
-        put_u64(&mut b, 24, self.generation);
-        let crc = crc32fast::hash(&b[..60]);
-        put_u32(&mut b, 60, crc);
+        put_u64(&mut b, JOURNAL_ID_OFFSET, self.journal_id);
+        put_u64(&mut b, GENERATION_OFFSET, self.generation);
+        let crc = crc32fast::hash(&b[..HEADER_CRC_OFFSET]);
+        put_u32(&mut b, HEADER_CRC_OFFSET, crc);
         b
     }
 
@@ -97,12 +116,14 @@ impl JournalHeader {
         if b.len() < JOURNAL_HEADER_BYTES || b[..8] != JOURNAL_MAGIC {
             return None;
         }
-        if crc32fast::hash(&b[..60]) != get_u32(b, 60) || get_u32(b, 8) != JOURNAL_VERSION {
+        if crc32fast::hash(&b[..HEADER_CRC_OFFSET]) != get_u32(b, HEADER_CRC_OFFSET)
+            || get_u32(b, 8) != JOURNAL_VERSION
+        {
             return None;
         }
         Some(JournalHeader {
-            journal_id: get_u64(b, 16),
-            generation: get_u64(b, 24),
+            journal_id: get_u64(b, JOURNAL_ID_OFFSET),
+            generation: get_u64(b, GENERATION_OFFSET),
         })
     }
 }
@@ -120,26 +141,29 @@ pub fn encode(journal_id: u64, e: &Entry) -> [u8; JOURNAL_RECORD_BYTES] {
         Entry::AckedUpTo { bucket, offset } => (3, bucket, offset, 0),
         Entry::DeadLettered { bucket, offset } => (4, bucket, offset, 0),
     };
-    b[4] = kind;
-    b[5] = bucket;
-    put_u64(&mut b, 8, offset);
-    put_u64(&mut b, 16, value);
+    b[RECORD_KIND] = kind;
+    b[RECORD_BUCKET] = bucket;
+    put_u64(&mut b, RECORD_OFFSET, offset);
+    put_u64(&mut b, RECORD_VALUE, value);
     let crc = record_crc(journal_id, &b);
-    put_u32(&mut b, 0, crc);
+    put_u32(&mut b, RECORD_CRC, crc);
     b
 }
 
 fn record_crc(journal_id: u64, b: &[u8]) -> u32 {
     // One update over a contiguous copy: cheaper than two on a few bytes.
-    let mut buf = [0u8; 8 + JOURNAL_RECORD_BYTES - 4];
+    let mut buf = [0u8; 8 + JOURNAL_RECORD_BYTES - RECORD_KIND];
     buf[..8].copy_from_slice(&journal_id.to_le_bytes());
-    buf[8..].copy_from_slice(&b[4..JOURNAL_RECORD_BYTES]);
+    buf[8..].copy_from_slice(&b[RECORD_KIND..JOURNAL_RECORD_BYTES]);
     crc32fast::hash(&buf)
 }
 
 /// Decodes one record: `Ok(None)` for the all-zero end marker, `Err(())` for
 /// anything that is not a valid record (a torn write).
-#[allow(clippy::result_unit_err)]
+#[expect(
+    clippy::result_unit_err,
+    reason = "a record is valid or it is not: the replay stops at the first that is not, whatever the cause"
+)]
 pub fn decode(journal_id: u64, b: &[u8]) -> Result<Option<Entry>, ()> {
     if b.len() < JOURNAL_RECORD_BYTES {
         return Err(());
@@ -148,11 +172,17 @@ pub fn decode(journal_id: u64, b: &[u8]) -> Result<Option<Entry>, ()> {
     if b.iter().all(|&x| x == 0) {
         return Ok(None);
     }
-    if record_crc(journal_id, b) != get_u32(b, 0) || b[6] != 0 || b[7] != 0 {
+    if record_crc(journal_id, b) != get_u32(b, RECORD_CRC)
+        || b[RECORD_RESERVED..RECORD_OFFSET] != [0, 0]
+    {
         return Err(());
     }
-    let (bucket, offset, value) = (b[5], get_u64(b, 8), get_u64(b, 16));
-    let e = match b[4] {
+    let (bucket, offset, value) = (
+        b[RECORD_BUCKET],
+        get_u64(b, RECORD_OFFSET),
+        get_u64(b, RECORD_VALUE),
+    );
+    let e = match b[RECORD_KIND] {
         1 => Entry::Delivered {
             bucket,
             offset,
@@ -164,6 +194,20 @@ pub fn decode(journal_id: u64, b: &[u8]) -> Result<Option<Entry>, ()> {
         _ => return Err(()),
     };
     Ok(Some(e))
+}
+
+/// A journal file's header and its valid records, in order: from byte
+/// [`JOURNAL_HEADER_BYTES`] to the end marker, the first invalid record (a
+/// torn tail) or the end of `file`. Record `i` lies at byte
+/// `JOURNAL_HEADER_BYTES + i * JOURNAL_RECORD_BYTES`. `None` if the header
+/// is unreadable (a journal never synced holds nothing).
+pub fn decode_all(file: &[u8]) -> Option<(JournalHeader, Vec<Entry>)> {
+    let h = JournalHeader::decode(file)?;
+    let entries = file[JOURNAL_HEADER_BYTES..]
+        .chunks_exact(JOURNAL_RECORD_BYTES)
+        .map_while(|r| decode(h.journal_id, r).ok().flatten())
+        .collect();
+    Some((h, entries))
 }
 
 #[cfg(test)]
@@ -207,5 +251,15 @@ mod tests {
             generation: 6,
         };
         assert_eq!(JournalHeader::decode(&h.encode()), Some(h));
+        let mut file = h.encode().to_vec();
+        for e in &entries {
+            file.extend_from_slice(&encode(5, e));
+        }
+        let torn = file.len();
+        file.extend_from_slice(&encode(5, &entries[0]));
+        file[torn] ^= 1;
+        file.extend_from_slice(&encode(5, &entries[1]));
+        assert_eq!(decode_all(&file), Some((h, entries.to_vec())));
+        assert_eq!(decode_all(&file[..10]), None);
     }
 }

@@ -35,11 +35,37 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"SPOOLSEG";
 pub const SEGMENT_VERSION: u32 = 1;
 /// Bytes before the first record.
 pub const SEGMENT_HEADER_BYTES: usize = 1024;
-/// Start of the mutable state.
+/// Position of the magic.
+pub const MAGIC_OFFSET: usize = 0;
+/// Position of the format version.
+pub const VERSION_OFFSET: usize = MAGIC_OFFSET + 8;
+/// Position of the bucket (priority level).
+pub const BUCKET_OFFSET: usize = VERSION_OFFSET + 4;
+/// Position of the segment id.
+pub const SEGMENT_ID_OFFSET: usize = BUCKET_OFFSET + 4;
+/// Position of the base offset.
+pub const BASE_OFFSET_OFFSET: usize = SEGMENT_ID_OFFSET + 8;
+/// Position of the creation time.
+pub const CREATED_OFFSET: usize = BASE_OFFSET_OFFSET + 8;
+/// Position of the file size at creation.
+pub const FILE_BYTES_OFFSET: usize = CREATED_OFFSET + 8;
+/// Position of the static part's CRC (after 12 reserved bytes).
+pub const STATIC_CRC_OFFSET: usize = FILE_BYTES_OFFSET + 8 + 12;
+/// Bytes of the static part that a reader needs (through its CRC).
+pub const STATIC_BYTES: usize = STATIC_CRC_OFFSET + 4;
+
+/// Start of the mutable state (its own 512-byte sector).
 pub const STATE_OFFSET: usize = 512;
+/// Position of the epoch, within the state block.
+const STATE_EPOCH: usize = 0;
+/// Position of the flags, within the state block.
+const STATE_FLAGS: usize = STATE_EPOCH + 4;
+/// Position of the synced end, within the state block.
+const STATE_SYNCED_END: usize = STATE_FLAGS + 4;
+/// Position of the state's CRC, within the state block.
+const STATE_CRC: usize = STATE_SYNCED_END + 8;
 /// Length of the mutable state block (epoch through its CRC).
-pub const STATE_BYTES: usize = 20;
-const STATIC_CRC_OFFSET: usize = 60;
+pub const STATE_BYTES: usize = STATE_CRC + 4;
 
 /// The static fields of a segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,17 +107,30 @@ pub enum HeaderDecodeError {
     BadCrc,
 }
 
+impl std::fmt::Display for HeaderDecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderDecodeError::Truncated => write!(f, "shorter than a segment header"),
+            HeaderDecodeError::BadMagic => write!(f, "not a segment file (bad magic)"),
+            HeaderDecodeError::Version(v) => {
+                write!(f, "segment format version {v} is unknown to this build")
+            }
+            HeaderDecodeError::BadCrc => write!(f, "header checksum mismatch"),
+        }
+    }
+}
+
 impl SegmentHeader {
     /// Encodes the whole header with `state`.
     pub fn encode(&self, state: SegmentState) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
-        b[..8].copy_from_slice(&SEGMENT_MAGIC);
-        put_u32(&mut b, 8, SEGMENT_VERSION);
-        put_u32(&mut b, 12, self.bucket);
-        put_u64(&mut b, 16, self.segment_id);
-        put_u64(&mut b, 24, self.base_offset);
-        put_u64(&mut b, 32, self.created_us);
-        put_u64(&mut b, 40, self.file_bytes);
+        b[MAGIC_OFFSET..VERSION_OFFSET].copy_from_slice(&SEGMENT_MAGIC);
+        put_u32(&mut b, VERSION_OFFSET, SEGMENT_VERSION);
+        put_u32(&mut b, BUCKET_OFFSET, self.bucket);
+        put_u64(&mut b, SEGMENT_ID_OFFSET, self.segment_id);
+        put_u64(&mut b, BASE_OFFSET_OFFSET, self.base_offset);
+        put_u64(&mut b, CREATED_OFFSET, self.created_us);
+        put_u64(&mut b, FILE_BYTES_OFFSET, self.file_bytes);
         let crc = crc32fast::hash(&b[..STATIC_CRC_OFFSET]);
         put_u32(&mut b, STATIC_CRC_OFFSET, crc);
         b[STATE_OFFSET..STATE_OFFSET + STATE_BYTES].copy_from_slice(&state.encode(self.segment_id));
@@ -103,22 +142,22 @@ impl SegmentHeader {
         if b.len() < SEGMENT_HEADER_BYTES {
             return Err(HeaderDecodeError::Truncated);
         }
-        if b[..8] != SEGMENT_MAGIC {
+        if b[MAGIC_OFFSET..VERSION_OFFSET] != SEGMENT_MAGIC {
             return Err(HeaderDecodeError::BadMagic);
         }
         if crc32fast::hash(&b[..STATIC_CRC_OFFSET]) != get_u32(b, STATIC_CRC_OFFSET) {
             return Err(HeaderDecodeError::BadCrc);
         }
-        let version = get_u32(b, 8);
+        let version = get_u32(b, VERSION_OFFSET);
         if version != SEGMENT_VERSION {
             return Err(HeaderDecodeError::Version(version));
         }
         Ok(SegmentHeader {
-            bucket: get_u32(b, 12),
-            segment_id: get_u64(b, 16),
-            base_offset: get_u64(b, 24),
-            created_us: get_u64(b, 32),
-            file_bytes: get_u64(b, 40),
+            bucket: get_u32(b, BUCKET_OFFSET),
+            segment_id: get_u64(b, SEGMENT_ID_OFFSET),
+            base_offset: get_u64(b, BASE_OFFSET_OFFSET),
+            created_us: get_u64(b, CREATED_OFFSET),
+            file_bytes: get_u64(b, FILE_BYTES_OFFSET),
         })
     }
 }
@@ -127,11 +166,11 @@ impl SegmentState {
     /// Encodes the state block (bytes 512..532 of the header).
     pub fn encode(&self, segment_id: u64) -> [u8; STATE_BYTES] {
         let mut b = [0u8; STATE_BYTES];
-        put_u32(&mut b, 0, self.epoch);
-        put_u32(&mut b, 4, self.clean as u32);
-        put_u64(&mut b, 8, self.synced_end);
-        let crc = state_crc(segment_id, &b[..16]);
-        put_u32(&mut b, 16, crc);
+        put_u32(&mut b, STATE_EPOCH, self.epoch);
+        put_u32(&mut b, STATE_FLAGS, self.clean as u32);
+        put_u64(&mut b, STATE_SYNCED_END, self.synced_end);
+        let crc = state_crc(segment_id, &b[..STATE_CRC]);
+        put_u32(&mut b, STATE_CRC, crc);
         b
     }
 
@@ -140,16 +179,16 @@ impl SegmentState {
         if b.len() < STATE_BYTES {
             return None;
         }
-        if state_crc(segment_id, &b[..16]) != get_u32(b, 16) {
+        if state_crc(segment_id, &b[..STATE_CRC]) != get_u32(b, STATE_CRC) {
             return None;
         }
-        let flags = get_u32(b, 4);
+        let flags = get_u32(b, STATE_FLAGS);
         if flags & !1 != 0 {
             return None;
         }
         Some(SegmentState {
-            epoch: get_u32(b, 0),
-            synced_end: get_u64(b, 8),
+            epoch: get_u32(b, STATE_EPOCH),
+            synced_end: get_u64(b, STATE_SYNCED_END),
             clean: flags & 1 == 1,
         })
     }

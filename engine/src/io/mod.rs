@@ -124,6 +124,44 @@ pub(crate) fn read_file_limited(f: &dyn VFile, limit: u64) -> io::Result<Vec<u8>
     Ok(buf)
 }
 
+/// Reads a framed file (see `format::meta`) of kind `magic` in format
+/// `version` whose body is at most `body_max` bytes; `None` if there is no
+/// such file. Damage is [`crate::Error::Corrupt`] at the field found wrong, an
+/// unknown version [`crate::Error::UnsupportedVersion`]; `what` names the
+/// file's kind in the message.
+pub(crate) fn read_framed(
+    vfs: &dyn Vfs,
+    path: &Path,
+    magic: [u8; 8],
+    version: u32,
+    body_max: usize,
+    what: &str,
+) -> crate::Result<Option<Vec<u8>>> {
+    use crate::format::meta::{self, MetaDecodeError};
+    let f = match vfs.open(path, OpenMode::ReadOnly) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(crate::Error::io("open", path, e)),
+    };
+    let mut bytes = read_file_limited(&*f, meta::file_bytes_max(body_max))
+        .map_err(|e| crate::Error::io("read", path, e))?;
+    match meta::decode_versioned(magic, version, &bytes, body_max) {
+        Ok(_) => {
+            bytes.drain(..meta::BODY_OFFSET);
+            Ok(Some(bytes))
+        }
+        Err(MetaDecodeError::Version(v)) => Err(crate::Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            version: v,
+        }),
+        Err(e) => Err(crate::Error::corrupt(
+            path,
+            e.position(),
+            format!("{what}: {e}"),
+        )),
+    }
+}
+
 /// Writes `bytes` to `dir/name` crash-safely: a temporary file is written and
 /// synced, renamed over `name`, and the directory synced.
 pub(crate) fn write_file_atomic(
@@ -150,7 +188,7 @@ pub(crate) fn write_tmp_synced(
     name: &str,
     bytes: &[u8],
 ) -> crate::Result<PathBuf> {
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = dir.join(crate::layout::tmp_file_name(name));
     let map_err = |op, p: &Path| {
         let p: PathBuf = p.to_path_buf();
         move |e| crate::Error::io(op, p, e)

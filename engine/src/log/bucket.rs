@@ -1,15 +1,17 @@
 //! The log of one priority bucket: its segments, the single writer, group
 //! commit and recovery.
 
-use super::segment::{self, ActiveWriter, Pin, ScanStop, Segment};
+use super::recovery::{self, read_low_water, write_low_water};
+use super::segment::{self, ActiveWriter, Pin, Segment};
+use super::Record;
 use crate::ctx::{now_us, Ctx};
 use crate::format::record::{self, RecordHeader};
-use crate::format::segment::{SegmentState, SEGMENT_HEADER_BYTES, STATE_OFFSET};
+use crate::format::segment::SEGMENT_HEADER_BYTES;
 use crate::group_commit::GroupCommit;
 use crate::io::{self, EntryKind};
+use crate::layout;
 use crate::options::Durability;
-use crate::record::Record;
-use crate::report::{RecoveryReport, TornTail};
+use crate::report::RecoveryReport;
 use crate::{Error, Result};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -91,7 +93,7 @@ impl Bucket {
                 // A segment's name on a symlink, FIFO or directory: never
                 // followed, and not silently skipped either (the log would
                 // lose its data from view).
-                if segment::parse_file_name(&e.name, "seg").is_some() {
+                if layout::parse_segment_name(&e.name).is_some() {
                     return Err(Error::corrupt(
                         dir.join(&e.name),
                         0,
@@ -100,7 +102,7 @@ impl Bucket {
                 }
                 continue;
             }
-            if let Some(b) = segment::parse_file_name(&e.name, "seg") {
+            if let Some(b) = layout::parse_segment_name(&e.name) {
                 // Offsets this large are never reached (2^63 messages); a
                 // name like that would only make offset arithmetic overflow.
                 if b > u64::MAX >> 1 {
@@ -111,9 +113,9 @@ impl Bucket {
                     ));
                 }
                 bases.push(b);
-            } else if let Some(b) = segment::parse_file_name(&e.name, "idx") {
+            } else if let Some(b) = layout::parse_index_name(&e.name) {
                 indexes.push(b);
-            } else if e.name.starts_with('.') && e.name.ends_with(".tmp") {
+            } else if layout::is_tmp_file(&e.name) {
                 // Left by a crash while writing a segment or an index.
                 let p = dir.join(&e.name);
                 vfs.remove_file(&p)
@@ -158,7 +160,7 @@ impl Bucket {
                 if rebuilt {
                     report
                         .rebuilt_indexes
-                        .push(dir.join(segment::index_file_name(s.base)));
+                        .push(dir.join(layout::index_file_name(s.base)));
                 }
                 let _ = s.seg.set(seg);
             }
@@ -169,13 +171,13 @@ impl Bucket {
                 if indexes.contains(&base) {
                     // An index of the active segment is left from a crash
                     // while rolling; it will be written again on the next roll.
-                    let p = dir.join(segment::index_file_name(base));
+                    let p = dir.join(layout::index_file_name(base));
                     vfs.remove_file(&p)
                         .map_err(|e| Error::io("remove", &p, e))?;
                     vfs.sync_dir(dir)
                         .map_err(|e| Error::io("sync directory", dir, e))?;
                 }
-                recover_active(ctx, stream, priority, dir, base, report)?
+                recovery::recover_active(ctx, stream, priority, dir, base, report)?
             }
         };
         let count = active.seg.count();
@@ -255,13 +257,13 @@ impl Bucket {
             .and_then(|s| s.seg.get())
         {
             Some(seg) => seg.file_bytes(),
-            None => self.file_len(&segment::segment_file_name(base)),
+            None => self.file_len(&layout::segment_file_name(base)),
         }
     }
 
     /// Bytes of the index file of the sealed segment at `base` (0 if none).
     fn index_file_bytes(&self, base: u64) -> u64 {
-        self.file_len(&segment::index_file_name(base))
+        self.file_len(&layout::index_file_name(base))
     }
 
     /// Length of the file `name` in the bucket's directory (0 if missing).
@@ -599,49 +601,10 @@ impl Bucket {
         segs.iter()
             .map(|s| match s.seg.get() {
                 Some(seg) => seg.file_bytes(),
-                None => self.file_len(&segment::segment_file_name(s.base)),
+                None => self.file_len(&layout::segment_file_name(s.base)),
             })
             .sum()
     }
-}
-
-/// Runs of non-zero bytes in `from..to`: maximal sequences of pages holding
-/// a non-zero byte, each trimmed to its first and last non-zero byte.
-fn nonzero_runs(w: &crate::io::MapWriter, from: usize, to: usize) -> Vec<Range<usize>> {
-    const PAGE: usize = 4096;
-    let mut runs = Vec::new();
-    let mut current: Option<Range<usize>> = None;
-    let mut p = from;
-    while p < to {
-        let chunk_end = (((p / PAGE) + 1) * PAGE).min(to);
-        let bytes = w.read_uncommitted(p..chunk_end);
-        if is_zero(bytes) {
-            if let Some(r) = current.take() {
-                runs.push(r);
-            }
-        } else {
-            let first = bytes.iter().position(|&b| b != 0).unwrap_or(0);
-            let last = bytes.iter().rposition(|&b| b != 0).unwrap_or(first) + 1;
-            match &mut current {
-                Some(r) => r.end = p + last,
-                None => current = Some(p + first..p + last),
-            }
-        }
-        p = chunk_end;
-    }
-    runs.extend(current);
-    runs
-}
-
-/// True if every byte is zero (eight at a time).
-fn is_zero(bytes: &[u8]) -> bool {
-    let words = bytes.chunks_exact(8);
-    let rest = words.remainder();
-    words
-        .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .fold(0, |a, w| a | w)
-        == 0
-        && rest.iter().all(|&b| b == 0)
 }
 
 impl ActiveWriter {
@@ -650,40 +613,10 @@ impl ActiveWriter {
     }
 }
 
-const RETENTION_FILE: &str = "retention.meta";
-const RETENTION_MAGIC: [u8; 8] = *b"SPOOLRET";
-const RETENTION_VERSION: u32 = 1;
-
-/// Reads the bucket's low-water mark (offsets below it were deleted).
-fn read_low_water(ctx: &Ctx, dir: &Path) -> Result<Option<u64>> {
-    let path = dir.join(RETENTION_FILE);
-    let f = match ctx.vfs.open(&path, io::OpenMode::ReadOnly) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("open", &path, e)),
-    };
-    let bytes = io::read_file_limited(&*f, 4096).map_err(|e| Error::io("read", &path, e))?;
-    let (version, body) = crate::format::meta::decode(RETENTION_MAGIC, &bytes)
-        .map_err(|e| Error::corrupt(&path, 0, format!("retention mark: {e:?}")))?;
-    if version != RETENTION_VERSION || body.len() != 8 {
-        return Err(Error::corrupt(
-            &path,
-            24,
-            "retention mark has an unknown version or length",
-        ));
-    }
-    Ok(Some(crate::format::get_u64(body, 0)))
-}
-
-fn write_low_water(ctx: &Ctx, dir: &Path, low: u64) -> Result<()> {
-    let bytes = crate::format::meta::encode(RETENTION_MAGIC, RETENTION_VERSION, &low.to_le_bytes());
-    io::write_file_atomic(&*ctx.vfs, dir, RETENTION_FILE, &bytes)
-}
-
 fn remove_segment_files(ctx: &Ctx, dir: &Path, base: u64) -> Result<()> {
     for name in [
-        segment::segment_file_name(base),
-        segment::index_file_name(base),
+        layout::segment_file_name(base),
+        layout::index_file_name(base),
     ] {
         let p = dir.join(name);
         match ctx.vfs.remove_file(&p) {
@@ -706,124 +639,4 @@ impl Drop for Bucket {
             let _ = self.active_segment().mark_clean();
         }
     }
-}
-
-/// Recovers the active segment: finds where its valid records end, tells a
-/// torn tail (after the durable watermark) from damage (before it), moves a
-/// torn tail to quarantine, bumps the epoch, and makes the result durable.
-fn recover_active(
-    ctx: &Ctx,
-    stream: &str,
-    priority: u8,
-    dir: &Path,
-    base: u64,
-    report: &mut RecoveryReport,
-) -> Result<ActiveWriter> {
-    let path = dir.join(segment::segment_file_name(base));
-    let mut raw = Segment::open_active_raw(ctx, &path, priority, base)?;
-    let len = raw.map.len();
-    let data = raw.writer.read_uncommitted(SEGMENT_HEADER_BYTES..len);
-    let scan = segment::scan(
-        data,
-        SEGMENT_HEADER_BYTES,
-        raw.header.segment_id,
-        base,
-        raw.state.map(|s| s.epoch),
-    );
-    let end = scan.end as usize;
-    let watermark = raw
-        .state
-        .map(|s| s.synced_end)
-        .unwrap_or(SEGMENT_HEADER_BYTES as u64);
-    if scan.end < watermark {
-        let why = match scan.stop {
-            ScanStop::End => "zeros where synced records were".to_string(),
-            ScanStop::Bad(e) => e.to_string(),
-            ScanStop::StaleEpoch(e) => format!("record of an older epoch {e} inside synced data"),
-            ScanStop::FutureEpoch(e) => format!("record of a future epoch {e}"),
-        };
-        return Err(Error::corrupt(
-            &path,
-            scan.end,
-            format!("{why} (synced up to byte {watermark})"),
-        ));
-    }
-    // After a clean close every byte past the end is zero (each recovery
-    // zeroes them, and a clean close writes nothing more). After a crash,
-    // pages past the end may have been written back in any order, so the
-    // whole rest of the segment is checked: the first run of non-zero bytes
-    // is the torn tail (quarantined), later ones are scattered pages.
-    let clean = matches!(raw.state, Some(s) if s.clean && s.synced_end == scan.end)
-        && scan.stop == ScanStop::End;
-    // Two billion recoveries of one segment never happen: an epoch beyond
-    // that is a damaged (CRC-valid but absurd) header or record, refused at
-    // once rather than when the counter runs out some opens later.
-    let epoch = raw.state.map(|s| s.epoch).unwrap_or(0).max(scan.max_epoch) as u64 + 1;
-    if epoch > (u32::MAX / 2) as u64 {
-        return Err(Error::corrupt(
-            &path,
-            STATE_OFFSET as u64,
-            "segment epoch out of range",
-        ));
-    }
-    let epoch = epoch as u32;
-    if !clean {
-        let runs = nonzero_runs(&raw.writer, end, len);
-        if let Some(first) = runs.first().cloned() {
-            let torn = raw.writer.read_uncommitted(first.clone()).to_vec();
-            let qdir = dir.join(crate::store::QUARANTINE_DIR);
-            if ctx
-                .vfs
-                .kind(&qdir)
-                .map_err(|e| Error::io("stat", &qdir, e))?
-                .is_none()
-            {
-                ctx.vfs
-                    .create_dir(&qdir)
-                    .map_err(|e| Error::io("create directory", &qdir, e))?;
-                ctx.vfs
-                    .sync_dir(dir)
-                    .map_err(|e| Error::io("sync directory", dir, e))?;
-            }
-            let qname = format!("{base:020}-{:010}-e{epoch}.torn", first.start);
-            io::write_file_atomic(&*ctx.vfs, &qdir, &qname, &torn)?;
-            let mut scattered = 0u64;
-            for (i, r) in runs.iter().enumerate() {
-                if i > 0 {
-                    scattered += r.len() as u64;
-                }
-                raw.writer.slice_mut(r.clone()).fill(0);
-                raw.map
-                    .flush(r.clone())
-                    .map_err(|e| Error::io("sync", &path, e))?;
-            }
-            report.torn_tails.push(TornTail {
-                stream: stream.to_string(),
-                priority,
-                segment: path.clone(),
-                position: first.start as u64,
-                bytes: torn.len() as u64,
-                scattered_bytes: scattered,
-                first_lost_offset: base + scan.positions.len() as u64,
-                quarantine: qdir.join(qname),
-            });
-        }
-    }
-    // Make the recovered prefix durable, then record the new epoch and the
-    // watermark; records of the new epoch are written only after that.
-    raw.map
-        .flush(0..end)
-        .map_err(|e| Error::io("sync", &path, e))?;
-    let state = SegmentState {
-        epoch,
-        synced_end: end as u64,
-        clean: false,
-    };
-    raw.map
-        .write_header(STATE_OFFSET, &state.encode(raw.header.segment_id));
-    raw.map
-        .flush(0..SEGMENT_HEADER_BYTES)
-        .map_err(|e| Error::io("sync", &path, e))?;
-    let positions = scan.positions;
-    Ok(raw.into_writer(&positions, end as u64, epoch))
 }

@@ -1,148 +1,20 @@
 //! One segment file: its map, its index, scanning and reading records.
 
 use super::append_index::AppendIndex;
+use super::record::Record;
+use super::{index_file, scan};
 use crate::ctx::{now_us, random_u64, Ctx};
-use crate::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
-use crate::format::record::{self, DecodeError, DecodedRecord, RECORD_HEADER_BYTES};
+use crate::format::index::{self, INDEX_HEADER_BYTES};
+use crate::format::record::{self, DecodedRecord, RECORD_HEADER_BYTES};
 use crate::format::segment::{
     SegmentHeader, SegmentState, SEGMENT_HEADER_BYTES, STATE_BYTES, STATE_OFFSET,
 };
 use crate::io::{self, MapWriter, OpenMode, SharedMap, VFile};
-use crate::record::Record;
+use crate::layout;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// File name of the segment starting at `base`.
-pub(crate) fn segment_file_name(base: u64) -> String {
-    format!("{base:020}.seg")
-}
-
-/// File name of the index of the segment starting at `base`.
-pub(crate) fn index_file_name(base: u64) -> String {
-    format!("{base:020}.idx")
-}
-
-/// Parses `<20 digits>.<ext>`.
-pub(crate) fn parse_file_name(name: &str, ext: &str) -> Option<u64> {
-    let digits = name.strip_suffix(ext)?.strip_suffix('.')?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// How a scan of a segment's records ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ScanStop {
-    /// Reached zeros (or the end of the file) at a record boundary.
-    End,
-    /// Found something that is not the next valid record.
-    Bad(DecodeError),
-    /// Found a valid record of an older epoch: stale bytes from before a
-    /// recovery, never part of the log.
-    StaleEpoch(u32),
-    /// Found a record whose epoch is newer than the header's.
-    FutureEpoch(u32),
-}
-
-/// Result of scanning a segment from its first record.
-#[derive(Debug, Clone)]
-pub(crate) struct Scan {
-    /// Position of each valid record.
-    pub positions: Vec<u32>,
-    /// Byte position after the last valid record.
-    pub end: u64,
-    /// Why the scan stopped at `end`.
-    pub stop: ScanStop,
-    /// Highest epoch among valid records.
-    pub max_epoch: u32,
-}
-
-/// Scans the records of a segment. `data` holds the file's bytes from
-/// position `data_start` (the end of the header) on. `epoch_max`, when known,
-/// bounds record epochs.
-pub(crate) fn scan(
-    data: &[u8],
-    data_start: usize,
-    segment_id: u64,
-    base: u64,
-    epoch_max: Option<u32>,
-) -> Scan {
-    let mut positions = Vec::new();
-    let mut at = 0usize;
-    let mut last_epoch = 0u32;
-    let len_max = u32::try_from(data.len() + data_start).unwrap_or(u32::MAX);
-    let stop = loop {
-        if at + RECORD_HEADER_BYTES > data.len() {
-            // Not even a record header fits: only zeros make this an end.
-            if data[at.min(data.len())..].iter().all(|&b| b == 0) {
-                break ScanStop::End;
-            }
-            break ScanStop::Bad(DecodeError::Truncated);
-        }
-        let expected = base + positions.len() as u64;
-        match record::decode(&data[at..], segment_id, len_max, Some(expected)) {
-            Ok(d) => {
-                // `decode` checked the unpadded length; the padding must fit
-                // too, or the next position would lie past the file (a file
-                // cut right after a record's last byte).
-                if at as u64 + d.stored_len() > data.len() as u64 {
-                    break ScanStop::Bad(DecodeError::Truncated);
-                }
-                if d.epoch < last_epoch {
-                    break ScanStop::StaleEpoch(d.epoch);
-                }
-                if matches!(epoch_max, Some(m) if d.epoch > m) {
-                    break ScanStop::FutureEpoch(d.epoch);
-                }
-                last_epoch = d.epoch;
-                positions.push((data_start + at) as u32);
-                at += d.stored_len() as usize;
-            }
-            Err(DecodeError::End) => break ScanStop::End,
-            Err(e) => break ScanStop::Bad(e),
-        }
-    };
-    Scan {
-        positions,
-        end: (data_start + at) as u64,
-        stop,
-        max_epoch: last_epoch,
-    }
-}
-
-#[cfg(test)]
-mod scan_tests {
-    use super::*;
-    use crate::format::record::{encode, stored_len, RecordHeader};
-
-    /// Regression (found by the `segment_recovery` fuzz target): a segment
-    /// truncated right after a record whose length is not a multiple of 8
-    /// made the scan end past the file, and opening the store panicked.
-    #[test]
-    fn a_record_whose_padding_is_cut_off_ends_the_scan() {
-        let body = b"seven b";
-        let n = stored_len(0, body.len()) as usize;
-        let mut data = vec![0u8; n];
-        let h = RecordHeader {
-            offset: 0,
-            timestamp_us: 1,
-            epoch: 1,
-            flags: 0,
-        };
-        encode(&mut data, 9, &h, &[], body);
-        let unpadded = RECORD_HEADER_BYTES + body.len();
-        let s = scan(&data[..unpadded], SEGMENT_HEADER_BYTES, 9, 0, None);
-        assert_eq!(s.positions.len(), 0);
-        assert_eq!(s.end, SEGMENT_HEADER_BYTES as u64);
-        assert_eq!(s.stop, ScanStop::Bad(DecodeError::Truncated));
-        let s = scan(&data, SEGMENT_HEADER_BYTES, 9, 0, None);
-        assert_eq!(s.positions.len(), 1);
-        assert_eq!(s.end, (SEGMENT_HEADER_BYTES + n) as u64);
-    }
-}
 
 /// Where a segment's record positions come from.
 #[derive(Debug)]
@@ -223,15 +95,26 @@ pub(crate) struct ActiveWriter {
     pub(crate) file: Arc<dyn VFile>,
 }
 
-fn corrupt_header(path: &Path, e: crate::format::segment::HeaderDecodeError) -> Error {
-    use crate::format::segment::HeaderDecodeError as H;
-    match e {
-        H::Version(v) => Error::UnsupportedVersion {
+/// Checks a segment's header (see [`scan::check_header`]); an unknown
+/// format version is [`Error::UnsupportedVersion`], anything else wrong
+/// [`Error::Corrupt`].
+fn check_header(
+    path: &Path,
+    head: &[u8],
+    len: u64,
+    base: u64,
+    priority: u8,
+) -> Result<SegmentHeader> {
+    use crate::format::segment::{HeaderDecodeError, SEGMENT_VERSION};
+    if let Err(HeaderDecodeError::Version(v)) = SegmentHeader::decode(head) {
+        debug_assert_ne!(v, SEGMENT_VERSION);
+        return Err(Error::UnsupportedVersion {
             file: path.to_path_buf(),
             version: v,
-        },
-        other => Error::corrupt(path, 0, format!("bad segment header: {other:?}")),
+        });
     }
+    scan::check_header(head, len, Some(base), Some(priority))
+        .map_err(|d| Error::corrupt(path, d.position, d.reason))
 }
 
 impl Segment {
@@ -355,7 +238,7 @@ impl Segment {
     }
 
     fn index_path(&self) -> PathBuf {
-        self.path.with_file_name(index_file_name(self.base))
+        layout::index_path_of(&self.path, self.base)
     }
 
     /// Creates a new, empty segment file at `dir/<base>.seg`, durable
@@ -369,8 +252,9 @@ impl Segment {
     ) -> Result<ActiveWriter> {
         let vfs = &*ctx.vfs;
         let file_bytes = ctx.opts.segment_bytes_max;
-        let path = dir.join(segment_file_name(base));
-        let tmp = dir.join(format!(".{}.tmp", segment_file_name(base)));
+        let name = layout::segment_file_name(base);
+        let path = dir.join(&name);
+        let tmp = dir.join(layout::tmp_file_name(&name));
         if vfs
             .kind(&tmp)
             .map_err(|e| Error::io("stat", &tmp, e))?
@@ -448,38 +332,19 @@ impl Segment {
             .open(path, OpenMode::ReadWrite)
             .map_err(|e| Error::io("open segment", path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", path, e))?;
-        if len < SEGMENT_HEADER_BYTES as u64 {
-            return Err(Error::corrupt(path, len, "segment shorter than its header"));
-        }
-        if len > crate::options::SEGMENT_BYTES_LIMIT {
-            return Err(Error::corrupt(
-                path,
-                0,
-                format!("segment of {len} bytes exceeds the limit"),
-            ));
+        if len < SEGMENT_HEADER_BYTES as u64 || len > crate::options::SEGMENT_BYTES_LIMIT {
+            // Not mapped: the header check names what is wrong.
+            return Err(check_header(path, &[], len, base, priority)
+                .err()
+                .unwrap_or_else(|| {
+                    Error::corrupt(path, 0, format!("segment length {len} is impossible"))
+                }));
         }
         let mem = file.map_mut(len).map_err(|e| Error::io("map", path, e))?;
         let (map, writer) = SharedMap::writable(mem, SEGMENT_HEADER_BYTES);
         let mut hb = [0u8; SEGMENT_HEADER_BYTES];
         map.read_header(0, &mut hb);
-        let header = SegmentHeader::decode(&hb).map_err(|e| corrupt_header(path, e))?;
-        if header.base_offset != base {
-            return Err(Error::corrupt(
-                path,
-                24,
-                format!(
-                    "header says base offset {} but the file name says {base}",
-                    header.base_offset
-                ),
-            ));
-        }
-        if header.bucket != priority as u32 {
-            return Err(Error::corrupt(
-                path,
-                12,
-                "segment belongs to another priority level",
-            ));
-        }
+        let header = check_header(path, &hb, len, base, priority)?;
         let state = SegmentState::decode(
             header.segment_id,
             &hb[STATE_OFFSET..STATE_OFFSET + STATE_BYTES],
@@ -506,73 +371,37 @@ impl Segment {
         count: u64,
     ) -> Result<(Arc<Segment>, bool)> {
         let vfs = &*ctx.vfs;
-        let path = dir.join(segment_file_name(base));
+        let path = dir.join(layout::segment_file_name(base));
         let file = vfs
             .open(&path, OpenMode::ReadOnly)
             .map_err(|e| Error::io("open segment", &path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         if !(SEGMENT_HEADER_BYTES as u64..=crate::options::SEGMENT_BYTES_LIMIT).contains(&len) {
-            return Err(Error::corrupt(
-                &path,
-                0,
-                format!("segment length {len} is impossible"),
-            ));
+            return Err(check_header(&path, &[], len, base, priority)
+                .err()
+                .unwrap_or_else(|| {
+                    Error::corrupt(&path, 0, format!("segment length {len} is impossible"))
+                }));
         }
         let map = SharedMap::read_only(file.map_read(len).map_err(|e| Error::io("map", &path, e))?);
         let all = map.get(0..map.len()).unwrap_or(&[]);
-        let header = SegmentHeader::decode(all).map_err(|e| corrupt_header(&path, e))?;
-        if header.base_offset != base || header.bucket != priority as u32 {
-            return Err(Error::corrupt(
-                &path,
-                12,
-                "header does not match the file name or directory",
-            ));
-        }
-        let idx_path = dir.join(index_file_name(base));
+        let header = check_header(&path, all, len, base, priority)?;
+        let idx_path = dir.join(layout::index_file_name(base));
         let mut rebuilt = false;
-        let idx = match load_index(ctx, &idx_path, &header, count)? {
+        let (idx, ih) = match load_index(ctx, &idx_path, &header, count, len)? {
             Some(m) => m,
             None => {
-                let s = scan(
-                    &all[SEGMENT_HEADER_BYTES..],
-                    SEGMENT_HEADER_BYTES,
-                    header.segment_id,
-                    base,
-                    None,
-                );
-                let complete = s.positions.len() as u64 == count;
-                if !complete || s.stop != ScanStop::End {
-                    let at = s.end;
-                    let why = match s.stop {
-                        ScanStop::End => format!(
-                            "sealed segment holds {} records, {count} expected",
-                            s.positions.len()
-                        ),
-                        ScanStop::Bad(e) => e.to_string(),
-                        ScanStop::StaleEpoch(_) | ScanStop::FutureEpoch(_) => {
-                            "record epoch out of order".into()
-                        }
-                    };
-                    return Err(Error::corrupt(&path, at, why));
-                }
-                let refs = refs_in(all, header.segment_id, &s.positions);
-                write_index(ctx, dir, &header, &s.positions, s.end, &refs)?;
+                let s = scan::scan_file(all, &header, None);
+                scan::judge_sealed(&s, Some(count))
+                    .map_err(|d| Error::corrupt(&path, d.position, d.reason))?;
+                let bytes = index_file::build(&header, all, &s.positions, s.end);
+                io::write_file_atomic(vfs, dir, &layout::index_file_name(base), &bytes)?;
                 rebuilt = true;
-                load_index(ctx, &idx_path, &header, count)?.ok_or_else(|| {
+                load_index(ctx, &idx_path, &header, count, len)?.ok_or_else(|| {
                     Error::corrupt(&idx_path, 0, "index unreadable right after writing it")
                 })?
             }
         };
-        let idx_bytes = idx.get(0..idx.len()).unwrap_or(&[]);
-        let ih =
-            index::decode(idx_bytes).map_err(|e| Error::corrupt(&idx_path, 0, format!("{e:?}")))?;
-        if ih.data_end > len || ih.data_end < SEGMENT_HEADER_BYTES as u64 {
-            return Err(Error::corrupt(
-                &idx_path,
-                40,
-                "index data end outside the segment",
-            ));
-        }
         let seg = Segment {
             path,
             priority,
@@ -663,7 +492,7 @@ impl Segment {
                 let start = INDEX_HEADER_BYTES + (*count as usize) * 4;
                 b.get(start..)
                     .unwrap_or(&[])
-                    .chunks_exact(32)
+                    .chunks_exact(index::BLOB_REF_BYTES)
                     .map(|c| {
                         let mut h = [0u8; 32];
                         h.copy_from_slice(c);
@@ -776,56 +605,29 @@ impl RawActive {
     }
 }
 
-/// The distinct claim-check references among the records at `positions` of
-/// a segment whose whole file is `file`.
-fn refs_in(file: &[u8], segment_id: u64, positions: &[u32]) -> Vec<[u8; 32]> {
-    let mut refs = std::collections::BTreeSet::new();
-    for &p in positions {
-        let Some(rec) = file.get(p as usize..) else {
-            continue;
-        };
-        if let Ok(d) = record::decode(rec, segment_id, u32::MAX, None) {
-            if d.flags & record::FLAG_CLAIM_CHECK != 0 {
-                if let Some((hash, _)) = record::decode_claim_check(&rec[d.body_range()]) {
-                    refs.insert(hash);
-                }
-            }
-        }
-    }
-    refs.into_iter().collect()
-}
-
-/// Loads and checks an index file; `None` if it is missing or unusable (the
-/// caller rebuilds it).
+/// Maps and checks an index file ([`index_file::check`]); `None` if it is
+/// missing or unusable (the caller rebuilds it).
 fn load_index(
     ctx: &Ctx,
     path: &Path,
     header: &SegmentHeader,
     count: u64,
-) -> Result<Option<Arc<SharedMap>>> {
-    let vfs = &*ctx.vfs;
-    let file = match vfs.open(path, OpenMode::ReadOnly) {
+    segment_len: u64,
+) -> Result<Option<(Arc<SharedMap>, index::IndexHeader)>> {
+    let file = match ctx.vfs.open(path, OpenMode::ReadOnly) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(_) => return Ok(None),
     };
     let len = file.len().map_err(|e| Error::io("stat", path, e))?;
-    let max = INDEX_HEADER_BYTES as u64 + count * 4 + (1 << 26);
+    let max = INDEX_HEADER_BYTES as u64 + count.saturating_mul(4) + (1 << 26);
     if len < INDEX_HEADER_BYTES as u64 || len > max {
         return Ok(None);
     }
     let map = SharedMap::read_only(file.map_read(len).map_err(|e| Error::io("map", path, e))?);
     let b = map.get(0..map.len()).unwrap_or(&[]);
-    match index::decode(b) {
-        Ok(h)
-            if h.segment_id == header.segment_id
-                && h.base_offset == header.base_offset
-                && h.count == count =>
-        {
-            Ok(Some(map))
-        }
-        _ => Ok(None),
-    }
+    Ok(index_file::check(b, header, Some(count), segment_len)
+        .ok()
+        .map(|ih| (map.clone(), ih)))
 }
 
 /// Writes the index of a sealed segment (temporary file, sync, rename, sync
@@ -838,14 +640,11 @@ pub(crate) fn write_index(
     data_end: u64,
     blob_refs: &[[u8; 32]],
 ) -> Result<()> {
-    let ih = IndexHeader {
-        bucket: header.bucket,
-        segment_id: header.segment_id,
-        base_offset: header.base_offset,
-        count: positions.len() as u64,
-        data_end,
-        blob_refs: blob_refs.len() as u32,
-    };
-    let bytes = index::encode(&ih, positions, blob_refs);
-    io::write_file_atomic(&*ctx.vfs, dir, &index_file_name(header.base_offset), &bytes)
+    let bytes = index_file::encode(header, positions, data_end, blob_refs);
+    io::write_file_atomic(
+        &*ctx.vfs,
+        dir,
+        &layout::index_file_name(header.base_offset),
+        &bytes,
+    )
 }

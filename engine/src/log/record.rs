@@ -1,77 +1,11 @@
-//! Messages going in ([`Message`]) and coming out ([`Record`]).
+//! Messages coming out of the log ([`Record`]).
 
+use super::segment::Pin;
 use crate::blob::{BlobBytes, ClaimCheck};
 use crate::format::headers::HeaderIter;
 use crate::format::record::{decode_claim_check, DecodedRecord, FLAG_CLAIM_CHECK};
-use crate::log::segment::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// A message to send: a payload, optional headers and a priority.
-///
-/// ```
-/// use spool::Message;
-/// let m = Message::new(b"order #1").header("reply-to", "replies").priority(2);
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct Message<'a> {
-    pub(crate) payload: &'a [u8],
-    pub(crate) headers: Vec<(&'a str, &'a [u8])>,
-    pub(crate) priority: u8,
-}
-
-impl<'a> Message<'a> {
-    /// A message with `payload`, no headers, priority 0.
-    pub fn new(payload: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
-        Message {
-            payload: payload.as_ref(),
-            headers: Vec::new(),
-            priority: 0,
-        }
-    }
-
-    /// Adds a header. Keys are 1..=255 bytes of UTF-8, values up to 65,535
-    /// bytes, all headers of a message together up to 65,535 bytes encoded.
-    pub fn header(mut self, key: &'a str, value: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
-        self.headers.push((key, value.as_ref()));
-        self
-    }
-
-    /// Sets the priority level (0 = lowest, below the stream's `priorities`).
-    pub fn priority(mut self, priority: u8) -> Self {
-        self.priority = priority;
-        self
-    }
-
-    /// The payload.
-    pub fn payload(&self) -> &'a [u8] {
-        self.payload
-    }
-}
-
-impl<'a> From<&'a [u8]> for Message<'a> {
-    fn from(p: &'a [u8]) -> Self {
-        Message::new(p)
-    }
-}
-
-impl<'a, const N: usize> From<&'a [u8; N]> for Message<'a> {
-    fn from(p: &'a [u8; N]) -> Self {
-        Message::new(p)
-    }
-}
-
-impl<'a> From<&'a Vec<u8>> for Message<'a> {
-    fn from(p: &'a Vec<u8>) -> Self {
-        Message::new(p)
-    }
-}
-
-impl<'a> From<&'a str> for Message<'a> {
-    fn from(p: &'a str) -> Self {
-        Message::new(p)
-    }
-}
 
 /// A stored message, read from the log. The payload is borrowed from the
 /// segment's memory map (no copy); the record keeps the segment mapped, even

@@ -1,0 +1,156 @@
+//! The consumer's state rebuilt from its files: a checkpoint, then the
+//! entries of its journal folded on top. Pure: no I/O, no clock. The
+//! engine's open and the inspector both fold with [`fold`], so they count
+//! the same deliveries, redeliveries and dead letters.
+
+use super::state::{bounded_entry, BucketState, Replayed};
+use super::CheckpointBody;
+use crate::format::journal::Entry;
+use std::ops::Range;
+
+/// What folding journal entries added to the checkpoint's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Entries applied.
+    pub entries: u64,
+    /// Deliveries after the first of their message.
+    pub redelivered: u64,
+    /// Messages moved to the dead-letter stream.
+    pub dead_lettered: u64,
+}
+
+/// Applies `entries`, in order, to the bucket states rebuilt from a
+/// checkpoint. Entries for a priority level beyond `buckets` are ignored.
+pub(crate) fn fold(
+    buckets: &mut [BucketState],
+    entries: impl IntoIterator<Item = Entry>,
+) -> Counts {
+    let mut counts = Counts::default();
+    for e in entries {
+        counts.entries += 1;
+        match super::state::replay_entry(buckets, &e) {
+            Replayed::Nothing => {}
+            Replayed::Redelivery => counts.redelivered += 1,
+            Replayed::DeadLetter => counts.dead_lettered += 1,
+        }
+    }
+    counts
+}
+
+/// The state a consumer resumes with at open.
+#[derive(Debug)]
+pub(crate) struct Resumed {
+    /// One state per priority level; every unacknowledged delivered message
+    /// is ready for redelivery, with its count.
+    pub buckets: Vec<BucketState>,
+    /// Deliveries after the first, in all.
+    pub redelivered: u64,
+    /// Messages moved to the dead-letter stream, in all.
+    pub dead_lettered: u64,
+    /// Messages retention removed before they were acknowledged, in all.
+    pub skipped: u64,
+}
+
+/// The state of a consumer whose checkpoint is `ckpt` and whose journal of
+/// the checkpoint's generation holds `entries`, against logs that hold the
+/// offsets `logs[priority]`. Offsets are trusted only below each log's end:
+/// past it they refer to messages a crash took back (or to nothing, in a
+/// hostile file), and would make the state grow without bound. What
+/// retention removed below a log's start counts as skipped.
+pub(crate) fn resume(ckpt: &CheckpointBody, entries: &[Entry], logs: &[Range<u64>]) -> Resumed {
+    let ends: Vec<u64> = logs.iter().map(|l| l.end).collect();
+    let mut buckets: Vec<BucketState> = ckpt
+        .buckets
+        .iter()
+        .zip(&ends)
+        .map(|(c, &end)| BucketState::from_checkpoint(&c.clamped(end)))
+        .collect();
+    let counts = fold(
+        &mut buckets,
+        entries.iter().filter_map(|e| bounded_entry(e, &ends)),
+    );
+    let mut skipped = ckpt.skipped;
+    for (b, log) in buckets.iter_mut().zip(logs) {
+        b.all_ready();
+        skipped += b.clamp(log.start, log.end);
+    }
+    Resumed {
+        buckets,
+        redelivered: ckpt.redelivered + counts.redelivered,
+        dead_lettered: ckpt.dead_lettered + counts.dead_lettered,
+        skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::state::BucketCheckpoint;
+
+    fn delivered(offset: u64, attempt: u32) -> Entry {
+        Entry::Delivered {
+            bucket: 0,
+            offset,
+            attempt,
+        }
+    }
+
+    /// Regression: the engine's open counted only dead letters when it
+    /// replayed a journal, so a consumer's `redelivered` count was lost at
+    /// every reopen (and the new checkpoint made the loss permanent).
+    #[test]
+    fn redeliveries_in_the_journal_are_counted_at_resume() {
+        let ckpt = CheckpointBody {
+            generation: 2,
+            buckets: vec![BucketCheckpoint::default()],
+            redelivered: 5,
+            dead_lettered: 1,
+            skipped: 0,
+        };
+        let entries = [
+            delivered(0, 1),
+            delivered(0, 2),
+            delivered(1, 1),
+            Entry::DeadLettered {
+                bucket: 0,
+                offset: 1,
+            },
+            delivered(0, 3),
+        ];
+        let r = resume(&ckpt, &entries, &[0..10]);
+        assert_eq!(r.redelivered, 5 + 2);
+        assert_eq!(r.dead_lettered, 1 + 1);
+        assert_eq!(r.buckets[0].floor(), 0);
+        assert_eq!(r.buckets[0].next(), 2);
+        let mut states = vec![BucketState::new(0)];
+        let c = fold(&mut states, entries);
+        assert_eq!(
+            c,
+            Counts {
+                entries: 5,
+                redelivered: 2,
+                dead_lettered: 1
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_past_the_log_is_trusted() {
+        let ckpt = CheckpointBody {
+            generation: 1,
+            buckets: vec![BucketCheckpoint {
+                floor: 8,
+                next: 50,
+                ..BucketCheckpoint::default()
+            }],
+            ..CheckpointBody::default()
+        };
+        let r = resume(&ckpt, &[delivered(u64::MAX, 1)], &[5..20]);
+        assert_eq!(r.buckets[0].floor(), 8);
+        assert_eq!(r.buckets[0].next(), 20);
+        // Retention removed 0..12 under a floor of 8: four skipped.
+        let r = resume(&ckpt, &[], &[12..20]);
+        assert_eq!(r.skipped, 4);
+        assert_eq!(r.buckets[0].floor(), 12);
+    }
+}
