@@ -1,14 +1,13 @@
 //! What every part of an open store shares: the file system, the options and
 //! the poison flag.
 
-use crate::io::{LockGuard, SharedMap, Vfs};
+use crate::background::Syncer;
+use crate::io::{LockGuard, Vfs};
 use crate::options::Options;
 use crate::{Error, Result};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 /// Shared state of one open store.
 #[derive(Debug)]
@@ -72,97 +71,6 @@ impl Ctx {
     /// Whether the store is poisoned.
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
-    }
-}
-
-/// The work queue of the store's two background threads (see
-/// `Options::writeback_bytes`): the sync thread syncs on a timer
-/// (`Durability::Interval`) and when a bucket has grown by `writeback_bytes`;
-/// the prefault thread faults segment space in ahead of the writer. They are
-/// separate so that a long sync never delays a prefault the writer is about
-/// to need.
-#[derive(Debug, Default)]
-pub(crate) struct Syncer {
-    /// Held by the sync thread while it holds the store, and by `close`.
-    running: Mutex<()>,
-    state: Mutex<SyncerState>,
-    sync_cv: Condvar,
-    prefault_cv: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct SyncerState {
-    kicked: bool,
-    stopped: bool,
-    /// Map ranges to fault in ahead of the writer (see `SharedMap::prefault`).
-    prefault: Vec<(Arc<SharedMap>, Range<usize>)>,
-}
-
-impl Syncer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SyncerState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Excludes the sync thread's use of the store (see `Store::close`).
-    pub(crate) fn hold_off(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Asks for a sync soon (never waits for it).
-    pub(crate) fn kick(&self) {
-        let mut g = self.lock();
-        if !g.kicked {
-            g.kicked = true;
-            self.sync_cv.notify_one();
-        }
-    }
-
-    /// Asks for `range` of `map` to be faulted in soon.
-    pub(crate) fn prefault(&self, map: Arc<SharedMap>, range: Range<usize>) {
-        self.lock().prefault.push((map, range));
-        self.prefault_cv.notify_one();
-    }
-
-    /// Ends both threads' loops.
-    pub(crate) fn stop(&self) {
-        self.lock().stopped = true;
-        self.sync_cv.notify_all();
-        self.prefault_cv.notify_all();
-    }
-
-    /// Waits until a sync is due: kicked, or `deadline` passed (if given);
-    /// false once stopped.
-    pub(crate) fn wait_sync(&self, deadline: Option<Instant>) -> bool {
-        let mut g = self.lock();
-        while !g.kicked && !g.stopped {
-            g = match deadline {
-                None => self.sync_cv.wait(g).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    self.sync_cv
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-        }
-        g.kicked = false;
-        !g.stopped
-    }
-
-    /// Waits for ranges to fault in; `None` once stopped.
-    pub(crate) fn wait_prefault(&self) -> Option<Vec<(Arc<SharedMap>, Range<usize>)>> {
-        let mut g = self.lock();
-        while g.prefault.is_empty() && !g.stopped {
-            g = self.prefault_cv.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-        if g.stopped {
-            return None;
-        }
-        Some(std::mem::take(&mut g.prefault))
     }
 }
 

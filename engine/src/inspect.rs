@@ -56,8 +56,9 @@ use crate::layout::{
     parse_journal_name, CHECKPOINT_FILE, CONSUMERS_DIR, CONSUMER_CONFIG_FILE as CONFIG_FILE,
     QUARANTINE_DIR, STORE_META_FILE as STORE_META, STREAMS_DIR, STREAM_META_FILE as STREAM_META,
 };
+use crate::limits::{PRIORITIES_MAX, SEGMENT_BYTES_LIMIT};
 use crate::log::scan::{self as segment, Scan, ScanStop};
-use crate::options::{StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT};
+use crate::options::StreamConfig;
 use crate::{name, Error, Result};
 use std::fs;
 use std::io::{self, Read};
@@ -202,7 +203,7 @@ pub struct BucketInfo {
 
 /// One durable consumer of a stream (`consumers/<name>/`), as its checkpoint
 /// and the journal of the checkpoint's generation say, folded with the
-/// engine's own replay ([`crate::consumer`]).
+/// engine's own replay.
 ///
 /// Leases live only in the memory of the process that has the store open, so
 /// a message delivered and not yet acknowledged is counted as an
@@ -506,7 +507,7 @@ pub fn read_segment_raw(path: &Path) -> Result<(SegmentInfo, Vec<u8>)> {
     let name_base = path
         .file_name()
         .and_then(|n| n.to_str())
-        .and_then(|n| crate::layout::parse_segment_name(n));
+        .and_then(crate::layout::parse_segment_name);
     let bytes = match read_segment_bytes(path, false) {
         Ok(Bounded::Bytes(b)) => b,
         Ok(Bounded::Missing) => {

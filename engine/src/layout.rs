@@ -18,7 +18,7 @@
 //! final name; a stream or consumer being created is a directory
 //! `.tmp-<name>-<random:016x>` beside its final one. Both are removed at open.
 
-use crate::options::PRIORITIES_MAX;
+use crate::limits::PRIORITIES_MAX;
 use std::path::{Path, PathBuf};
 
 /// The store's lock file (`flock`ed while the store is open).

@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod background;
 mod blob;
 mod consumer;
 mod ctx;
@@ -30,6 +31,7 @@ pub mod inspect;
 #[doc(hidden)]
 pub mod io;
 mod layout;
+mod limits;
 mod log;
 mod message;
 pub mod name;

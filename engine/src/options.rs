@@ -2,6 +2,7 @@
 
 use crate::format::segment::SEGMENT_HEADER_BYTES;
 use crate::io::Vfs;
+pub use crate::limits::{PRIORITIES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -57,11 +58,6 @@ impl std::fmt::Debug for Options {
             .finish()
     }
 }
-
-/// Smallest allowed segment size.
-pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
-/// Largest allowed segment size (positions in indexes are `u32`).
-pub const SEGMENT_BYTES_LIMIT: u64 = 1 << 30;
 
 impl Default for Options {
     fn default() -> Self {
@@ -201,9 +197,6 @@ impl Options {
         Ok(())
     }
 }
-
-/// Most priority levels a stream can have.
-pub const PRIORITIES_MAX: u8 = 16;
 
 /// Configuration of a stream, fixed at creation and persisted in `stream.meta`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,7 +33,7 @@ use crate::inspect::{
     BLOBS_TMP_DIR,
 };
 use crate::layout::{QUARANTINE_DIR, STREAMS_DIR};
-use crate::options::SEGMENT_BYTES_LIMIT;
+use crate::limits::SEGMENT_BYTES_LIMIT;
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::fs;

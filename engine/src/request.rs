@@ -13,12 +13,13 @@
 //! Replies are durable messages: after a restart, a requester can still
 //! collect the reply to a correlation id it sent before.
 
-use crate::consumer::{Consumer, ConsumerConfig};
+use crate::consumer::{Consumer, ConsumerConfig, Delivery};
 use crate::ctx::random_u64;
 use crate::log::Record;
-use crate::store::StoreInner;
-use crate::stream::{Stream, StreamInner};
-use crate::{Error, Result};
+use crate::message::request_headers::{CORRELATION_ID, REPLY_TO};
+use crate::message::Message;
+use crate::stream::{Stream, StreamInner, Streams};
+use crate::{name, Error, Result};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -39,6 +40,73 @@ pub(crate) fn new_correlation_id() -> String {
     format!("{:016x}{:016x}", random_u64(), random_u64())
 }
 
+impl Stream {
+    /// Sends `msg` as a request whose reply goes to the stream `reply_to`,
+    /// and waits up to `timeout` for it. Fails with [`Error::Timeout`] if no
+    /// reply came in time (a later one is acknowledged and dropped). Many
+    /// threads may have requests in flight on the same reply stream.
+    pub fn request(
+        &self,
+        msg: Message<'_>,
+        reply_to: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Record> {
+        let id = self.send_request(msg, reply_to)?;
+        self.store().wait_reply(reply_to, &id, timeout)
+    }
+
+    /// Sends `msg` as a request (with `reply-to` and a new `correlation-id`
+    /// header) without waiting; returns the correlation id, to collect the
+    /// reply later with [`crate::Store::wait_reply`] (also after a restart).
+    pub fn send_request(&self, msg: Message<'_>, reply_to: &str) -> Result<String> {
+        name::validate(reply_to)?;
+        let id = new_correlation_id();
+        let mut m = Message {
+            payload: msg.payload,
+            headers: msg.headers.clone(),
+            priority: msg.priority,
+        };
+        m.headers
+            .retain(|(k, _)| *k != CORRELATION_ID && *k != REPLY_TO);
+        m.headers.push((REPLY_TO, reply_to.as_bytes()));
+        m.headers.push((CORRELATION_ID, id.as_bytes()));
+        self.send_message(m)?;
+        Ok(id)
+    }
+}
+
+impl Delivery {
+    /// Answers a request: appends `payload` to the stream named by the
+    /// request's `reply-to` header, with its `correlation-id`. Fails with
+    /// [`Error::NotARequest`] if the message lacks those headers. The
+    /// request itself still needs its `ack`.
+    pub fn reply(&self, payload: &[u8]) -> Result<u64> {
+        self.reply_message(Message::new(payload))
+    }
+
+    /// Like [`Delivery::reply`], with headers and a priority of its own.
+    pub fn reply_message(&self, msg: Message<'_>) -> Result<u64> {
+        let reply_to = self
+            .header(REPLY_TO)
+            .and_then(|v| std::str::from_utf8(v).ok());
+        let corr = self.header(CORRELATION_ID);
+        let (Some(reply_to), Some(corr)) = (reply_to, corr) else {
+            return Err(Error::NotARequest {
+                offset: self.offset(),
+            });
+        };
+        let target = self.consumer().stream().store_stream(reply_to)?;
+        let mut m = Message {
+            payload: msg.payload,
+            headers: msg.headers.clone(),
+            priority: msg.priority,
+        };
+        m.headers.retain(|(k, _)| *k != CORRELATION_ID);
+        m.headers.push((CORRELATION_ID, corr));
+        target.send_message(m)
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Replies read but not taken yet (unacknowledged in the stream).
@@ -52,7 +120,7 @@ struct State {
 /// strong reference to the store (the store holds the router).
 pub(crate) struct Router {
     stream: Arc<StreamInner>,
-    store: Weak<StoreInner>,
+    store: Weak<dyn Streams>,
     state: Mutex<State>,
     arrived: Condvar,
 }
@@ -60,13 +128,13 @@ pub(crate) struct Router {
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Router")
-            .field("stream", &self.stream.name)
+            .field("stream", &self.stream.name())
             .finish()
     }
 }
 
 impl Router {
-    pub(crate) fn new(stream: Arc<StreamInner>, store: Weak<StoreInner>) -> Router {
+    pub(crate) fn new(stream: Arc<StreamInner>, store: Weak<dyn Streams>) -> Router {
         Router {
             stream,
             store,
@@ -135,7 +203,7 @@ impl Router {
                 // lease itself may simply run out.
                 drop(d);
                 let corr = record
-                    .header(crate::message::request_headers::CORRELATION_ID)
+                    .header(CORRELATION_ID)
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .map(str::to_string);
                 match corr {
@@ -157,7 +225,7 @@ impl Router {
         }
     }
 
-    fn pump(&self, wait: Duration) -> Result<Vec<crate::Delivery>> {
+    fn pump(&self, wait: Duration) -> Result<Vec<Delivery>> {
         self.consumer()?.receive_batch(256, wait)
     }
 }

@@ -7,7 +7,8 @@
 //! journal, then removes the old one. A journal is never appended to after
 //! a restart, so stale bytes of a torn tail can never be read as new records.
 
-use crate::ctx::{random_u64, Ctx, Syncer};
+use crate::background::Syncer;
+use crate::ctx::{random_u64, Ctx};
 use crate::format::journal::{
     self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
 };

@@ -8,138 +8,35 @@
 //! handles on one name compete for messages; different names each see every
 //! message.
 
+mod config;
+mod dead_letter;
+mod files;
 pub(crate) mod journal;
 pub(crate) mod replay;
 pub(crate) mod state;
+mod stats;
 
-use crate::ctx::{random_u64, Ctx};
+pub use config::{ConsumerConfig, StartAt};
+pub(crate) use files::{create, open, update_config};
+pub use stats::{ConsumerBucketStats, ConsumerStats};
+
+use crate::ctx::Ctx;
 use crate::format::journal::Entry;
-use crate::format::meta;
 use crate::group_commit::GroupCommit;
-use crate::io::{self, EntryKind, SharedMap};
-use crate::layout;
+use crate::io::SharedMap;
 use crate::log::segment::Pin;
 use crate::log::Record;
-use crate::message::{dead_letter_headers, Message};
 use crate::options::Durability;
-use crate::stream::{Stream, StreamInner};
-use crate::{name, Error, Result};
+use crate::stream::Stream;
+use crate::{Error, Result};
 use journal::Journal;
 use serde::{Deserialize, Serialize};
 use state::{BucketCheckpoint, BucketState};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Where a new consumer starts reading. Applies to every priority bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StartAt {
-    /// The first retained message (the default).
-    Earliest,
-    /// After the last message at creation time: only new messages.
-    Latest,
-    /// This offset (clamped to what is retained and written).
-    Offset(u64),
-    /// The first message at or after this many microseconds since the Unix
-    /// epoch.
-    TimestampUs(u64),
-}
-
-impl StartAt {
-    /// The first message at or after `t`.
-    pub fn timestamp(t: SystemTime) -> StartAt {
-        StartAt::TimestampUs(
-            t.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .unwrap_or(0),
-        )
-    }
-}
-
-/// Configuration of a consumer, persisted with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ConsumerConfig {
-    /// Where a new consumer starts. Default = [`StartAt::Earliest`].
-    pub start: StartAt,
-    /// How long a delivery is leased before it is redelivered. Default = 30 s.
-    pub visibility_timeout: Duration,
-    /// After this many deliveries without an ack, a message goes to the
-    /// dead-letter stream (or, without one, is dropped and counted).
-    /// Default = unlimited.
-    pub max_deliveries: Option<u32>,
-    /// Stream that receives dead letters. Default = none.
-    pub dead_letter: Option<String>,
-    /// Anti-starvation for priority streams: after this many deliveries from
-    /// higher levels while a lower level has messages waiting, one message of
-    /// the highest waiting lower level is served. Default = none (strict
-    /// priority).
-    pub starvation_limit: Option<u32>,
-}
-
-impl Default for ConsumerConfig {
-    fn default() -> Self {
-        ConsumerConfig {
-            start: StartAt::Earliest,
-            visibility_timeout: Duration::from_secs(30),
-            max_deliveries: None,
-            dead_letter: None,
-            starvation_limit: None,
-        }
-    }
-}
-
-impl ConsumerConfig {
-    /// Sets [`ConsumerConfig::start`].
-    pub fn start(mut self, s: StartAt) -> Self {
-        self.start = s;
-        self
-    }
-    /// Sets [`ConsumerConfig::visibility_timeout`].
-    pub fn visibility_timeout(mut self, d: Duration) -> Self {
-        self.visibility_timeout = d;
-        self
-    }
-    /// Sets [`ConsumerConfig::max_deliveries`].
-    pub fn max_deliveries(mut self, n: u32) -> Self {
-        self.max_deliveries = Some(n);
-        self
-    }
-    /// Sets [`ConsumerConfig::dead_letter`].
-    pub fn dead_letter(mut self, stream: &str) -> Self {
-        self.dead_letter = Some(stream.to_string());
-        self
-    }
-    /// Sets [`ConsumerConfig::starvation_limit`].
-    pub fn starvation_limit(mut self, k: u32) -> Self {
-        self.starvation_limit = Some(k);
-        self
-    }
-
-    pub(crate) fn validate(&self) -> Result<()> {
-        if self.visibility_timeout.is_zero() {
-            return Err(Error::InvalidConfig(
-                "visibility_timeout must be positive".into(),
-            ));
-        }
-        if self.max_deliveries == Some(0) {
-            return Err(Error::InvalidConfig(
-                "max_deliveries must be at least 1".into(),
-            ));
-        }
-        if self.starvation_limit == Some(0) {
-            return Err(Error::InvalidConfig(
-                "starvation_limit must be at least 1".into(),
-            ));
-        }
-        if let Some(d) = &self.dead_letter {
-            name::validate(d)?;
-        }
-        Ok(())
-    }
-}
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct CheckpointBody {
@@ -245,60 +142,6 @@ pub(crate) struct ConsumerInner {
     next_lease: AtomicU64,
     /// Ack floors as of the last checkpoint (what retention may trust).
     checkpointed_floors: Vec<AtomicU64>,
-}
-
-/// Figures of one consumer in one priority bucket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerBucketStats {
-    /// Priority level.
-    pub priority: u8,
-    /// Every offset below is acknowledged.
-    pub ack_floor: u64,
-    /// First offset never delivered.
-    pub next_offset: u64,
-    /// End of the bucket's log.
-    pub end_offset: u64,
-    /// Messages not yet acknowledged (`end_offset - ack_floor` minus those
-    /// acknowledged out of order).
-    pub pending: u64,
-    /// Messages leased right now.
-    pub in_flight: u64,
-    /// Messages waiting to be redelivered.
-    pub waiting_redelivery: u64,
-}
-
-impl ConsumerBucketStats {
-    /// How far behind the end of the log the ack floor is.
-    pub fn lag(&self) -> u64 {
-        self.end_offset.saturating_sub(self.ack_floor)
-    }
-}
-
-/// Figures of one consumer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerStats {
-    /// The consumer's name.
-    pub name: String,
-    /// One entry per priority level, lowest first.
-    pub buckets: Vec<ConsumerBucketStats>,
-    /// Deliveries that were not the first of their message.
-    pub redelivered: u64,
-    /// Messages moved to the dead-letter stream (or dropped after
-    /// `max_deliveries` without one).
-    pub dead_lettered: u64,
-    /// Messages removed by retention limits before this consumer acknowledged them.
-    pub skipped: u64,
-}
-
-impl ConsumerStats {
-    /// Messages not yet acknowledged, all levels.
-    pub fn pending(&self) -> u64 {
-        self.buckets.iter().map(|b| b.pending).sum()
-    }
-    /// Messages leased right now, all levels.
-    pub fn in_flight(&self) -> u64 {
-        self.buckets.iter().map(|b| b.in_flight).sum()
-    }
 }
 
 /// A handle on a durable named consumer. Cheap to clone; `Send + Sync`.
@@ -426,7 +269,7 @@ impl Consumer {
     /// expires or delay elapses, and the time it went by.
     fn take<S: Sink>(&self, max: usize, out: &mut S) -> Result<(Option<Instant>, Instant)> {
         self.h.inner.ctx.check()?;
-        let levels = usize::from(self.h.stream.levels()).min(MAX_LEVELS);
+        let levels = usize::from(self.h.stream.priorities()).min(MAX_LEVELS);
         let mut ends = [0u64; MAX_LEVELS];
         for (p, e) in ends.iter_mut().enumerate().take(levels) {
             *e = self.h.stream.deliverable_end(p as u8);
@@ -510,49 +353,6 @@ impl Consumer {
         Ok((wake, now))
     }
 
-    /// Moves a message that was delivered `attempts` times to the dead-letter
-    /// stream, then acknowledges it.
-    fn dead_letter(
-        &self,
-        st: &mut State,
-        config: &ConsumerConfig,
-        record: &Record,
-        attempts: u32,
-    ) -> Result<()> {
-        let p = record.priority();
-        let offset = record.offset();
-        if let Some(dlq) = &config.dead_letter {
-            let target = self.h.stream.store_stream(dlq)?;
-            let reason = st
-                .nack_reasons
-                .get(&(p, offset))
-                .cloned()
-                .unwrap_or_default();
-            let offset_s = offset.to_string();
-            let prio_s = p.to_string();
-            let attempts_s = attempts.to_string();
-            let priority = if p < target.levels() { p } else { 0 };
-            let mut m = Message::new(record.payload()).priority(priority);
-            for (k, v) in record.headers() {
-                m = m.header(k, v);
-            }
-            m = m
-                .header(dead_letter_headers::STREAM, self.h.stream.name())
-                .header(dead_letter_headers::CONSUMER, self.name())
-                .header(dead_letter_headers::OFFSET, &offset_s)
-                .header(dead_letter_headers::PRIORITY, &prio_s)
-                .header(dead_letter_headers::ATTEMPTS, &attempts_s);
-            if !reason.is_empty() {
-                m = m.header(dead_letter_headers::REASON, &reason);
-            }
-            target.send_message(m)?;
-        }
-        st.nack_reasons.remove(&(p, offset));
-        st.buckets[p as usize].ack(offset);
-        st.dead_lettered += 1;
-        self.journal(st, Entry::DeadLettered { bucket: p, offset })
-    }
-
     /// Appends a journal entry, writing a checkpoint and starting a new
     /// journal when the current one is full.
     fn journal(&self, st: &mut State, e: Entry) -> Result<()> {
@@ -617,7 +417,7 @@ impl Consumer {
     pub fn ack_up_to(&self, priority: u8, offset: u64) -> Result<()> {
         self.h.inner.ctx.check()?;
         let end = self.h.stream.deliverable_end(priority);
-        let levels = self.h.stream.levels();
+        let levels = self.h.stream.priorities();
         if priority >= levels {
             return Err(Error::InvalidPriority { priority, levels });
         }
@@ -678,39 +478,6 @@ impl Consumer {
             Err(Error::LeaseExpired { offset })
         }
     }
-
-    /// Figures of this consumer.
-    pub fn stats(&self) -> ConsumerStats {
-        let levels = self.h.stream.levels();
-        let ends: Vec<u64> = (0..levels).map(|p| self.h.stream.end_offset(p)).collect();
-        let st = self.lock();
-        ConsumerStats {
-            name: self.h.inner.name.clone(),
-            buckets: st
-                .buckets
-                .iter()
-                .enumerate()
-                .map(|(p, b)| {
-                    let c = b.checkpoint();
-                    let end = ends[p];
-                    ConsumerBucketStats {
-                        priority: p as u8,
-                        ack_floor: b.floor(),
-                        next_offset: b.next(),
-                        end_offset: end,
-                        pending: end
-                            .saturating_sub(b.floor())
-                            .saturating_sub(c.acked.len() as u64),
-                        in_flight: b.in_flight(),
-                        waiting_redelivery: b.waiting_redelivery(),
-                    }
-                })
-                .collect(),
-            redelivered: st.redelivered,
-            dead_lettered: st.dead_lettered,
-            skipped: st.skipped,
-        }
-    }
 }
 
 /// Picks the bucket to serve: the highest with a message available, except
@@ -769,7 +536,7 @@ impl Delivery {
         self.record.header(key)
     }
     /// The claim-check reference, if the payload is stored as a blob.
-    pub fn claim_check(&self) -> Option<crate::ClaimCheck> {
+    pub fn claim_check(&self) -> Option<crate::blob::ClaimCheck> {
         self.record.claim_check()
     }
     /// A reader over the payload (see [`Record::open_payload`]).
@@ -813,37 +580,6 @@ impl Delivery {
             .extend_lease(self.priority(), self.offset(), self.lease, by)
     }
 
-    /// Answers a request: appends `payload` to the stream named by the
-    /// request's `reply-to` header, with its `correlation-id`. Fails with
-    /// [`Error::NotARequest`] if the message lacks those headers. The
-    /// request itself still needs its `ack`.
-    pub fn reply(&self, payload: &[u8]) -> Result<u64> {
-        self.reply_message(Message::new(payload))
-    }
-
-    /// Like [`Delivery::reply`], with headers and a priority of its own.
-    pub fn reply_message(&self, msg: Message<'_>) -> Result<u64> {
-        use crate::message::request_headers::{CORRELATION_ID, REPLY_TO};
-        let reply_to = self
-            .header(REPLY_TO)
-            .and_then(|v| std::str::from_utf8(v).ok());
-        let corr = self.header(CORRELATION_ID);
-        let (Some(reply_to), Some(corr)) = (reply_to, corr) else {
-            return Err(Error::NotARequest {
-                offset: self.offset(),
-            });
-        };
-        let target = self.consumer.h.stream.store_stream(reply_to)?;
-        let mut m = Message {
-            payload: msg.payload,
-            headers: msg.headers.clone(),
-            priority: msg.priority,
-        };
-        m.headers.retain(|(k, _)| *k != CORRELATION_ID);
-        m.headers.push((CORRELATION_ID, corr));
-        target.send_message(m)
-    }
-
     /// Whether this delivery's lease is still current.
     pub fn is_leased(&self) -> bool {
         let st = self.consumer.lock();
@@ -858,7 +594,7 @@ impl ConsumerInner {
         let g = st.journal.generation + 1;
         let body = st.checkpoint_body(g);
         let (journal, base) =
-            rotate_files(&self.ctx, &self.dir, &body, &st.journal.path, st.logical())?;
+            files::rotate_files(&self.ctx, &self.dir, &body, &st.journal.path, st.logical())?;
         st.journal = journal;
         st.logical_base = base - st.journal.written();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) =
@@ -917,261 +653,4 @@ impl ConsumerInner {
         };
         self.sync_to(target)
     }
-}
-
-/// Writes the checkpoint of generation `body.generation`, creates its
-/// journal, removes the previous journal. Returns the new journal and the
-/// logical position where it starts.
-fn rotate_files(
-    ctx: &Ctx,
-    dir: &Path,
-    body: &CheckpointBody,
-    old: &Path,
-    logical_end: u64,
-) -> Result<(Journal, u64)> {
-    // Both new files are synced, renamed into place, and made durable by one
-    // directory sync. Whichever renames a power cut keeps, open finds a
-    // consistent pair: the checkpoint's generation picks the journal, and a
-    // journal of another generation is stale (removed at open). That also
-    // covers the old journal coming back: its removal needs no sync.
-    let bytes = postcard::to_allocvec(body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    let staged = journal::stage_checkpoint(ctx, dir, &bytes)?;
-    let j = Journal::create(ctx, dir, body.generation)?;
-    // Once an open may find the new checkpoint, it takes the old journal
-    // for stale: acks written there after a failed install would be lost,
-    // so a failed install poisons the store.
-    journal::install_checkpoint(ctx, dir, &staged)?;
-    // The rotation is durable; the old journal is stale whatever happens to
-    // it now (an open removes a leftover), so a failed removal is no error.
-    let _ = ctx.vfs.remove_file(old);
-    let start = logical_end + j.written();
-    Ok((j, start))
-}
-
-/// Creates a consumer directory atomically (temporary directory, renamed).
-pub(crate) fn create(
-    ctx: &Arc<Ctx>,
-    stream: &StreamInner,
-    name: &str,
-    config: &ConsumerConfig,
-) -> Result<PathBuf> {
-    config.validate()?;
-    let vfs = &*ctx.vfs;
-    let parent = stream.dir.join(layout::CONSUMERS_DIR);
-    if vfs
-        .kind(&parent)
-        .map_err(|e| Error::io("stat", &parent, e))?
-        .is_none()
-    {
-        vfs.create_dir(&parent)
-            .map_err(|e| Error::io("create directory", &parent, e))?;
-        ctx.sync_dir(&stream.dir)?;
-    }
-    let tmp = parent.join(layout::tmp_dir_name(name, random_u64()));
-    vfs.create_dir(&tmp)
-        .map_err(|e| Error::io("create directory", &tmp, e))?;
-    write_config(ctx, &tmp, config)?;
-    let buckets = stream
-        .buckets
-        .iter()
-        .map(|b| {
-            let start = start_offset(stream, b.priority, config.start)?;
-            Ok(BucketCheckpoint {
-                floor: start,
-                next: start,
-                ..BucketCheckpoint::default()
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let body = CheckpointBody {
-        generation: 1,
-        buckets,
-        ..CheckpointBody::default()
-    };
-    let bytes = postcard::to_allocvec(&body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    journal::write_checkpoint(ctx, &tmp, &bytes)?;
-    ctx.sync_dir(&tmp)?;
-    let dir = parent.join(name);
-    vfs.rename(&tmp, &dir)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
-    ctx.sync_dir(&parent)?;
-    Ok(dir)
-}
-
-fn start_offset(stream: &StreamInner, priority: u8, start: StartAt) -> Result<u64> {
-    let b = &stream.buckets[priority as usize];
-    let (first, end) = (b.first_offset(), b.end_offset());
-    Ok(match start {
-        StartAt::Earliest => first,
-        StartAt::Latest => end,
-        StartAt::Offset(o) => o.clamp(first, end),
-        StartAt::TimestampUs(t) => {
-            // Timestamps never decrease within a bucket: binary search.
-            let (mut lo, mut hi) = (first, end);
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                let ts = match b.read(mid) {
-                    Ok(Some(r)) => r.timestamp_us(),
-                    Ok(None) => u64::MAX,
-                    Err(Error::OffsetNotRetained { .. }) => 0,
-                    Err(e) => return Err(e),
-                };
-                if ts < t {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            lo
-        }
-    })
-}
-
-fn write_config(ctx: &Ctx, dir: &Path, config: &ConsumerConfig) -> Result<()> {
-    let body = postcard::to_allocvec(config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    io::write_file_atomic(
-        &*ctx.vfs,
-        dir,
-        layout::CONSUMER_CONFIG_FILE,
-        &meta::encode(
-            meta::CONSUMER_CONFIG_MAGIC,
-            meta::CONSUMER_CONFIG_VERSION,
-            &body,
-        ),
-    )
-}
-
-/// Rewrites the configuration of an existing consumer.
-pub(crate) fn update_config(inner: &ConsumerInner, config: &ConsumerConfig) -> Result<()> {
-    config.validate()?;
-    // Lock order: state, then config (as on the dead-letter path).
-    let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-    let mut g = inner.config.write().unwrap_or_else(|e| e.into_inner());
-    if *g == *config {
-        return Ok(());
-    }
-    write_config(&inner.ctx, &inner.dir, config)?;
-    *g = config.clone();
-    st.hot = HotConfig::of(config);
-    Ok(())
-}
-
-/// Opens a consumer directory: configuration, checkpoint, journal replay,
-/// clamping to the log, and a fresh journal generation.
-pub(crate) fn open(
-    ctx: &Arc<Ctx>,
-    stream: &StreamInner,
-    name: &str,
-    dir: &Path,
-) -> Result<ConsumerInner> {
-    let vfs = &*ctx.vfs;
-    let cfg_path = dir.join(layout::CONSUMER_CONFIG_FILE);
-    let body = io::read_framed(
-        vfs,
-        &cfg_path,
-        meta::CONSUMER_CONFIG_MAGIC,
-        meta::CONSUMER_CONFIG_VERSION,
-        meta::META_BODY_BYTES_MAX,
-        "consumer config",
-    )?
-    .ok_or_else(|| Error::corrupt(&cfg_path, 0, "consumer config missing"))?;
-    let at_body = meta::BODY_OFFSET as u64;
-    let config: ConsumerConfig = postcard::from_bytes(&body)
-        .map_err(|e| Error::corrupt(&cfg_path, at_body, format!("consumer config: {e}")))?;
-    config
-        .validate()
-        .map_err(|e| Error::corrupt(&cfg_path, at_body, e.to_string()))?;
-
-    let ckpt_path = dir.join(layout::CHECKPOINT_FILE);
-    let body = journal::read_checkpoint(ctx, dir)?
-        .ok_or_else(|| Error::corrupt(&ckpt_path, 0, "consumer checkpoint missing"))?;
-    let ckpt: CheckpointBody = postcard::from_bytes(&body)
-        .map_err(|e| Error::corrupt(&ckpt_path, at_body, format!("consumer checkpoint: {e}")))?;
-    let levels = stream.buckets.len();
-    if ckpt.buckets.len() != levels {
-        return Err(Error::corrupt(
-            &ckpt_path,
-            at_body,
-            "checkpoint has the wrong number of priority levels",
-        ));
-    }
-    // Replay the journal of the checkpoint's generation; others are stale.
-    let mut stale = Vec::new();
-    for e in vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
-        if e.kind != EntryKind::File {
-            continue;
-        }
-        if let Some(g) = layout::parse_journal_name(&e.name) {
-            if g != ckpt.generation {
-                stale.push(dir.join(&e.name));
-            }
-        } else if layout::is_tmp_file(&e.name) {
-            stale.push(dir.join(&e.name));
-        }
-    }
-    let jpath = dir.join(layout::journal_file_name(ckpt.generation));
-    let entries = match journal::replay(ctx, &jpath)? {
-        Some((g, entries)) if g == ckpt.generation => entries,
-        _ => Vec::new(),
-    };
-    let logs: Vec<_> = stream
-        .buckets
-        .iter()
-        .map(|b| b.first_offset()..b.end_offset())
-        .collect();
-    let replay::Resumed {
-        buckets,
-        redelivered,
-        dead_lettered,
-        skipped,
-    } = replay::resume(&ckpt, &entries, &logs);
-    // A fresh generation: the old journal is never appended to again.
-    let g = ckpt.generation + 1;
-    let state_body = CheckpointBody {
-        generation: g,
-        buckets: buckets.iter().map(|b| b.checkpoint()).collect(),
-        redelivered,
-        dead_lettered,
-        skipped,
-    };
-    // Stale files go first: a journal of generation `g` left by a rotation
-    // that a crash cut short must not be confused with the one created now.
-    // Their removal becomes durable with the rotation's directory sync.
-    for s in stale {
-        match vfs.remove_file(&s) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &s, e)),
-        }
-    }
-    let (journal, base) = rotate_files(ctx, dir, &state_body, &jpath, 0)?;
-    let checkpointed_floors = state_body
-        .buckets
-        .iter()
-        .map(|b| AtomicU64::new(b.floor))
-        .collect();
-    let map = journal.map().clone();
-    let logical_base = base - journal.written();
-    Ok(ConsumerInner {
-        name: name.to_string(),
-        dir: dir.to_path_buf(),
-        ctx: ctx.clone(),
-        state: Mutex::new(State {
-            buckets,
-            journal,
-            logical_base,
-            redelivered,
-            dead_lettered,
-            skipped,
-            higher_streak: 0,
-            nack_reasons: HashMap::new(),
-            hot: HotConfig::of(&config),
-            segments: vec![None; levels],
-        }),
-        config: RwLock::new(config),
-        commit: GroupCommit::new(base),
-        current: RwLock::new((map, logical_base)),
-        next_lease: AtomicU64::new(1),
-        checkpointed_floors,
-    })
 }

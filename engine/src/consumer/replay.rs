@@ -87,6 +87,11 @@ mod tests {
     use super::*;
     use crate::consumer::state::BucketCheckpoint;
 
+    /// The logs of a one-priority stream holding `first..end`.
+    fn one_log(first: u64, end: u64) -> Vec<Range<u64>> {
+        std::iter::once(first..end).collect()
+    }
+
     fn delivered(offset: u64, attempt: u32) -> Entry {
         Entry::Delivered {
             bucket: 0,
@@ -117,7 +122,8 @@ mod tests {
             },
             delivered(0, 3),
         ];
-        let r = resume(&ckpt, &entries, &[0..10]);
+        let logs = one_log(0, 10);
+        let r = resume(&ckpt, &entries, &logs);
         assert_eq!(r.redelivered, 5 + 2);
         assert_eq!(r.dead_lettered, 1 + 1);
         assert_eq!(r.buckets[0].floor(), 0);
@@ -145,11 +151,13 @@ mod tests {
             }],
             ..CheckpointBody::default()
         };
-        let r = resume(&ckpt, &[delivered(u64::MAX, 1)], &[5..20]);
+        let logs = one_log(5, 20);
+        let r = resume(&ckpt, &[delivered(u64::MAX, 1)], &logs);
         assert_eq!(r.buckets[0].floor(), 8);
         assert_eq!(r.buckets[0].next(), 20);
         // Retention removed 0..12 under a floor of 8: four skipped.
-        let r = resume(&ckpt, &[], &[12..20]);
+        let logs = one_log(12, 20);
+        let r = resume(&ckpt, &[], &logs);
         assert_eq!(r.skipped, 4);
         assert_eq!(r.buckets[0].floor(), 12);
     }

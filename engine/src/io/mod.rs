@@ -203,3 +203,51 @@ pub(crate) fn write_tmp_synced(
     f.sync().map_err(map_err("sync", &tmp))?;
     Ok(tmp)
 }
+
+/// Creates `path` and missing parents, syncing each parent.
+pub(crate) fn create_dir_all(vfs: &dyn Vfs, path: &Path) -> crate::Result<()> {
+    match vfs
+        .kind(path)
+        .map_err(|e| crate::Error::io("stat", path, e))?
+    {
+        Some(EntryKind::Dir) => return Ok(()),
+        Some(_) => {
+            return Err(crate::Error::InvalidConfig(format!(
+                "{} exists and is not a directory",
+                path.display()
+            )))
+        }
+        None => {}
+    }
+    let parent: PathBuf = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    create_dir_all(vfs, &parent)?;
+    match vfs.create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(crate::Error::io("create directory", path, e)),
+    }
+    vfs.sync_dir(&parent)
+        .map_err(|e| crate::Error::io("sync directory", &parent, e))
+}
+
+/// Removes a directory tree that Spool created (plain files and directories
+/// only; anything else is left and makes this fail).
+pub(crate) fn remove_dir_all(vfs: &dyn Vfs, dir: &Path) -> crate::Result<()> {
+    for e in vfs
+        .read_dir(dir)
+        .map_err(|e| crate::Error::io("list", dir, e))?
+    {
+        let p = dir.join(&e.name);
+        match e.kind {
+            EntryKind::Dir => remove_dir_all(vfs, &p)?,
+            _ => vfs
+                .remove_file(&p)
+                .map_err(|e| crate::Error::io("remove", &p, e))?,
+        }
+    }
+    vfs.remove_dir(dir)
+        .map_err(|e| crate::Error::io("remove directory", dir, e))
+}

@@ -8,7 +8,7 @@ use super::scan::{blob_refs_in, Scan};
 use crate::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
 use crate::format::record::RECORD_HEADER_BYTES;
 use crate::format::segment::{SegmentHeader, SEGMENT_HEADER_BYTES};
-use crate::options::SEGMENT_BYTES_LIMIT;
+use crate::limits::SEGMENT_BYTES_LIMIT;
 
 /// Largest index file read: a header, one `u32` position per smallest
 /// possible record of the largest segment, and 64 MiB of blob references.

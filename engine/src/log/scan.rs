@@ -11,7 +11,7 @@ use crate::format::segment::{
     HeaderDecodeError, SegmentHeader, SegmentState, BASE_OFFSET_OFFSET, BUCKET_OFFSET,
     SEGMENT_HEADER_BYTES, STATE_OFFSET,
 };
-use crate::options::SEGMENT_BYTES_LIMIT;
+use crate::limits::SEGMENT_BYTES_LIMIT;
 use std::ops::Range;
 
 /// Damage found in a file: the byte position and what is wrong. The engine

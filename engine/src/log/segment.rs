@@ -332,7 +332,7 @@ impl Segment {
             .open(path, OpenMode::ReadWrite)
             .map_err(|e| Error::io("open segment", path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", path, e))?;
-        if len < SEGMENT_HEADER_BYTES as u64 || len > crate::options::SEGMENT_BYTES_LIMIT {
+        if len < SEGMENT_HEADER_BYTES as u64 || len > crate::limits::SEGMENT_BYTES_LIMIT {
             // Not mapped: the header check names what is wrong.
             return Err(check_header(path, &[], len, base, priority)
                 .err()
@@ -376,7 +376,7 @@ impl Segment {
             .open(&path, OpenMode::ReadOnly)
             .map_err(|e| Error::io("open segment", &path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        if !(SEGMENT_HEADER_BYTES as u64..=crate::options::SEGMENT_BYTES_LIMIT).contains(&len) {
+        if !(SEGMENT_HEADER_BYTES as u64..=crate::limits::SEGMENT_BYTES_LIMIT).contains(&len) {
             return Err(check_header(&path, &[], len, base, priority)
                 .err()
                 .unwrap_or_else(|| {

@@ -1,0 +1,113 @@
+//! A consumer's configuration (persisted in its `config.meta`).
+
+use crate::{name, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where a new consumer starts reading. Applies to every priority bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartAt {
+    /// The first retained message (the default).
+    Earliest,
+    /// After the last message at creation time: only new messages.
+    Latest,
+    /// This offset (clamped to what is retained and written).
+    Offset(u64),
+    /// The first message at or after this many microseconds since the Unix
+    /// epoch.
+    TimestampUs(u64),
+}
+
+impl StartAt {
+    /// The first message at or after `t`.
+    pub fn timestamp(t: SystemTime) -> StartAt {
+        StartAt::TimestampUs(
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
+        )
+    }
+}
+
+/// Configuration of a consumer, persisted with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConsumerConfig {
+    /// Where a new consumer starts. Default = [`StartAt::Earliest`].
+    pub start: StartAt,
+    /// How long a delivery is leased before it is redelivered. Default = 30 s.
+    pub visibility_timeout: Duration,
+    /// After this many deliveries without an ack, a message goes to the
+    /// dead-letter stream (or, without one, is dropped and counted).
+    /// Default = unlimited.
+    pub max_deliveries: Option<u32>,
+    /// Stream that receives dead letters. Default = none.
+    pub dead_letter: Option<String>,
+    /// Anti-starvation for priority streams: after this many deliveries from
+    /// higher levels while a lower level has messages waiting, one message of
+    /// the highest waiting lower level is served. Default = none (strict
+    /// priority).
+    pub starvation_limit: Option<u32>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            start: StartAt::Earliest,
+            visibility_timeout: Duration::from_secs(30),
+            max_deliveries: None,
+            dead_letter: None,
+            starvation_limit: None,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Sets [`ConsumerConfig::start`].
+    pub fn start(mut self, s: StartAt) -> Self {
+        self.start = s;
+        self
+    }
+    /// Sets [`ConsumerConfig::visibility_timeout`].
+    pub fn visibility_timeout(mut self, d: Duration) -> Self {
+        self.visibility_timeout = d;
+        self
+    }
+    /// Sets [`ConsumerConfig::max_deliveries`].
+    pub fn max_deliveries(mut self, n: u32) -> Self {
+        self.max_deliveries = Some(n);
+        self
+    }
+    /// Sets [`ConsumerConfig::dead_letter`].
+    pub fn dead_letter(mut self, stream: &str) -> Self {
+        self.dead_letter = Some(stream.to_string());
+        self
+    }
+    /// Sets [`ConsumerConfig::starvation_limit`].
+    pub fn starvation_limit(mut self, k: u32) -> Self {
+        self.starvation_limit = Some(k);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.visibility_timeout.is_zero() {
+            return Err(Error::InvalidConfig(
+                "visibility_timeout must be positive".into(),
+            ));
+        }
+        if self.max_deliveries == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_deliveries must be at least 1".into(),
+            ));
+        }
+        if self.starvation_limit == Some(0) {
+            return Err(Error::InvalidConfig(
+                "starvation_limit must be at least 1".into(),
+            ));
+        }
+        if let Some(d) = &self.dead_letter {
+            name::validate(d)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,272 @@
+//! A consumer's files: creating its directory atomically, opening it
+//! (configuration, checkpoint, journal replay, a fresh generation), and
+//! rotating to a new checkpoint and journal.
+
+use super::journal::{self, Journal};
+use super::replay;
+use super::state::BucketCheckpoint;
+use super::{CheckpointBody, ConsumerConfig, ConsumerInner, HotConfig, StartAt, State};
+use crate::ctx::{random_u64, Ctx};
+use crate::format::meta;
+use crate::group_commit::GroupCommit;
+use crate::io::{self, EntryKind};
+use crate::layout;
+use crate::stream::StreamInner;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Writes the checkpoint of generation `body.generation`, creates its
+/// journal, removes the previous journal. Returns the new journal and the
+/// logical position where it starts.
+pub(super) fn rotate_files(
+    ctx: &Ctx,
+    dir: &Path,
+    body: &CheckpointBody,
+    old: &Path,
+    logical_end: u64,
+) -> Result<(Journal, u64)> {
+    // Both new files are synced, renamed into place, and made durable by one
+    // directory sync. Whichever renames a power cut keeps, open finds a
+    // consistent pair: the checkpoint's generation picks the journal, and a
+    // journal of another generation is stale (removed at open). That also
+    // covers the old journal coming back: its removal needs no sync.
+    let bytes = postcard::to_allocvec(body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let staged = journal::stage_checkpoint(ctx, dir, &bytes)?;
+    let j = Journal::create(ctx, dir, body.generation)?;
+    // Once an open may find the new checkpoint, it takes the old journal
+    // for stale: acks written there after a failed install would be lost,
+    // so a failed install poisons the store.
+    journal::install_checkpoint(ctx, dir, &staged)?;
+    // The rotation is durable; the old journal is stale whatever happens to
+    // it now (an open removes a leftover), so a failed removal is no error.
+    let _ = ctx.vfs.remove_file(old);
+    let start = logical_end + j.written();
+    Ok((j, start))
+}
+
+/// Creates a consumer directory atomically (temporary directory, renamed).
+pub(crate) fn create(
+    ctx: &Arc<Ctx>,
+    stream: &StreamInner,
+    name: &str,
+    config: &ConsumerConfig,
+) -> Result<PathBuf> {
+    config.validate()?;
+    let vfs = &*ctx.vfs;
+    let parent = stream.dir().join(layout::CONSUMERS_DIR);
+    if vfs
+        .kind(&parent)
+        .map_err(|e| Error::io("stat", &parent, e))?
+        .is_none()
+    {
+        vfs.create_dir(&parent)
+            .map_err(|e| Error::io("create directory", &parent, e))?;
+        ctx.sync_dir(stream.dir())?;
+    }
+    let tmp = parent.join(layout::tmp_dir_name(name, random_u64()));
+    vfs.create_dir(&tmp)
+        .map_err(|e| Error::io("create directory", &tmp, e))?;
+    write_config(ctx, &tmp, config)?;
+    let buckets = (0..stream.priorities())
+        .map(|p| {
+            let start = start_offset(stream, p, config.start)?;
+            Ok(BucketCheckpoint {
+                floor: start,
+                next: start,
+                ..BucketCheckpoint::default()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let body = CheckpointBody {
+        generation: 1,
+        buckets,
+        ..CheckpointBody::default()
+    };
+    let bytes = postcard::to_allocvec(&body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    journal::write_checkpoint(ctx, &tmp, &bytes)?;
+    ctx.sync_dir(&tmp)?;
+    let dir = parent.join(name);
+    vfs.rename(&tmp, &dir)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
+    ctx.sync_dir(&parent)?;
+    Ok(dir)
+}
+
+fn start_offset(stream: &StreamInner, priority: u8, start: StartAt) -> Result<u64> {
+    let log = stream.log_range(priority);
+    let (first, end) = (log.start, log.end);
+    Ok(match start {
+        StartAt::Earliest => first,
+        StartAt::Latest => end,
+        StartAt::Offset(o) => o.clamp(first, end),
+        StartAt::TimestampUs(t) => {
+            // Timestamps never decrease within a bucket: binary search.
+            let (mut lo, mut hi) = (first, end);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let ts = match stream.read_raw(priority, mid) {
+                    Ok(Some(r)) => r.timestamp_us(),
+                    Ok(None) => u64::MAX,
+                    Err(Error::OffsetNotRetained { .. }) => 0,
+                    Err(e) => return Err(e),
+                };
+                if ts < t {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        }
+    })
+}
+
+fn write_config(ctx: &Ctx, dir: &Path, config: &ConsumerConfig) -> Result<()> {
+    let body = postcard::to_allocvec(config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    io::write_file_atomic(
+        &*ctx.vfs,
+        dir,
+        layout::CONSUMER_CONFIG_FILE,
+        &meta::encode(
+            meta::CONSUMER_CONFIG_MAGIC,
+            meta::CONSUMER_CONFIG_VERSION,
+            &body,
+        ),
+    )
+}
+
+/// Rewrites the configuration of an existing consumer.
+pub(crate) fn update_config(inner: &ConsumerInner, config: &ConsumerConfig) -> Result<()> {
+    config.validate()?;
+    // Lock order: state, then config (as on the dead-letter path).
+    let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = inner.config.write().unwrap_or_else(|e| e.into_inner());
+    if *g == *config {
+        return Ok(());
+    }
+    write_config(&inner.ctx, &inner.dir, config)?;
+    *g = config.clone();
+    st.hot = HotConfig::of(config);
+    Ok(())
+}
+
+/// Opens a consumer directory: configuration, checkpoint, journal replay,
+/// clamping to the log, and a fresh journal generation.
+pub(crate) fn open(
+    ctx: &Arc<Ctx>,
+    stream: &StreamInner,
+    name: &str,
+    dir: &Path,
+) -> Result<ConsumerInner> {
+    let vfs = &*ctx.vfs;
+    let cfg_path = dir.join(layout::CONSUMER_CONFIG_FILE);
+    let body = io::read_framed(
+        vfs,
+        &cfg_path,
+        meta::CONSUMER_CONFIG_MAGIC,
+        meta::CONSUMER_CONFIG_VERSION,
+        meta::META_BODY_BYTES_MAX,
+        "consumer config",
+    )?
+    .ok_or_else(|| Error::corrupt(&cfg_path, 0, "consumer config missing"))?;
+    let at_body = meta::BODY_OFFSET as u64;
+    let config: ConsumerConfig = postcard::from_bytes(&body)
+        .map_err(|e| Error::corrupt(&cfg_path, at_body, format!("consumer config: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| Error::corrupt(&cfg_path, at_body, e.to_string()))?;
+
+    let ckpt_path = dir.join(layout::CHECKPOINT_FILE);
+    let body = journal::read_checkpoint(ctx, dir)?
+        .ok_or_else(|| Error::corrupt(&ckpt_path, 0, "consumer checkpoint missing"))?;
+    let ckpt: CheckpointBody = postcard::from_bytes(&body)
+        .map_err(|e| Error::corrupt(&ckpt_path, at_body, format!("consumer checkpoint: {e}")))?;
+    let levels = usize::from(stream.priorities());
+    if ckpt.buckets.len() != levels {
+        return Err(Error::corrupt(
+            &ckpt_path,
+            at_body,
+            "checkpoint has the wrong number of priority levels",
+        ));
+    }
+    // Replay the journal of the checkpoint's generation; others are stale.
+    let mut stale = Vec::new();
+    for e in vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        if e.kind != EntryKind::File {
+            continue;
+        }
+        if let Some(g) = layout::parse_journal_name(&e.name) {
+            if g != ckpt.generation {
+                stale.push(dir.join(&e.name));
+            }
+        } else if layout::is_tmp_file(&e.name) {
+            stale.push(dir.join(&e.name));
+        }
+    }
+    let jpath = dir.join(layout::journal_file_name(ckpt.generation));
+    let entries = match journal::replay(ctx, &jpath)? {
+        Some((g, entries)) if g == ckpt.generation => entries,
+        _ => Vec::new(),
+    };
+    let logs: Vec<_> = (0..stream.priorities())
+        .map(|p| stream.log_range(p))
+        .collect();
+    let replay::Resumed {
+        buckets,
+        redelivered,
+        dead_lettered,
+        skipped,
+    } = replay::resume(&ckpt, &entries, &logs);
+    // A fresh generation: the old journal is never appended to again.
+    let g = ckpt.generation + 1;
+    let state_body = CheckpointBody {
+        generation: g,
+        buckets: buckets.iter().map(|b| b.checkpoint()).collect(),
+        redelivered,
+        dead_lettered,
+        skipped,
+    };
+    // Stale files go first: a journal of generation `g` left by a rotation
+    // that a crash cut short must not be confused with the one created now.
+    // Their removal becomes durable with the rotation's directory sync.
+    for s in stale {
+        match vfs.remove_file(&s) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &s, e)),
+        }
+    }
+    let (journal, base) = rotate_files(ctx, dir, &state_body, &jpath, 0)?;
+    let checkpointed_floors = state_body
+        .buckets
+        .iter()
+        .map(|b| AtomicU64::new(b.floor))
+        .collect();
+    let map = journal.map().clone();
+    let logical_base = base - journal.written();
+    Ok(ConsumerInner {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        ctx: ctx.clone(),
+        state: Mutex::new(State {
+            buckets,
+            journal,
+            logical_base,
+            redelivered,
+            dead_lettered,
+            skipped,
+            higher_streak: 0,
+            nack_reasons: HashMap::new(),
+            hot: HotConfig::of(&config),
+            segments: vec![None; levels],
+        }),
+        config: RwLock::new(config),
+        commit: GroupCommit::new(base),
+        current: RwLock::new((map, logical_base)),
+        next_lease: AtomicU64::new(1),
+        checkpointed_floors,
+    })
+}

@@ -1,0 +1,474 @@
+//! Streams: named logs with one bucket per priority level.
+//!
+//! A stream reaches the store that holds it only through [`Streams`] (the
+//! store implements it): dead-letter and reply streams, blob collection and
+//! reply routing, without an import of the store.
+
+mod open;
+mod retention;
+mod send;
+
+pub(crate) use open::{create, open};
+
+use crate::blob::Blobs;
+use crate::consumer::{self, Consumer, ConsumerConfig, ConsumerInner};
+use crate::ctx::Ctx;
+use crate::log::segment::Pin;
+use crate::log::Bucket;
+use crate::log::Record;
+use crate::notify::Notify;
+use crate::options::{Durability, StreamConfig};
+use crate::{name, Error, Result};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// What a stream needs from the store that holds it.
+pub(crate) trait Streams: Send + Sync + std::fmt::Debug {
+    /// Gets or creates another stream of the store (dead-letter and reply
+    /// streams).
+    fn stream(&self, name: &str) -> Result<Stream>;
+    /// Removes the blobs no retained message refers to any more (after
+    /// retention freed segments).
+    fn collect_blobs(&self) -> Result<usize>;
+    /// Waits for the reply to a request (see `request.rs`).
+    fn wait_reply(&self, reply_to: &str, id: &str, timeout: Duration) -> Result<Record>;
+}
+
+/// A named, durable stream of messages. Cheap to clone; all clones share the
+/// same log. `Send + Sync`: any number of threads may send and read at once.
+/// A handle keeps its store open.
+#[derive(Clone)]
+pub struct Stream {
+    inner: Arc<StreamInner>,
+    store: Arc<dyn Streams>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+/// The shared state of one stream. Its fields are its own: consumers and
+/// the store use its methods.
+#[derive(Debug)]
+pub(crate) struct StreamInner {
+    name: String,
+    dir: PathBuf,
+    config: StreamConfig,
+    buckets: Vec<Bucket>,
+    ctx: Arc<Ctx>,
+    /// Woken after every send (and nack) for blocked receivers.
+    notify: Notify,
+    /// Every consumer of the stream, open for as long as the stream is.
+    consumers: RwLock<BTreeMap<String, Arc<ConsumerInner>>>,
+    consumer_create: Mutex<()>,
+    /// The store's claim-check blobs.
+    blobs: Arc<Blobs>,
+}
+
+/// Figures of one priority bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketStats {
+    /// Priority level.
+    pub priority: u8,
+    /// First retained offset.
+    pub first_offset: u64,
+    /// Offset the next message will get.
+    pub end_offset: u64,
+    /// Offsets below this are durable.
+    pub durable_offset: u64,
+    /// Number of segment files.
+    pub segments: usize,
+    /// Bytes of the segment files.
+    pub bytes: u64,
+}
+
+/// Figures of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStats {
+    /// One entry per priority level, lowest first.
+    pub buckets: Vec<BucketStats>,
+}
+
+impl StreamStats {
+    /// Messages retained in all buckets.
+    pub fn messages(&self) -> u64 {
+        self.buckets
+            .iter()
+            .map(|b| b.end_offset - b.first_offset)
+            .sum()
+    }
+}
+
+impl Stream {
+    pub(crate) fn from_inner(inner: Arc<StreamInner>, store: Arc<dyn Streams>) -> Stream {
+        Stream { inner, store }
+    }
+
+    /// The shared state.
+    pub(crate) fn inner(&self) -> &Arc<StreamInner> {
+        &self.inner
+    }
+
+    /// The store that holds the stream.
+    pub(crate) fn store(&self) -> &dyn Streams {
+        &*self.store
+    }
+
+    /// Number of priority levels.
+    pub(crate) fn priorities(&self) -> u8 {
+        self.inner.priorities()
+    }
+
+    /// Wake-ups for receivers.
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.inner.notify
+    }
+
+    /// End of a bucket's log.
+    pub(crate) fn end_offset(&self, priority: u8) -> u64 {
+        self.inner
+            .buckets
+            .get(priority as usize)
+            .map(|b| b.end_offset())
+            .unwrap_or(0)
+    }
+
+    /// The first offset consumers may not receive yet: with
+    /// `Durability::Always` only durable messages are delivered, so an
+    /// acknowledgement can never refer to a message a crash could take back.
+    pub(crate) fn deliverable_end(&self, priority: u8) -> u64 {
+        let Some(b) = self.inner.buckets.get(priority as usize) else {
+            return 0;
+        };
+        match self.inner.ctx.opts.durability {
+            Durability::Always => b.durable_offset(),
+            _ => b.end_offset(),
+        }
+    }
+
+    /// Another stream of the same store (dead-letter and reply streams).
+    pub(crate) fn store_stream(&self, name: &str) -> Result<Stream> {
+        self.store.stream(name)
+    }
+
+    /// Gets the consumer `name`, creating it with the default configuration
+    /// (start at the earliest message) if it does not exist.
+    pub fn consumer(&self, name: &str) -> Result<Consumer> {
+        name::validate(name)?;
+        if let Some(c) = self.get_consumer(name) {
+            return Ok(c);
+        }
+        self.create_consumer(name, &ConsumerConfig::default(), false)
+    }
+
+    /// Gets or creates the consumer `name` with `config`. For an existing
+    /// consumer the new configuration replaces the stored one (its start
+    /// position only matters at creation).
+    pub fn consumer_with(&self, name: &str, config: ConsumerConfig) -> Result<Consumer> {
+        name::validate(name)?;
+        self.create_consumer(name, &config, true)
+    }
+
+    /// Names of the stream's consumers, sorted.
+    pub fn consumers(&self) -> Vec<String> {
+        self.inner
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn get_consumer(&self, name: &str) -> Option<Consumer> {
+        let c = self
+            .inner
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()?;
+        Some(Consumer::new(c, self.clone()))
+    }
+
+    fn create_consumer(
+        &self,
+        name: &str,
+        config: &ConsumerConfig,
+        update: bool,
+    ) -> Result<Consumer> {
+        self.inner.ctx.check()?;
+        let _g = self
+            .inner
+            .consumer_create
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = self.get_consumer(name) {
+            if update {
+                consumer::update_config(c.inner_ref(), config)?;
+            }
+            return Ok(c);
+        }
+        let dir = consumer::create(&self.inner.ctx, &self.inner, name, config)?;
+        let inner = Arc::new(consumer::open(&self.inner.ctx, &self.inner, name, &dir)?);
+        self.inner
+            .consumers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), inner.clone());
+        Ok(Consumer::new(inner, self.clone()))
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The stream's configuration.
+    pub fn config(&self) -> &StreamConfig {
+        &self.inner.config
+    }
+
+    /// Deletes the sealed segments that retention allows: those every
+    /// consumer has acknowledged (a stream without consumers keeps
+    /// everything), and, whatever the consumers, those beyond the stream's
+    /// `max_age` / `max_bytes`. Runs by itself after each segment roll and at
+    /// open; call it to enforce an age limit on an idle stream. Returns the
+    /// bytes of the files removed.
+    pub fn apply_retention(&self) -> Result<u64> {
+        let freed = self.inner.apply_retention()?;
+        if freed > 0 {
+            // Segments went away: so may the last references to some blobs.
+            self.store.collect_blobs()?;
+        }
+        Ok(freed)
+    }
+
+    /// Reads the message at `offset` of priority 0; `None` if no message has
+    /// that offset yet.
+    pub fn read(&self, offset: u64) -> Result<Option<Record>> {
+        self.read_priority(0, offset)
+    }
+
+    /// Reads the message at `offset` of a priority level.
+    ///
+    /// A claim-checked payload is mapped from its blob and verified against
+    /// its hash here (once per process while it stays mapped); a missing or
+    /// damaged blob is `Error::Corrupt`.
+    pub fn read_priority(&self, priority: u8, offset: u64) -> Result<Option<Record>> {
+        let r = self.bucket(priority)?.read(offset)?;
+        match r {
+            Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
+            other => Ok(other),
+        }
+    }
+
+    /// [`Stream::read_priority`] through a per-reader segment cache (see
+    /// `Bucket::read_cached`).
+    pub(crate) fn read_priority_cached(
+        &self,
+        priority: u8,
+        offset: u64,
+        cache: &mut Option<Arc<Pin>>,
+    ) -> Result<Option<Record>> {
+        let r = self.bucket(priority)?.read_cached(offset, cache)?;
+        match r {
+            Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
+            other => Ok(other),
+        }
+    }
+
+    /// Iterates over priority 0 from `offset` to the current end. Called
+    /// again after it returned `None`, the iterator goes on with messages
+    /// sent since. Between calls it keeps the segment it read last mapped
+    /// (until it reaches the end or is dropped).
+    pub fn iter_from(&self, offset: u64) -> Iter {
+        Iter {
+            stream: self.clone(),
+            priority: 0,
+            next: offset,
+            done: false,
+            cache: None,
+        }
+    }
+
+    /// Iterates over one priority level from `offset` to the current end.
+    pub fn iter_priority(&self, priority: u8, offset: u64) -> Result<Iter> {
+        self.bucket(priority)?;
+        Ok(Iter {
+            stream: self.clone(),
+            priority,
+            next: offset,
+            done: false,
+            cache: None,
+        })
+    }
+
+    /// Makes everything sent to this stream so far durable, then its
+    /// consumers' acknowledgements.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    /// Offsets and sizes of each priority bucket.
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            buckets: self
+                .inner
+                .buckets
+                .iter()
+                .map(|b| BucketStats {
+                    priority: b.priority,
+                    first_offset: b.first_offset(),
+                    end_offset: b.end_offset(),
+                    durable_offset: b.durable_offset(),
+                    segments: b.segment_count(),
+                    bytes: b.file_bytes(),
+                })
+                .collect(),
+        }
+    }
+
+    fn bucket(&self, priority: u8) -> Result<&Bucket> {
+        self.inner
+            .buckets
+            .get(priority as usize)
+            .ok_or(Error::InvalidPriority {
+                priority,
+                levels: self.inner.buckets.len() as u8,
+            })
+    }
+}
+
+impl StreamInner {
+    /// The stream's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stream's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of priority levels.
+    pub(crate) fn priorities(&self) -> u8 {
+        self.buckets.len() as u8
+    }
+
+    /// The offsets a bucket holds: first retained .. next to be written.
+    pub(crate) fn log_range(&self, priority: u8) -> Range<u64> {
+        match self.buckets.get(priority as usize) {
+            Some(b) => b.first_offset()..b.end_offset(),
+            None => 0..0,
+        }
+    }
+
+    /// Reads one message of a bucket (its claim-check payload unresolved).
+    pub(crate) fn read_raw(&self, priority: u8, offset: u64) -> Result<Option<Record>> {
+        match self.buckets.get(priority as usize) {
+            Some(b) => b.read(offset),
+            None => Ok(None),
+        }
+    }
+
+    /// Installs the consumers found at open.
+    pub(crate) fn set_consumers(&self, consumers: BTreeMap<String, Arc<ConsumerInner>>) {
+        *self.consumers.write().unwrap_or_else(|e| e.into_inner()) = consumers;
+    }
+
+    /// Every consumer of the stream.
+    fn consumer_list(&self) -> Vec<Arc<ConsumerInner>> {
+        self.consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Attaches the verified blob of a claim-check record.
+    pub(crate) fn resolve(&self, r: Record) -> Result<Record> {
+        let Some(cc) = r.claim_check() else {
+            return Err(Error::corrupt(
+                r.segment_path(),
+                r.position(),
+                "malformed claim-check reference",
+            ));
+        };
+        let blob = self.blobs.load(&cc)?;
+        Ok(r.with_blob(blob))
+    }
+
+    /// Every blob referred to by a retained message of this stream.
+    pub(crate) fn blob_refs(&self, out: &mut std::collections::HashSet<[u8; 32]>) -> Result<()> {
+        for b in &self.buckets {
+            b.blob_refs(out)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn sync(&self) -> Result<()> {
+        for b in &self.buckets {
+            b.sync_all()?;
+        }
+        for c in self.consumer_list() {
+            c.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// Iterator over the messages of one bucket, from an offset to the end as it
+/// is when `next` is called. Yields an error (and then stops) on damage.
+#[derive(Debug)]
+pub struct Iter {
+    stream: Stream,
+    priority: u8,
+    next: u64,
+    done: bool,
+    /// The segment read last (see [`Stream::read_priority_cached`]).
+    cache: Option<Arc<Pin>>,
+}
+
+impl Iterator for Iter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if self.done {
+            return None;
+        }
+        let read = self
+            .stream
+            .read_priority_cached(self.priority, self.next, &mut self.cache);
+        match read {
+            Ok(Some(r)) => {
+                self.next += 1;
+                Some(Ok(r))
+            }
+            Ok(None) => {
+                // Caught up: let go of the segment, so that an iterator kept
+                // for later does not hold a segment retention deleted.
+                self.cache = None;
+                None
+            }
+            Err(Error::OffsetNotRetained { first, .. }) => {
+                // Retention moved past us: continue at the first retained.
+                self.next = first;
+                self.next()
+            }
+            Err(e) => {
+                self.done = true;
+                self.cache = None;
+                Some(Err(e))
+            }
+        }
+    }
+}

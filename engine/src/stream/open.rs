@@ -1,0 +1,149 @@
+//! Opening a stream directory, and creating one atomically.
+
+use super::StreamInner;
+use crate::blob::Blobs;
+use crate::consumer;
+use crate::ctx::{random_u64, Ctx};
+use crate::format::meta;
+use crate::io::{self, EntryKind};
+use crate::layout::{self, STREAMS_DIR, STREAM_META_FILE};
+use crate::log::Bucket;
+use crate::notify::Notify;
+use crate::options::StreamConfig;
+use crate::report::RecoveryReport;
+use crate::{name, Error, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Creates the stream `name` with `config` in `streams/`: built in a
+/// temporary directory (meta, bucket directories, all synced), renamed into
+/// place, `streams/` synced. After a crash it exists whole or not at all.
+pub(crate) fn create(
+    ctx: &Arc<Ctx>,
+    blobs: &Arc<Blobs>,
+    name: &str,
+    config: &StreamConfig,
+) -> Result<StreamInner> {
+    let vfs = &*ctx.vfs;
+    let streams_dir = ctx.root.join(STREAMS_DIR);
+    let tmp = streams_dir.join(layout::tmp_dir_name(name, random_u64()));
+    let io_err = |op, p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Error::io(op, p, e)
+    };
+    vfs.create_dir(&tmp)
+        .map_err(io_err("create directory", &tmp))?;
+    let body = postcard::to_allocvec(&config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    io::write_file_atomic(
+        vfs,
+        &tmp,
+        STREAM_META_FILE,
+        &meta::encode(meta::STREAM_META_MAGIC, meta::STREAM_META_VERSION, &body),
+    )?;
+    for p in 0..config.priorities {
+        let d = tmp.join(layout::bucket_dir_name(p));
+        vfs.create_dir(&d).map_err(io_err("create directory", &d))?;
+    }
+    ctx.sync_dir(&tmp)?;
+    let dir = streams_dir.join(name);
+    vfs.rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
+    ctx.sync_dir(&streams_dir)?;
+    let mut report = RecoveryReport::default();
+    open(ctx, blobs, name, &dir, &mut report)?.ok_or_else(|| {
+        Error::corrupt(
+            dir.join(STREAM_META_FILE),
+            0,
+            "stream vanished after creation",
+        )
+    })
+}
+
+/// Opens one stream directory; `None` if it is not a stream (no meta file
+/// and no bucket directories: someone else's directory).
+pub(crate) fn open(
+    ctx: &Arc<Ctx>,
+    blobs: &Arc<Blobs>,
+    name: &str,
+    dir: &Path,
+    report: &mut RecoveryReport,
+) -> Result<Option<StreamInner>> {
+    let vfs = &*ctx.vfs;
+    let meta_path = dir.join(STREAM_META_FILE);
+    let body = io::read_framed(
+        vfs,
+        &meta_path,
+        meta::STREAM_META_MAGIC,
+        meta::STREAM_META_VERSION,
+        meta::META_BODY_BYTES_MAX,
+        "stream config",
+    )?;
+    let Some(body) = body else {
+        let has_buckets = vfs
+            .read_dir(dir)
+            .map_err(|e| Error::io("list", dir, e))?
+            .iter()
+            .any(|e| e.kind == EntryKind::Dir && layout::parse_bucket_dir(&e.name).is_some());
+        if has_buckets {
+            return Err(Error::corrupt(&meta_path, 0, "stream config missing"));
+        }
+        return Ok(None);
+    };
+    let config: StreamConfig = postcard::from_bytes(&body).map_err(|e| {
+        Error::corrupt(
+            &meta_path,
+            meta::BODY_OFFSET as u64,
+            format!("stream config: {e}"),
+        )
+    })?;
+    config
+        .validate()
+        .map_err(|e| Error::corrupt(&meta_path, meta::BODY_OFFSET as u64, e.to_string()))?;
+    let mut buckets = Vec::with_capacity(config.priorities as usize);
+    for p in 0..config.priorities {
+        let bdir = dir.join(layout::bucket_dir_name(p));
+        if vfs.kind(&bdir).map_err(|e| Error::io("stat", &bdir, e))? != Some(EntryKind::Dir) {
+            return Err(Error::corrupt(&bdir, 0, "bucket directory missing"));
+        }
+        buckets.push(Bucket::open(ctx, name, p, &bdir, report)?);
+    }
+    let stream = StreamInner {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        config,
+        buckets,
+        ctx: ctx.clone(),
+        notify: Notify::default(),
+        consumers: RwLock::new(BTreeMap::new()),
+        consumer_create: Mutex::new(()),
+        blobs: blobs.clone(),
+    };
+    // Consumers: every directory under `consumers/` with a valid name.
+    let cdir = dir.join(layout::CONSUMERS_DIR);
+    if vfs.kind(&cdir).map_err(|e| Error::io("stat", &cdir, e))? == Some(EntryKind::Dir) {
+        let mut opened = BTreeMap::new();
+        for e in vfs
+            .read_dir(&cdir)
+            .map_err(|e| Error::io("list", &cdir, e))?
+        {
+            if e.kind != EntryKind::Dir {
+                continue;
+            }
+            let path = cdir.join(&e.name);
+            if layout::is_tmp_dir(&e.name) {
+                io::remove_dir_all(vfs, &path)?;
+                vfs.sync_dir(&cdir)
+                    .map_err(|e| Error::io("sync directory", &cdir, e))?;
+                report.removed_incomplete_streams.push(path);
+                continue;
+            }
+            if name::validate(&e.name).is_err() {
+                continue;
+            }
+            let c = consumer::open(ctx, &stream, &e.name, &path)?;
+            opened.insert(e.name.clone(), Arc::new(c));
+        }
+        stream.set_consumers(opened);
+    }
+    Ok(Some(stream))
+}

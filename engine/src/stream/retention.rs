@@ -1,0 +1,65 @@
+//! Retention: which sealed segments may go (DESIGN.md §7).
+
+use super::StreamInner;
+use crate::Result;
+
+impl StreamInner {
+    /// Deletes the sealed segments that retention allows (see
+    /// [`super::Stream::apply_retention`]); returns the bytes of the files
+    /// removed.
+    pub(crate) fn apply_retention(&self) -> Result<u64> {
+        self.ctx.check()?;
+        let consumers = self.consumer_list();
+        let mut freed = 0;
+        for b in &self.buckets {
+            let sealed = b.sealed_segments();
+            let Some(&(first_base, first_end)) = sealed.first() else {
+                continue;
+            };
+            let mut new_first = first_base;
+            if !consumers.is_empty() {
+                // Interest: only acknowledged, checkpointed floors count, so
+                // a crash can never bring back a floor below deleted data.
+                let in_memory = consumers
+                    .iter()
+                    .map(|c| c.floors()[b.priority as usize])
+                    .min()
+                    .unwrap_or(0);
+                if in_memory >= first_end {
+                    let mut floor = u64::MAX;
+                    for c in &consumers {
+                        floor = floor.min(c.checkpoint_floors()?[b.priority as usize]);
+                    }
+                    for &(_, end) in &sealed {
+                        if end <= floor {
+                            new_first = new_first.max(end);
+                        }
+                    }
+                }
+            }
+            if let Some(age) = self.config.max_age {
+                let cutoff = crate::ctx::now_us().saturating_sub(age.as_micros() as u64);
+                for &(base, end) in &sealed {
+                    match b.sealed_last_timestamp(base, end)? {
+                        Some(ts) if ts < cutoff => new_first = new_first.max(end),
+                        _ => break,
+                    }
+                }
+            }
+            if let Some(max) = self.config.max_bytes {
+                let mut total = b.file_bytes();
+                for &(base, end) in &sealed {
+                    if total <= max {
+                        break;
+                    }
+                    total = total.saturating_sub(b.segment_file_bytes(base));
+                    new_first = new_first.max(end);
+                }
+            }
+            if new_first > first_base {
+                freed += b.delete_before(new_first)?;
+            }
+        }
+        Ok(freed)
+    }
+}

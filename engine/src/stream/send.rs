@@ -1,0 +1,210 @@
+//! Sending: messages encoded and checked, appended, made durable as the
+//! store's durability asks, receivers woken.
+
+use super::Stream;
+use crate::format::headers;
+use crate::format::record::{
+    encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CHECK, RECORD_HEADER_BYTES,
+};
+use crate::log::bucket::Prepared;
+use crate::log::Bucket;
+use crate::message::Message;
+use crate::options::Durability;
+use crate::{Error, Result};
+
+/// A message encoded and checked, ready to append.
+struct Encoded<'a> {
+    headers: Vec<u8>,
+    payload: &'a [u8],
+    /// The claim-check reference that replaces a large payload.
+    claim: Option<[u8; CLAIM_CHECK_BYTES]>,
+    priority: u8,
+}
+
+impl Encoded<'_> {
+    fn prepared(&self) -> Prepared<'_> {
+        match &self.claim {
+            Some(c) => (&self.headers, c, FLAG_CLAIM_CHECK),
+            None => (&self.headers, self.payload, 0),
+        }
+    }
+}
+
+impl Stream {
+    /// Appends `payload` at priority 0 and returns its offset. With
+    /// [`Durability::Always`] it is on disk when this returns.
+    pub fn send(&self, payload: &[u8]) -> Result<u64> {
+        if payload.len() as u64 > self.inner.config.claim_check_threshold {
+            return self.send_message(Message::new(payload));
+        }
+        self.check_size(0, payload.len())?;
+        let bucket = &self.inner.buckets[0];
+        let range = bucket.append(&[(&[], payload, 0)])?;
+        self.after_append(bucket, range.end)?;
+        Ok(range.start)
+    }
+
+    /// Appends a message with headers and a priority; returns its offset
+    /// within its priority's bucket.
+    ///
+    /// A payload larger than the stream's `claim_check_threshold` is stored
+    /// once as a content-addressed blob (see [`Stream::send_reader`]) and the
+    /// message carries the reference; readers get the payload transparently.
+    pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
+        let hold = self.blob_hold(msg.payload.len());
+        let e = self.encode(&msg)?;
+        let bucket = &self.inner.buckets[e.priority as usize];
+        let range = bucket.append(&[e.prepared()])?;
+        // Referenced now: the collector may run again (retention after a
+        // roll, in `after_append`, takes its lock on this very thread).
+        drop(hold);
+        self.after_append(bucket, range.end)?;
+        Ok(range.start)
+    }
+
+    /// Sends a payload read from `reader` (a file of any size, streamed with
+    /// bounded memory) as a claim check: the payload is stored once as a
+    /// content-addressed blob, made durable, and only then is the message
+    /// with its reference appended. `msg` supplies headers and priority; its
+    /// payload must be empty.
+    pub fn send_reader(&self, reader: impl std::io::Read, msg: Message<'_>) -> Result<u64> {
+        if !msg.payload.is_empty() {
+            return Err(Error::InvalidConfig("send_reader takes the payload from the reader; the message's own payload must be empty".into()));
+        }
+        let blobs = &self.inner.blobs;
+        let hold = blobs.hold();
+        let cc = blobs.put_reader(reader)?;
+        let mut e = self.encode_inline(&msg)?;
+        e.claim = Some(encode_claim_check(&cc.hash, cc.len));
+        let bucket = &self.inner.buckets[e.priority as usize];
+        let range = bucket.append(&[e.prepared()])?;
+        drop(hold);
+        self.after_append(bucket, range.end)?;
+        Ok(range.start)
+    }
+
+    /// Holds the blob collector off while a large payload is stored and
+    /// referenced.
+    fn blob_hold(&self, payload_len: usize) -> Option<std::sync::RwLockReadGuard<'_, ()>> {
+        (payload_len as u64 > self.inner.config.claim_check_threshold)
+            .then(|| self.inner.blobs.hold())
+    }
+
+    /// Appends many messages with one reservation and one sync per bucket.
+    /// Returns their offsets in input order. Every message is checked before
+    /// anything is written; if writing fails midway (disk full, failed
+    /// sync) a prefix of the batch may have been stored, unacknowledged.
+    pub fn send_batch<'m, I, M>(&self, msgs: I) -> Result<Vec<u64>>
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<Message<'m>>,
+    {
+        let msgs: Vec<Message<'m>> = msgs.into_iter().map(Into::into).collect();
+        let largest = msgs.iter().map(|m| m.payload.len()).max().unwrap_or(0);
+        let hold = self.blob_hold(largest);
+        for m in &msgs {
+            // Size and header checks before any blob is written.
+            if m.payload.len() as u64 <= self.inner.config.claim_check_threshold {
+                self.encode_inline(m)?;
+            }
+        }
+        let encoded = msgs
+            .iter()
+            .map(|m| self.encode(m))
+            .collect::<Result<Vec<_>>>()?;
+        let mut offsets = vec![0u64; encoded.len()];
+        let levels = self.inner.buckets.len();
+        let mut touched = Vec::new();
+        for p in 0..levels {
+            let mut which = Vec::new();
+            let mut prepared: Vec<Prepared<'_>> = Vec::new();
+            for (i, e) in encoded.iter().enumerate() {
+                if e.priority as usize == p {
+                    which.push(i);
+                    prepared.push(e.prepared());
+                }
+            }
+            if prepared.is_empty() {
+                continue;
+            }
+            let bucket = &self.inner.buckets[p];
+            let range = bucket.append(&prepared)?;
+            for (k, i) in which.into_iter().enumerate() {
+                offsets[i] = range.start + k as u64;
+            }
+            touched.push((p, range.end));
+        }
+        drop(hold);
+        for (p, end) in touched {
+            self.after_append(&self.inner.buckets[p], end)?;
+        }
+        Ok(offsets)
+    }
+
+    fn after_append(&self, bucket: &Bucket, end: u64) -> Result<()> {
+        let r = match self.inner.ctx.opts.durability {
+            Durability::Always => bucket.sync_to(end),
+            Durability::Interval(_) | Durability::Never => Ok(()),
+        };
+        self.inner.notify.notify();
+        if r.is_ok() && bucket.take_rolled() {
+            // The send itself succeeded; a retention failure that matters
+            // (a failed sync) poisons the store and shows up on the next call.
+            let _ = self.apply_retention();
+        }
+        r
+    }
+
+    fn check_size(&self, headers_len: usize, payload_len: usize) -> Result<()> {
+        let bytes = (headers_len + payload_len) as u64;
+        let limit = self.inner.ctx.opts.message_limit();
+        if bytes > limit {
+            return Err(Error::MessageTooLarge { bytes, limit });
+        }
+        debug_assert!(RECORD_HEADER_BYTES as u64 + bytes < self.inner.ctx.opts.segment_bytes_max);
+        Ok(())
+    }
+
+    /// Encodes a message; a payload above the claim-check threshold is
+    /// written as a blob first (the caller holds the blob lock).
+    fn encode<'m>(&self, m: &Message<'m>) -> Result<Encoded<'m>> {
+        if m.payload.len() as u64 > self.inner.config.claim_check_threshold {
+            let mut e = self.encode_inline(&Message {
+                payload: &[],
+                headers: m.headers.clone(),
+                priority: m.priority,
+            })?;
+            let cc = self.inner.blobs.put_reader(m.payload)?;
+            e.claim = Some(encode_claim_check(&cc.hash, cc.len));
+            return Ok(e);
+        }
+        self.encode_inline(m)
+    }
+
+    fn encode_inline<'m>(&self, m: &Message<'m>) -> Result<Encoded<'m>> {
+        let levels = self.inner.buckets.len() as u8;
+        if m.priority >= levels {
+            return Err(Error::InvalidPriority {
+                priority: m.priority,
+                levels,
+            });
+        }
+        let mut hdr = Vec::new();
+        if !m.headers.is_empty() {
+            let n = headers::encoded_len(m.headers.iter().copied()).ok_or(Error::InvalidHeaders {
+                reason: "a key is empty or longer than 255 bytes, a value longer than 65,535 bytes, or all together longer than 65,535 bytes",
+            })?;
+            hdr.reserve_exact(n);
+            for (k, v) in &m.headers {
+                headers::encode_pair(&mut hdr, k, v);
+            }
+        }
+        self.check_size(hdr.len(), m.payload.len().max(CLAIM_CHECK_BYTES))?;
+        Ok(Encoded {
+            headers: hdr,
+            payload: m.payload,
+            claim: None,
+            priority: m.priority,
+        })
+    }
+}
