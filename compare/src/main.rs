@@ -4,30 +4,21 @@
 //! comes back exactly once and in order.
 //!
 //! ```sh
-//! cargo run --release -p spool-benches --bin compare                   # full size
-//! cargo run --release -p spool-benches --bin compare -- --scale 0.01   # quick smoke run
+//! cargo run --release -p spool-compare                   # full size
+//! cargo run --release -p spool-compare -- --scale 0.01   # quick smoke run
 //! ```
 //!
 //! Scratch directories go under `SPOOL_BENCH_DIR` if set, else the system's
 //! temporary directory. `--help` lists the options.
 
-#[path = "compare/check.rs"]
 mod check;
-#[path = "compare/engine.rs"]
 mod engine;
-#[path = "compare/engines/mod.rs"]
 mod engines;
-#[path = "compare/limits.rs"]
 mod limits;
-#[path = "compare/memory.rs"]
 mod memory;
-#[path = "compare/open_time.rs"]
 mod open_time;
-#[path = "compare/report.rs"]
 mod report;
-#[path = "compare/spool_only.rs"]
 mod spool_only;
-#[path = "compare/workloads.rs"]
 mod workloads;
 
 use clap::{Parser, ValueEnum};
