@@ -4,36 +4,33 @@
 //! comes back exactly once and in order.
 //!
 //! ```sh
-//! cargo run --release -p spool-benches --bin compare                   # full size
-//! cargo run --release -p spool-benches --bin compare -- --scale 0.01   # quick smoke run
+//! cargo run --release -p spool-compare                   # full size
+//! cargo run --release -p spool-compare -- --scale 0.01   # quick smoke run
 //! ```
 //!
 //! Scratch directories go under `SPOOL_BENCH_DIR` if set, else the system's
 //! temporary directory. `--help` lists the options.
 
-#[path = "compare/check.rs"]
 mod check;
-#[path = "compare/engine.rs"]
 mod engine;
-#[path = "compare/engines/mod.rs"]
 mod engines;
-#[path = "compare/limits.rs"]
 mod limits;
-#[path = "compare/memory.rs"]
 mod memory;
-#[path = "compare/open_time.rs"]
+mod numbers;
 mod open_time;
-#[path = "compare/report.rs"]
 mod report;
-#[path = "compare/spool_only.rs"]
+mod results;
+mod row;
+mod sizes;
 mod spool_only;
-#[path = "compare/workloads.rs"]
 mod workloads;
 
 use clap::{Parser, ValueEnum};
 use engine::{Engine, Result};
 use limits::Limits;
-use report::{Results, Row, Sizes};
+use results::Results;
+use row::Row;
+use sizes::Sizes;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

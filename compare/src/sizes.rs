@@ -1,0 +1,51 @@
+//! Workload sizes at a given scale.
+
+use crate::{PRODUCERS, W2_BATCH};
+
+/// Workload sizes at a given scale (each has a floor that keeps it meaningful).
+pub struct Sizes {
+    /// W1 messages.
+    pub w1: u64,
+    /// W2 messages (a multiple of the batch).
+    pub w2: u64,
+    /// W3 messages.
+    pub w3: u64,
+    /// W3c messages per producer.
+    pub w3c_per: u64,
+    /// W4 messages.
+    pub w4: u64,
+    /// F8 messages.
+    pub f8: u64,
+    /// C4 messages.
+    pub c4: u64,
+    /// Bytes of the large store of O.
+    pub open_bytes: u64,
+    /// M messages.
+    pub m: u64,
+    /// Syncs of the fdatasync probe.
+    pub syncs: u64,
+    /// Bytes of the write and memory-map probes.
+    pub probe_bytes: u64,
+}
+
+impl Sizes {
+    /// The sizes at `scale` (1 = full size).
+    pub fn new(scale: f64) -> Sizes {
+        let s = |full: u64, min: u64| ((full as f64 * scale).round() as u64).max(min);
+        let batch = W2_BATCH as u64;
+        let mib = |full: u64, min: u64| s(full, min) >> 20 << 20;
+        Sizes {
+            w1: s(1_000_000, 1_000),
+            w2: s(200_000, 10 * batch).div_ceil(batch) * batch,
+            w3: s(2_000, 50),
+            w3c_per: s(2_000 / PRODUCERS as u64, 10),
+            w4: s(200_000, 500),
+            f8: s(200_000, 1_000),
+            c4: s(200_000, 1_000),
+            open_bytes: mib(4 << 30, 16 << 20),
+            m: s(10_000_000, 10_000),
+            syncs: s(2_000, 50),
+            probe_bytes: mib(256 << 20, 8 << 20),
+        }
+    }
+}
