@@ -8,7 +8,7 @@
 //! again with the power failing at a chosen operation, open the survivor and
 //! check it. Seeds per run: `SPOOL_SOAK_SEEDS` (default 2,000); a failing
 //! seed prints the command that replays it alone:
-//! `SPOOL_SOAK_SEED=<seed> cargo test --release -p spool --test soak`.
+//! `SPOOL_SOAK_SEED=<seed> cargo test --release -p spool --test fault_soak`.
 
 use spool::io::sim::{CutMode, SimFs};
 use spool::{ConsumerConfig, Durability, Message, Options, Store, StreamConfig};
@@ -150,7 +150,7 @@ fn length_of(acked: &Acked, prio: u8, offset: u64) -> Option<usize> {
 
 fn check(fs: &SimFs, acked: &Acked, seed: u64, what: &str) {
     let replay =
-        format!("replay: SPOOL_SOAK_SEED={seed} cargo test --release -p spool --test soak");
+        format!("replay: SPOOL_SOAK_SEED={seed} cargo test --release -p spool --test fault_soak");
     let store = Store::open("/soak", options(fs))
         .unwrap_or_else(|e| panic!("{what}: reopen: {e}\n{replay}"));
     if !store.streams().contains(&"q".to_string()) {
