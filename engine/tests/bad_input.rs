@@ -5,16 +5,14 @@
 //! Method: one behaviour per test, each on a fresh store (real or simulated
 //! file system), checking the error variant and that earlier data still reads.
 
+pub mod common;
+
+use common::sim;
 use spool::io::sim::{CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
-use std::sync::Arc;
 
 fn sim_opts(fs: &SimFs) -> Options {
-    Options::default()
-        .durability(Durability::Always)
-        .segment_bytes_max(64 * 1024)
-        .allocation_chunk_bytes(4096)
-        .vfs(Arc::new(fs.clone()))
+    sim::options(fs, Durability::Always).allocation_chunk_bytes(4096)
 }
 
 #[test]

@@ -7,6 +7,9 @@
 //! process that aborts whenever it receives the poison message is run again
 //! and again until the poison message reaches the dead-letter stream.
 
+pub mod common;
+
+use common::sim;
 use spool::{dead_letter_headers as h, ConsumerConfig, Durability, Options, Store};
 use std::process::Command;
 use std::time::Duration;
@@ -124,11 +127,7 @@ fn poison_message_reaches_the_dead_letter_stream_across_crashes() {
 fn a_refused_dead_letter_is_tried_again() {
     use spool::io::sim::SimFs;
     let fs = SimFs::new();
-    let opts = Options::default()
-        .durability(Durability::Never)
-        .segment_bytes_max(64 * 1024)
-        .vfs(std::sync::Arc::new(fs.clone()));
-    let store = Store::open("/d", opts).unwrap();
+    let store = Store::open("/d", sim::options(&fs, Durability::Never)).unwrap();
     let s = store.stream("orders").unwrap();
     s.send(b"poison").unwrap();
     let c = s.consumer_with("billing", config()).unwrap();

@@ -10,10 +10,12 @@
 //! seed prints the command that replays it alone:
 //! `SPOOL_SOAK_SEED=<seed> cargo test --release -p spool --test fault_soak`.
 
+pub mod common;
+
+use common::sim;
 use spool::io::sim::{CutMode, SimFs};
-use spool::{ConsumerConfig, Durability, Message, Options, Store, StreamConfig};
+use spool::{ConsumerConfig, Message, Store, StreamConfig};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 struct Rng(u64);
@@ -32,15 +34,6 @@ impl Rng {
 
 const LEVELS: u8 = 2;
 
-fn options(fs: &SimFs) -> Options {
-    Options::default()
-        .durability(Durability::Always)
-        .segment_bytes_max(64 * 1024)
-        .allocation_chunk_bytes(8192)
-        .consumer_journal_bytes(4096)
-        .vfs(Arc::new(fs.clone()))
-}
-
 fn payload(prio: u8, offset: u64, len: usize) -> Vec<u8> {
     let mut p = vec![prio; 9];
     p[1..9].copy_from_slice(&offset.to_le_bytes());
@@ -58,7 +51,7 @@ struct Acked {
 
 fn workload(fs: &SimFs, seed: u64, acked: &mut Acked) -> spool::Result<()> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let store = Store::open("/soak", options(fs))?;
+    let store = Store::open("/soak", sim::consumer_options(fs))?;
     let s = match store.create_stream(
         "q",
         StreamConfig::default()
@@ -151,7 +144,7 @@ fn length_of(acked: &Acked, prio: u8, offset: u64) -> Option<usize> {
 fn check(fs: &SimFs, acked: &Acked, seed: u64, what: &str) {
     let replay =
         format!("replay: SPOOL_SOAK_SEED={seed} cargo test --release -p spool --test fault_soak");
-    let store = Store::open("/soak", options(fs))
+    let store = Store::open("/soak", sim::consumer_options(fs))
         .unwrap_or_else(|e| panic!("{what}: reopen: {e}\n{replay}"));
     if !store.streams().contains(&"q".to_string()) {
         assert!(acked.sends.is_empty(), "{what}: stream lost\n{replay}");

@@ -9,11 +9,13 @@
 //! system (`Durability::Always`, tiny journals so checkpoints happen) and
 //! against a model of sets.
 
+pub mod common;
+
+use common::sim;
 use proptest::prelude::*;
 use spool::io::sim::{CutMode, SimFs};
 use spool::{Consumer, ConsumerConfig, Delivery, Durability, Options, Store};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -40,11 +42,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn options(fs: &SimFs) -> Options {
-    Options::default()
-        .durability(Durability::Always)
-        .segment_bytes_max(64 * 1024)
-        .consumer_journal_bytes(4096)
-        .vfs(Arc::new(fs.clone()))
+    sim::options(fs, Durability::Always).consumer_journal_bytes(4096)
 }
 
 fn open(fs: &SimFs) -> (Store, spool::Stream, Consumer) {

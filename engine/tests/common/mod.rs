@@ -1,0 +1,10 @@
+//! Fixtures shared by the integration tests.
+//!
+//! A test file includes this module as `pub mod common;` and uses what it
+//! needs. No test binary uses all of it, and the items of a public module are
+//! not reported as unused, so the module needs no `allow(dead_code)`; in
+//! exchange, whoever removes the last use of a fixture removes the fixture.
+//!
+//! - [`sim`]: options for stores on the simulated file system.
+
+pub mod sim;
