@@ -5,6 +5,8 @@
 //! not reported as unused, so the module needs no `allow(dead_code)`; in
 //! exchange, whoever removes the last use of a fixture removes the fixture.
 //!
-//! - [`sim`]: options for stores on the simulated file system.
+//! - [`sim`]: options for stores on the simulated file system;
+//! - [`damage`]: a small store built once and damaged file by file.
 
+pub mod damage;
 pub mod sim;
