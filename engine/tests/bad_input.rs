@@ -7,7 +7,7 @@
 
 pub mod common;
 
-use common::sim;
+use common::{process::make_fifo, sim};
 use spool::io::sim::{CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
 
@@ -118,15 +118,6 @@ fn stray_files_are_ignored() {
     let s = store.stream("s").unwrap();
     assert_eq!(s.read(0).unwrap().unwrap().payload(), b"kept");
     assert_eq!(s.send(b"more").unwrap(), 1);
-}
-
-/// Makes a FIFO with the `mkfifo` command (no `unsafe` in tests).
-fn make_fifo(path: &std::path::Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

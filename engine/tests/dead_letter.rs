@@ -9,9 +9,8 @@
 
 pub mod common;
 
-use common::sim;
+use common::{process::rerun, sim};
 use spool::{dead_letter_headers as h, ConsumerConfig, Durability, Options, Store};
-use std::process::Command;
 use std::time::Duration;
 
 fn config() -> ConsumerConfig {
@@ -84,16 +83,9 @@ fn poison_message_reaches_the_dead_letter_stream_across_crashes() {
         s.send(b"last").unwrap();
         s.consumer_with("billing", config()).unwrap();
     }
-    let exe = std::env::current_exe().unwrap();
     let mut crashes = 0;
     for _ in 0..10 {
-        let status = Command::new(&exe)
-            .args([
-                "dead_letter_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let status = rerun("dead_letter_child")
             .env("SPOOL_DLQ_CHILD", dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

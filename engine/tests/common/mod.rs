@@ -6,7 +6,10 @@
 //! exchange, whoever removes the last use of a fixture removes the fixture.
 //!
 //! - [`sim`]: options for stores on the simulated file system;
-//! - [`damage`]: a small store built once and damaged file by file.
+//! - [`damage`]: a small store built once and damaged file by file;
+//! - [`process`]: child processes of a test binary, and the store lock they
+//!   may hold for a moment.
 
 pub mod damage;
+pub mod process;
 pub mod sim;
