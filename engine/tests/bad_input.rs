@@ -7,7 +7,7 @@
 
 pub mod common;
 
-use common::{process::make_fifo, sim};
+use common::{process::make_fifo, sim, temp_store};
 use spool::io::sim::{CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
 
@@ -17,8 +17,7 @@ fn sim_opts(fs: &SimFs) -> Options {
 
 #[test]
 fn oversized_message_is_refused_and_nothing_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().message_bytes_max(1000)).unwrap();
+    let (_dir, store) = temp_store(Options::default().message_bytes_max(1000));
     let s = store.stream("s").unwrap();
     s.send(b"before").unwrap();
     let big = vec![1u8; 1001];
@@ -44,8 +43,7 @@ fn oversized_message_is_refused_and_nothing_is_written() {
 
 #[test]
 fn bad_names_priorities_headers_and_configs_are_typed_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let (dir, store) = temp_store(Options::default());
     for name in [
         "",
         "..",

@@ -9,7 +9,7 @@
 
 pub mod common;
 
-use common::{process::rerun, sim};
+use common::{process::rerun, scratch_store, sim};
 use spool::{dead_letter_headers as h, ConsumerConfig, Durability, Options, Store};
 use std::time::Duration;
 
@@ -21,8 +21,7 @@ fn config() -> ConsumerConfig {
 
 #[test]
 fn nacked_too_often_goes_to_the_dead_letter_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (_dir, store) = scratch_store();
     let s = store.stream("orders").unwrap();
     s.send_message(spool::Message::new(b"bad order").header("id", "7"))
         .unwrap();

@@ -10,7 +10,7 @@
 
 pub mod common;
 
-use common::sim;
+use common::{scratch_store, sim};
 use spool::io::sim::{fault_then_cut, retry, CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
 use std::io::Read;
@@ -41,8 +41,7 @@ fn big(seed: u8, len: usize) -> Vec<u8> {
 
 #[test]
 fn large_payloads_are_stored_once_and_read_transparently() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (dir, store) = scratch_store();
     let s = store
         .create_stream("files", StreamConfig::default().claim_check_threshold(1024))
         .unwrap();

@@ -13,3 +13,20 @@
 pub mod damage;
 pub mod process;
 pub mod sim;
+
+use spool::{Durability, Options, Store};
+use tempfile::TempDir;
+
+/// A store in a new temporary directory, which goes when the `TempDir` is
+/// dropped.
+pub fn temp_store(options: Options) -> (TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options).unwrap();
+    (dir, store)
+}
+
+/// A store with `Durability::Never` in a new temporary directory: for tests
+/// of behaviour, which need no syncs.
+pub fn scratch_store() -> (TempDir, Store) {
+    temp_store(Options::default().durability(Durability::Never))
+}
