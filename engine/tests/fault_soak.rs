@@ -12,7 +12,7 @@
 
 pub mod common;
 
-use common::sim;
+use common::{env_parsed, sim};
 use spool::io::sim::{CutMode, SimFs};
 use spool::{ConsumerConfig, Message, Store, StreamConfig};
 use std::collections::BTreeSet;
@@ -226,26 +226,17 @@ fn run_seed(seed: u64) {
 
 #[test]
 fn random_power_loss_soak() {
-    if let Some(seed) = std::env::var("SPOOL_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(seed) = env_parsed("SPOOL_SOAK_SEED") {
         run_seed(seed);
         return;
     }
-    let seeds: u64 = std::env::var("SPOOL_SOAK_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
-    let base = std::env::var("SPOOL_SOAK_BASE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(1)
-        });
+    let seeds: u64 = env_parsed("SPOOL_SOAK_SEEDS").unwrap_or(2000);
+    let base = env_parsed("SPOOL_SOAK_BASE").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1)
+    });
     eprintln!("soak: {seeds} seeds from {base} (SPOOL_SOAK_BASE={base} repeats this run)");
     for i in 0..seeds {
         run_seed(base.wrapping_mul(1_000_003).wrapping_add(i));

@@ -176,9 +176,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // PROPTEST_CASES=100000 for the on-demand size.
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(256))]
 
     #[test]
     fn consumer_matches_model(ops in proptest::collection::vec(op(), 1..120)) {

@@ -180,9 +180,7 @@ fn run(ops: Vec<Op>, always: bool) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // PROPTEST_CASES=100000 for the on-demand size.
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(128), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(128))]
 
     #[test]
     fn log_matches_model_durable_sends(ops in proptest::collection::vec(op(), 1..80)) {

@@ -30,3 +30,19 @@ pub fn temp_store(options: Options) -> (TempDir, Store) {
 pub fn scratch_store() -> (TempDir, Store) {
     temp_store(Options::default().durability(Durability::Never))
 }
+
+/// The environment variable `name`, parsed; `None` when it is unset or does
+/// not parse.
+pub fn env_parsed<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The configuration of the proptest model tests: `default_cases` cases, or
+/// `PROPTEST_CASES` (100000 for the on-demand size); no file of failures.
+pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: env_parsed("PROPTEST_CASES").unwrap_or(default_cases),
+        failure_persistence: None,
+        ..Default::default()
+    }
+}
