@@ -12,25 +12,11 @@
 
 pub mod common;
 
-use common::{env_parsed, sim};
+use common::{env_parsed, sim, Xorshift};
 use spool::io::sim::{CutMode, SimFs};
 use spool::{ConsumerConfig, Message, Store, StreamConfig};
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 const LEVELS: u8 = 2;
 
@@ -50,7 +36,7 @@ struct Acked {
 }
 
 fn workload(fs: &SimFs, seed: u64, acked: &mut Acked) -> spool::Result<()> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Xorshift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let store = Store::open("/soak", sim::consumer_options(fs))?;
     let s = match store.create_stream(
         "q",
@@ -205,11 +191,11 @@ fn run_seed(seed: u64) {
     workload(&probe, seed, &mut acked)
         .unwrap_or_else(|e| panic!("seed {seed}: clean run failed: {e}"));
     let total = probe.stats().ops;
-    let mut rng = Rng(seed ^ 0xdead_beef_cafe_f00d);
+    let mut rng = Xorshift(seed ^ 0xdead_beef_cafe_f00d);
     let cut = 1 + rng.below(total);
     let mode = match rng.below(3) {
         0 => CutMode::DropUnsynced,
-        _ => CutMode::RandomPages(rng.next()),
+        _ => CutMode::RandomPages(rng.next_u64()),
     };
     let fs = SimFs::new();
     fs.crash_at(cut, mode);

@@ -14,13 +14,14 @@
 pub mod common;
 
 use common::damage::{self, StoreFile};
+use common::Xorshift;
 use spool::io::sim::CutMode;
 
 #[test]
 fn every_file_truncated_and_extended() {
     let (base, blob_at) = damage::build();
     let mut cases = 0u64;
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = Xorshift(0x2545_f491_4f6c_dd1d);
     for StoreFile {
         path: file,
         name,
@@ -44,12 +45,10 @@ fn every_file_truncated_and_extended() {
             cases += 1;
         }
         for _ in 0..16 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let n = 1 + (rng % 1024) as usize;
+            let r = rng.next_u64();
+            let n = 1 + (r % 1024) as usize;
             let mut longer = bytes.clone();
-            longer.extend((0..n).map(|i| (rng >> (i % 56)) as u8));
+            longer.extend((0..n).map(|i| (r >> (i % 56)) as u8));
             let fs = base.power_cut(CutMode::DropUnsynced);
             fs.write_file(&file, &longer).unwrap();
             damage::open_and_read(&fs, blob_at, &format!("{name} extended by {n}"));

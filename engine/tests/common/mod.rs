@@ -46,3 +46,21 @@ pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
         ..Default::default()
     }
 }
+
+/// Xorshift64 (shifts 13, 7, 17): a small deterministic generator. The state
+/// must not be zero.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// In `0..n` (`0` for `n == 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
