@@ -14,7 +14,7 @@
 
 pub mod common;
 
-use common::damage::{self, StoreFile};
+use common::damage;
 use spool::io::sim::CutMode;
 
 #[test]
@@ -24,26 +24,19 @@ fn every_bit_flipped_in_turn() {
     damage::open_and_read(&base.power_cut(CutMode::DropUnsynced), blob_at, "undamaged");
     let all_bits = std::env::var_os("SPOOL_BITFLIP_ALL").is_some();
     let mut flips = 0u64;
-    for StoreFile {
-        path: file,
-        name,
-        bytes,
-        last_nonzero,
-        sealed,
-    } in damage::files(&base)
-    {
-        for pos in 0..bytes.len() {
-            let is_seg = name.ends_with(".seg");
+    for f in damage::files(&base) {
+        for pos in 0..f.bytes.len() {
+            let is_seg = f.name.ends_with(".seg");
             // Segment headers: the static part and the state block; the
             // reserved bytes between them are covered by no checksum and
             // read by nothing, so a sample of them is enough.
             let header = is_seg && (pos < 64 || (512..532).contains(&pos));
             let meaningful = if is_seg {
-                header || (pos >= 1024 && pos < last_nonzero)
+                header || (pos >= 1024 && pos < f.last_nonzero)
             } else {
-                pos < last_nonzero
+                pos < f.last_nonzero
             };
-            let sampled = if sealed && pos >= 1024 {
+            let sampled = if f.sealed && pos >= 1024 {
                 pos % 61 == 0
             } else {
                 meaningful || pos % 509 == 0
@@ -51,8 +44,9 @@ fn every_bit_flipped_in_turn() {
             if !sampled {
                 continue;
             }
-            let record_area = ((name.ends_with(".seg") || name.contains("/blobs/")) && pos >= 1024)
-                || (name.ends_with(".idx") && pos >= 64);
+            let record_area = ((f.name.ends_with(".seg") || f.name.contains("/blobs/"))
+                && pos >= 1024)
+                || (f.name.ends_with(".idx") && pos >= 64);
             let bits = if all_bits || !record_area {
                 0..8
             } else {
@@ -60,10 +54,10 @@ fn every_bit_flipped_in_turn() {
             };
             for bit in bits {
                 let fs = base.power_cut(CutMode::DropUnsynced);
-                let mut damaged = bytes.clone();
+                let mut damaged = f.bytes.clone();
                 damaged[pos] ^= 1 << bit;
-                fs.write_file(&file, &damaged).unwrap();
-                damage::open_and_read(&fs, blob_at, &format!("{name} byte {pos} bit {bit}"));
+                fs.write_file(&f.path, &damaged).unwrap();
+                damage::open_and_read(&fs, blob_at, &format!("{} byte {pos} bit {bit}", f.name));
                 flips += 1;
             }
         }

@@ -13,8 +13,7 @@
 
 pub mod common;
 
-use common::damage::{self, StoreFile};
-use common::Xorshift;
+use common::{damage, Xorshift};
 use spool::io::sim::CutMode;
 
 #[test]
@@ -22,36 +21,29 @@ fn every_file_truncated_and_extended() {
     let (base, blob_at) = damage::build();
     let mut cases = 0u64;
     let mut rng = Xorshift(0x2545_f491_4f6c_dd1d);
-    for StoreFile {
-        path: file,
-        name,
-        bytes,
-        last_nonzero,
-        sealed,
-    } in damage::files(&base)
-    {
-        for cut in 0..bytes.len() {
-            let take = if sealed && cut >= 1024 {
+    for f in damage::files(&base) {
+        for cut in 0..f.bytes.len() {
+            let take = if f.sealed && cut >= 1024 {
                 cut % 7 == 0
             } else {
-                cut <= last_nonzero + 8 || cut % 509 == 0
+                cut <= f.last_nonzero + 8 || cut % 509 == 0
             };
             if !take {
                 continue;
             }
             let fs = base.power_cut(CutMode::DropUnsynced);
-            fs.write_file(&file, &bytes[..cut]).unwrap();
-            damage::open_and_read(&fs, blob_at, &format!("{name} cut at {cut}"));
+            fs.write_file(&f.path, &f.bytes[..cut]).unwrap();
+            damage::open_and_read(&fs, blob_at, &format!("{} cut at {cut}", f.name));
             cases += 1;
         }
         for _ in 0..16 {
             let r = rng.next_u64();
             let n = 1 + (r % 1024) as usize;
-            let mut longer = bytes.clone();
+            let mut longer = f.bytes.clone();
             longer.extend((0..n).map(|i| (r >> (i % 56)) as u8));
             let fs = base.power_cut(CutMode::DropUnsynced);
-            fs.write_file(&file, &longer).unwrap();
-            damage::open_and_read(&fs, blob_at, &format!("{name} extended by {n}"));
+            fs.write_file(&f.path, &longer).unwrap();
+            damage::open_and_read(&fs, blob_at, &format!("{} extended by {n}", f.name));
             cases += 1;
         }
     }
