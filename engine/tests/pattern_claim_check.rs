@@ -10,7 +10,7 @@
 
 pub mod common;
 
-use common::{scratch_store, sim};
+use common::{scratch_store, sim, temp_store};
 use spool::io::sim::{fault_then_cut, retry, CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
 use std::io::Read;
@@ -116,11 +116,10 @@ fn a_damaged_blob_is_corrupt_never_handed_out() {
 
 #[test]
 fn blob_goes_with_the_last_segment_that_refers_to_it() {
-    let dir = tempfile::tempdir().unwrap();
     let opts = Options::default()
         .durability(Durability::Never)
         .segment_bytes_max(64 * 1024);
-    let store = Store::open(dir.path(), opts).unwrap();
+    let (dir, store) = temp_store(opts);
     let cfg = StreamConfig::default().claim_check_threshold(100);
     let s = store.create_stream("s", cfg.clone()).unwrap();
     let t = store.create_stream("t", cfg).unwrap();

@@ -12,8 +12,8 @@
 
 pub mod common;
 
-use common::Xorshift;
-use spool::{Durability, Message, Options, Store};
+use common::{temp_store, Xorshift};
+use spool::{Durability, Message, Options};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,12 +53,7 @@ fn one_gib_payload_streams_with_bounded_memory() {
         eprintln!("skipped: no /proc/self/status to measure memory");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path(),
-        Options::default().durability(Durability::Always),
-    )
-    .unwrap();
+    let (_dir, store) = temp_store(Options::default().durability(Durability::Always));
     let s = store.stream("big").unwrap();
     let baseline = rss_anon_kib();
     let peak = Arc::new(AtomicU64::new(baseline));
