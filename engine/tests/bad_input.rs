@@ -5,22 +5,19 @@
 //! Method: one behaviour per test, each on a fresh store (real or simulated
 //! file system), checking the error variant and that earlier data still reads.
 
+pub mod common;
+
+use common::{process::make_fifo, sim, temp_store};
 use spool::io::sim::{CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
-use std::sync::Arc;
 
 fn sim_opts(fs: &SimFs) -> Options {
-    Options::default()
-        .durability(Durability::Always)
-        .segment_bytes_max(64 * 1024)
-        .allocation_chunk_bytes(4096)
-        .vfs(Arc::new(fs.clone()))
+    sim::options(fs, Durability::Always).allocation_chunk_bytes(4096)
 }
 
 #[test]
 fn oversized_message_is_refused_and_nothing_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().message_bytes_max(1000)).unwrap();
+    let (_dir, store) = temp_store(Options::default().message_bytes_max(1000));
     let s = store.stream("s").unwrap();
     s.send(b"before").unwrap();
     let big = vec![1u8; 1001];
@@ -46,8 +43,7 @@ fn oversized_message_is_refused_and_nothing_is_written() {
 
 #[test]
 fn bad_names_priorities_headers_and_configs_are_typed_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let (dir, store) = temp_store(Options::default());
     for name in [
         "",
         "..",
@@ -120,15 +116,6 @@ fn stray_files_are_ignored() {
     let s = store.stream("s").unwrap();
     assert_eq!(s.read(0).unwrap().unwrap().payload(), b"kept");
     assert_eq!(s.send(b"more").unwrap(), 1);
-}
-
-/// Makes a FIFO with the `mkfifo` command (no `unsafe` in tests).
-fn make_fifo(path: &std::path::Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

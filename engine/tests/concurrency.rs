@@ -8,6 +8,9 @@
 //! once, in per-sender order. The group-commit test counts syncs through the
 //! simulated file system.
 
+pub mod common;
+
+use common::temp_store;
 use spool::io::sim::SimFs;
 use spool::{Durability, Options, Store};
 use std::collections::HashSet;
@@ -16,11 +19,10 @@ use std::sync::{Arc, Barrier};
 
 #[test]
 fn concurrent_senders_and_readers() {
-    let dir = tempfile::tempdir().unwrap();
     let opts = Options::default()
         .durability(Durability::Never)
         .segment_bytes_max(256 * 1024);
-    let store = Store::open(dir.path(), opts).unwrap();
+    let (_dir, store) = temp_store(opts);
     let s = store.stream("c").unwrap();
     const SENDERS: u32 = 4;
     const PER: u32 = 20_000;

@@ -7,8 +7,10 @@
 //! process that aborts whenever it receives the poison message is run again
 //! and again until the poison message reaches the dead-letter stream.
 
+pub mod common;
+
+use common::{process::rerun, scratch_store, sim};
 use spool::{dead_letter_headers as h, ConsumerConfig, Durability, Options, Store};
-use std::process::Command;
 use std::time::Duration;
 
 fn config() -> ConsumerConfig {
@@ -19,8 +21,7 @@ fn config() -> ConsumerConfig {
 
 #[test]
 fn nacked_too_often_goes_to_the_dead_letter_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (_dir, store) = scratch_store();
     let s = store.stream("orders").unwrap();
     s.send_message(spool::Message::new(b"bad order").header("id", "7"))
         .unwrap();
@@ -81,16 +82,9 @@ fn poison_message_reaches_the_dead_letter_stream_across_crashes() {
         s.send(b"last").unwrap();
         s.consumer_with("billing", config()).unwrap();
     }
-    let exe = std::env::current_exe().unwrap();
     let mut crashes = 0;
     for _ in 0..10 {
-        let status = Command::new(&exe)
-            .args([
-                "dead_letter_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let status = rerun("dead_letter_child")
             .env("SPOOL_DLQ_CHILD", dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -124,11 +118,7 @@ fn poison_message_reaches_the_dead_letter_stream_across_crashes() {
 fn a_refused_dead_letter_is_tried_again() {
     use spool::io::sim::SimFs;
     let fs = SimFs::new();
-    let opts = Options::default()
-        .durability(Durability::Never)
-        .segment_bytes_max(64 * 1024)
-        .vfs(std::sync::Arc::new(fs.clone()));
-    let store = Store::open("/d", opts).unwrap();
+    let store = Store::open("/d", sim::options(&fs, Durability::Never)).unwrap();
     let s = store.stream("orders").unwrap();
     s.send(b"poison").unwrap();
     let c = s.consumer_with("billing", config()).unwrap();

@@ -5,12 +5,14 @@
 //! Method: a consumer with a short visibility timeout; waits use `receive`
 //! with generous timeouts, so only the behaviour (not the speed) is asserted.
 
-use spool::{ConsumerConfig, Durability, Error, Options, Store};
+pub mod common;
+
+use common::scratch_store;
+use spool::{ConsumerConfig, Error};
 use std::time::Duration;
 
 fn setup() -> (tempfile::TempDir, spool::Stream) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (dir, store) = scratch_store();
     let s = store.stream("s").unwrap();
     for i in 0..5u8 {
         s.send(&[i]).unwrap();

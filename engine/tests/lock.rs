@@ -9,10 +9,13 @@
 //! code; in "hold" mode it opens the store, sends one message, says "held" on stdout and
 //! waits to be killed.
 
+pub mod common;
+
+use common::process::{open_retry, rerun, Reaper};
 use spool::{Error, Options, Store};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const CHILD_ENV: &str = "SPOOL_LOCK_CHILD";
 const MODE_ENV: &str = "SPOOL_LOCK_CHILD_MODE";
@@ -58,9 +61,8 @@ fn lock_child() {
 }
 
 fn child(dir: &Path, mode: &str) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
-    cmd.args(["lock_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
+    let mut cmd = rerun("lock_child");
+    cmd.env(CHILD_ENV, dir)
         .env(MODE_ENV, mode)
         .stdin(Stdio::null());
     cmd
@@ -148,20 +150,12 @@ fn close_releases_the_lock() {
 }
 
 /// Opens a store whose last handle was just dropped. Other tests in this
-/// process spawn child processes; between fork and exec a child holds copies
-/// of every descriptor, the lock's too, for a few microseconds. So a
-/// `Locked` here is retried briefly; a lock that is really still held fails.
-fn reopen_after_release(dir: &std::path::Path) -> Store {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match Store::open(dir, Options::default()) {
-            Ok(s) => return s,
-            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("reopen after the last handle was dropped: {e}"),
-        }
-    }
+/// process spawn child processes, which may hold a copy of the lock for a
+/// moment, so a `Locked` here is retried briefly ([`open_retry`]); a lock
+/// that is really still held fails.
+fn reopen_after_release(dir: &Path) -> Store {
+    open_retry(dir, Options::default())
+        .unwrap_or_else(|e| panic!("reopen after the last handle was dropped: {e}"))
 }
 
 #[test]
@@ -183,17 +177,6 @@ fn second_open_from_another_process_is_locked() {
     assert_eq!(s.read(0).unwrap().unwrap().payload(), b"mine");
 }
 
-/// Kills the child with SIGKILL (if still running) when dropped, so that a failing
-/// assertion does not leave a process behind.
-struct Holder(Child);
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn lock_is_freed_when_the_holder_is_killed() {
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -201,7 +184,7 @@ fn lock_is_freed_when_the_holder_is_killed() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut holder = Holder(
+    let mut holder = Reaper(
         child(dir, "hold")
             .stdout(Stdio::piped())
             .spawn()

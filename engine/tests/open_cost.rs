@@ -6,17 +6,14 @@
 //! bytes mapped. Both opens must cost exactly the same. (A timer would prove
 //! nothing on a shared machine; counted I/O is exact.)
 
+pub mod common;
+
+use common::sim::{self, SEGMENT_BYTES as SEGMENT};
 use spool::io::sim::{SimFs, SimStats};
 use spool::{Durability, Options, Store};
-use std::sync::Arc;
-
-const SEGMENT: u64 = 64 * 1024;
 
 fn options(fs: &SimFs) -> Options {
-    Options::default()
-        .durability(Durability::Never)
-        .segment_bytes_max(SEGMENT)
-        .vfs(Arc::new(fs.clone()))
+    sim::options(fs, Durability::Never)
 }
 
 /// Fills stream "s" until it has `segments` segments and the active one holds

@@ -5,14 +5,15 @@
 //! Method: 100,000 messages, 4 threads receiving in batches and acking;
 //! every offset is recorded by the thread that got it.
 
-use spool::{Durability, Options, Store};
+pub mod common;
+
+use common::scratch_store;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[test]
 fn four_threads_share_100k_messages_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (_dir, store) = scratch_store();
     let s = store.stream("work").unwrap();
     const N: u64 = 100_000;
     let payloads: Vec<[u8; 8]> = (0..N).map(|i| i.to_le_bytes()).collect();

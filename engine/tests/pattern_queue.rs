@@ -4,6 +4,9 @@
 //!
 //! Method: send, receive, ack some, reopen the store, receive again.
 
+pub mod common;
+
+use common::{scratch_store, temp_store};
 use spool::{Durability, Options, Store};
 use std::time::Duration;
 
@@ -51,8 +54,7 @@ fn fifo_ack_and_redelivery_after_restart() {
 
 #[test]
 fn receive_blocks_until_a_send_wakes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let (_dir, store) = temp_store(Options::default());
     let q = store.stream("jobs").unwrap();
     let c = q.consumer("w").unwrap();
     let sender = {
@@ -75,8 +77,7 @@ fn receive_blocks_until_a_send_wakes_it() {
 
 #[test]
 fn start_positions() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (_dir, store) = scratch_store();
     let q = store.stream("s").unwrap();
     for i in 0..5u8 {
         q.send(&[i]).unwrap();

@@ -7,6 +7,9 @@
 //! Method: small segments on a real directory; count segment files and the
 //! blocks they occupy before and after.
 
+pub mod common;
+
+use common::temp_store;
 use spool::{Durability, Error, Options, Store, StreamConfig};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -23,8 +26,7 @@ fn opts() -> Options {
 
 /// A new store in a temporary directory with stream `s` of `config`.
 fn stream_with(config: StreamConfig) -> (tempfile::TempDir, Store, spool::Stream) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let (dir, store) = temp_store(opts());
     let s = store.create_stream("s", config).unwrap();
     (dir, store, s)
 }
@@ -59,8 +61,7 @@ fn fill(s: &spool::Stream, segments: usize) -> u64 {
 
 #[test]
 fn interest_based_deletes_only_what_every_consumer_passed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let (dir, store) = temp_store(opts());
     let s = store.stream("s").unwrap();
     let fast = s.consumer("fast").unwrap();
     let slow = s.consumer("slow").unwrap();
@@ -108,8 +109,7 @@ fn interest_based_deletes_only_what_every_consumer_passed() {
 
 #[test]
 fn without_consumers_everything_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let (_dir, store) = temp_store(opts());
     let s = store.stream("s").unwrap();
     fill(&s, 4);
     assert_eq!(s.apply_retention().unwrap(), 0);

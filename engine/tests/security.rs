@@ -5,24 +5,13 @@
 //!
 //! Method: build a real store, plant the object, open and read.
 
-use spool::{Durability, Error, Options, Store, StreamConfig};
-use std::path::Path;
-use std::process::Command;
+pub mod common;
 
-/// `Store::open`, retrying briefly on `Locked`: tests here spawn `mkfifo`,
-/// and between fork and exec the child holds copies of every descriptor of
-/// this process (a just-closed store's lock included) for a moment.
-fn open_retry(path: impl AsRef<Path>, opts: Options) -> spool::Result<Store> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match Store::open(path.as_ref(), opts.clone()) {
-            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            other => return other,
-        }
-    }
-}
+// Stores are opened with `open_retry`: tests here spawn `mkfifo`, which holds
+// a just-closed store's lock for a moment.
+use common::process::{make_fifo, open_retry};
+use spool::{Durability, Error, Options, StreamConfig};
+use std::path::Path;
 
 fn opts() -> Options {
     Options::default().durability(Durability::Never)
@@ -70,11 +59,7 @@ fn a_symlinked_or_fifo_blob_is_refused_without_hanging() {
         if kind == "symlink" {
             std::os::unix::fs::symlink(&secret, &blob).unwrap();
         } else {
-            assert!(Command::new("mkfifo")
-                .arg(&blob)
-                .status()
-                .unwrap()
-                .success());
+            make_fifo(&blob);
         }
         let store = open_retry(dir.path(), opts()).unwrap();
         let s = store.stream("s").unwrap();

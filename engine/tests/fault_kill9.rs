@@ -21,12 +21,15 @@
 //! `SPOOL_KILL9_SEED` replays the workload and the choice of kill moments (the exact
 //! instant of each kill depends on timing and is not replayable).
 
+pub mod common;
+
+use common::process::{rerun, Reaper};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -514,23 +517,12 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-/// Kills and reaps the child if the parent panics before it does so itself.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn child_command(dir: &Path, seed: u64, never: bool) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    let mut cmd = rerun("kill9_child");
     if never {
         cmd.env(CHILD_NEVER_ENV, "1");
     }
-    cmd.args(["kill9_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
+    cmd.env(CHILD_ENV, dir)
         .env(CHILD_SEED_ENV, seed.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

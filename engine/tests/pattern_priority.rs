@@ -4,11 +4,13 @@
 //!
 //! Method: fill three levels, drain, check the order.
 
-use spool::{ConsumerConfig, Durability, Message, Options, Store, StreamConfig};
+pub mod common;
+
+use common::scratch_store;
+use spool::{ConsumerConfig, Message, StreamConfig};
 
 fn setup() -> (tempfile::TempDir, spool::Stream) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (dir, store) = scratch_store();
     let s = store
         .create_stream("p", StreamConfig::default().priorities(3))
         .unwrap();

@@ -14,10 +14,12 @@
 //! Every payload is a function of (stream, priority, offset), so any message
 //! present can be checked even if it was never acknowledged.
 
+pub mod common;
+
+use common::sim;
 use spool::io::sim::{fault_then_cut, retry, step, CutMode, FaultKind, SimFs};
 use spool::{Durability, Message, Options, Store, StreamConfig};
 use std::path::Path;
-use std::sync::Arc;
 
 const ROOT: &str = "/store";
 
@@ -29,11 +31,7 @@ fn payload(stream: &str, priority: u8, offset: u64) -> Vec<u8> {
 }
 
 fn options(fs: &SimFs, durability: Durability) -> Options {
-    Options::default()
-        .durability(durability)
-        .segment_bytes_max(64 * 1024)
-        .allocation_chunk_bytes(4096)
-        .vfs(Arc::new(fs.clone()))
+    sim::options(fs, durability).allocation_chunk_bytes(4096)
 }
 
 #[derive(Debug, Default, Clone)]

@@ -8,11 +8,13 @@
 //! Method: real directories for the file-level checks, the simulated file
 //! system for the crash ones.
 
+pub mod common;
+
+use common::{scratch_store, sim, temp_store};
 use spool::io::sim::{fault_then_cut, retry, CutMode, SimFs};
 use spool::{Durability, Error, Message, Options, Store, StreamConfig};
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 
 fn blob_files(root: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -39,8 +41,7 @@ fn big(seed: u8, len: usize) -> Vec<u8> {
 
 #[test]
 fn large_payloads_are_stored_once_and_read_transparently() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (dir, store) = scratch_store();
     let s = store
         .create_stream("files", StreamConfig::default().claim_check_threshold(1024))
         .unwrap();
@@ -115,11 +116,10 @@ fn a_damaged_blob_is_corrupt_never_handed_out() {
 
 #[test]
 fn blob_goes_with_the_last_segment_that_refers_to_it() {
-    let dir = tempfile::tempdir().unwrap();
     let opts = Options::default()
         .durability(Durability::Never)
         .segment_bytes_max(64 * 1024);
-    let store = Store::open(dir.path(), opts).unwrap();
+    let (dir, store) = temp_store(opts);
     let cfg = StreamConfig::default().claim_check_threshold(100);
     let s = store.create_stream("s", cfg.clone()).unwrap();
     let t = store.create_stream("t", cfg).unwrap();
@@ -155,15 +155,9 @@ fn blob_goes_with_the_last_segment_that_refers_to_it() {
 fn an_orphan_blob_is_removed_at_open() {
     // A crash after the blob was stored but before its message was appended:
     // cut the power right after the blob's directory sync.
-    let opts = |fs: &SimFs| {
-        Options::default()
-            .durability(Durability::Always)
-            .segment_bytes_max(64 * 1024)
-            .vfs(Arc::new(fs.clone()))
-    };
     let fs = SimFs::new();
     {
-        let store = Store::open("/o", opts(&fs)).unwrap();
+        let store = Store::open("/o", sim::options(&fs, Durability::Always)).unwrap();
         let s = store
             .create_stream("s", StreamConfig::default().claim_check_threshold(10))
             .unwrap();
@@ -174,7 +168,7 @@ fn an_orphan_blob_is_removed_at_open() {
     let mut orphans_swept = 0;
     for n in 1..400 {
         let fs2 = fs.power_cut(CutMode::DropUnsynced);
-        let store = Store::open("/o", opts(&fs2)).unwrap();
+        let store = Store::open("/o", sim::options(&fs2, Durability::Always)).unwrap();
         let s = store.stream("s").unwrap();
         let start = fs2.stats().ops;
         fs2.crash_at(start + n, CutMode::DropUnsynced);
@@ -186,7 +180,7 @@ fn an_orphan_blob_is_removed_at_open() {
             break;
         };
         let after = SimFs::from_image(&image);
-        let store = Store::open("/o", opts(&after)).unwrap();
+        let store = Store::open("/o", sim::options(&after, Durability::Always)).unwrap();
 
         let s = store.stream("s").unwrap();
         let end = s.stats().buckets[0].end_offset;
@@ -219,14 +213,8 @@ fn an_orphan_blob_is_removed_at_open() {
 
 #[test]
 fn power_cut_at_every_operation_of_blob_sends() {
-    let opts = |fs: &SimFs| {
-        Options::default()
-            .durability(Durability::Always)
-            .segment_bytes_max(64 * 1024)
-            .vfs(Arc::new(fs.clone()))
-    };
     let workload = |fs: &SimFs, acked: &mut Vec<(u64, u8)>| -> spool::Result<()> {
-        let store = Store::open("/p", opts(fs))?;
+        let store = Store::open("/p", sim::options(fs, Durability::Always))?;
         let s = store.create_stream("s", StreamConfig::default().claim_check_threshold(512))?;
         for i in 0..6u8 {
             let len = if i % 2 == 0 { 4000 } else { 100 };
@@ -249,7 +237,8 @@ fn power_cut_at_every_operation_of_blob_sends() {
             let mut acked = Vec::new();
             let _ = workload(&fs, &mut acked);
             let after = SimFs::from_image(&fs.crashed_image().unwrap());
-            let store = Store::open("/p", opts(&after)).unwrap_or_else(|e| panic!("cut {n}: {e}"));
+            let store = Store::open("/p", sim::options(&after, Durability::Always))
+                .unwrap_or_else(|e| panic!("cut {n}: {e}"));
             if acked.is_empty() {
                 continue;
             }
@@ -275,15 +264,9 @@ fn blob_sends_that_return_after_an_earlier_io_error_hold() {
     // EIO once at operation N, the program carries on (retrying a failed
     // send once), the power is cut a few operations later: every send that
     // returned must read back, its blob included.
-    let opts = |fs: &SimFs| {
-        Options::default()
-            .durability(Durability::Always)
-            .segment_bytes_max(64 * 1024)
-            .vfs(Arc::new(fs.clone()))
-    };
     // (offset, payload seed, payload length) of each send that returned.
     let workload = |fs: &SimFs, acked: &mut Vec<(u64, u8, usize)>| -> spool::Result<()> {
-        let store = Store::open("/p", opts(fs))?;
+        let store = Store::open("/p", sim::options(fs, Durability::Always))?;
         let config = StreamConfig::default().claim_check_threshold(512);
         // A failed creation is tried again; the stream may exist anyway.
         let s = retry(true, || store.create_stream("s", config.clone()))
@@ -310,7 +293,8 @@ fn blob_sends_that_return_after_an_earlier_io_error_hold() {
         };
         let what = format!("EIO once at op {n}, cut at op {m} {mode:?}");
         let after = SimFs::from_image(&image);
-        let store = Store::open("/p", opts(&after)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let store = Store::open("/p", sim::options(&after, Durability::Always))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
         if acked.is_empty() {
             continue;
         }

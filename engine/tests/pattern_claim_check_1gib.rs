@@ -10,7 +10,10 @@
 //! memory maps are page cache, counted in `RssFile`, not here.) This file
 //! holds one test, so no other test shares the process.
 
-use spool::{Durability, Message, Options, Store};
+pub mod common;
+
+use common::{temp_store, Xorshift};
+use spool::{Durability, Message, Options};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +22,7 @@ const GIB: u64 = 1 << 30;
 
 struct Generator {
     left: u64,
-    state: u64,
+    state: Xorshift,
     hasher: blake3::Hasher,
 }
 
@@ -27,10 +30,7 @@ impl Read for Generator {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min(self.left as usize) & !7;
         for chunk in buf[..n].chunks_exact_mut(8) {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            chunk.copy_from_slice(&self.state.to_le_bytes());
+            chunk.copy_from_slice(&self.state.next_u64().to_le_bytes());
         }
         self.hasher.update(&buf[..n]);
         self.left -= n as u64;
@@ -53,12 +53,7 @@ fn one_gib_payload_streams_with_bounded_memory() {
         eprintln!("skipped: no /proc/self/status to measure memory");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path(),
-        Options::default().durability(Durability::Always),
-    )
-    .unwrap();
+    let (_dir, store) = temp_store(Options::default().durability(Durability::Always));
     let s = store.stream("big").unwrap();
     let baseline = rss_anon_kib();
     let peak = Arc::new(AtomicU64::new(baseline));
@@ -74,7 +69,7 @@ fn one_gib_payload_streams_with_bounded_memory() {
     };
     let mut gen = Generator {
         left: GIB,
-        state: 0x9e37_79b9_7f4a_7c15,
+        state: Xorshift(0x9e37_79b9_7f4a_7c15),
         hasher: blake3::Hasher::new(),
     };
     let t0 = std::time::Instant::now();

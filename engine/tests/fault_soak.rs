@@ -8,38 +8,17 @@
 //! again with the power failing at a chosen operation, open the survivor and
 //! check it. Seeds per run: `SPOOL_SOAK_SEEDS` (default 2,000); a failing
 //! seed prints the command that replays it alone:
-//! `SPOOL_SOAK_SEED=<seed> cargo test --release -p spool --test soak`.
+//! `SPOOL_SOAK_SEED=<seed> cargo test --release -p spool --test fault_soak`.
 
+pub mod common;
+
+use common::{env_parsed, sim, Xorshift};
 use spool::io::sim::{CutMode, SimFs};
-use spool::{ConsumerConfig, Durability, Message, Options, Store, StreamConfig};
+use spool::{ConsumerConfig, Message, Store, StreamConfig};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 const LEVELS: u8 = 2;
-
-fn options(fs: &SimFs) -> Options {
-    Options::default()
-        .durability(Durability::Always)
-        .segment_bytes_max(64 * 1024)
-        .allocation_chunk_bytes(8192)
-        .consumer_journal_bytes(4096)
-        .vfs(Arc::new(fs.clone()))
-}
 
 fn payload(prio: u8, offset: u64, len: usize) -> Vec<u8> {
     let mut p = vec![prio; 9];
@@ -57,8 +36,8 @@ struct Acked {
 }
 
 fn workload(fs: &SimFs, seed: u64, acked: &mut Acked) -> spool::Result<()> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let store = Store::open("/soak", options(fs))?;
+    let mut rng = Xorshift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let store = Store::open("/soak", sim::consumer_options(fs))?;
     let s = match store.create_stream(
         "q",
         StreamConfig::default()
@@ -150,8 +129,8 @@ fn length_of(acked: &Acked, prio: u8, offset: u64) -> Option<usize> {
 
 fn check(fs: &SimFs, acked: &Acked, seed: u64, what: &str) {
     let replay =
-        format!("replay: SPOOL_SOAK_SEED={seed} cargo test --release -p spool --test soak");
-    let store = Store::open("/soak", options(fs))
+        format!("replay: SPOOL_SOAK_SEED={seed} cargo test --release -p spool --test fault_soak");
+    let store = Store::open("/soak", sim::consumer_options(fs))
         .unwrap_or_else(|e| panic!("{what}: reopen: {e}\n{replay}"));
     if !store.streams().contains(&"q".to_string()) {
         assert!(acked.sends.is_empty(), "{what}: stream lost\n{replay}");
@@ -212,11 +191,11 @@ fn run_seed(seed: u64) {
     workload(&probe, seed, &mut acked)
         .unwrap_or_else(|e| panic!("seed {seed}: clean run failed: {e}"));
     let total = probe.stats().ops;
-    let mut rng = Rng(seed ^ 0xdead_beef_cafe_f00d);
+    let mut rng = Xorshift(seed ^ 0xdead_beef_cafe_f00d);
     let cut = 1 + rng.below(total);
     let mode = match rng.below(3) {
         0 => CutMode::DropUnsynced,
-        _ => CutMode::RandomPages(rng.next()),
+        _ => CutMode::RandomPages(rng.next_u64()),
     };
     let fs = SimFs::new();
     fs.crash_at(cut, mode);
@@ -233,26 +212,17 @@ fn run_seed(seed: u64) {
 
 #[test]
 fn random_power_loss_soak() {
-    if let Some(seed) = std::env::var("SPOOL_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(seed) = env_parsed("SPOOL_SOAK_SEED") {
         run_seed(seed);
         return;
     }
-    let seeds: u64 = std::env::var("SPOOL_SOAK_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
-    let base = std::env::var("SPOOL_SOAK_BASE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(1)
-        });
+    let seeds: u64 = env_parsed("SPOOL_SOAK_SEEDS").unwrap_or(2000);
+    let base = env_parsed("SPOOL_SOAK_BASE").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1)
+    });
     eprintln!("soak: {seeds} seeds from {base} (SPOOL_SOAK_BASE={base} repeats this run)");
     for i in 0..seeds {
         run_seed(base.wrapping_mul(1_000_003).wrapping_add(i));

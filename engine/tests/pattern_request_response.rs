@@ -6,7 +6,10 @@
 //! Method: responder threads answer with a payload derived from the request;
 //! requester threads check every reply against their own request.
 
-use spool::{request_headers, Durability, Error, Message, Options, Store, REPLY_CONSUMER};
+pub mod common;
+
+use common::scratch_store;
+use spool::{request_headers, Error, Message, Options, Store, REPLY_CONSUMER};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,8 +47,7 @@ fn respond(requests: spool::Stream, stop_after: usize) -> std::thread::JoinHandl
 
 #[test]
 fn eight_requesters_two_responders_every_reply_matched() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (_dir, store) = scratch_store();
     let requests = store.stream("requests").unwrap();
     const THREADS: usize = 8;
     const PER: usize = 1000;
@@ -92,8 +94,7 @@ fn eight_requesters_two_responders_every_reply_matched() {
 
 #[test]
 fn timeout_and_late_reply_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (_dir, store) = scratch_store();
     let requests = store.stream("requests").unwrap();
     let err = requests
         .request(
@@ -166,8 +167,7 @@ fn reply_collected_after_a_restart() {
 
 #[test]
 fn replying_to_a_plain_message_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+    let (_dir, store) = scratch_store();
     let s = store.stream("s").unwrap();
     s.send(b"not a request").unwrap();
     let d = s.consumer("c").unwrap().try_receive().unwrap().unwrap();

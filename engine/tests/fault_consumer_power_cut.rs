@@ -16,23 +16,16 @@
 //! until a power cut a few operations later: acks that return after a
 //! failure must hold too.
 
+pub mod common;
+
+use common::sim;
 use spool::io::sim::{fault_then_cut, retry, step, CutMode, SimFs};
-use spool::{ConsumerConfig, Durability, Options, Store};
+use spool::{ConsumerConfig, Store};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 const ROOT: &str = "/c";
 const CONSUMERS: [&str; 2] = ["one", "cursor"];
-
-fn options(fs: &SimFs) -> Options {
-    Options::default()
-        .durability(Durability::Always)
-        .segment_bytes_max(64 * 1024)
-        .allocation_chunk_bytes(8192)
-        .consumer_journal_bytes(4096)
-        .vfs(Arc::new(fs.clone()))
-}
 
 fn payload(offset: u64) -> Vec<u8> {
     let mut p = offset.to_le_bytes().to_vec();
@@ -56,7 +49,7 @@ fn workload(fs: &SimFs, acked: &mut Acked) -> spool::Result<()> {
 /// returned `Ok` count as confirmed, and later successes must hold even
 /// though an earlier operation failed.
 fn run_workload(fs: &SimFs, acked: &mut Acked, carry_on: bool) -> spool::Result<()> {
-    let store = Store::open(ROOT, options(fs))?;
+    let store = Store::open(ROOT, sim::consumer_options(fs))?;
     let s = retry(carry_on, || store.stream("q"))?;
     let config = ConsumerConfig::default().visibility_timeout(Duration::from_secs(60));
     let one = retry(carry_on, || s.consumer_with("one", config.clone()))?;
@@ -93,7 +86,8 @@ fn run_workload(fs: &SimFs, acked: &mut Acked, carry_on: bool) -> spool::Result<
 }
 
 fn check(fs: &SimFs, acked: &Acked, what: &str) {
-    let store = Store::open(ROOT, options(fs)).unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
+    let store = Store::open(ROOT, sim::consumer_options(fs))
+        .unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
     if !store.streams().contains(&"q".to_string()) {
         assert!(
             acked.attempted.iter().all(|a| a.is_empty()),

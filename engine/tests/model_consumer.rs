@@ -9,11 +9,13 @@
 //! system (`Durability::Always`, tiny journals so checkpoints happen) and
 //! against a model of sets.
 
+pub mod common;
+
+use common::sim;
 use proptest::prelude::*;
 use spool::io::sim::{CutMode, SimFs};
 use spool::{Consumer, ConsumerConfig, Delivery, Durability, Options, Store};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -40,11 +42,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn options(fs: &SimFs) -> Options {
-    Options::default()
-        .durability(Durability::Always)
-        .segment_bytes_max(64 * 1024)
-        .consumer_journal_bytes(4096)
-        .vfs(Arc::new(fs.clone()))
+    sim::options(fs, Durability::Always).consumer_journal_bytes(4096)
 }
 
 fn open(fs: &SimFs) -> (Store, spool::Stream, Consumer) {
@@ -178,9 +176,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // PROPTEST_CASES=100000 for the on-demand size.
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(256))]
 
     #[test]
     fn consumer_matches_model(ops in proptest::collection::vec(op(), 1..120)) {

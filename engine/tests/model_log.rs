@@ -8,10 +8,12 @@
 //! written; the model adopts the surviving length after checking it is in
 //! that range, and every surviving message must equal the model's.
 
+pub mod common;
+
+use common::sim;
 use proptest::prelude::*;
 use spool::io::sim::{CutMode, SimFs};
 use spool::{Durability, Message, Options, Store, StreamConfig};
-use std::sync::Arc;
 
 const LEVELS: u8 = 3;
 
@@ -45,15 +47,12 @@ struct Bucket {
 }
 
 fn options(fs: &SimFs, always: bool) -> Options {
-    Options::default()
-        .durability(if always {
-            Durability::Always
-        } else {
-            Durability::Never
-        })
-        .segment_bytes_max(64 * 1024)
-        .allocation_chunk_bytes(8192)
-        .vfs(Arc::new(fs.clone()))
+    let durability = if always {
+        Durability::Always
+    } else {
+        Durability::Never
+    };
+    sim::options(fs, durability).allocation_chunk_bytes(8192)
 }
 
 fn open(fs: &SimFs, always: bool) -> (Store, spool::Stream) {
@@ -181,9 +180,7 @@ fn run(ops: Vec<Op>, always: bool) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // PROPTEST_CASES=100000 for the on-demand size.
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(128), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(128))]
 
     #[test]
     fn log_matches_model_durable_sends(ops in proptest::collection::vec(op(), 1..80)) {

@@ -1,0 +1,49 @@
+//! Child processes of a test binary, and the store lock they may hold for a
+//! moment.
+
+use spool::{Error, Options, Store};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// This test binary again, running only the test `test`, its output not
+/// captured: the child side of a test with several processes (a test that
+/// does nothing unless its environment says otherwise).
+pub fn rerun(test: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]);
+    cmd
+}
+
+/// Kills the child with SIGKILL (if still running) and reaps it when
+/// dropped, so that a failing assertion does not leave a process behind.
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `Store::open`, retrying briefly on `Locked`. Between fork and exec a child
+/// process holds copies of every descriptor of its parent, the lock of a
+/// store just closed included, for a few microseconds; a lock that is really
+/// still held fails after 5 s.
+pub fn open_retry(path: impl AsRef<Path>, opts: Options) -> spool::Result<Store> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(path.as_ref(), opts.clone()) {
+            Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Makes a FIFO with the `mkfifo` command (no `unsafe` in tests).
+pub fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
