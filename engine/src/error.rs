@@ -110,12 +110,12 @@ pub enum Error {
     },
 
     /// A priority outside the stream's configured levels was used.
-    #[error("priority {priority} is out of range: the stream has {levels} levels (0..{levels})")]
+    #[error("priority {priority} is out of range: the stream has {priorities} priority levels (0..{priorities})")]
     InvalidPriority {
         /// The requested priority.
         priority: u8,
-        /// Number of levels of the stream.
-        levels: u8,
+        /// Number of priority levels of the stream.
+        priorities: u8,
     },
 
     /// A lease was extended after it had expired or been given back; the
@@ -144,9 +144,25 @@ pub enum Error {
         offset: u64,
     },
 
-    /// An option or stream configuration value is out of range.
+    /// An option, stream or consumer configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+
+    /// A call's arguments do not fit together (say, `send_reader` with a
+    /// message that has a payload of its own). Nothing was done.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The store was closed: every `Store` handle was dropped or closed while
+    /// this handle (a stream, a consumer, a waiting request) still lived.
+    #[error("the store is closed")]
+    Closed,
+
+    /// A bug in Spool: an internal invariant did not hold (for example a
+    /// state that could not be encoded). Nothing acknowledged is lost; please
+    /// report it.
+    #[error("internal error (a bug in Spool, please report it): {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -158,6 +174,11 @@ impl Error {
             return Error::DiskFull { path };
         }
         Error::Io { op, path, source }
+    }
+
+    /// An [`Error::Internal`] for a state that failed to encode.
+    pub(crate) fn encode(what: &str, e: impl std::fmt::Display) -> Error {
+        Error::Internal(format!("cannot encode the {what}: {e}"))
     }
 
     /// Builds a [`Error::Corrupt`].

@@ -41,7 +41,7 @@ pub struct Options {
     message_bytes_max: Option<u64>,
     pub(crate) allocation_chunk_bytes: u64,
     pub(crate) durability: Durability,
-    pub(crate) journal_bytes: u64,
+    pub(crate) consumer_journal_bytes: u64,
     pub(crate) writeback_bytes: u64,
     pub(crate) vfs: Option<Arc<dyn Vfs>>,
 }
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Options {
             .field("message_bytes_max", &self.message_limit())
             .field("allocation_chunk_bytes", &self.allocation_chunk_bytes)
             .field("durability", &self.durability)
-            .field("journal_bytes", &self.journal_bytes)
+            .field("consumer_journal_bytes", &self.consumer_journal_bytes)
             .field("writeback_bytes", &self.writeback_bytes)
             .finish()
     }
@@ -66,7 +66,7 @@ impl Default for Options {
             message_bytes_max: None,
             allocation_chunk_bytes: 1 << 20,
             durability: Durability::Always,
-            journal_bytes: 16 << 20,
+            consumer_journal_bytes: 16 << 20,
             writeback_bytes: 4 << 20,
             vfs: None,
         }
@@ -130,7 +130,7 @@ impl Options {
     /// records, some 350,000 messages received and acknowledged one by one);
     /// 4 KiB..=1 GiB. Disk space for it is reserved up front.
     pub fn consumer_journal_bytes(mut self, bytes: u64) -> Self {
-        self.journal_bytes = bytes;
+        self.consumer_journal_bytes = bytes;
         self
     }
 
@@ -183,10 +183,10 @@ impl Options {
                 self.allocation_chunk_bytes
             ));
         }
-        if !(4096..=1 << 30).contains(&self.journal_bytes) {
+        if !(4096..=1 << 30).contains(&self.consumer_journal_bytes) {
             return bad(format!(
                 "consumer_journal_bytes {} is outside 4096..=1 GiB",
-                self.journal_bytes
+                self.consumer_journal_bytes
             ));
         }
         if let Durability::Interval(d) = self.durability {
@@ -232,8 +232,8 @@ impl Default for StreamConfig {
 
 impl StreamConfig {
     /// Sets the number of priority levels (1..=16).
-    pub fn priorities(mut self, levels: u8) -> Self {
-        self.priorities = levels;
+    pub fn priorities(mut self, priorities: u8) -> Self {
+        self.priorities = priorities;
         self
     }
 

@@ -144,10 +144,7 @@ impl Router {
     }
 
     fn consumer(&self) -> Result<Consumer> {
-        let store = self
-            .store
-            .upgrade()
-            .ok_or_else(|| Error::InvalidConfig("the store is closed".into()))?;
+        let store = self.store.upgrade().ok_or(Error::Closed)?;
         Stream::from_inner(self.stream.clone(), store).consumer_with(
             REPLY_CONSUMER,
             ConsumerConfig::default().visibility_timeout(Duration::from_secs(3600)),

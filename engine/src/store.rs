@@ -287,9 +287,7 @@ impl StoreInner {
             }
             return Ok(s);
         }
-        let me = self
-            .me()
-            .ok_or_else(|| Error::InvalidConfig("the store is closed".into()))?;
+        let me = self.me().ok_or(Error::Closed)?;
         let inner = Arc::new(stream::create(&self.ctx, &self.blobs, name, &config)?);
         self.streams
             .write()

@@ -65,7 +65,7 @@ fn bad_names_priorities_headers_and_configs_are_typed_errors() {
         p.send_message(Message::new(b"x").priority(2)),
         Err(Error::InvalidPriority {
             priority: 2,
-            levels: 2
+            priorities: 2
         })
     ));
     assert!(matches!(

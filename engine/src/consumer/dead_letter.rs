@@ -21,7 +21,7 @@ impl Consumer {
         let p = record.priority();
         let offset = record.offset();
         if let Some(dlq) = &config.dead_letter {
-            let target = self.h.stream.store_stream(dlq)?;
+            let target = self.handle.stream.store_stream(dlq)?;
             let reason = st
                 .nack_reasons
                 .get(&(p, offset))
@@ -36,7 +36,7 @@ impl Consumer {
                 m = m.header(k, v);
             }
             m = m
-                .header(dead_letter_headers::STREAM, self.h.stream.name())
+                .header(dead_letter_headers::STREAM, self.handle.stream.name())
                 .header(dead_letter_headers::CONSUMER, self.name())
                 .header(dead_letter_headers::OFFSET, &offset_s)
                 .header(dead_letter_headers::PRIORITY, &prio_s)

@@ -33,7 +33,7 @@ pub(super) fn rotate_files(
     // consistent pair: the checkpoint's generation picks the journal, and a
     // journal of another generation is stale (removed at open). That also
     // covers the old journal coming back: its removal needs no sync.
-    let bytes = postcard::to_allocvec(body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let bytes = postcard::to_allocvec(body).map_err(|e| Error::encode("consumer checkpoint", e))?;
     let staged = journal::stage_checkpoint(ctx, dir, &bytes)?;
     let j = Journal::create(ctx, dir, body.generation)?;
     // Once an open may find the new checkpoint, it takes the old journal
@@ -85,7 +85,8 @@ pub(crate) fn create(
         buckets,
         ..CheckpointBody::default()
     };
-    let bytes = postcard::to_allocvec(&body).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let bytes =
+        postcard::to_allocvec(&body).map_err(|e| Error::encode("consumer checkpoint", e))?;
     journal::write_checkpoint(ctx, &tmp, &bytes)?;
     ctx.sync_dir(&tmp)?;
     let dir = parent.join(name);
@@ -125,7 +126,7 @@ fn start_offset(stream: &StreamInner, priority: u8, start: StartAt) -> Result<u6
 }
 
 fn write_config(ctx: &Ctx, dir: &Path, config: &ConsumerConfig) -> Result<()> {
-    let body = postcard::to_allocvec(config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let body = postcard::to_allocvec(config).map_err(|e| Error::encode("consumer config", e))?;
     io::write_file_atomic(
         &*ctx.vfs,
         dir,
@@ -184,8 +185,8 @@ pub(crate) fn open(
         .ok_or_else(|| Error::corrupt(&ckpt_path, 0, "consumer checkpoint missing"))?;
     let ckpt: CheckpointBody = postcard::from_bytes(&body)
         .map_err(|e| Error::corrupt(&ckpt_path, at_body, format!("consumer checkpoint: {e}")))?;
-    let levels = usize::from(stream.priorities());
-    if ckpt.buckets.len() != levels {
+    let priorities = usize::from(stream.priorities());
+    if ckpt.buckets.len() != priorities {
         return Err(Error::corrupt(
             &ckpt_path,
             at_body,
@@ -261,7 +262,7 @@ pub(crate) fn open(
             higher_streak: 0,
             nack_reasons: HashMap::new(),
             hot: HotConfig::of(&config),
-            segments: vec![None; levels],
+            segments: vec![None; priorities],
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),

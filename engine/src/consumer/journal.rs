@@ -19,7 +19,7 @@ use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Largest journal file read back (the largest `journal_bytes` option).
+/// Largest journal file read back (the largest `consumer_journal_bytes` option).
 pub(crate) const JOURNAL_BYTES_LIMIT: u64 = 1 << 30;
 
 /// An open journal being appended to.
@@ -62,7 +62,7 @@ impl Journal {
             journal_id: random_u64(),
             generation: g,
         };
-        let bytes = ctx.opts.journal_bytes;
+        let bytes = ctx.opts.consumer_journal_bytes;
         let build = || -> std::io::Result<Arc<dyn VFile>> {
             let f = vfs.open(&tmp, OpenMode::CreateNew)?;
             f.set_len(bytes)?;

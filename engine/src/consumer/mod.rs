@@ -24,6 +24,7 @@ use crate::ctx::Ctx;
 use crate::format::journal::Entry;
 use crate::group_commit::GroupCommit;
 use crate::io::SharedMap;
+use crate::limits::PRIORITIES_MAX;
 use crate::log::segment::Pin;
 use crate::log::Record;
 use crate::options::Durability;
@@ -108,8 +109,9 @@ impl Sink for Option<Delivery> {
     }
 }
 
-/// Most priority levels of a stream (see `StreamConfig::priorities`).
-const MAX_LEVELS: usize = 16;
+/// Priority levels a consumer serves at most (the ends of the buckets are
+/// read into an array of this size on every receive).
+const PRIORITIES: usize = PRIORITIES_MAX as usize;
 
 impl State {
     fn logical(&self) -> u64 {
@@ -150,7 +152,7 @@ pub(crate) struct ConsumerInner {
 pub struct Consumer {
     /// One allocation for both, so that each delivery (which holds a
     /// handle) costs one reference count, not three.
-    h: Arc<Handle>,
+    handle: Arc<Handle>,
 }
 
 #[derive(Debug)]
@@ -174,27 +176,27 @@ pub struct Delivery {
 impl Consumer {
     pub(crate) fn new(inner: Arc<ConsumerInner>, stream: Stream) -> Consumer {
         Consumer {
-            h: Arc::new(Handle { inner, stream }),
+            handle: Arc::new(Handle { inner, stream }),
         }
     }
 
     pub(crate) fn inner_ref(&self) -> &ConsumerInner {
-        &self.h.inner
+        &self.handle.inner
     }
 
     /// The consumer's name.
     pub fn name(&self) -> &str {
-        &self.h.inner.name
+        &self.handle.inner.name
     }
 
     /// The stream it reads.
     pub fn stream(&self) -> &Stream {
-        &self.h.stream
+        &self.handle.stream
     }
 
     /// The current configuration.
     pub fn config(&self) -> ConsumerConfig {
-        self.h
+        self.handle
             .inner
             .config
             .read()
@@ -203,7 +205,11 @@ impl Consumer {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.h.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.handle
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits up to `timeout` for a message and leases it to the caller.
@@ -243,7 +249,7 @@ impl Consumer {
             return Ok(());
         }
         let deadline = start.checked_add(timeout);
-        let notify = self.h.stream.notify();
+        let notify = self.handle.stream.notify();
         loop {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
@@ -268,13 +274,13 @@ impl Consumer {
     /// Takes up to `max` messages into `out`; returns when the next lease
     /// expires or delay elapses, and the time it went by.
     fn take<S: Sink>(&self, max: usize, out: &mut S) -> Result<(Option<Instant>, Instant)> {
-        self.h.inner.ctx.check()?;
-        let levels = usize::from(self.h.stream.priorities()).min(MAX_LEVELS);
-        let mut ends = [0u64; MAX_LEVELS];
-        for (p, e) in ends.iter_mut().enumerate().take(levels) {
-            *e = self.h.stream.deliverable_end(p as u8);
+        self.handle.inner.ctx.check()?;
+        let priorities = usize::from(self.handle.stream.priorities()).min(PRIORITIES);
+        let mut ends = [0u64; PRIORITIES];
+        for (p, e) in ends.iter_mut().enumerate().take(priorities) {
+            *e = self.handle.stream.deliverable_end(p as u8);
         }
-        let ends = &ends[..levels];
+        let ends = &ends[..priorities];
         let mut st = self.lock();
         let now = Instant::now();
         let hot = st.hot;
@@ -290,7 +296,7 @@ impl Consumer {
                 break;
             };
             let read =
-                self.h
+                self.handle
                     .stream
                     .read_priority_cached(p as u8, taken.offset, &mut st.segments[p]);
             let record = match read {
@@ -323,7 +329,7 @@ impl Consumer {
                 dead_lettered = true;
                 continue;
             }
-            let lease = self.h.inner.next_lease.fetch_add(1, Ordering::Relaxed);
+            let lease = self.handle.inner.next_lease.fetch_add(1, Ordering::Relaxed);
             let deadline = now + hot.visibility_timeout;
             let attempt = st.buckets[p].lease(taken.offset, lease, deadline);
             if attempt > 1 {
@@ -361,8 +367,8 @@ impl Consumer {
         }
         self.rotate(st)?;
         if !st.journal.append(&e) {
-            return Err(Error::InvalidConfig(
-                "journal cannot hold one record".into(),
+            return Err(Error::Internal(
+                "a new consumer journal cannot hold one record".into(),
             ));
         }
         Ok(())
@@ -370,14 +376,14 @@ impl Consumer {
 
     /// Checkpoint, new journal, old journal removed (see `journal.rs`).
     fn rotate(&self, st: &mut State) -> Result<()> {
-        self.h.inner.rotate(st)
+        self.handle.inner.rotate(st)
     }
 
     /// Makes the journal durable up to `target` if the store's durability
     /// asks for it.
     fn persist(&self, target: u64) -> Result<()> {
-        match self.h.inner.ctx.opts.durability {
-            Durability::Always => self.h.inner.sync_to(target),
+        match self.handle.inner.ctx.opts.durability {
+            Durability::Always => self.handle.inner.sync_to(target),
             _ => Ok(()),
         }
     }
@@ -389,7 +395,7 @@ impl Consumer {
     }
 
     fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
-        self.h.inner.ctx.check()?;
+        self.handle.inner.ctx.check()?;
         let mut st = self.lock();
         let p = priority as usize;
         if p >= st.buckets.len() || !st.buckets[p].ack(offset) {
@@ -415,11 +421,14 @@ impl Consumer {
     /// `offset`, delivered or not: the cursor-style fast path for
     /// subscribers that process in order.
     pub fn ack_up_to(&self, priority: u8, offset: u64) -> Result<()> {
-        self.h.inner.ctx.check()?;
-        let end = self.h.stream.deliverable_end(priority);
-        let levels = self.h.stream.priorities();
-        if priority >= levels {
-            return Err(Error::InvalidPriority { priority, levels });
+        self.handle.inner.ctx.check()?;
+        let end = self.handle.stream.deliverable_end(priority);
+        let priorities = self.handle.stream.priorities();
+        if priority >= priorities {
+            return Err(Error::InvalidPriority {
+                priority,
+                priorities,
+            });
         }
         // Never past what the log holds.
         let offset = match end.checked_sub(1) {
@@ -450,7 +459,7 @@ impl Consumer {
         delay: Option<Duration>,
         reason: Option<&str>,
     ) -> Result<()> {
-        self.h.inner.ctx.check()?;
+        self.handle.inner.ctx.check()?;
         let mut st = self.lock();
         let until = delay.map(|d| Instant::now() + d);
         if let Some(b) = st.buckets.get_mut(priority as usize) {
@@ -462,7 +471,7 @@ impl Consumer {
             }
         }
         drop(st);
-        self.h.stream.notify().notify();
+        self.handle.stream.notify().notify();
         Ok(())
     }
 

@@ -59,11 +59,13 @@ impl ConsumerStats {
 impl Consumer {
     /// Figures of this consumer.
     pub fn stats(&self) -> ConsumerStats {
-        let levels = self.h.stream.priorities();
-        let ends: Vec<u64> = (0..levels).map(|p| self.h.stream.end_offset(p)).collect();
+        let priorities = self.handle.stream.priorities();
+        let ends: Vec<u64> = (0..priorities)
+            .map(|p| self.handle.stream.end_offset(p))
+            .collect();
         let st = self.lock();
         ConsumerStats {
-            name: self.h.inner.name.clone(),
+            name: self.handle.inner.name.clone(),
             buckets: st
                 .buckets
                 .iter()

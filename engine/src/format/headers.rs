@@ -25,6 +25,16 @@ pub enum HeaderError {
     KeyNotUtf8,
 }
 
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::Truncated => write!(f, "a header runs past the end of its section"),
+            HeaderError::EmptyKey => write!(f, "a header key is empty"),
+            HeaderError::KeyNotUtf8 => write!(f, "a header key is not UTF-8"),
+        }
+    }
+}
+
 /// Size of the encoded form of `pairs`, or `None` if a key is empty or too
 /// long, a value is too long, or the whole section exceeds [`HEADERS_BYTES_MAX`].
 pub fn encoded_len<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Option<usize> {

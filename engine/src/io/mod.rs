@@ -2,7 +2,10 @@
 //! swap the real file system for one that cuts power, tears writes and fails
 //! operations (`sim`, behind the `sim` feature).
 
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "the memory maps: the one module with unsafe code, each block with its SAFETY comment"
+)]
 pub(crate) mod map;
 pub(crate) mod real;
 #[cfg(feature = "sim")]
@@ -212,10 +215,14 @@ pub(crate) fn create_dir_all(vfs: &dyn Vfs, path: &Path) -> crate::Result<()> {
     {
         Some(EntryKind::Dir) => return Ok(()),
         Some(_) => {
-            return Err(crate::Error::InvalidConfig(format!(
-                "{} exists and is not a directory",
-                path.display()
-            )))
+            return Err(crate::Error::io(
+                "create directory",
+                path,
+                io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    "exists and is not a directory",
+                ),
+            ))
         }
         None => {}
     }

@@ -48,8 +48,24 @@ impl Writer {
     }
 }
 
-/// One message to append, already encoded: `(headers, body, flags)`.
-pub(crate) type Prepared<'a> = (&'a [u8], &'a [u8], u16);
+/// One message to append, already encoded and checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prepared<'a> {
+    /// The encoded header section.
+    pub headers: &'a [u8],
+    /// The payload, or a claim-check reference.
+    pub body: &'a [u8],
+    /// Record flags (`FLAG_CLAIM_CHECK`).
+    pub flags: u16,
+}
+
+impl Prepared<'_> {
+    /// Bytes the record takes in a segment.
+    #[inline]
+    fn stored_len(&self) -> u64 {
+        record::stored_len(self.headers.len(), self.body.len())
+    }
+}
 
 /// The log of one priority level of a stream.
 #[derive(Debug)]
@@ -351,13 +367,10 @@ impl Bucket {
         w.last_ts = ts;
         let first = w.next_offset();
         let (start_seg, start_pos) = (w.active.seg.base, w.write_pos);
-        let mut remaining: u64 = msgs
-            .iter()
-            .map(|(h, b, _)| record::stored_len(h.len(), b.len()))
-            .sum();
+        let mut remaining: u64 = msgs.iter().map(Prepared::stored_len).sum();
         let result = (|| {
-            for (headers, body, flags) in msgs {
-                let stored = record::stored_len(headers.len(), body.len());
+            for m in msgs {
+                let stored = m.stored_len();
                 if w.write_pos + stored > w.active.seg.file_bytes() {
                     self.publish(&mut w);
                     self.roll(&mut w)?;
@@ -372,16 +385,16 @@ impl Bucket {
                     offset,
                     timestamp_us: ts,
                     epoch,
-                    flags: *flags,
+                    flags: m.flags,
                 };
                 let id = w.active.seg.id;
                 let dst = w
                     .active
                     .map
                     .slice_mut(pos as usize..(pos + stored) as usize);
-                record::encode(dst, id, &h, headers, body);
+                record::encode(dst, id, &h, m.headers, m.body);
                 let i = w.count;
-                w.active.seg.push(i, pos as u32, *flags);
+                w.active.seg.push(i, pos as u32, m.flags);
                 w.count += 1;
                 w.write_pos += stored;
                 remaining -= stored;

@@ -12,9 +12,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// if retention deletes its file meanwhile.
 #[derive(Clone)]
 pub struct Record {
-    seg: Arc<Pin>,
-    pos: u32,
-    d: DecodedRecord,
+    /// The segment it lies in, held through its reader's pin.
+    pin: Arc<Pin>,
+    /// Byte position in the segment.
+    position: u32,
+    /// Its fields, checked when it was read.
+    decoded: DecodedRecord,
     /// The verified payload of a claim check.
     blob: Option<Arc<BlobBytes>>,
 }
@@ -22,9 +25,9 @@ pub struct Record {
 impl std::fmt::Debug for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Record")
-            .field("offset", &self.d.offset)
-            .field("priority", &self.seg.priority)
-            .field("timestamp_us", &self.d.timestamp_us)
+            .field("offset", &self.decoded.offset)
+            .field("priority", &self.pin.priority)
+            .field("timestamp_us", &self.decoded.timestamp_us)
             .field("headers", &self.headers().collect::<Vec<_>>())
             .field("payload_bytes", &self.payload().len())
             .finish()
@@ -32,11 +35,11 @@ impl std::fmt::Debug for Record {
 }
 
 impl Record {
-    pub(crate) fn new(seg: Arc<Pin>, pos: u32, d: DecodedRecord) -> Record {
+    pub(crate) fn new(pin: Arc<Pin>, position: u32, decoded: DecodedRecord) -> Record {
         Record {
-            seg,
-            pos,
-            d,
+            pin,
+            position,
+            decoded,
             blob: None,
         }
     }
@@ -47,16 +50,16 @@ impl Record {
     }
 
     pub(crate) fn segment_path(&self) -> &std::path::Path {
-        &self.seg.path
+        &self.pin.path
     }
 
     pub(crate) fn position(&self) -> u64 {
-        self.pos as u64
+        self.position as u64
     }
 
     /// Whether the payload is stored as a claim-check blob.
     pub fn is_claim_check(&self) -> bool {
-        self.d.flags & FLAG_CLAIM_CHECK != 0
+        self.decoded.flags & FLAG_CLAIM_CHECK != 0
     }
 
     /// The claim-check reference (hash and length) if the payload is stored
@@ -65,7 +68,7 @@ impl Record {
         if !self.is_claim_check() {
             return None;
         }
-        let (hash, len) = decode_claim_check(&self.bytes()[self.d.body_range()])?;
+        let (hash, len) = decode_claim_check(&self.bytes()[self.decoded.body_range()])?;
         Some(ClaimCheck { hash, len })
     }
 
@@ -77,28 +80,28 @@ impl Record {
     }
 
     fn bytes(&self) -> &[u8] {
-        self.seg.record_bytes(self.pos, &self.d)
+        self.pin.record_bytes(self.position, &self.decoded)
     }
 
     /// The message's offset within its priority bucket.
     pub fn offset(&self) -> u64 {
-        self.d.offset
+        self.decoded.offset
     }
 
     /// The priority level it was sent with.
     pub fn priority(&self) -> u8 {
-        self.seg.priority
+        self.pin.priority
     }
 
     /// When it was appended, in microseconds since the Unix epoch. Never
     /// decreases within a bucket.
     pub fn timestamp_us(&self) -> u64 {
-        self.d.timestamp_us
+        self.decoded.timestamp_us
     }
 
     /// When it was appended.
     pub fn timestamp(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_micros(self.d.timestamp_us)
+        UNIX_EPOCH + Duration::from_micros(self.decoded.timestamp_us)
     }
 
     /// The payload, borrowed from the memory map (for a claim check, from
@@ -106,13 +109,13 @@ impl Record {
     pub fn payload(&self) -> &[u8] {
         match &self.blob {
             Some(b) => b.bytes(),
-            None => &self.bytes()[self.d.body_range()],
+            None => &self.bytes()[self.decoded.body_range()],
         }
     }
 
     /// The headers, in the order they were given.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        HeaderIter::new(&self.bytes()[self.d.headers_range()]).filter_map(|r| r.ok())
+        HeaderIter::new(&self.bytes()[self.decoded.headers_range()]).filter_map(|r| r.ok())
     }
 
     /// The value of the first header named `key`.

@@ -342,7 +342,7 @@ impl Stream {
             .get(priority as usize)
             .ok_or(Error::InvalidPriority {
                 priority,
-                levels: self.inner.buckets.len() as u8,
+                priorities: self.inner.priorities(),
             })
     }
 }

@@ -34,7 +34,7 @@ pub(crate) fn create(
     };
     vfs.create_dir(&tmp)
         .map_err(io_err("create directory", &tmp))?;
-    let body = postcard::to_allocvec(&config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let body = postcard::to_allocvec(&config).map_err(|e| Error::encode("stream config", e))?;
     io::write_file_atomic(
         vfs,
         &tmp,

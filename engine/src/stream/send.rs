@@ -24,8 +24,16 @@ struct Encoded<'a> {
 impl Encoded<'_> {
     fn prepared(&self) -> Prepared<'_> {
         match &self.claim {
-            Some(c) => (&self.headers, c, FLAG_CLAIM_CHECK),
-            None => (&self.headers, self.payload, 0),
+            Some(c) => Prepared {
+                headers: &self.headers,
+                body: c,
+                flags: FLAG_CLAIM_CHECK,
+            },
+            None => Prepared {
+                headers: &self.headers,
+                body: self.payload,
+                flags: 0,
+            },
         }
     }
 }
@@ -39,7 +47,11 @@ impl Stream {
         }
         self.check_size(0, payload.len())?;
         let bucket = &self.inner.buckets[0];
-        let range = bucket.append(&[(&[], payload, 0)])?;
+        let range = bucket.append(&[Prepared {
+            headers: &[],
+            body: payload,
+            flags: 0,
+        }])?;
         self.after_append(bucket, range.end)?;
         Ok(range.start)
     }
@@ -69,7 +81,10 @@ impl Stream {
     /// payload must be empty.
     pub fn send_reader(&self, reader: impl std::io::Read, msg: Message<'_>) -> Result<u64> {
         if !msg.payload.is_empty() {
-            return Err(Error::InvalidConfig("send_reader takes the payload from the reader; the message's own payload must be empty".into()));
+            return Err(Error::InvalidArgument(
+                "send_reader takes the payload from the reader; the message's own payload must be empty"
+                    .into(),
+            ));
         }
         let blobs = &self.inner.blobs;
         let hold = blobs.hold();
@@ -113,9 +128,9 @@ impl Stream {
             .map(|m| self.encode(m))
             .collect::<Result<Vec<_>>>()?;
         let mut offsets = vec![0u64; encoded.len()];
-        let levels = self.inner.buckets.len();
+        let priorities = self.inner.buckets.len();
         let mut touched = Vec::new();
-        for p in 0..levels {
+        for p in 0..priorities {
             let mut which = Vec::new();
             let mut prepared: Vec<Prepared<'_>> = Vec::new();
             for (i, e) in encoded.iter().enumerate() {
@@ -182,11 +197,11 @@ impl Stream {
     }
 
     fn encode_inline<'m>(&self, m: &Message<'m>) -> Result<Encoded<'m>> {
-        let levels = self.inner.buckets.len() as u8;
-        if m.priority >= levels {
+        let priorities = self.inner.priorities();
+        if m.priority >= priorities {
             return Err(Error::InvalidPriority {
                 priority: m.priority,
-                levels,
+                priorities,
             });
         }
         let mut hdr = Vec::new();
