@@ -8,7 +8,7 @@
 //! <store>/streams/<stream>/stream.meta
 //! <store>/streams/<stream>/p<k>/<base:020>.seg | .idx
 //! <store>/streams/<stream>/p<k>/quarantine/<base:020>-<pos:010>-e<epoch>.torn
-//! <store>/streams/<stream>/p<k>/retention.meta
+//! <store>/streams/<stream>/p<k>/retention.meta | head.meta
 //! <store>/streams/<stream>/consumers/<consumer>/config.meta | checkpoint | journal.<g:020>
 //! <store>/blobs/<2 hex>/<64 hex>
 //! <store>/blobs/tmp/<random:016x>.tmp
@@ -33,6 +33,8 @@ pub(crate) const STREAM_META_FILE: &str = "stream.meta";
 pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 /// A bucket's low-water mark (offsets below it were deleted by retention).
 pub(crate) const RETENTION_FILE: &str = "retention.meta";
+/// A bucket's head mark: the base offset of its newest segment.
+pub(crate) const HEAD_FILE: &str = "head.meta";
 /// Directory of a stream's consumers.
 pub(crate) const CONSUMERS_DIR: &str = "consumers";
 /// A consumer's configuration file.

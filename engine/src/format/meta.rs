@@ -25,6 +25,10 @@ pub const STREAM_META_VERSION: u32 = 1;
 pub const RETENTION_MAGIC: [u8; 8] = *b"SPOOLRET";
 /// Version of the `retention.meta` body.
 pub const RETENTION_VERSION: u32 = 1;
+/// Magic of a bucket's `head.meta`.
+pub const HEAD_MAGIC: [u8; 8] = *b"SPOOLHED";
+/// Version of the `head.meta` body.
+pub const HEAD_VERSION: u32 = 1;
 /// Magic of a consumer's `config.meta`.
 pub const CONSUMER_CONFIG_MAGIC: [u8; 8] = *b"SPOOLCCF";
 /// Version of the consumer configuration body.

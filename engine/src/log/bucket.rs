@@ -1,7 +1,8 @@
 //! The log of one priority bucket: its segments, the single writer, group
 //! commit and recovery.
 
-use super::recovery::{self, read_low_water, write_low_water};
+use super::recovery::{self, read_head, read_low_water, write_head, write_low_water};
+use super::scan;
 use super::segment::{self, ActiveWriter, Pin, Segment};
 use super::Record;
 use crate::ctx::{now_us, Ctx};
@@ -147,7 +148,8 @@ impl Bucket {
         bases.sort_unstable();
         // Finish a retention pass that a crash interrupted: the low-water
         // mark was made durable before any segment below it was removed.
-        if let Some(low) = read_low_water(ctx, dir)? {
+        let low_water = read_low_water(ctx, dir)?;
+        if let Some(low) = low_water {
             let mut removed = false;
             while bases.len() > 1 && bases[1] <= low {
                 let base = bases.remove(0);
@@ -159,6 +161,10 @@ impl Bucket {
                     .map_err(|e| Error::io("sync directory", dir, e))?;
             }
         }
+        let head = read_head(ctx, dir)?;
+        scan::judge_segment_chain(&bases, low_water, head).map_err(|(base, why)| {
+            Error::corrupt(dir.join(layout::segment_file_name(base)), 0, why)
+        })?;
         let mut slots: Vec<Arc<Slot>> = Vec::with_capacity(bases.len() + 1);
         for w in bases.windows(2) {
             slots.push(Arc::new(Slot {
@@ -196,6 +202,11 @@ impl Bucket {
                 recovery::recover_active(ctx, stream, priority, dir, base, report)?
             }
         };
+        if head != Some(active.seg.base) {
+            // A new bucket, a bucket older than the mark, or a mark that
+            // lags after a crash between a roll and its write.
+            write_head(ctx, dir, active.seg.base)?;
+        }
         let count = active.seg.count();
         let write_pos = active.seg.data_end();
         let last_ts = match count {
@@ -516,7 +527,9 @@ impl Bucket {
         w.count = 0;
         w.write_pos = SEGMENT_HEADER_BYTES as u64;
         w.reserved_end = self.ctx.opts.chunk_bytes().min(w.active.seg.file_bytes());
-        Ok(())
+        // The new segment is durable: mark it the head. If this fails the
+        // roll is still complete (a lagging mark is rewritten at open).
+        write_head(&self.ctx, &self.dir, next)
     }
 
     /// Returns once every offset below `target` is durable. Concurrent callers

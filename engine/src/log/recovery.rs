@@ -40,6 +40,39 @@ pub(crate) fn read_low_water(ctx: &Ctx, dir: &Path) -> Result<Option<u64>> {
 /// Bytes of the body of `retention.meta`: the low-water offset.
 const LOW_WATER_BYTES: usize = 8;
 
+/// Reads the bucket's head mark: the base offset of the newest segment it
+/// made durable (`None` in a bucket written before the mark existed).
+pub(crate) fn read_head(ctx: &Ctx, dir: &Path) -> Result<Option<u64>> {
+    let path = dir.join(layout::HEAD_FILE);
+    let Some(body) = io::read_framed(
+        &*ctx.vfs,
+        &path,
+        meta::HEAD_MAGIC,
+        meta::HEAD_VERSION,
+        LOW_WATER_BYTES,
+        "head mark",
+    )?
+    else {
+        return Ok(None);
+    };
+    let head: [u8; 8] = body.as_slice().try_into().map_err(|_| {
+        Error::corrupt(
+            &path,
+            meta::BODY_OFFSET as u64,
+            "head mark has the wrong length",
+        )
+    })?;
+    Ok(Some(u64::from_le_bytes(head)))
+}
+
+/// Writes the bucket's head mark durably, once the segment at `base` is
+/// durable (file and directory entry): from then on a missing segment at or
+/// below `base` is damage, not an empty log.
+pub(crate) fn write_head(ctx: &Ctx, dir: &Path, base: u64) -> Result<()> {
+    let bytes = meta::encode(meta::HEAD_MAGIC, meta::HEAD_VERSION, &base.to_le_bytes());
+    io::write_file_atomic(&*ctx.vfs, dir, layout::HEAD_FILE, &bytes)
+}
+
 /// Writes the bucket's low-water mark durably.
 pub(crate) fn write_low_water(ctx: &Ctx, dir: &Path, low: u64) -> Result<()> {
     let bytes = meta::encode(

@@ -262,6 +262,53 @@ pub(crate) fn judge_sealed(scan: &Scan, expected: Option<u64>) -> Result<(), Dam
     }
 }
 
+/// The verdict on the segment files of a bucket, by their base offsets
+/// (sorted, after an interrupted retention was finished): the first must
+/// start at the low-water mark `low` (0 if retention never ran), and the
+/// newest must not be older than the head mark `head` (the newest segment
+/// the bucket made durable; `None` in a bucket older than the mark). A
+/// missing segment would otherwise look like an empty or shorter log, and
+/// its acknowledged offsets would be handed out again. The damage names the
+/// base offset of the first missing segment.
+pub(crate) fn judge_segment_chain(
+    bases: &[u64],
+    low: Option<u64>,
+    head: Option<u64>,
+) -> Result<(), (u64, String)> {
+    let first = low.unwrap_or(0);
+    match bases.first() {
+        Some(&b) if b > first => {
+            return Err((
+                first,
+                format!(
+                    "segment missing: offsets {first}..{b} are neither retained nor deleted by retention"
+                ),
+            ))
+        }
+        None if head.is_some() || low.is_some_and(|l| l > 0) => {
+            let base = head.unwrap_or(first);
+            return Err((
+                base,
+                "segment missing: the bucket has no segment file, but it had made one durable"
+                    .to_string(),
+            ));
+        }
+        _ => {}
+    }
+    if let (Some(&newest), Some(head)) = (bases.last(), head) {
+        if newest < head {
+            return Err((
+                head,
+                format!(
+                    "segment missing: the newest segment made durable starts at offset {head}, \
+                     the newest file found at {newest}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Bytes of the pages in which [`nonzero_runs`] looks for non-zero bytes.
 const PAGE_BYTES: usize = 4096;
 
@@ -378,6 +425,34 @@ mod tests {
         assert_eq!(
             nonzero_runs(&b[1024..], 1024, 0),
             vec![4096 + 5..4096 + 6, 4 * 4096 - 1..4 * 4096]
+        );
+    }
+
+    #[test]
+    fn a_missing_segment_breaks_the_chain() {
+        assert_eq!(judge_segment_chain(&[], None, None), Ok(()));
+        assert_eq!(judge_segment_chain(&[0, 10, 20], None, Some(20)), Ok(()));
+        // The head mark lags after a crash between a roll and its write.
+        assert_eq!(judge_segment_chain(&[0, 10, 20], None, Some(10)), Ok(()));
+        assert_eq!(judge_segment_chain(&[10, 20], Some(10), Some(20)), Ok(()));
+        // The newest (active) segment deleted.
+        assert_eq!(
+            judge_segment_chain(&[0, 10], None, Some(20)).unwrap_err().0,
+            20
+        );
+        // The only segment deleted.
+        assert_eq!(judge_segment_chain(&[], None, Some(0)).unwrap_err().0, 0);
+        assert_eq!(judge_segment_chain(&[], Some(30), None).unwrap_err().0, 30);
+        // The oldest deleted, not by retention.
+        assert_eq!(
+            judge_segment_chain(&[10, 20], None, Some(20))
+                .unwrap_err()
+                .0,
+            0
+        );
+        assert_eq!(
+            judge_segment_chain(&[20], Some(10), None).unwrap_err().0,
+            10
         );
     }
 
