@@ -144,32 +144,60 @@ impl Blobs {
         let hash: [u8; 32] = *hasher.finalize().as_bytes();
         let target = self.path(&hash);
         let sub = target.parent().unwrap_or(&self.dir).to_path_buf();
-        if vfs
-            .kind(&target)
-            .map_err(|e| Error::io("stat", &target, e))?
-            == Some(EntryKind::File)
-        {
-            // Stored before: keep one copy. (A damaged copy is found when read.)
+        let cc = ClaimCheck { hash, len };
+        if self.cached(&hash).is_some() || self.intact(&target, &cc) {
+            // Stored before and intact: keep one copy.
             vfs.remove_file(&tmp)
                 .map_err(|e| Error::io("remove", &tmp, e))?;
         } else {
+            // New, or a copy that is damaged (or not a file): the one just
+            // written, which matches its name, takes its place, so that an
+            // acknowledged claim check is always readable.
             self.ensure_dir(&sub)?;
             vfs.rename(&tmp, &target)
                 .map_err(|e| Error::io("rename", &tmp, e))?;
             self.ctx.sync_dir(&sub)?;
         }
-        Ok(ClaimCheck { hash, len })
+        Ok(cc)
+    }
+
+    /// Whether the blob file at `path` is a regular file holding exactly
+    /// the payload of `cc` (read back and hashed; only when a send stores a
+    /// payload that is already there).
+    fn intact(&self, path: &Path, cc: &ClaimCheck) -> bool {
+        let Ok(f) = self.ctx.vfs.open(path, OpenMode::ReadOnly) else {
+            return false;
+        };
+        if f.len().ok() != Some(cc.len) {
+            return false;
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK.min(cc.len as usize).max(1)];
+        let mut at = 0u64;
+        while at < cc.len {
+            match f.read_at(&mut buf, at) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    at += n as u64;
+                }
+            }
+        }
+        hasher.finalize().as_bytes() == &cc.hash
+    }
+
+    /// The blob of `hash` if it is mapped and verified already (no I/O).
+    pub(crate) fn cached(&self, hash: &[u8; 32]) -> Option<Arc<BlobBytes>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .and_then(Weak::upgrade)
     }
 
     /// Maps the blob of `cc` and verifies it (once per process while mapped).
     pub(crate) fn load(&self, cc: &ClaimCheck) -> Result<Arc<BlobBytes>> {
-        if let Some(b) = self
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&cc.hash)
-            .and_then(Weak::upgrade)
-        {
+        if let Some(b) = self.cached(&cc.hash) {
             return Ok(b);
         }
         let path = self.path(&cc.hash);

@@ -114,6 +114,51 @@ fn a_damaged_blob_is_corrupt_never_handed_out() {
     assert!(matches!(c.try_receive(), Err(Error::Corrupt { .. })));
 }
 
+/// Regression: a send whose payload was stored before trusted the blob file
+/// that was there, even a damaged one, and returned `Ok` for a message that
+/// could never be read. Every form of damage is tried: a flipped bit, a cut
+/// file, an extended file, an empty file.
+#[test]
+fn a_send_replaces_a_damaged_copy_of_its_blob() {
+    let damages: [fn(&mut Vec<u8>); 4] = [
+        |b| b[1234] ^= 1,
+        |b| b.truncate(100),
+        |b| b.extend_from_slice(b"more"),
+        |b| b.clear(),
+    ];
+    for (i, damage) in damages.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::default().durability(Durability::Always);
+        let payload = big(3, 5000);
+        let first;
+        {
+            let store = Store::open(dir.path(), opts.clone()).unwrap();
+            let s = store
+                .create_stream("f", StreamConfig::default().claim_check_threshold(10))
+                .unwrap();
+            first = s.send(&payload).unwrap();
+        }
+        let blob = blob_files(dir.path()).pop().unwrap();
+        let mut bytes = std::fs::read(&blob).unwrap();
+        damage(&mut bytes);
+        std::fs::write(&blob, &bytes).unwrap();
+        let store = Store::open(dir.path(), opts).unwrap();
+        let s = store.stream("f").unwrap();
+        let again = s.send(&payload).unwrap();
+        for off in [again, first] {
+            let r = s.read(off).unwrap().unwrap();
+            assert_eq!(r.payload(), &payload[..], "damage {i}, offset {off}");
+        }
+        assert_eq!(std::fs::read(&blob).unwrap(), payload, "damage {i}");
+        let c = s.consumer("c").unwrap();
+        for _ in 0..2 {
+            let d = c.try_receive().unwrap().unwrap();
+            assert_eq!(d.payload(), &payload[..]);
+            d.ack().unwrap();
+        }
+    }
+}
+
 #[test]
 fn blob_goes_with_the_last_segment_that_refers_to_it() {
     let opts = Options::default()

@@ -28,7 +28,7 @@ use crate::limits::PRIORITIES_MAX;
 use crate::log::segment::Pin;
 use crate::log::Record;
 use crate::options::Durability;
-use crate::stream::Stream;
+use crate::stream::{Read, Stream};
 use crate::{Error, Result};
 use journal::Journal;
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,24 @@ impl HotConfig {
             starvation_limit: c.starvation_limit,
         }
     }
+}
+
+/// How one attempt of [`Consumer::take`] ended.
+enum Took {
+    /// Done: when the next lease expires or delay elapses, and the time it went by.
+    Done { wake: Option<Instant>, now: Instant },
+    /// Nothing handed out: the next message is a claim check whose blob
+    /// must be verified first (outside the consumer's lock). It is taken,
+    /// not leased: other workers skip it meanwhile.
+    NeedsBlob(Reserved),
+}
+
+/// A claim check taken by [`Consumer::take_once`], waiting for its blob.
+struct Reserved {
+    priority: usize,
+    taken: state::Taken,
+    record: Record,
+    claim: crate::blob::ClaimCheck,
 }
 
 /// Where [`Consumer::take`] puts the deliveries it leases: a `Vec` for
@@ -273,7 +291,49 @@ impl Consumer {
 
     /// Takes up to `max` messages into `out`; returns when the next lease
     /// expires or delay elapses, and the time it went by.
+    ///
+    /// A claim check whose blob is not verified yet is not hashed under the
+    /// consumer's lock (a large blob would hold every other worker of the
+    /// consumer for as long): the lock is let go, the blob verified, and
+    /// the take tried again while the verified blob is held.
     fn take<S: Sink>(&self, max: usize, out: &mut S) -> Result<(Option<Instant>, Instant)> {
+        loop {
+            let Reserved {
+                priority: p,
+                taken,
+                record,
+                claim,
+            } = match self.take_once(max, out)? {
+                Took::Done { wake, now } => return Ok((wake, now)),
+                Took::NeedsBlob(r) => r,
+            };
+            // Taken but not leased: other workers skip it meanwhile.
+            let blob = self.handle.stream.load_blob(&claim);
+            let mut st = self.lock();
+            let blob = match blob {
+                Ok(b) => b,
+                Err(e) => {
+                    st.buckets[p].untake(taken.offset);
+                    return Err(e);
+                }
+            };
+            if !st.buckets[p].is_taken(taken.offset) {
+                // Acknowledged or cut by retention meanwhile: look again.
+                continue;
+            }
+            let now = Instant::now();
+            let dead_lettered =
+                self.hand_out(&mut st, p, taken, record.with_blob(blob), now, out)?;
+            let target = st.logical();
+            drop(st);
+            if dead_lettered {
+                self.persist(target)?;
+            }
+        }
+    }
+
+    /// One attempt of [`Consumer::take`].
+    fn take_once<S: Sink>(&self, max: usize, out: &mut S) -> Result<Took> {
         self.handle.inner.ctx.check()?;
         let priorities = usize::from(self.handle.stream.priorities()).min(PRIORITIES);
         let mut ends = [0u64; PRIORITIES];
@@ -288,6 +348,7 @@ impl Consumer {
             b.expire(now);
         }
         let mut dead_lettered = false;
+        let mut needs_blob = None;
         while out.count() < max {
             let Some(p) = choose_bucket(&mut st, ends, hot.starvation_limit) else {
                 break;
@@ -298,11 +359,24 @@ impl Consumer {
             let read =
                 self.handle
                     .stream
-                    .read_priority_cached(p as u8, taken.offset, &mut st.segments[p]);
+                    .read_without_hashing(p as u8, taken.offset, &mut st.segments[p]);
             let record = match read {
-                Ok(Some(r)) => r,
-                Ok(None) => {
+                Ok(Read::Record(r)) => r,
+                Ok(Read::NotYet) => {
                     st.buckets[p].untake(taken.offset);
+                    break;
+                }
+                Ok(Read::NeedsBlob(record, claim)) => {
+                    if out.count() == 0 {
+                        needs_blob = Some(Reserved {
+                            priority: p,
+                            taken,
+                            record,
+                            claim,
+                        });
+                    } else {
+                        st.buckets[p].untake(taken.offset);
+                    }
                     break;
                 }
                 Err(Error::OffsetNotRetained { first, .. }) => {
@@ -318,37 +392,7 @@ impl Consumer {
                     break;
                 }
             };
-            if hot.max_deliveries.is_some_and(|m| taken.attempts >= m) {
-                let config = self.config();
-                if let Err(e) = self.dead_letter(&mut st, &config, &record, taken.attempts) {
-                    // Not moved (the dead-letter stream refused it, e.g. a
-                    // full disk): it stays waiting here, to be tried again.
-                    st.buckets[p].untake(taken.offset);
-                    return Err(e);
-                }
-                dead_lettered = true;
-                continue;
-            }
-            let lease = self.handle.inner.next_lease.fetch_add(1, Ordering::Relaxed);
-            let deadline = now + hot.visibility_timeout;
-            let attempt = st.buckets[p].lease(taken.offset, lease, deadline);
-            if attempt > 1 {
-                st.redelivered += 1;
-            }
-            self.journal(
-                &mut st,
-                Entry::Delivered {
-                    bucket: p as u8,
-                    offset: taken.offset,
-                    attempt,
-                },
-            )?;
-            out.put(Delivery {
-                record,
-                consumer: self.clone(),
-                lease,
-                attempt,
-            });
+            dead_lettered |= self.hand_out(&mut st, p, taken, record, now, out)?;
         }
         let wake = st.buckets.iter().filter_map(|b| b.next_wake()).min();
         let target = st.logical();
@@ -356,7 +400,56 @@ impl Consumer {
         if dead_lettered {
             self.persist(target)?;
         }
-        Ok((wake, now))
+        Ok(match needs_blob {
+            Some(r) => Took::NeedsBlob(r),
+            None => Took::Done { wake, now },
+        })
+    }
+
+    /// Leases `record`, just taken from bucket `p`, into `out`; or, if it
+    /// was delivered `max_deliveries` times already, moves it to the
+    /// dead-letter stream. Returns whether it was dead-lettered.
+    fn hand_out<S: Sink>(
+        &self,
+        st: &mut State,
+        p: usize,
+        taken: state::Taken,
+        record: Record,
+        now: Instant,
+        out: &mut S,
+    ) -> Result<bool> {
+        let hot = st.hot;
+        if hot.max_deliveries.is_some_and(|m| taken.attempts >= m) {
+            let config = self.config();
+            if let Err(e) = self.dead_letter(st, &config, &record, taken.attempts) {
+                // Not moved (the dead-letter stream refused it, e.g. a
+                // full disk): it stays waiting here, to be tried again.
+                st.buckets[p].untake(taken.offset);
+                return Err(e);
+            }
+            return Ok(true);
+        }
+        let lease = self.handle.inner.next_lease.fetch_add(1, Ordering::Relaxed);
+        let deadline = now + hot.visibility_timeout;
+        let attempt = st.buckets[p].lease(taken.offset, lease, deadline);
+        if attempt > 1 {
+            st.redelivered += 1;
+        }
+        self.journal(
+            st,
+            Entry::Delivered {
+                bucket: p as u8,
+                offset: taken.offset,
+                attempt,
+            },
+        )?;
+        out.put(Delivery {
+            record,
+            consumer: self.clone(),
+            lease,
+            attempt,
+        });
+        Ok(false)
     }
 
     /// Appends a journal entry, writing a checkpoint and starting a new

@@ -10,7 +10,7 @@ mod send;
 
 pub(crate) use open::{create, open};
 
-use crate::blob::Blobs;
+use crate::blob::{BlobBytes, Blobs};
 use crate::consumer::{self, Consumer, ConsumerConfig, ConsumerInner};
 use crate::ctx::Ctx;
 use crate::log::segment::Pin;
@@ -24,6 +24,17 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+/// What [`Stream::read_without_hashing`] found.
+pub(crate) enum Read {
+    /// The message, its claim-check payload (if any) verified.
+    Record(Record),
+    /// No message at that offset yet.
+    NotYet,
+    /// A claim check (the record, unresolved, and its reference) whose blob
+    /// must be verified first.
+    NeedsBlob(Record, crate::blob::ClaimCheck),
+}
 
 /// What a stream needs from the store that holds it.
 pub(crate) trait Streams: Send + Sync + std::fmt::Debug {
@@ -283,6 +294,37 @@ impl Stream {
             Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
             other => Ok(other),
         }
+    }
+
+    /// Like [`Stream::read_priority_cached`], for a reader that holds a lock
+    /// others wait on: a claim check whose blob is not verified yet is
+    /// returned as [`Read::NeedsBlob`] instead of being hashed here, so the
+    /// caller can load it ([`Stream::load_blob`]) after letting go.
+    pub(crate) fn read_without_hashing(
+        &self,
+        priority: u8,
+        offset: u64,
+        cache: &mut Option<Arc<Pin>>,
+    ) -> Result<Read> {
+        let Some(r) = self.bucket(priority)?.read_cached(offset, cache)? else {
+            return Ok(Read::NotYet);
+        };
+        if !r.is_claim_check() {
+            return Ok(Read::Record(r));
+        }
+        let Some(cc) = r.claim_check() else {
+            return Ok(Read::Record(self.inner.resolve(r)?));
+        };
+        match self.inner.blobs.cached(&cc.hash) {
+            Some(blob) => Ok(Read::Record(r.with_blob(blob))),
+            None => Ok(Read::NeedsBlob(r, cc)),
+        }
+    }
+
+    /// Maps and verifies a claim check's blob; the returned handle keeps it
+    /// verified (for [`Stream::read_without_hashing`]) while it is held.
+    pub(crate) fn load_blob(&self, cc: &crate::blob::ClaimCheck) -> Result<Arc<BlobBytes>> {
+        self.inner.blobs.load(cc)
     }
 
     /// Iterates over priority 0 from `offset` to the current end. Called

@@ -222,6 +222,14 @@ impl BucketState {
         }
     }
 
+    /// Whether `offset` is still as [`BucketState::take`] left it: not
+    /// leased, not acknowledged, not waiting in `ready` (a caller that let
+    /// go of the lock between taking and leasing checks this first).
+    pub(crate) fn is_taken(&self, offset: u64) -> bool {
+        self.slot(offset)
+            .is_some_and(|s| s.state == SlotState::Ready && !self.ready.contains(&offset))
+    }
+
     /// Leases a taken message; returns its attempt number.
     pub(crate) fn lease(&mut self, offset: u64, lease: u64, deadline: Instant) -> u32 {
         let Some(s) = self.slot_mut(offset) else {
