@@ -41,6 +41,9 @@ struct Writer {
     reserved_end: u64,
     /// Timestamp of the last record (timestamps never go backwards).
     last_ts: u64,
+    /// The header holds the epoch records are written with (false after a
+    /// clean open, until the first append raises it).
+    epoch_durable: bool,
 }
 
 impl Writer {
@@ -187,8 +190,8 @@ impl Bucket {
                 let _ = s.seg.set(seg);
             }
         }
-        let active = match bases.last() {
-            None => Segment::create(ctx, dir, priority, 0, 1)?,
+        let (active, epoch_durable) = match bases.last() {
+            None => (Segment::create(ctx, dir, priority, 0, 1)?, true),
             Some(&base) => {
                 if indexes.contains(&base) {
                     // An index of the active segment is left from a crash
@@ -242,6 +245,7 @@ impl Bucket {
                 write_pos,
                 reserved_end,
                 last_ts,
+                epoch_durable,
             }),
             commit: GroupCommit::new(next),
             written: AtomicU64::new(next),
@@ -374,6 +378,9 @@ impl Bucket {
         self.ctx.check()?;
         let mut w = lock(&self.writer);
         self.ctx.check()?;
+        if !w.epoch_durable {
+            self.raise_epoch(&mut w)?;
+        }
         let ts = now_us().max(w.last_ts);
         w.last_ts = ts;
         let first = w.next_offset();
@@ -451,6 +458,20 @@ impl Bucket {
         w.active.map.commit(w.write_pos as usize);
         w.active.seg.publish(w.count, w.write_pos);
         self.written.store(w.next_offset(), Ordering::Release);
+    }
+
+    /// The first append after a clean open: the header gets the new epoch
+    /// (and loses its clean flag) durably before any record of that epoch
+    /// is written, so stale bytes a later crash leaves can never pass for
+    /// records of it. A failed sync poisons the store.
+    #[cold]
+    fn raise_epoch(&self, w: &mut Writer) -> Result<()> {
+        if let Err(e) = w.active.seg.raise_epoch() {
+            self.ctx.poison();
+            return Err(Error::io("sync", &w.active.seg.path, e));
+        }
+        w.epoch_durable = true;
+        Ok(())
     }
 
     /// Reserves disk space for at least the next `need` bytes (capped at the

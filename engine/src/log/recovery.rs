@@ -86,6 +86,11 @@ pub(crate) fn write_low_water(ctx: &Ctx, dir: &Path, low: u64) -> Result<()> {
 /// Recovers the active segment: finds where its valid records end, tells a
 /// torn tail (after the durable watermark) from damage (before it), moves a
 /// torn tail to quarantine, bumps the epoch, and makes the result durable.
+///
+/// A segment closed cleanly needs none of that: nothing is written or
+/// synced at open, and the new epoch is made durable by the first append
+/// (see `Bucket::append`); the returned flag says whether it is durable
+/// already.
 pub(crate) fn recover_active(
     ctx: &Ctx,
     stream: &str,
@@ -93,7 +98,7 @@ pub(crate) fn recover_active(
     dir: &Path,
     base: u64,
     report: &mut RecoveryReport,
-) -> Result<ActiveWriter> {
+) -> Result<(ActiveWriter, bool)> {
     let path = dir.join(layout::segment_file_name(base));
     let mut raw = Segment::open_active_raw(ctx, &path, priority, base)?;
     let len = raw.map.len();
@@ -152,6 +157,10 @@ pub(crate) fn recover_active(
             });
         }
     }
+    if clean {
+        let positions = scan.positions;
+        return Ok((raw.into_writer(&positions, end as u64, epoch), false));
+    }
     // Make the recovered prefix durable, then record the new epoch and the
     // watermark; records of the new epoch are written only after that.
     raw.map
@@ -168,5 +177,5 @@ pub(crate) fn recover_active(
         .flush(0..SEGMENT_HEADER_BYTES)
         .map_err(|e| Error::io("sync", &path, e))?;
     let positions = scan.positions;
-    Ok(raw.into_writer(&positions, end as u64, epoch))
+    Ok((raw.into_writer(&positions, end as u64, epoch), true))
 }

@@ -467,6 +467,25 @@ impl Segment {
         Ok(self.base + count)
     }
 
+    /// Makes the epoch of this writer durable in the header (with the clean
+    /// flag cleared), before the first record of that epoch is written into
+    /// a segment that was opened after a clean close.
+    pub(crate) fn raise_epoch(&self) -> std::io::Result<()> {
+        let SegIndex::Active {
+            synced_end, epoch, ..
+        } = &self.index
+        else {
+            return Ok(());
+        };
+        let state = SegmentState {
+            epoch: *epoch,
+            synced_end: synced_end.load(Ordering::Relaxed),
+            clean: false,
+        };
+        self.map.write_header(STATE_OFFSET, &state.encode(self.id));
+        self.map.flush(STATE_OFFSET..STATE_OFFSET + STATE_BYTES)
+    }
+
     /// Marks the segment closed cleanly, after a final [`Segment::sync`]
     /// with no append since: the next open need not look past the end.
     pub(crate) fn mark_clean(&self) -> std::io::Result<()> {
