@@ -15,8 +15,8 @@
 //! and appending its reference leaves an orphan, removed at the next open.
 
 use crate::ctx::{random_u64, Ctx};
-use crate::io::{EntryKind, MapMemory, OpenMode, SharedMap};
-use crate::layout::{self, BLOBS_DIR, BLOBS_TMP_DIR};
+use crate::io::{EntryKind, MapMemory, OpenMode, SharedMap, Vfs};
+use crate::layout::{self, BLOBS_DIR, BLOBS_PENDING_DIR, BLOBS_TMP_DIR};
 use crate::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -38,6 +38,26 @@ impl ClaimCheck {
     /// The hash as 64 lowercase hex digits (the blob's file name).
     pub fn hex(&self) -> String {
         layout::hash_hex(&self.hash)
+    }
+}
+
+/// The pending mark of a new blob whose message is not appended yet (see
+/// [`Blobs::put_reader`]). Settle it once the message is appended (and, with
+/// `Durability::Always`, synced); dropped unsettled, the mark stays and the
+/// next open looks for orphans.
+#[derive(Debug)]
+#[must_use = "settle the mark once the message is appended"]
+pub(crate) struct Pending {
+    mark: Option<(Arc<dyn Vfs>, PathBuf)>,
+}
+
+impl Pending {
+    /// The message is appended: the blob is referred to. The mark's removal
+    /// needs no sync (a mark that comes back only costs an orphan search).
+    pub(crate) fn settle(self) {
+        if let Some((vfs, path)) = self.mark {
+            let _ = vfs.remove_file(&path);
+        }
     }
 }
 
@@ -105,7 +125,13 @@ impl Blobs {
     }
 
     /// Stores everything `reader` yields as a blob (bounded memory), durably.
-    pub(crate) fn put_reader(&self, mut reader: impl Read) -> Result<ClaimCheck> {
+    ///
+    /// A new blob file is marked pending (`blobs/pending/`, durably) before
+    /// it is renamed into place; the caller settles the mark once the
+    /// message referring to it is appended. An open that finds a mark looks
+    /// for orphans (a crash or a failed send came in between); one that
+    /// finds none need not read any segment's references.
+    pub(crate) fn put_reader(&self, mut reader: impl Read) -> Result<(ClaimCheck, Pending)> {
         self.ctx.check()?;
         let vfs = &*self.ctx.vfs;
         let tmp_dir = self.dir.join(BLOBS_TMP_DIR);
@@ -145,11 +171,13 @@ impl Blobs {
         let target = self.path(&hash);
         let sub = target.parent().unwrap_or(&self.dir).to_path_buf();
         let cc = ClaimCheck { hash, len };
+        let mut pending = Pending { mark: None };
         if self.cached(&hash).is_some() || self.intact(&target, &cc) {
             // Stored before and intact: keep one copy.
             vfs.remove_file(&tmp)
                 .map_err(|e| Error::io("remove", &tmp, e))?;
         } else {
+            pending = self.mark_pending(&hash)?;
             // New, or a copy that is damaged (or not a file): the one just
             // written, which matches its name, takes its place, so that an
             // acknowledged claim check is always readable.
@@ -158,7 +186,102 @@ impl Blobs {
                 .map_err(|e| Error::io("rename", &tmp, e))?;
             self.ctx.sync_dir(&sub)?;
         }
-        Ok(cc)
+        Ok((cc, pending))
+    }
+
+    /// Marks the blob of `hash` pending, durably.
+    fn mark_pending(&self, hash: &[u8; 32]) -> Result<Pending> {
+        let dir = self.dir.join(BLOBS_PENDING_DIR);
+        self.ensure_dir(&dir)?;
+        let path = dir.join(layout::pending_mark_name(hash, random_u64()));
+        self.ctx
+            .vfs
+            .open(&path, OpenMode::CreateNew)
+            .map_err(|e| Error::io("create", &path, e))?;
+        self.ctx.sync_dir(&dir)?;
+        Ok(Pending {
+            mark: Some((self.ctx.vfs.clone(), path)),
+        })
+    }
+
+    /// Whether a blob was stored for a message that may not have been
+    /// appended (a mark was left pending): only then can orphans exist.
+    pub(crate) fn has_pending(&self) -> Result<bool> {
+        let dir = self.dir.join(BLOBS_PENDING_DIR);
+        match self
+            .ctx
+            .vfs
+            .kind(&dir)
+            .map_err(|e| Error::io("stat", &dir, e))?
+        {
+            Some(EntryKind::Dir) => Ok(!self
+                .ctx
+                .vfs
+                .read_dir(&dir)
+                .map_err(|e| Error::io("list", &dir, e))?
+                .is_empty()),
+            _ => Ok(false),
+        }
+    }
+
+    /// Removes the pending marks, after orphans were collected (at open).
+    /// Not synced: a mark that comes back only makes a later open look for
+    /// orphans again.
+    pub(crate) fn clear_pending(&self) -> Result<()> {
+        let dir = self.dir.join(BLOBS_PENDING_DIR);
+        if self
+            .ctx
+            .vfs
+            .kind(&dir)
+            .map_err(|e| Error::io("stat", &dir, e))?
+            != Some(EntryKind::Dir)
+        {
+            return Ok(());
+        }
+        for e in self
+            .ctx
+            .vfs
+            .read_dir(&dir)
+            .map_err(|e| Error::io("list", &dir, e))?
+        {
+            let p = dir.join(&e.name);
+            if e.kind == EntryKind::File {
+                self.ctx
+                    .vfs
+                    .remove_file(&p)
+                    .map_err(|e| Error::io("remove", &p, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes blobs left half-written by a crash (`blobs/tmp/`).
+    pub(crate) fn sweep_tmp(&self) -> Result<()> {
+        let tmp = self.dir.join(BLOBS_TMP_DIR);
+        if self
+            .ctx
+            .vfs
+            .kind(&tmp)
+            .map_err(|e| Error::io("stat", &tmp, e))?
+            != Some(EntryKind::Dir)
+        {
+            return Ok(());
+        }
+        for e in self
+            .ctx
+            .vfs
+            .read_dir(&tmp)
+            .map_err(|e| Error::io("list", &tmp, e))?
+        {
+            if e.kind == EntryKind::File && layout::is_blob_tmp(&e.name) {
+                let p = tmp.join(&e.name);
+                self.ctx
+                    .vfs
+                    .remove_file(&p)
+                    .map_err(|e| Error::io("remove", &p, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the blob file at `path` is a regular file holding exactly

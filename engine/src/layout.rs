@@ -12,6 +12,7 @@
 //! <store>/streams/<stream>/consumers/<consumer>/config.meta | checkpoint | journal.<g:020>
 //! <store>/blobs/<2 hex>/<64 hex>
 //! <store>/blobs/tmp/<random:016x>.tmp
+//! <store>/blobs/pending/<64 hex>-<random:016x>
 //! ```
 //!
 //! Interrupted writes: a file being written is `.<name>.tmp` beside its
@@ -45,6 +46,9 @@ pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
 pub(crate) const BLOBS_DIR: &str = "blobs";
 /// Directory of blobs being written, under [`BLOBS_DIR`].
 pub(crate) const BLOBS_TMP_DIR: &str = "tmp";
+/// Directory of the marks of blobs stored for messages not yet appended,
+/// under [`BLOBS_DIR`].
+pub(crate) const BLOBS_PENDING_DIR: &str = "pending";
 
 const SEGMENT_EXT: &str = "seg";
 const INDEX_EXT: &str = "idx";
@@ -142,6 +146,12 @@ pub(crate) fn is_tmp_dir(name: &str) -> bool {
 /// Name of a blob being written, in [`BLOBS_TMP_DIR`].
 pub(crate) fn blob_tmp_name(random: u64) -> String {
     format!("{random:016x}{TMP_SUFFIX}")
+}
+
+/// Name of the mark, in [`BLOBS_PENDING_DIR`], of a blob stored for a
+/// message not yet appended.
+pub(crate) fn pending_mark_name(hash: &[u8; 32], random: u64) -> String {
+    format!("{}-{random:016x}", hash_hex(hash))
 }
 
 /// Whether `name` is a blob being written (in [`BLOBS_TMP_DIR`]).

@@ -97,12 +97,19 @@ impl Store {
         // Blobs that no retained message refers to: orphans of a crash
         // between writing a blob and appending its reference, or left by a
         // crash during collection.
+        // Only a pending mark says one may exist: a store without one is
+        // opened without reading any segment's references.
         if blobs.exists() {
-            let mut refs = HashSet::new();
-            for s in streams.values() {
-                s.blob_refs(&mut refs)?;
+            if blobs.has_pending()? {
+                let mut refs = HashSet::new();
+                for s in streams.values() {
+                    s.blob_refs(&mut refs)?;
+                }
+                report.removed_orphan_blobs = blobs.collect(&refs)?;
+                blobs.clear_pending()?;
+            } else {
+                blobs.sweep_tmp()?;
             }
-            report.removed_orphan_blobs = blobs.collect(&refs)?;
         }
         let inner = Arc::new_cyclic(|me| StoreInner {
             me: me.clone(),

@@ -2,6 +2,7 @@
 //! store's durability asks, receivers woken.
 
 use super::Stream;
+use crate::blob::Pending;
 use crate::format::headers;
 use crate::format::record::{
     encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CHECK, RECORD_HEADER_BYTES,
@@ -18,10 +19,20 @@ struct Encoded<'a> {
     payload: &'a [u8],
     /// The claim-check reference that replaces a large payload.
     claim: Option<[u8; CLAIM_CHECK_BYTES]>,
+    /// The pending mark of a blob stored for it.
+    pending: Option<Pending>,
     priority: u8,
 }
 
 impl Encoded<'_> {
+    /// The message is appended (and synced, if the store's durability asks):
+    /// its blob, if it has one, is referred to.
+    fn settle(self) {
+        if let Some(p) = self.pending {
+            p.settle();
+        }
+    }
+
     fn prepared(&self) -> Prepared<'_> {
         match &self.claim {
             Some(c) => Prepared {
@@ -71,6 +82,7 @@ impl Stream {
         // roll, in `after_append`, takes its lock on this very thread).
         drop(hold);
         self.after_append(bucket, range.end)?;
+        e.settle();
         Ok(range.start)
     }
 
@@ -88,13 +100,15 @@ impl Stream {
         }
         let blobs = &self.inner.blobs;
         let hold = blobs.hold();
-        let cc = blobs.put_reader(reader)?;
         let mut e = self.encode_inline(&msg)?;
+        let (cc, pending) = blobs.put_reader(reader)?;
         e.claim = Some(encode_claim_check(&cc.hash, cc.len));
+        e.pending = Some(pending);
         let bucket = &self.inner.buckets[e.priority as usize];
         let range = bucket.append(&[e.prepared()])?;
         drop(hold);
         self.after_append(bucket, range.end)?;
+        e.settle();
         Ok(range.start)
     }
 
@@ -153,6 +167,9 @@ impl Stream {
         for (p, end) in touched {
             self.after_append(&self.inner.buckets[p], end)?;
         }
+        for e in encoded {
+            e.settle();
+        }
         Ok(offsets)
     }
 
@@ -189,8 +206,9 @@ impl Stream {
                 headers: m.headers.clone(),
                 priority: m.priority,
             })?;
-            let cc = self.inner.blobs.put_reader(m.payload)?;
+            let (cc, pending) = self.inner.blobs.put_reader(m.payload)?;
             e.claim = Some(encode_claim_check(&cc.hash, cc.len));
+            e.pending = Some(pending);
             return Ok(e);
         }
         self.encode_inline(m)
@@ -219,6 +237,7 @@ impl Stream {
             headers: hdr,
             payload: m.payload,
             claim: None,
+            pending: None,
             priority: m.priority,
         })
     }
