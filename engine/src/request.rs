@@ -6,14 +6,14 @@
 //! stream with the same correlation id. The requester waits for it.
 //!
 //! Waiting: per reply stream the store keeps one router, which reads the
-//! stream through a consumer named [`REPLY_CONSUMER`]. The waiting threads
-//! take turns reading ("pumping"); every reply read is parked under its
-//! correlation id, unacknowledged, until its requester takes it (then it is
-//! acknowledged). A reply whose request timed out is acknowledged and dropped.
+//! stream through the consumer [`REPLY_CONSUMER`] (a name reserved for it).
+//! The waiting threads take turns reading ("pumping"); every reply read is
+//! parked under its correlation id, unacknowledged, until its requester
+//! takes it (then it is acknowledged). A reply whose request timed out is acknowledged and dropped.
 //! Replies are durable messages: after a restart, a requester can still
 //! collect the reply to a correlation id it sent before.
 
-use crate::consumer::{Consumer, ConsumerConfig, Delivery};
+use crate::consumer::{Consumer, ConsumerConfig, ConsumerStats, Delivery};
 use crate::ctx::random_u64;
 use crate::log::Record;
 use crate::message::request_headers::{CORRELATION_ID, REPLY_TO};
@@ -24,8 +24,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-/// The consumer name the request router uses on a reply stream.
-pub const REPLY_CONSUMER: &str = "spool-replies";
+pub use crate::stream::REPLY_CONSUMER;
 
 /// Most replies parked at once per reply stream; beyond, the router stops
 /// reading the stream (replies wait there) until requesters take some.
@@ -72,6 +71,14 @@ impl Stream {
         m.headers.push((CORRELATION_ID, id.as_bytes()));
         self.send_message(m)?;
         Ok(id)
+    }
+
+    /// Figures of the request router on this stream as a reply stream (its
+    /// consumer [`REPLY_CONSUMER`]): `pending()` counts the replies neither
+    /// taken by their requesters nor dropped yet. `None` if no requester has
+    /// waited for a reply on this stream.
+    pub fn reply_stats(&self) -> Option<ConsumerStats> {
+        self.existing_consumer(REPLY_CONSUMER).map(|c| c.stats())
     }
 }
 
@@ -145,9 +152,8 @@ impl Router {
 
     fn consumer(&self) -> Result<Consumer> {
         let store = self.store.upgrade().ok_or(Error::Closed)?;
-        Stream::from_inner(self.stream.clone(), store).consumer_with(
-            REPLY_CONSUMER,
-            ConsumerConfig::default().visibility_timeout(Duration::from_secs(3600)),
+        Stream::from_inner(self.stream.clone(), store).router_consumer(
+            &ConsumerConfig::default().visibility_timeout(Duration::from_secs(3600)),
         )
     }
 

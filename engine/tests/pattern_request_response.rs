@@ -9,7 +9,7 @@
 pub mod common;
 
 use common::scratch_store;
-use spool::{request_headers, Error, Message, Options, Store, REPLY_CONSUMER};
+use spool::{request_headers, ConsumerConfig, Error, Message, Options, Store, REPLY_CONSUMER};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,8 +82,8 @@ fn eight_requesters_two_responders_every_reply_matched() {
     let total: usize = responders.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(total, THREADS * PER, "every request answered once");
     let replies = store.stream("replies").unwrap();
-    let router = replies.consumer(REPLY_CONSUMER).unwrap();
-    assert_eq!(router.stats().pending(), 0, "every reply acknowledged");
+    let router = replies.reply_stats().unwrap();
+    assert_eq!(router.pending(), 0, "every reply acknowledged");
     eprintln!(
         "{} round trips in {:.2?}: {:.0}/s",
         THREADS * PER,
@@ -121,9 +121,9 @@ fn timeout_and_late_reply_dropped() {
         .unwrap();
     assert_eq!(reply.payload(), b"re: second");
     h.join().unwrap();
-    let router = replies.consumer(REPLY_CONSUMER).unwrap();
+    let router = replies.reply_stats().unwrap();
     assert_eq!(
-        router.stats().pending(),
+        router.pending(),
         0,
         "the late reply was acknowledged, not leaked"
     );
@@ -175,4 +175,24 @@ fn replying_to_a_plain_message_is_an_error() {
         d.reply(b"x"),
         Err(Error::NotARequest { offset: 0 })
     ));
+}
+
+#[test]
+fn the_router_consumer_name_is_reserved() {
+    let (_dir, store) = scratch_store();
+    let requests = store.stream("requests").unwrap();
+    let replies = store.stream("replies").unwrap();
+    let refused = |r: spool::Result<spool::Consumer>| matches!(r, Err(Error::InvalidName { .. }));
+    assert!(refused(replies.consumer(REPLY_CONSUMER)));
+    assert!(refused(
+        replies.consumer_with(REPLY_CONSUMER, ConsumerConfig::default())
+    ));
+    // Also once the router has created it, and on any stream.
+    let h = respond(requests.clone(), 1);
+    requests
+        .request(Message::new(b"ping"), "replies", Duration::from_secs(30))
+        .unwrap();
+    h.join().unwrap();
+    assert!(refused(replies.consumer(REPLY_CONSUMER)));
+    assert!(refused(requests.consumer(REPLY_CONSUMER)));
 }
