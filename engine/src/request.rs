@@ -6,34 +6,56 @@
 //! stream with the same correlation id. The requester waits for it.
 //!
 //! Waiting: per reply stream the store keeps one router, which reads the
-//! stream through a consumer named [`REPLY_CONSUMER`]. The waiting threads
-//! take turns reading ("pumping"); every reply read is parked under its
-//! correlation id, unacknowledged, until its requester takes it (then it is
-//! acknowledged). A reply whose request timed out is acknowledged and dropped.
-//! Replies are durable messages: after a restart, a requester can still
-//! collect the reply to a correlation id it sent before.
+//! stream through the consumer [`REPLY_CONSUMER`] (a name reserved for it).
+//! A waiting thread reads, under the router's lock, whatever the stream
+//! holds (without blocking) and parks every reply under its correlation id,
+//! unacknowledged, until its requester takes it; then it sleeps until the
+//! next send to the stream. Every reply ends acknowledged, out of order so
+//! that none holds up the others: taken by its requester; or dropped, as a
+//! duplicate of a reply already parked or taken, as the reply to a wait
+//! that timed out, or unclaimed for `UNCLAIMED_REPLY_AGE` (or the reply
+//! stream's `max_age`) after it was read, or as the oldest parked one when
+//! `PARKED_MAX` are. Replies are durable messages: after a restart, a
+//! requester can still collect the reply to a correlation id it sent before.
 
-use crate::consumer::{Consumer, ConsumerConfig, Delivery};
+use crate::consumer::{Consumer, ConsumerConfig, ConsumerStats, Delivery};
 use crate::ctx::random_u64;
 use crate::log::Record;
 use crate::message::request_headers::{CORRELATION_ID, REPLY_TO};
 use crate::message::Message;
 use crate::stream::{Stream, StreamInner, Streams};
 use crate::{name, Error, Result};
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-/// The consumer name the request router uses on a reply stream.
-pub const REPLY_CONSUMER: &str = "spool-replies";
+pub use crate::stream::REPLY_CONSUMER;
 
-/// Most replies parked at once per reply stream; beyond, the router stops
-/// reading the stream (replies wait there) until requesters take some.
+/// How long a reply nobody waits for stays parked after the router read it,
+/// unless the reply stream has a `max_age` (then that long): 10 minutes.
+/// Then it is acknowledged and dropped.
+const UNCLAIMED_REPLY_AGE: Duration = Duration::from_secs(600);
+/// Most replies parked at once per reply stream; beyond, the oldest one
+/// nobody waits for is dropped.
 const PARKED_MAX: usize = 100_000;
-/// Correlation ids of timed-out requests remembered (to drop late replies).
+/// Correlation ids of waits that timed out, remembered to drop late replies.
 const TIMED_OUT_MAX: usize = 100_000;
-/// A pumping thread returns at least this often to let others check.
-const PUMP_SLICE: Duration = Duration::from_millis(100);
+/// Correlation ids whose reply was taken, remembered to drop duplicates.
+const TAKEN_MAX: usize = 100_000;
+/// The router's lease on the replies it read: far longer than any reply is
+/// parked by default (a lease that ran out only redelivers a parked reply,
+/// which the router recognizes).
+const LEASE: Duration = Duration::from_secs(3600);
+/// A waiting thread looks again at least this often (for leases run out).
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+/// Replies read from the stream at once.
+const BATCH: usize = 256;
+/// A wait acknowledges at least this many dropped replies at a time, and
+/// goes on for at most [`DROP_TIME`]; the rest are left to the next.
+const DROP_MIN: usize = 16;
+/// See [`DROP_MIN`] (with `Durability::Always` each acknowledgement waits
+/// for a sync: a wait that drops many must not take that long).
+const DROP_TIME: Duration = Duration::from_millis(10);
 
 /// A new correlation id: 128 random bits as 32 hex digits.
 pub(crate) fn new_correlation_id() -> String {
@@ -45,6 +67,10 @@ impl Stream {
     /// and waits up to `timeout` for it. Fails with [`Error::Timeout`] if no
     /// reply came in time (a later one is acknowledged and dropped). Many
     /// threads may have requests in flight on the same reply stream.
+    ///
+    /// Only the first reply to a request is returned; duplicates (from a
+    /// request answered twice) are dropped. See [`Stream::send_request`] for
+    /// how long an uncollected reply is kept.
     pub fn request(
         &self,
         msg: Message<'_>,
@@ -58,6 +84,13 @@ impl Stream {
     /// Sends `msg` as a request (with `reply-to` and a new `correlation-id`
     /// header) without waiting; returns the correlation id, to collect the
     /// reply later with [`crate::Store::wait_reply`] (also after a restart).
+    ///
+    /// A reply stays in the reply stream until the router reads it, which
+    /// any wait for a reply on that stream does; from then on it is kept
+    /// for 10 minutes, or for the reply stream's `max_age` if it has one
+    /// (see [`crate::StreamConfig::max_age`]), and then acknowledged and
+    /// dropped unless someone waits for it; at most 100,000 such replies
+    /// per reply stream are kept (beyond, the oldest go first).
     pub fn send_request(&self, msg: Message<'_>, reply_to: &str) -> Result<String> {
         name::validate(reply_to)?;
         let id = new_correlation_id();
@@ -72,6 +105,14 @@ impl Stream {
         m.headers.push((CORRELATION_ID, id.as_bytes()));
         self.send_message(m)?;
         Ok(id)
+    }
+
+    /// Figures of the request router on this stream as a reply stream (its
+    /// consumer [`REPLY_CONSUMER`]): `pending()` counts the replies neither
+    /// taken by their requesters nor dropped yet. `None` if no requester has
+    /// waited for a reply on this stream.
+    pub fn reply_stats(&self) -> Option<ConsumerStats> {
+        self.existing_consumer(REPLY_CONSUMER).map(|c| c.stats())
     }
 }
 
@@ -107,13 +148,178 @@ impl Delivery {
     }
 }
 
-#[derive(Default)]
+/// A reply read and not taken yet (unacknowledged in the stream).
+struct Parked {
+    record: Record,
+    /// When the router read it.
+    at: Instant,
+    /// Its key in [`State::arrival`].
+    seq: u64,
+}
+
+/// A bounded set of correlation ids: beyond `max`, the oldest are forgotten.
+struct Recent {
+    ids: HashMap<String, u64>,
+    /// Insertions, oldest first; an entry whose number no longer matches
+    /// `ids` is stale (its id was removed or inserted again).
+    order: VecDeque<(u64, String)>,
+    next: u64,
+    max: usize,
+}
+
+impl Recent {
+    fn new(max: usize) -> Recent {
+        Recent {
+            ids: HashMap::new(),
+            order: VecDeque::new(),
+            next: 0,
+            max,
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    fn insert(&mut self, id: &str) {
+        let n = self.next;
+        self.next += 1;
+        self.ids.insert(id.to_string(), n);
+        self.order.push_back((n, id.to_string()));
+        while self.order.len() > self.max {
+            if let Some((n, old)) = self.order.pop_front() {
+                if self.ids.get(&old) == Some(&n) {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.ids.remove(id);
+    }
+}
+
 struct State {
-    /// Replies read but not taken yet (unacknowledged in the stream).
-    parked: HashMap<String, Record>,
-    timed_out: HashSet<String>,
-    timed_out_order: VecDeque<String>,
-    pumping: bool,
+    parked: HashMap<String, Parked>,
+    /// Parked correlation ids in the order they were read, oldest first.
+    arrival: BTreeMap<u64, String>,
+    next_seq: u64,
+    /// Ids whose reply was taken: a reply for one is a duplicate.
+    taken: Recent,
+    /// Ids whose wait timed out: a reply for one is late.
+    timed_out: Recent,
+    /// Threads waiting, per id: their replies are never dropped.
+    waiting: HashMap<String, usize>,
+    /// Replies dropped and not acknowledged yet.
+    dropping: Vec<Position>,
+}
+
+/// Where a reply goes (its position, to acknowledge it).
+type Position = (u8, u64);
+
+fn position(r: &Record) -> Position {
+    (r.priority(), r.offset())
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            parked: HashMap::new(),
+            arrival: BTreeMap::new(),
+            next_seq: 0,
+            taken: Recent::new(TAKEN_MAX),
+            timed_out: Recent::new(TIMED_OUT_MAX),
+            waiting: HashMap::new(),
+            dropping: Vec::new(),
+        }
+    }
+
+    /// Takes the parked reply to `id`, if there is one.
+    fn take(&mut self, id: &str) -> Option<Record> {
+        let p = self.parked.remove(id)?;
+        self.arrival.remove(&p.seq);
+        self.taken.insert(id);
+        Some(p.record)
+    }
+
+    /// Parks a reply just read, or drops it.
+    fn park(&mut self, record: Record, now: Instant) {
+        let corr = record
+            .header(CORRELATION_ID)
+            .and_then(|v| std::str::from_utf8(v).ok());
+        let Some(corr) = corr else {
+            // Not a reply at all.
+            self.dropping.push(position(&record));
+            return;
+        };
+        if self.taken.contains(corr) || self.timed_out.contains(corr) {
+            // A duplicate of a reply taken, or late.
+            self.dropping.push(position(&record));
+            return;
+        }
+        if let Some(p) = self.parked.get(corr) {
+            // The same reply again (its lease ran out) stays parked as it
+            // was; another one is a duplicate.
+            if position(&p.record) != position(&record) {
+                self.dropping.push(position(&record));
+            }
+            return;
+        }
+        if self.parked.len() >= PARKED_MAX {
+            self.drop_oldest();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.arrival.insert(seq, corr.to_string());
+        self.parked.insert(
+            corr.to_string(),
+            Parked {
+                record,
+                at: now,
+                seq,
+            },
+        );
+    }
+
+    /// Drops the oldest parked reply nobody waits for.
+    fn drop_oldest(&mut self) {
+        let oldest = self
+            .arrival
+            .iter()
+            .find(|(_, id)| !self.waiting.contains_key(*id))
+            .map(|(&seq, id)| (seq, id.clone()));
+        if let Some((seq, id)) = oldest {
+            self.arrival.remove(&seq);
+            if let Some(p) = self.parked.remove(&id) {
+                self.dropping.push(position(&p.record));
+            }
+        }
+    }
+
+    /// Drops the parked replies nobody waits for that were read `keep` ago
+    /// or longer.
+    fn age(&mut self, now: Instant, keep: Duration) {
+        let mut old = Vec::new();
+        for (&seq, id) in &self.arrival {
+            let Some(p) = self.parked.get(id) else {
+                continue;
+            };
+            if now.saturating_duration_since(p.at) < keep {
+                // Read in order: the rest are younger.
+                break;
+            }
+            if !self.waiting.contains_key(id) {
+                old.push((seq, id.clone()));
+            }
+        }
+        for (seq, id) in old {
+            self.arrival.remove(&seq);
+            if let Some(p) = self.parked.remove(&id) {
+                self.dropping.push(position(&p.record));
+            }
+        }
+    }
 }
 
 /// The replies of one reply stream, routed to their requesters. Holds no
@@ -122,7 +328,6 @@ pub(crate) struct Router {
     stream: Arc<StreamInner>,
     store: Weak<dyn Streams>,
     state: Mutex<State>,
-    arrived: Condvar,
 }
 
 impl std::fmt::Debug for Router {
@@ -138,17 +343,14 @@ impl Router {
         Router {
             stream,
             store,
-            state: Mutex::new(State::default()),
-            arrived: Condvar::new(),
+            state: Mutex::new(State::new()),
         }
     }
 
     fn consumer(&self) -> Result<Consumer> {
         let store = self.store.upgrade().ok_or(Error::Closed)?;
-        Stream::from_inner(self.stream.clone(), store).consumer_with(
-            REPLY_CONSUMER,
-            ConsumerConfig::default().visibility_timeout(Duration::from_secs(3600)),
-        )
+        Stream::from_inner(self.stream.clone(), store)
+            .router_consumer(&ConsumerConfig::default().visibility_timeout(LEASE))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -156,83 +358,136 @@ impl Router {
     }
 
     /// Waits up to `timeout` for the reply with `id`, acknowledges it and
-    /// returns it. On timeout, a reply arriving later is dropped.
+    /// returns it. What the stream holds already is read first, also with a
+    /// zero `timeout`; only a wait that timed out after waiting (a non-zero
+    /// `timeout`, and no other thread waiting for `id`) has a reply arriving
+    /// later dropped, unless `id` is waited for again before it is read.
     pub(crate) fn wait(&self, id: &str, timeout: Duration) -> Result<Record> {
         let deadline = Instant::now().checked_add(timeout);
+        let consumer = self.consumer()?;
+        let keep = consumer
+            .stream()
+            .config()
+            .max_age
+            .unwrap_or(UNCLAIMED_REPLY_AGE);
+        {
+            let mut st = self.lock();
+            // Waited for again: a reply is wanted after all.
+            st.timed_out.remove(id);
+            *st.waiting.entry(id.to_string()).or_insert(0) += 1;
+        }
+        let got = self.wait_for(&consumer, id, deadline, keep);
         let mut st = self.lock();
+        let others = match st.waiting.get_mut(id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            _ => {
+                st.waiting.remove(id);
+                false
+            }
+        };
+        if matches!(got, Err(Error::Timeout { .. }))
+            && !timeout.is_zero()
+            && !others
+            && !st.taken.contains(id)
+        {
+            st.timed_out.insert(id);
+        }
+        got
+    }
+
+    fn wait_for(
+        &self,
+        consumer: &Consumer,
+        id: &str,
+        deadline: Option<Instant>,
+        keep: Duration,
+    ) -> Result<Record> {
+        let notify = consumer.stream().notify();
         loop {
-            if let Some(record) = st.parked.remove(id) {
-                drop(st);
-                self.consumer()?
-                    .ack_offset(record.priority(), record.offset())?;
+            // Registered before reading: a reply sent after the read wakes us.
+            let waiter = notify.prepare();
+            let mut st = self.lock();
+            let mut read = Ok(());
+            let mut found = st.take(id);
+            if found.is_none() {
+                read = self.read(&mut st, consumer, id);
+                found = st.take(id);
+            }
+            st.age(Instant::now(), keep);
+            let drops = std::mem::take(&mut st.dropping);
+            std::mem::drop(st);
+            // Acknowledged out of order, outside the lock (with
+            // `Durability::Always`, an acknowledgement waits for a sync).
+            if let Some(record) = found {
+                if let Err(e) = consumer.ack_offset(record.priority(), record.offset()) {
+                    // Not taken after all: the next wait may take it.
+                    let mut st = self.lock();
+                    st.taken.remove(id);
+                    st.park(record, Instant::now());
+                    st.dropping.extend(drops);
+                    return Err(e);
+                }
+                // The reply is taken: a failure to acknowledge the dropped
+                // ones (which stay to be acknowledged) is for later calls.
+                let _ = self.ack_dropped(consumer, drops);
                 return Ok(record);
             }
+            self.ack_dropped(consumer, drops)?;
+            read?;
             let now = Instant::now();
-            let remaining = match deadline {
+            let until = match deadline {
                 Some(d) if now >= d => {
-                    remember_timeout(&mut st, id);
                     return Err(Error::Timeout {
                         correlation_id: id.to_string(),
-                    });
+                    })
                 }
-                Some(d) => d - now,
-                None => PUMP_SLICE,
+                Some(d) => d.min(now + WAIT_SLICE),
+                None => now + WAIT_SLICE,
             };
-            if st.pumping || st.parked.len() >= PARKED_MAX {
-                st = self
-                    .arrived
-                    .wait_timeout(st, remaining.min(PUMP_SLICE))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-                continue;
-            }
-            st.pumping = true;
-            drop(st);
-            let got = self.pump(remaining.min(PUMP_SLICE));
-            st = self.lock();
-            st.pumping = false;
-            self.arrived.notify_all();
-            let got = got?;
-            let mut late = Vec::new();
-            for d in got {
-                let record = d.record().clone();
-                // Parked replies are acknowledged by offset when taken; the
-                // lease itself may simply run out.
-                drop(d);
-                let corr = record
-                    .header(CORRELATION_ID)
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .map(str::to_string);
-                match corr {
-                    Some(c) if !st.timed_out.contains(&c) => {
-                        st.parked.insert(c, record);
-                    }
-                    // Late (its request timed out) or not a reply at all.
-                    _ => late.push(record),
-                }
-            }
-            if !late.is_empty() {
-                drop(st);
-                let c = self.consumer()?;
-                for r in late {
-                    c.ack_offset(r.priority(), r.offset())?;
-                }
-                st = self.lock();
-            }
+            waiter.wait_until(until);
         }
     }
 
-    fn pump(&self, wait: Duration) -> Result<Vec<Delivery>> {
-        self.consumer()?.receive_batch(256, wait)
+    /// Acknowledges dropped replies: [`DROP_MIN`] at least, for
+    /// [`DROP_TIME`] at most; gives back the rest (and one that failed).
+    fn ack_dropped(&self, consumer: &Consumer, drops: Vec<Position>) -> Result<()> {
+        let start = Instant::now();
+        let mut rest = drops.into_iter();
+        let mut done = 0;
+        let mut result = Ok(());
+        while done < DROP_MIN || start.elapsed() < DROP_TIME {
+            let Some((priority, offset)) = rest.next() else {
+                return Ok(());
+            };
+            if let Err(e) = consumer.ack_offset(priority, offset) {
+                self.lock().dropping.push((priority, offset));
+                result = Err(e);
+                break;
+            }
+            done += 1;
+        }
+        let mut st = self.lock();
+        st.dropping.extend(rest);
+        result
     }
-}
 
-fn remember_timeout(st: &mut State, id: &str) {
-    if st.timed_out.insert(id.to_string()) {
-        st.timed_out_order.push_back(id.to_string());
-        while st.timed_out_order.len() > TIMED_OUT_MAX {
-            if let Some(old) = st.timed_out_order.pop_front() {
-                st.timed_out.remove(&old);
+    /// Reads what the stream holds now (without waiting), parking every
+    /// reply, until it holds no more or the reply to `id` was read.
+    fn read(&self, st: &mut State, consumer: &Consumer, id: &str) -> Result<()> {
+        loop {
+            let got = consumer.receive_batch(BATCH, Duration::ZERO)?;
+            let n = got.len();
+            let now = Instant::now();
+            for d in got {
+                // Parked replies are acknowledged by position; the lease
+                // itself may run out.
+                st.park(d.record().clone(), now);
+            }
+            if n < BATCH || st.parked.contains_key(id) {
+                return Ok(());
             }
         }
     }

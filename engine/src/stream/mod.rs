@@ -48,6 +48,24 @@ pub(crate) trait Streams: Send + Sync + std::fmt::Debug {
     fn wait_reply(&self, reply_to: &str, id: &str, timeout: Duration) -> Result<Record>;
 }
 
+/// The consumer name the request router reads a reply stream with (see
+/// [`Stream::request`]). It is reserved: [`Stream::consumer`] and
+/// [`Stream::consumer_with`] refuse it with [`Error::InvalidName`], so that
+/// no other reader takes replies away from their requesters.
+pub const REPLY_CONSUMER: &str = "spool-replies";
+
+/// A user's consumer name: valid, and not the router's.
+fn validate_consumer_name(name: &str) -> Result<()> {
+    name::validate(name)?;
+    if name == REPLY_CONSUMER {
+        return Err(Error::InvalidName {
+            name: name.to_string(),
+            reason: "reserved for the request router of a reply stream",
+        });
+    }
+    Ok(())
+}
+
 /// A named, durable stream of messages. Cheap to clone; all clones share the
 /// same log. `Send + Sync`: any number of threads may send and read at once.
 /// A handle keeps its store open.
@@ -170,9 +188,10 @@ impl Stream {
     }
 
     /// Gets the consumer `name`, creating it with the default configuration
-    /// (start at the earliest message) if it does not exist.
+    /// (start at the earliest message) if it does not exist. The name
+    /// [`REPLY_CONSUMER`] is reserved ([`Error::InvalidName`]).
     pub fn consumer(&self, name: &str) -> Result<Consumer> {
-        name::validate(name)?;
+        validate_consumer_name(name)?;
         if let Some(c) = self.get_consumer(name) {
             return Ok(c);
         }
@@ -181,10 +200,22 @@ impl Stream {
 
     /// Gets or creates the consumer `name` with `config`. For an existing
     /// consumer the new configuration replaces the stored one (its start
-    /// position only matters at creation).
+    /// position only matters at creation). The name [`REPLY_CONSUMER`] is
+    /// reserved ([`Error::InvalidName`]).
     pub fn consumer_with(&self, name: &str, config: ConsumerConfig) -> Result<Consumer> {
-        name::validate(name)?;
+        validate_consumer_name(name)?;
         self.create_consumer(name, &config, true)
+    }
+
+    /// The request router's consumer ([`REPLY_CONSUMER`], which
+    /// [`Stream::consumer`] refuses), created with `config` or updated to it.
+    pub(crate) fn router_consumer(&self, config: &ConsumerConfig) -> Result<Consumer> {
+        self.create_consumer(REPLY_CONSUMER, config, true)
+    }
+
+    /// The consumer `name` if it exists (none is created).
+    pub(crate) fn existing_consumer(&self, name: &str) -> Option<Consumer> {
+        self.get_consumer(name)
     }
 
     /// Names of the stream's consumers, sorted.
