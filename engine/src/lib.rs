@@ -35,7 +35,6 @@ mod message;
 pub mod name;
 mod notify;
 mod options;
-pub mod repair;
 mod report;
 mod request;
 mod store;

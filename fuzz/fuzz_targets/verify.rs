@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spool::{inspect, repair, Options, Store};
+use spool::inspect::{self, repair};
+use spool::{Options, Store};
 use std::sync::OnceLock;
 
 /// One store per process, created once; each input replaces its segment

@@ -63,6 +63,8 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+pub mod repair;
+
 /// Largest meta file (`store.meta`, `stream.meta`) read; a longer one is a problem.
 pub const META_FILE_BYTES_MAX: u64 = META_BODY_BYTES_MAX as u64 + 64;
 
