@@ -1,181 +1,211 @@
-use super::*;
+//! Claim-check blobs (DESIGN.md 3.6): every reference held by a record
+//! against its file, and the blob files no record refers to. Names follow
+//! [`crate::layout`]: a file that is not `blobs/<2 hex>/<64 hex>` in lower
+//! case is not a blob, as the engine's open sees it (never reported, never
+//! removed).
+
+use super::read::{count_read, list_dir};
+use super::{Inspector, Problem, StoreInfo};
+use crate::io::{EntryKind, OpenMode};
+use crate::layout;
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
 
 /// Directory of claim-check blobs in a store.
-pub const BLOBS_DIR: &str = "blobs";
+pub const BLOBS_DIR: &str = layout::BLOBS_DIR;
 
 /// Directory of blobs being written, under [`BLOBS_DIR`].
-pub const BLOBS_TMP_DIR: &str = "tmp";
+pub const BLOBS_TMP_DIR: &str = layout::BLOBS_TMP_DIR;
 
-/// A hash as 64 lowercase hex digits (a blob's file name).
+/// Bytes hashed at a time when a blob is checked.
+const HASH_CHUNK_BYTES: usize = 1 << 20;
+
+/// A hash as 64 lower-case hex digits (a blob's file name).
 pub fn hash_hex(h: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in h {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
+    layout::hash_hex(h)
 }
 
-/// Parses 64 hex digits (either case) into a hash.
+/// Parses 64 lower-case hex digits (a blob's file name) into a hash.
 pub fn parse_hash_hex(name: &str) -> Option<[u8; 32]> {
-    let b = name.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
-    }
-    Some(out)
+    layout::parse_hash_hex(name)
 }
 
 /// Path of the blob with hash `h` in the store at `store`.
 pub fn blob_path(store: &Path, h: &[u8; 32]) -> PathBuf {
-    let hex = hash_hex(h);
-    store.join(BLOBS_DIR).join(&hex[..2]).join(hex)
+    layout::blob_path(&store.join(BLOBS_DIR), h)
 }
 
-/// Checks the blob file at `path` against a reference: a regular file (not
-/// followed if a symlink) of `length` bytes whose BLAKE3 hash is `hash`. The
-/// file is hashed in 1 MiB chunks (bounded memory whatever its size).
-pub fn check_blob_file(path: &Path, hash: &[u8; 32], length: u64) -> BlobStatus {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return BlobStatus::Missing,
-        Err(e) => return BlobStatus::Unreadable(e.to_string()),
-    };
-    if !meta.is_file() {
-        return BlobStatus::NotAFile;
+/// What is wrong with a blob file, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobStatus {
+    /// Present, a regular file, of the right length and hash.
+    Valid,
+    /// No such file.
+    Missing,
+    /// Something else than a regular file (a symlink, a directory, a FIFO).
+    NotAFile,
+    /// Its length differs from the reference's.
+    WrongLength(u64),
+    /// Its BLAKE3 hash differs from its name.
+    WrongHash([u8; 32]),
+    /// It could not be read.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for BlobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobStatus::Valid => write!(f, "valid"),
+            BlobStatus::Missing => write!(f, "blob file missing"),
+            BlobStatus::NotAFile => write!(f, "blob is not a regular file"),
+            BlobStatus::WrongLength(n) => write!(f, "blob holds {n} bytes"),
+            BlobStatus::WrongHash(h) => {
+                write!(f, "blob content has BLAKE3 hash {}", hash_hex(h))
+            }
+            BlobStatus::Unreadable(e) => write!(f, "cannot read blob: {e}"),
+        }
     }
-    if meta.len() != length {
-        return BlobStatus::WrongLength(meta.len());
-    }
-    let mut file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return BlobStatus::Missing,
-        Err(e) => return BlobStatus::Unreadable(e.to_string()),
-    };
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+}
+
+impl Inspector<'_> {
+    /// Checks the blob file at `path` against a reference: a regular file
+    /// (not followed if a symlink) of `length` bytes whose BLAKE3 hash is
+    /// `hash`. The file is hashed in 1 MiB chunks (bounded memory whatever
+    /// its size).
+    pub fn check_blob_file(&self, path: &Path, hash: &[u8; 32], length: u64) -> BlobStatus {
+        match self.vfs.kind(path) {
+            Ok(None) => return BlobStatus::Missing,
+            Ok(Some(EntryKind::File)) => {}
+            Ok(Some(_)) => return BlobStatus::NotAFile,
+            Err(e) => return BlobStatus::Unreadable(e.to_string()),
+        }
+        let file = match self.vfs.open(path, OpenMode::ReadOnly) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return BlobStatus::Missing,
             Err(e) => return BlobStatus::Unreadable(e.to_string()),
         };
-        total += n as u64;
-        BYTES_READ.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        if total > length {
+        match file.len() {
+            Ok(n) if n != length => return BlobStatus::WrongLength(n),
+            Ok(_) => {}
+            Err(e) => return BlobStatus::Unreadable(e.to_string()),
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; HASH_CHUNK_BYTES];
+        let mut total = 0u64;
+        loop {
+            let n = match file.read_at(&mut buf, total) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return BlobStatus::Unreadable(e.to_string()),
+            };
+            total += n as u64;
+            count_read(n);
+            if total > length {
+                return BlobStatus::WrongLength(total);
+            }
+            hasher.update(&buf[..n]);
+        }
+        if total != length {
             return BlobStatus::WrongLength(total);
         }
-        hasher.update(&buf[..n]);
-    }
-    if total != length {
-        return BlobStatus::WrongLength(total);
-    }
-    let got: [u8; 32] = *hasher.finalize().as_bytes();
-    if &got != hash {
-        return BlobStatus::WrongHash(got);
-    }
-    BlobStatus::Valid
-}
-
-/// The blob files of the store at `store` (`blobs/<2 hex>/<64 hex>`), with
-/// their hashes; files of other names and `blobs/tmp/` are not listed.
-pub fn list_blob_files(store: &Path) -> io::Result<Vec<([u8; 32], PathBuf)>> {
-    let dir = store.join(BLOBS_DIR);
-    let subs = match list_dir(&dir) {
-        Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for (sub, kind) in subs {
-        if kind != Kind::Dir || sub.len() != 2 || sub == BLOBS_TMP_DIR {
-            continue;
+        let got: [u8; 32] = *hasher.finalize().as_bytes();
+        if &got != hash {
+            return BlobStatus::WrongHash(got);
         }
-        let sdir = dir.join(&sub);
-        let files = match list_dir(&sdir) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for (name, _) in files {
-            if let Some(h) = parse_hash_hex(&name).filter(|_| name.starts_with(&sub)) {
-                out.push((h, sdir.join(name)));
-            }
-        }
+        BlobStatus::Valid
     }
-    Ok(out)
-}
 
-/// Checks the claim-check references of every segment in `info` against the
-/// blob files of the store, and finds the blobs no record refers to.
-///
-/// Each distinct reference is checked once ([`check_blob_file`]); a bad one
-/// is a problem on the blob file naming the segment and byte position of the
-/// first record that refers to it. A blob nobody refers to is an orphan: a
-/// problem with [`Problem::warning`] set (nothing is lost; the next open of
-/// the store, or `segment-tool repair`, removes it).
-pub fn check_blobs(info: &StoreInfo) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for seg in info
-        .streams
-        .iter()
-        .flat_map(|s| s.buckets.iter())
-        .flat_map(|b| b.segments.iter())
-    {
-        for r in &seg.blob_refs {
-            if !seen.insert(r.hash) {
+    /// The blob files of the store at `store` (regular files named
+    /// `blobs/<2 hex>/<64 hex>`), with their hashes; other names and
+    /// `blobs/tmp/` are not listed.
+    pub fn list_blob_files(&self, store: &Path) -> io::Result<Vec<([u8; 32], PathBuf)>> {
+        let dir = store.join(BLOBS_DIR);
+        if self.vfs.kind(&dir)?.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for shard in list_dir(self.vfs, &dir)? {
+            if shard.kind != EntryKind::Dir || !layout::is_blob_shard(&shard.name) {
                 continue;
             }
-            let path = blob_path(&info.path, &r.hash);
-            let status = check_blob_file(&path, &r.hash, r.length);
-            if status != BlobStatus::Valid {
-                let want = match status {
-                    BlobStatus::WrongLength(_) => format!(", {} expected", r.length),
-                    _ => String::new(),
-                };
-                problems.push(Problem::file(
-                    &path,
-                    format!(
-                        "{status}{want}; referred to by offset {} in {} at byte {}",
-                        r.offset,
-                        seg.path.display(),
-                        r.position
-                    ),
-                ));
-            }
-        }
-    }
-    match list_blob_files(&info.path) {
-        Ok(files) => {
-            for (h, path) in files {
-                if !seen.contains(&h) {
-                    let mut p = Problem::file(
-                        &path,
-                        "orphan blob: no message refers to it (warning: nothing is lost; \
-                         the next open or `repair` removes it)",
-                    );
-                    p.warning = true;
-                    problems.push(p);
+            let sdir = dir.join(&shard.name);
+            let files = match list_dir(self.vfs, &sdir) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for f in files {
+                if f.kind != EntryKind::File {
+                    continue;
+                }
+                if let Some(h) = layout::parse_blob_name(&shard.name, &f.name) {
+                    out.push((h, sdir.join(f.name)));
                 }
             }
         }
-        Err(e) => problems.push(Problem::file(
-            &info.path.join(BLOBS_DIR),
-            format!("cannot list: {e}"),
-        )),
+        Ok(out)
     }
-    problems
+
+    /// Checks the claim-check references of every segment in `info` against
+    /// the blob files of the store, and finds the blobs no record refers to.
+    ///
+    /// Each distinct reference is checked once ([`Inspector::check_blob_file`]);
+    /// a bad one is a problem on the blob file naming the segment and byte
+    /// position of the first record that refers to it. A blob nobody refers
+    /// to is an orphan: a problem with [`Problem::warning`] set (nothing is
+    /// lost; the next open of the store, or `segment-tool repair`, removes it).
+    pub fn check_blobs(&self, info: &StoreInfo) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        for seg in info
+            .streams
+            .iter()
+            .flat_map(|s| s.buckets.iter())
+            .flat_map(|b| b.segments.iter())
+        {
+            for r in &seg.blob_refs {
+                if !seen.insert(r.hash) {
+                    continue;
+                }
+                let path = blob_path(&info.path, &r.hash);
+                let status = self.check_blob_file(&path, &r.hash, r.length);
+                if status != BlobStatus::Valid {
+                    let want = match status {
+                        BlobStatus::WrongLength(_) => format!(", {} expected", r.length),
+                        _ => String::new(),
+                    };
+                    problems.push(Problem::file(
+                        &path,
+                        format!(
+                            "{status}{want}; referred to by offset {} in {} at byte {}",
+                            r.offset,
+                            seg.path.display(),
+                            r.position
+                        ),
+                    ));
+                }
+            }
+        }
+        match self.list_blob_files(&info.path) {
+            Ok(files) => {
+                for (h, path) in files {
+                    if !seen.contains(&h) {
+                        problems.push(Problem::warn(
+                            &path,
+                            None,
+                            "orphan blob: no message refers to it (warning: nothing is lost; \
+                             the next open or `repair` removes it)",
+                        ));
+                    }
+                }
+            }
+            Err(e) => problems.push(Problem::file(
+                &info.path.join(BLOBS_DIR),
+                format!("cannot list: {e}"),
+            )),
+        }
+        problems
+    }
 }

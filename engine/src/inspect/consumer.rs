@@ -1,4 +1,19 @@
-use super::*;
+//! Durable consumers (`consumers/<name>/`): their files read as the engine's
+//! open reads them, and their state folded with the engine's own replay
+//! ([`replay::fold`]) against the buckets found, but not clamped to them:
+//! the inspector shows what is on disk, and a state past the end of the log
+//! is a problem (the open clamps it by design).
+
+use super::read::{list_dir, read_bounded, read_framed, too_large, Bounded, Framed};
+use super::{BucketInfo, ConsumerBucketInfo, ConsumerInfo, Inspector, Problem};
+use crate::consumer::journal::JOURNAL_BYTES_LIMIT;
+use crate::consumer::{replay, state, CheckpointBody, ConsumerConfig};
+use crate::format::journal::{self, Entry, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES};
+use crate::format::meta;
+use crate::io::EntryKind;
+use crate::layout::{self, CHECKPOINT_FILE, CONSUMER_CONFIG_FILE};
+use crate::name;
+use std::path::{Path, PathBuf};
 
 /// Widest range `floor..next` (offsets) of one bucket that the inspector
 /// rebuilds slot by slot (about 50 bytes each); a checkpoint or journal
@@ -7,7 +22,7 @@ pub const CONSUMER_SPAN_MAX: u64 = 1 << 20;
 
 /// How many times the files of a consumer are read again when its
 /// checkpoint changed while its journal was read (a rotation on a live store).
-pub(super) const CONSUMER_REREADS: usize = 3;
+const CONSUMER_REREADS: usize = 3;
 
 /// A consumer's files as read, before they are folded against the buckets.
 pub(super) struct RawConsumer {
@@ -22,266 +37,207 @@ pub(super) struct RawConsumer {
 
 /// The valid records of a journal, in order; record `i` is at byte
 /// `JOURNAL_HEADER_BYTES + i * JOURNAL_RECORD_BYTES`.
-pub(super) struct RawJournal {
+struct RawJournal {
     path: PathBuf,
     entries: Vec<Entry>,
 }
 
-/// Reads every consumer directory under `cdir` (sorted by name).
-pub(super) fn read_consumers(cdir: &Path, problems: &mut Vec<Problem>) -> Vec<RawConsumer> {
-    let entries = match list_dir(cdir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            problems.push(Problem::file(cdir, format!("cannot list: {e}")));
-            return Vec::new();
-        }
-    };
-    entries
-        .into_iter()
-        // Interrupted creations (`.tmp-*`) and foreign names are not consumers.
-        .filter(|(n, k)| *k == Kind::Dir && name::validate(n).is_ok())
-        .map(|(n, _)| read_consumer(&n, &cdir.join(&n)))
-        .collect()
-}
+/// The checkpoint file's limits, as the engine reads it.
+const CHECKPOINT_FRAME: ([u8; 8], u32, usize) = (
+    meta::CHECKPOINT_MAGIC,
+    meta::CHECKPOINT_VERSION,
+    meta::CHECKPOINT_BODY_BYTES_MAX,
+);
 
-pub(super) fn read_consumer(name: &str, dir: &Path) -> RawConsumer {
-    let mut c = RawConsumer {
-        name: name.to_string(),
-        dir: dir.to_path_buf(),
-        config: None,
-        checkpoint: None,
-        journal: None,
-        stale_journals: Vec::new(),
-        problems: Vec::new(),
-    };
-    c.config = read_consumer_config(&dir.join(CONFIG_FILE), &mut c.problems);
-    let ckpt_path = dir.join(CHECKPOINT_FILE);
-    for attempt in 0..=CONSUMER_REREADS {
-        let mut problems = Vec::new();
-        let Some((bytes, body)) = read_checkpoint(&ckpt_path, &mut problems) else {
-            c.problems.extend(problems);
-            break;
-        };
-        let journal = read_journal(
-            &dir.join(journal_name(body.generation)),
-            body.generation,
-            &mut problems,
-        );
-        // On a live store the journal may have been rotated away meanwhile:
-        // the checkpoint then changed, and both are read again.
-        let again = match read_bounded(&ckpt_path, CHECKPOINT_BYTES_MAX as u64 + 64) {
-            Ok(Bounded::Bytes(b)) => b == bytes,
-            _ => false,
-        };
-        if again || attempt == CONSUMER_REREADS {
-            c.problems.extend(problems);
-            c.checkpoint = Some(body);
-            c.journal = journal;
-            break;
-        }
-    }
-    let generation = c.checkpoint.as_ref().map(|b| b.generation);
-    match list_dir(dir) {
-        Ok(files) => {
-            for (n, k) in files {
-                if k != Kind::File {
-                    continue;
-                }
-                if let Some(g) = parse_journal_name(&n) {
-                    if Some(g) != generation {
-                        c.stale_journals.push(dir.join(n));
-                    }
-                }
-            }
-        }
-        Err(e) => c
-            .problems
-            .push(Problem::file(dir, format!("cannot list: {e}"))),
-    }
-    c
-}
-
-pub(super) fn journal_name(g: u64) -> String {
-    crate::layout::journal_file_name(g)
-}
-
-pub(super) fn read_consumer_config(
-    path: &Path,
-    problems: &mut Vec<Problem>,
-) -> Option<ConsumerConfig> {
-    let b = match read_bounded(path, META_FILE_BYTES_MAX) {
-        Ok(Bounded::Bytes(b)) => b,
-        Ok(Bounded::Missing) => {
-            problems.push(Problem::file(path, "consumer config missing"));
-            return None;
-        }
-        Ok(Bounded::TooLarge(len)) => {
-            problems.push(too_large(path, len, META_FILE_BYTES_MAX));
-            return None;
-        }
-        Err(e) => {
-            problems.push(Problem::file(path, format!("cannot read: {e}")));
-            return None;
-        }
-    };
-    let (version, body) = match meta::decode(CONFIG_MAGIC, &b) {
-        Ok(v) => v,
-        Err(e) => {
-            problems.push(Problem::at(path, 0, format!("consumer config: {e:?}")));
-            return None;
-        }
-    };
-    if version != CONFIG_VERSION {
-        problems.push(Problem::at(
-            path,
-            8,
-            format!("consumer config format version {version} is unknown to this build"),
-        ));
-        return None;
-    }
-    let config: ConsumerConfig = match postcard::from_bytes(body) {
-        Ok(c) => c,
-        Err(e) => {
-            problems.push(Problem::at(path, 24, format!("consumer config: {e}")));
-            return None;
-        }
-    };
-    if let Err(e) = config.validate() {
-        problems.push(Problem::at(path, 24, format!("consumer config: {e}")));
-        return None;
-    }
-    Some(config)
-}
-
-/// Reads and decodes a checkpoint: its bytes (to notice a rewrite) and body.
-pub(super) fn read_checkpoint(
-    path: &Path,
-    problems: &mut Vec<Problem>,
-) -> Option<(Vec<u8>, CheckpointBody)> {
-    let limit = CHECKPOINT_BYTES_MAX as u64 + 64;
-    let b = match read_bounded(path, limit) {
-        Ok(Bounded::Bytes(b)) => b,
-        Ok(Bounded::Missing) => {
-            problems.push(Problem::file(path, "consumer checkpoint missing"));
-            return None;
-        }
-        Ok(Bounded::TooLarge(len)) => {
-            problems.push(too_large(path, len, limit));
-            return None;
-        }
-        Err(e) => {
-            problems.push(Problem::file(path, format!("cannot read: {e}")));
-            return None;
-        }
-    };
-    let (version, body) = match meta::decode_limited(CHECKPOINT_MAGIC, &b, CHECKPOINT_BYTES_MAX) {
-        Ok(v) => v,
-        Err(e) => {
-            problems.push(Problem::at(path, 0, format!("consumer checkpoint: {e:?}")));
-            return None;
-        }
-    };
-    if version != CHECKPOINT_VERSION {
-        problems.push(Problem::at(
-            path,
-            8,
-            format!("consumer checkpoint format version {version} is unknown to this build"),
-        ));
-        return None;
-    }
-    match postcard::from_bytes::<CheckpointBody>(body) {
-        Ok(c) => Some((b, c)),
-        Err(e) => {
-            problems.push(Problem::at(path, 24, format!("consumer checkpoint: {e}")));
-            None
-        }
-    }
-}
-
-/// Reads the valid records of the journal at `path` with a buffered plain
-/// read, as the engine's replay does: from byte 64 to the end marker, the
-/// first invalid record (a torn tail, not a problem) or the end of the file.
-/// `None` if there is no such file or its header is unreadable (a journal
-/// that was never synced holds nothing).
-pub(super) fn read_journal(
-    path: &Path,
-    generation: u64,
-    problems: &mut Vec<Problem>,
-) -> Option<RawJournal> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            problems.push(Problem::file(path, format!("cannot read: {e}")));
-            return None;
-        }
-    };
-    if !meta.is_file() {
-        problems.push(Problem::file(path, "cannot read: not a regular file"));
-        return None;
-    }
-    if meta.len() > JOURNAL_BYTES_LIMIT {
-        problems.push(too_large(path, meta.len(), JOURNAL_BYTES_LIMIT));
-        return None;
-    }
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            problems.push(Problem::file(path, format!("cannot read: {e}")));
-            return None;
-        }
-    };
-    let mut r = io::BufReader::with_capacity(64 << 10, file.take(JOURNAL_BYTES_LIMIT));
-    let mut header = [0u8; JOURNAL_HEADER_BYTES];
-    if let Err(e) = r.read_exact(&mut header) {
-        if e.kind() != io::ErrorKind::UnexpectedEof {
-            problems.push(Problem::file(path, format!("cannot read: {e}")));
-        }
-        return None;
-    }
-    let h = JournalHeader::decode(&header)?;
-    if h.generation != generation {
-        problems.push(Problem::at(
-            path,
-            24,
-            format!(
-                "journal header says generation {}, its name says {generation}; not replayed",
-                h.generation
-            ),
-        ));
-        return None;
-    }
-    let mut entries = Vec::new();
-    let mut rec = [0u8; JOURNAL_RECORD_BYTES];
-    loop {
-        match r.read_exact(&mut rec) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+impl Inspector<'_> {
+    /// Reads every consumer directory under `cdir`, sorted by name.
+    pub(super) fn read_consumers(
+        &self,
+        cdir: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> Vec<RawConsumer> {
+        let entries = match list_dir(self.vfs, cdir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
             Err(e) => {
-                problems.push(Problem::file(path, format!("cannot read: {e}")));
+                problems.push(Problem::file(cdir, format!("cannot list: {e}")));
+                return Vec::new();
+            }
+        };
+        entries
+            .into_iter()
+            // Interrupted creations (`.tmp-*`) and foreign names are not consumers.
+            .filter(|e| e.kind == EntryKind::Dir && name::validate(&e.name).is_ok())
+            .map(|e| self.read_consumer(&e.name, &cdir.join(&e.name)))
+            .collect()
+    }
+
+    fn read_consumer(&self, name: &str, dir: &Path) -> RawConsumer {
+        let mut c = RawConsumer {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            config: None,
+            checkpoint: None,
+            journal: None,
+            stale_journals: Vec::new(),
+            problems: Vec::new(),
+        };
+        c.config = self.read_config(&dir.join(CONSUMER_CONFIG_FILE), &mut c.problems);
+        let ckpt_path = dir.join(CHECKPOINT_FILE);
+        for attempt in 0..=CONSUMER_REREADS {
+            let mut problems = Vec::new();
+            let Some((bytes, body)) = self.read_checkpoint(&ckpt_path, &mut problems) else {
+                c.problems.extend(problems);
+                break;
+            };
+            let jpath = dir.join(layout::journal_file_name(body.generation));
+            let journal = self.read_journal(&jpath, body.generation, &mut problems);
+            // On a live store the journal may have been rotated away meanwhile:
+            // the checkpoint then changed, and both are read again.
+            let again = self
+                .read_checkpoint(&ckpt_path, &mut Vec::new())
+                .is_some_and(|(b, _)| b == bytes);
+            if again || attempt == CONSUMER_REREADS {
+                c.problems.extend(problems);
+                c.checkpoint = Some(body);
+                c.journal = journal;
                 break;
             }
         }
-        match journal_fmt::decode(h.journal_id, &rec) {
-            Ok(Some(e)) => entries.push(e),
-            Ok(None) | Err(()) => break,
+        let generation = c.checkpoint.as_ref().map(|b| b.generation);
+        match list_dir(self.vfs, dir) {
+            Ok(files) => {
+                for f in files {
+                    if f.kind != EntryKind::File {
+                        continue;
+                    }
+                    if let Some(g) = layout::parse_journal_name(&f.name) {
+                        if Some(g) != generation {
+                            c.stale_journals.push(dir.join(f.name));
+                        }
+                    }
+                }
+            }
+            Err(e) => c
+                .problems
+                .push(Problem::file(dir, format!("cannot list: {e}"))),
+        }
+        c
+    }
+
+    fn read_config(&self, path: &Path, problems: &mut Vec<Problem>) -> Option<ConsumerConfig> {
+        let frame = (
+            meta::CONSUMER_CONFIG_MAGIC,
+            meta::CONSUMER_CONFIG_VERSION,
+            meta::META_BODY_BYTES_MAX,
+        );
+        let body = match read_framed(self.vfs, path, frame, "consumer config", problems) {
+            Framed::Body(b) => b,
+            Framed::Missing => {
+                problems.push(Problem::file(path, "consumer config missing"));
+                return None;
+            }
+            Framed::Bad(_) => return None,
+        };
+        let at_body = meta::BODY_OFFSET as u64;
+        let config = match postcard::from_bytes::<ConsumerConfig>(&body) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(Problem::at(path, at_body, format!("consumer config: {e}")));
+                return None;
+            }
+        };
+        if let Err(e) = config.validate() {
+            problems.push(Problem::at(path, at_body, format!("consumer config: {e}")));
+            return None;
+        }
+        Some(config)
+    }
+
+    /// Reads and decodes a checkpoint: its body's bytes (to notice a
+    /// rewrite) and the body.
+    fn read_checkpoint(
+        &self,
+        path: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(Vec<u8>, CheckpointBody)> {
+        let body = match read_framed(
+            self.vfs,
+            path,
+            CHECKPOINT_FRAME,
+            "consumer checkpoint",
+            problems,
+        ) {
+            Framed::Body(b) => b,
+            Framed::Missing => {
+                problems.push(Problem::file(path, "consumer checkpoint missing"));
+                return None;
+            }
+            Framed::Bad(_) => return None,
+        };
+        match postcard::from_bytes::<CheckpointBody>(&body) {
+            Ok(c) => Some((body, c)),
+            Err(e) => {
+                problems.push(Problem::at(
+                    path,
+                    meta::BODY_OFFSET as u64,
+                    format!("consumer checkpoint: {e}"),
+                ));
+                None
+            }
         }
     }
-    Some(RawJournal {
-        path: path.to_path_buf(),
-        entries,
-    })
+
+    /// Reads the valid records of the journal at `path` as the engine's
+    /// replay does ([`journal::decode_all`]): `None` if there is no such
+    /// file or its header is unreadable (a journal never synced holds
+    /// nothing), or if it belongs to another generation (the open ignores
+    /// it then: a warning).
+    fn read_journal(
+        &self,
+        path: &Path,
+        generation: u64,
+        problems: &mut Vec<Problem>,
+    ) -> Option<RawJournal> {
+        let bytes = match read_bounded(self.vfs, path, JOURNAL_BYTES_LIMIT) {
+            Ok(Bounded::Bytes(b)) => b,
+            Ok(Bounded::Missing) => return None,
+            Ok(Bounded::TooLarge(len)) => {
+                problems.push(too_large(path, len, JOURNAL_BYTES_LIMIT));
+                return None;
+            }
+            Err(e) => {
+                problems.push(Problem::file(path, format!("cannot read: {e}")));
+                return None;
+            }
+        };
+        let (header, entries) = journal::decode_all(&bytes)?;
+        if header.generation != generation {
+            problems.push(Problem::warn(
+                path,
+                Some(journal::GENERATION_OFFSET as u64),
+                format!(
+                    "journal header says generation {}, its name says {generation}: the next \
+                     open does not replay it (its deliveries and acknowledgements are not counted)",
+                    header.generation
+                ),
+            ));
+            return None;
+        }
+        Some(RawJournal {
+            path: path.to_path_buf(),
+            entries,
+        })
+    }
 }
 
 /// Byte length of a postcard varint holding `v`.
-pub(super) fn varint_len(v: u64) -> u64 {
+fn varint_len(v: u64) -> u64 {
     u64::from((64 - v.leading_zeros()).max(1).div_ceil(7))
 }
 
 /// Byte position in the checkpoint file of bucket `i`'s floor field.
-pub(super) fn checkpoint_floor_position(body: &CheckpointBody, i: usize) -> u64 {
+fn checkpoint_floor_position(body: &CheckpointBody, i: usize) -> u64 {
     let before: u64 = body
         .buckets
         .iter()
@@ -298,7 +254,32 @@ pub(super) fn checkpoint_floor_position(body: &CheckpointBody, i: usize) -> u64 
                     .sum::<u64>()
         })
         .sum();
-    24 + varint_len(body.generation) + varint_len(body.buckets.len() as u64) + before
+    meta::BODY_OFFSET as u64
+        + varint_len(body.generation)
+        + varint_len(body.buckets.len() as u64)
+        + before
+}
+
+/// Where a bucket's state first went past the end of its log.
+#[derive(Default, Clone)]
+struct PastEnd {
+    /// The floor: acknowledged messages are missing from the log.
+    floor: Option<(PathBuf, u64)>,
+    /// The next offset: delivered messages are missing from the log.
+    next: Option<(PathBuf, u64)>,
+}
+
+impl PastEnd {
+    /// Notes `at` as where `floor` or `next` first went past `end`.
+    fn note(&mut self, floor: u64, next: u64, end: Option<u64>, at: impl Fn() -> (PathBuf, u64)) {
+        let Some(end) = end else { return };
+        if floor > end && self.floor.is_none() {
+            self.floor = Some(at());
+        }
+        if next > end && self.next.is_none() {
+            self.next = Some(at());
+        }
+    }
 }
 
 /// Folds a consumer's checkpoint and journal with the engine's replay and
@@ -329,7 +310,7 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
     if body.buckets.len() != buckets.len() {
         info.problems.push(Problem::at(
             &ckpt_path,
-            24,
+            meta::BODY_OFFSET as u64,
             format!(
                 "checkpoint has {} priority levels, the stream has {}",
                 body.buckets.len(),
@@ -346,35 +327,36 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
                 .or(b.first_offset)
         })
         .collect();
-    // Where each bucket's floor first went past the end: (file, position).
-    let mut beyond: Vec<Option<(PathBuf, u64)>> = vec![None; buckets.len()];
+    let mut past: Vec<PastEnd> = vec![PastEnd::default(); buckets.len()];
+    for (i, b) in body.buckets.iter().enumerate() {
+        let floor_at = checkpoint_floor_position(&body, i);
+        past[i].note(b.floor, b.next, ends[i], || {
+            let at = if b.floor > ends[i].unwrap_or(u64::MAX) {
+                floor_at
+            } else {
+                floor_at + varint_len(b.floor)
+            };
+            (ckpt_path.clone(), at)
+        });
+    }
     let too_wide = body
         .buckets
         .iter()
         .position(|b| b.next.saturating_sub(b.floor) > CONSUMER_SPAN_MAX);
-    let states: Option<Vec<BucketState>> = match too_wide {
-        Some(i) => {
-            info.problems.push(Problem::at(
-                &ckpt_path,
-                checkpoint_floor_position(&body, i),
-                format!(
-                    "bucket p{i}: {} offsets between ack floor {} and next offset {}, more than \
-                     the {CONSUMER_SPAN_MAX} this inspector rebuilds; the journal is not replayed",
-                    body.buckets[i].next - body.buckets[i].floor,
-                    body.buckets[i].floor,
-                    body.buckets[i].next
-                ),
-            ));
-            None
-        }
-        None => Some(
-            body.buckets
-                .iter()
-                .map(BucketState::from_checkpoint)
-                .collect(),
-        ),
-    };
-    let Some(mut states) = states else {
+    if let Some(i) = too_wide {
+        let b = &body.buckets[i];
+        let reason = format!(
+            "bucket p{i}: {} offsets between ack floor {} and next offset {}, more than the \
+             {CONSUMER_SPAN_MAX} this inspector rebuilds; the journal is not replayed",
+            b.next - b.floor,
+            b.floor,
+            b.next
+        );
+        info.problems.push(Problem::warn(
+            &ckpt_path,
+            Some(checkpoint_floor_position(&body, i)),
+            reason,
+        ));
         // Counted from the checkpoint's lists alone.
         for (i, b) in body.buckets.iter().enumerate() {
             let within = |o: u64| o >= b.floor && o < b.next;
@@ -390,13 +372,14 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
                     .map(|&(_, n)| n),
             ));
         }
+        report_past_end(&mut info, &past, &ends);
         return info;
-    };
-    for (i, s) in states.iter().enumerate() {
-        if ends[i].is_some_and(|end| s.floor() > end) {
-            beyond[i] = Some((ckpt_path.clone(), checkpoint_floor_position(&body, i)));
-        }
     }
+    let mut states: Vec<state::BucketState> = body
+        .buckets
+        .iter()
+        .map(state::BucketState::from_checkpoint)
+        .collect();
     if let Some(j) = &c.journal {
         for (k, e) in j.entries.iter().enumerate() {
             let position = (JOURNAL_HEADER_BYTES + k * JOURNAL_RECORD_BYTES) as u64;
@@ -410,28 +393,29 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
             // that bounded (hostile or damaged journals).
             if let Some(s) = states.get(bucket) {
                 if offset == u64::MAX || offset.saturating_sub(s.floor()) > CONSUMER_SPAN_MAX {
-                    info.problems.push(Problem::at(
-                        &j.path,
-                        position,
-                        format!(
-                            "record names offset {offset} of bucket p{bucket}, more than \
-                             {CONSUMER_SPAN_MAX} past its ack floor {}; replay stopped here",
-                            s.floor()
-                        ),
-                    ));
+                    let reason = format!(
+                        "record names offset {offset} of bucket p{bucket}, more than \
+                         {CONSUMER_SPAN_MAX} past its ack floor {}; replay stopped here",
+                        s.floor()
+                    );
+                    // Past the end of the log, the state names messages that
+                    // are not there; within it, this is the inspector's limit.
+                    let past_end = ends[bucket].is_none_or(|end| offset >= end);
+                    info.problems.push(Problem {
+                        warning: !past_end,
+                        ..Problem::at(&j.path, position, reason)
+                    });
                     break;
                 }
             }
             info.journal_records += 1;
-            match consumer_state::replay_entry(&mut states, e) {
-                Replayed::Nothing => {}
-                Replayed::Redelivery => info.redelivered += 1,
-                Replayed::DeadLetter => info.dead_lettered += 1,
-            }
-            if let (Some(s), Some(Some(end))) = (states.get(bucket), ends.get(bucket)) {
-                if s.floor() > *end && beyond[bucket].is_none() {
-                    beyond[bucket] = Some((j.path.clone(), position));
-                }
+            let counts = replay::fold(&mut states, [*e]);
+            info.redelivered += counts.redelivered;
+            info.dead_lettered += counts.dead_lettered;
+            if let (Some(s), Some(p)) = (states.get(bucket), past.get_mut(bucket)) {
+                p.note(s.floor(), s.next(), ends[bucket], || {
+                    (j.path.clone(), position)
+                });
             }
         }
     }
@@ -445,24 +429,43 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
             cp.acked.len() as u64,
             cp.attempts.iter().map(|&(_, n)| n).filter(|&n| n > 0),
         ));
-        if let (Some((file, position)), Some(end)) = (&beyond[i], ends[i]) {
-            if cp.floor > end {
-                info.problems.push(Problem::at(
-                    file,
-                    *position,
-                    format!(
-                        "consumer {}: ack floor {} of bucket p{i} is past the bucket's end {end} \
-                         (acknowledged messages are missing from the log)",
-                        info.name, cp.floor
-                    ),
-                ));
-            }
-        }
     }
+    report_past_end(&mut info, &past, &ends);
     info
 }
 
-pub(super) fn bucket_figures(
+/// The problems of a state that names offsets past the end of its log (as
+/// it stands after the fold): a floor past the end means acknowledged
+/// messages are missing from the log, a next offset past it (below a floor
+/// within it) delivered ones.
+fn report_past_end(info: &mut ConsumerInfo, past: &[PastEnd], ends: &[Option<u64>]) {
+    for i in 0..info.buckets.len() {
+        let (b, Some(end)) = (info.buckets[i], ends[i]) else {
+            continue;
+        };
+        if b.ack_floor > end {
+            if let Some((file, position)) = &past[i].floor {
+                let reason = format!(
+                    "consumer {}: ack floor {} of bucket p{i} is past the bucket's end {end} \
+                     (acknowledged messages are missing from the log)",
+                    info.name, b.ack_floor
+                );
+                info.problems.push(Problem::at(file, *position, reason));
+            }
+        } else if b.next_offset > end {
+            if let Some((file, position)) = &past[i].next {
+                let reason = format!(
+                    "consumer {}: next offset {} of bucket p{i} is past the bucket's end {end} \
+                     (delivered messages are missing from the log)",
+                    info.name, b.next_offset
+                );
+                info.problems.push(Problem::at(file, *position, reason));
+            }
+        }
+    }
+}
+
+fn bucket_figures(
     priority: u8,
     floor: u64,
     next: u64,

@@ -1,182 +1,277 @@
-use super::*;
+//! Segments and buckets, judged with the verdicts of the engine's open and
+//! reads ([`crate::log::scan`], [`crate::log::index_file`]): a bucket's
+//! last segment is recovered as active, the others are read through their
+//! index when it is usable and rebuilt from a scan when it is not.
 
-/// What the caller of the segment analysis knows about the segment.
+use super::read::{list_dir, open_file, read_at_most, read_bounded, read_framed, too_large};
+use super::read::{Bounded, Framed};
+use super::{
+    BlobRef, BucketInfo, IndexStatus, Inspector, Problem, RecordInfo, ScanEnd, SegmentInfo,
+};
+use crate::format::headers;
+use crate::format::meta;
+use crate::format::record::{self, DecodedRecord, RECORD_HEADER_BYTES};
+use crate::format::segment::{
+    SegmentHeader, SegmentState, SEGMENT_HEADER_BYTES, STATE_BYTES, STATE_OFFSET,
+};
+use crate::io::EntryKind;
+use crate::layout;
+use crate::log::index_file::{self, INDEX_FILE_BYTES_MAX};
+use crate::log::scan::{self, Damage, Scan};
+use crate::options::SEGMENT_BYTES_LIMIT;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How many times the header of an active segment is read again when its
+/// state block fails its checksum (it may have been caught mid-update).
+const STATE_REREADS: usize = 3;
+
+/// Bytes of the body of `retention.meta`: the low-water offset.
+const LOW_WATER_BYTES: usize = 8;
+
+/// What the caller knows about a segment.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Role {
-    /// The last segment of its bucket, without an intact index.
+    /// The last segment of its bucket: recovered at open (a segment read
+    /// alone without a usable index is judged the same way).
     Active,
-    /// A sealed segment; it must hold this many records where known.
-    Sealed { expected_records: Option<u64> },
+    /// A sealed segment, holding `count` records where known (the next
+    /// segment's base minus its own).
+    Sealed { count: Option<u64> },
 }
 
-/// `p<k>` with `k` below [`PRIORITIES_MAX`], without leading zeros.
-pub(super) fn parse_bucket_dir(name: &str) -> Option<u8> {
-    let digits = name.strip_prefix('p')?;
-    if digits.is_empty() || digits.len() > 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let k: u8 = digits.parse().ok()?;
-    (k < PRIORITIES_MAX && k.to_string() == digits).then_some(k)
+/// The state block of a segment whose header says `segment_id`.
+fn state_of(bytes: &[u8], segment_id: u64) -> Option<SegmentState> {
+    bytes
+        .get(STATE_OFFSET..STATE_OFFSET + STATE_BYTES)
+        .and_then(|b| SegmentState::decode(segment_id, b))
 }
 
-pub(super) fn inspect_bucket(priority: u8, dir: &Path, problems: &mut Vec<Problem>) -> BucketInfo {
-    let mut info = BucketInfo {
-        priority,
-        path: dir.to_path_buf(),
-        segments: Vec::new(),
-        messages: 0,
-        first_offset: None,
-        last_offset: None,
-        first_timestamp_us: None,
-        last_timestamp_us: None,
-        file_bytes: 0,
-        data_bytes: 0,
-        quarantined: Vec::new(),
-    };
-    let entries = match list_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            problems.push(Problem::file(dir, "bucket directory missing"));
-            return info;
-        }
-        Err(e) => {
-            problems.push(Problem::file(dir, format!("cannot list: {e}")));
-            return info;
-        }
-    };
-    let mut bases: Vec<u64> = entries
-        .iter()
-        .filter(|(_, k)| *k == Kind::File)
-        .filter_map(|(n, _)| crate::layout::parse_segment_name(n))
-        .collect();
-    bases.sort_unstable();
-    if entries
-        .iter()
-        .any(|(n, k)| n == QUARANTINE_DIR && *k == Kind::Dir)
-    {
-        let qdir = dir.join(QUARANTINE_DIR);
-        match list_dir(&qdir) {
-            Ok(q) => {
-                info.quarantined = q
-                    .into_iter()
-                    .filter(|(_, k)| *k == Kind::File)
-                    .map(|(n, _)| qdir.join(n))
-                    .collect()
-            }
-            Err(e) => problems.push(Problem::file(&qdir, format!("cannot list: {e}"))),
-        }
-    }
-    for (i, &base) in bases.iter().enumerate() {
-        let path = dir.join(crate::layout::segment_file_name(base));
-        let next = bases.get(i + 1).copied();
-        let Some(seg) = inspect_bucket_segment(&path, base, priority, next) else {
-            continue;
+fn damage(path: &Path, d: Damage) -> Problem {
+    Problem::at(path, d.position, d.reason)
+}
+
+impl Inspector<'_> {
+    /// Reads a segment file of at most [`SEGMENT_BYTES_LIMIT`] bytes: its
+    /// header first, then its data. The header's watermark only grows and
+    /// data below it was written before, so every byte below the watermark
+    /// seen is read as it stays. The header of an active segment whose state
+    /// block fails its checksum is read again (caught mid-update).
+    pub(super) fn read_segment_bytes(&self, path: &Path, active: bool) -> io::Result<Bounded> {
+        let Some(f) = open_file(self.vfs, path)? else {
+            return Ok(Bounded::Missing);
         };
-        problems.extend(seg.problems.iter().cloned());
-        info.segments.push(seg);
-    }
-    info.first_offset = info.segments.first().and_then(SegmentInfo::base_offset);
-    info.messages = info.segments.iter().map(|s| s.record_count).sum();
-    info.last_offset = info
-        .segments
-        .iter()
-        .rev()
-        .find(|s| s.record_count > 0)
-        .and_then(|s| Some(s.base_offset()? + s.record_count - 1));
-    info.first_timestamp_us = info.segments.iter().find_map(|s| s.first_timestamp_us);
-    info.last_timestamp_us = info.segments.iter().rev().find_map(|s| s.last_timestamp_us);
-    info.file_bytes = info.segments.iter().map(|s| s.file_bytes).sum();
-    info.data_bytes = info
-        .segments
-        .iter()
-        .map(|s| s.data_end.saturating_sub(SEGMENT_HEADER_BYTES as u64))
-        .sum();
-    info
-}
-
-/// Inspects one segment of a bucket listing; `None` if it vanished.
-pub(super) fn inspect_bucket_segment(
-    path: &Path,
-    base: u64,
-    priority: u8,
-    next_base: Option<u64>,
-) -> Option<SegmentInfo> {
-    let unreadable = |reason: String| SegmentInfo {
-        path: path.to_path_buf(),
-        name_base_offset: Some(base),
-        file_bytes: 0,
-        header: None,
-        state: None,
-        sealed: next_base.is_some(),
-        index: IndexStatus::Missing,
-        record_count: 0,
-        data_end: 0,
-        end: ScanEnd::NotScanned,
-        first_timestamp_us: None,
-        last_timestamp_us: None,
-        records: Vec::new(),
-        blob_refs: Vec::new(),
-        problems: vec![Problem::file(path, reason)],
-    };
-    let bytes = match read_segment_bytes(path, next_base.is_none()) {
-        Ok(Bounded::Bytes(b)) => b,
-        Ok(Bounded::Missing) => return None,
-        Ok(Bounded::TooLarge(len)) => {
-            let mut s = unreadable(String::new());
-            s.file_bytes = len;
-            s.problems = vec![too_large(path, len, SEGMENT_BYTES_LIMIT)];
-            return Some(s);
+        let len = f.len()?;
+        if len > SEGMENT_BYTES_LIMIT {
+            return Ok(Bounded::TooLarge(len));
         }
-        Err(e) => return Some(unreadable(format!("cannot read: {e}"))),
-    };
-    let role = match next_base {
-        Some(n) => Role::Sealed {
-            expected_records: n.checked_sub(base),
-        },
-        None => {
-            // The last segment is sealed if it has an intact index: it was
-            // rolled after the directory was listed (or the process stopped
-            // between writing the index and creating the next segment).
-            let h = SegmentHeader::decode(&bytes).ok();
-            let sealed_count = h.and_then(|h| {
-                load_index(&index_path_of(path, base))
-                    .ok()
-                    .flatten()
-                    .and_then(|b| index_fmt::decode(&b).ok())
-                    .filter(|ih| ih.segment_id == h.segment_id && ih.base_offset == base)
-                    .map(|ih| ih.count)
-            });
-            match sealed_count {
+        let head_len = len.min(SEGMENT_HEADER_BYTES as u64);
+        let mut bytes = read_at_most(&*f, 0, head_len)?;
+        for _ in 0..STATE_REREADS {
+            let torn = SegmentHeader::decode(&bytes)
+                .is_ok_and(|h| state_of(&bytes, h.segment_id).is_none());
+            if !active || !torn {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            bytes = read_at_most(&*f, 0, head_len)?;
+        }
+        if len > head_len {
+            bytes.extend(read_at_most(&*f, head_len, len - head_len)?);
+        }
+        Ok(Bounded::Bytes(bytes))
+    }
+
+    /// Reads an index file: `Ok(None)` if missing, `Err(reason)` if
+    /// unreadable or too large.
+    pub(super) fn load_index(&self, path: &Path) -> Result<Option<Vec<u8>>, String> {
+        match read_bounded(self.vfs, path, INDEX_FILE_BYTES_MAX) {
+            Ok(Bounded::Bytes(b)) => Ok(Some(b)),
+            Ok(Bounded::Missing) => Ok(None),
+            Ok(Bounded::TooLarge(len)) => Err(format!(
+                "index of {len} bytes exceeds the limit of {INDEX_FILE_BYTES_MAX}"
+            )),
+            Err(e) => Err(format!("cannot read: {e}")),
+        }
+    }
+
+    /// Inspects one bucket directory as the engine's open lists it.
+    pub(super) fn inspect_bucket(
+        &self,
+        priority: u8,
+        dir: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> BucketInfo {
+        let mut info = BucketInfo {
+            priority,
+            path: dir.to_path_buf(),
+            segments: Vec::new(),
+            messages: 0,
+            first_offset: None,
+            last_offset: None,
+            first_timestamp_us: None,
+            last_timestamp_us: None,
+            file_bytes: 0,
+            data_bytes: 0,
+            quarantined: Vec::new(),
+        };
+        let entries = match list_dir(self.vfs, dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                problems.push(Problem::file(dir, "bucket directory missing"));
+                return info;
+            }
+            Err(e) => {
+                problems.push(Problem::file(dir, format!("cannot list: {e}")));
+                return info;
+            }
+        };
+        let mut bases = Vec::new();
+        for e in &entries {
+            let Some(base) = layout::parse_segment_name(&e.name) else {
+                if e.name == layout::QUARANTINE_DIR && e.kind == EntryKind::Dir {
+                    info.quarantined = self.list_quarantine(&dir.join(&e.name), problems);
+                }
+                continue;
+            };
+            let path = dir.join(&e.name);
+            if e.kind != EntryKind::File {
+                problems.push(Problem::at(&path, 0, "segment is not a regular file"));
+            } else if base > u64::MAX >> 1 {
+                problems.push(Problem::at(
+                    &path,
+                    0,
+                    "impossible base offset in the file name",
+                ));
+            } else {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        // Segments below the low-water mark are what a retention pass cut
+        // short by a crash was deleting: the next open finishes the pass.
+        if let Some(low) = self.low_water(dir, problems) {
+            while bases.len() > 1 && bases[1] <= low {
+                bases.remove(0);
+            }
+        }
+        for (i, &base) in bases.iter().enumerate() {
+            let next = bases.get(i + 1).copied();
+            let role = match next {
                 Some(n) => Role::Sealed {
-                    expected_records: Some(n),
+                    count: Some(n - base),
                 },
                 None => Role::Active,
+            };
+            let path = dir.join(layout::segment_file_name(base));
+            let Some(seg) = self.inspect_segment(&path, base, priority, role) else {
+                continue;
+            };
+            problems.extend(seg.problems.iter().cloned());
+            info.segments.push(seg);
+        }
+        info.first_offset = info.segments.first().and_then(SegmentInfo::base_offset);
+        info.messages = info.segments.iter().map(|s| s.record_count).sum();
+        info.last_offset = info
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.record_count > 0)
+            .and_then(|s| Some(s.base_offset()? + s.record_count - 1));
+        info.first_timestamp_us = info.segments.iter().find_map(|s| s.first_timestamp_us);
+        info.last_timestamp_us = info.segments.iter().rev().find_map(|s| s.last_timestamp_us);
+        info.file_bytes = info.segments.iter().map(|s| s.file_bytes).sum();
+        info.data_bytes = info
+            .segments
+            .iter()
+            .map(|s| s.data_end.saturating_sub(SEGMENT_HEADER_BYTES as u64))
+            .sum();
+        info
+    }
+
+    fn list_quarantine(&self, qdir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+        match list_dir(self.vfs, qdir) {
+            Ok(q) => q
+                .into_iter()
+                .filter(|e| e.kind == EntryKind::File)
+                .map(|e| qdir.join(e.name))
+                .collect(),
+            Err(e) => {
+                problems.push(Problem::file(qdir, format!("cannot list: {e}")));
+                Vec::new()
             }
         }
-    };
-    Some(analyse_segment(
-        path,
-        Some(base),
-        Some(priority),
-        &bytes,
-        role,
-        false,
-    ))
+    }
+
+    /// The bucket's low-water mark (`retention.meta`), read as the open reads it.
+    fn low_water(&self, dir: &Path, problems: &mut Vec<Problem>) -> Option<u64> {
+        let path = dir.join(layout::RETENTION_FILE);
+        let frame = (
+            meta::RETENTION_MAGIC,
+            meta::RETENTION_VERSION,
+            LOW_WATER_BYTES,
+        );
+        let Framed::Body(body) = read_framed(self.vfs, &path, frame, "retention mark", problems)
+        else {
+            return None;
+        };
+        match <[u8; LOW_WATER_BYTES]>::try_from(body.as_slice()) {
+            Ok(b) => Some(u64::from_le_bytes(b)),
+            Err(_) => {
+                problems.push(Problem::at(
+                    &path,
+                    meta::BODY_OFFSET as u64,
+                    "retention mark has the wrong length",
+                ));
+                None
+            }
+        }
+    }
+
+    /// Inspects one segment of a bucket listing; `None` if it vanished.
+    fn inspect_segment(
+        &self,
+        path: &Path,
+        base: u64,
+        priority: u8,
+        role: Role,
+    ) -> Option<SegmentInfo> {
+        let unreadable = |file_bytes: u64, problem: Problem| SegmentInfo {
+            file_bytes,
+            problems: vec![problem],
+            ..empty_info(path, Some(base), role)
+        };
+        let bytes = match self.read_segment_bytes(path, matches!(role, Role::Active)) {
+            Ok(Bounded::Bytes(b)) => b,
+            Ok(Bounded::Missing) => return None,
+            Ok(Bounded::TooLarge(len)) => {
+                return Some(unreadable(len, too_large(path, len, SEGMENT_BYTES_LIMIT)))
+            }
+            Err(e) => {
+                return Some(unreadable(
+                    0,
+                    Problem::file(path, format!("cannot read: {e}")),
+                ))
+            }
+        };
+        let index = self.load_index(&layout::index_path_of(path, base));
+        Some(analyse(
+            path,
+            Some(base),
+            Some(priority),
+            &bytes,
+            role,
+            index,
+            false,
+        ))
+    }
 }
 
-/// Checks a segment held whole in `bytes` and summarises it.
-pub(super) fn analyse_segment(
-    path: &Path,
-    name_base: Option<u64>,
-    priority: Option<u8>,
-    bytes: &[u8],
-    role: Role,
-    keep_records: bool,
-) -> SegmentInfo {
-    let mut info = SegmentInfo {
+fn empty_info(path: &Path, name_base: Option<u64>, role: Role) -> SegmentInfo {
+    SegmentInfo {
         path: path.to_path_buf(),
         name_base_offset: name_base,
-        file_bytes: bytes.len() as u64,
+        file_bytes: 0,
         header: None,
         state: None,
         sealed: matches!(role, Role::Sealed { .. }),
@@ -189,276 +284,266 @@ pub(super) fn analyse_segment(
         records: Vec::new(),
         blob_refs: Vec::new(),
         problems: Vec::new(),
+    }
+}
+
+/// The role of a segment read alone: sealed if a usable index of the same
+/// segment lies beside it (as many records as the index says), else active.
+pub(super) fn role_alone(bytes: &[u8], index: &Result<Option<Vec<u8>>, String>) -> Role {
+    let usable = SegmentHeader::decode(bytes).ok().and_then(|h| {
+        let b = index.as_ref().ok()?.as_ref()?;
+        index_file::check(b, &h, None, bytes.len() as u64).ok()
+    });
+    match usable {
+        Some(ih) => Role::Sealed {
+            count: Some(ih.count),
+        },
+        None => Role::Active,
+    }
+}
+
+/// Checks a segment held whole in `bytes` as the engine would open and read
+/// it in `role`, and summarises it. `index` is its index file as read.
+pub(super) fn analyse(
+    path: &Path,
+    name_base: Option<u64>,
+    priority: Option<u8>,
+    bytes: &[u8],
+    role: Role,
+    index: Result<Option<Vec<u8>>, String>,
+    keep_records: bool,
+) -> SegmentInfo {
+    let mut info = SegmentInfo {
+        file_bytes: bytes.len() as u64,
+        ..empty_info(path, name_base, role)
     };
-    let header = match SegmentHeader::decode(bytes) {
+    let len = bytes.len() as u64;
+    let header = match scan::check_header(bytes, len, name_base, priority) {
         Ok(h) => h,
-        Err(e) => {
-            let reason = match e {
-                HeaderDecodeError::Truncated => format!(
-                    "segment of {} bytes is shorter than its {SEGMENT_HEADER_BYTES}-byte header",
-                    bytes.len()
-                ),
-                HeaderDecodeError::BadMagic => "not a segment file (bad magic)".to_string(),
-                HeaderDecodeError::Version(v) => {
-                    format!("segment format version {v} is unknown to this build")
-                }
-                HeaderDecodeError::BadCrc => "segment header checksum mismatch".to_string(),
-            };
-            info.problems.push(Problem::at(path, 0, reason));
-            return info;
+        Err(d) => {
+            info.problems.push(damage(path, d));
+            // A header naming another base or bucket is still scanned, for
+            // the figures; an unusable one ends the analysis.
+            match SegmentHeader::decode(bytes) {
+                Ok(h) => h,
+                Err(_) => return info,
+            }
         }
     };
     info.header = Some(header);
-    if let Some(b) = name_base {
-        if header.base_offset != b {
-            info.problems.push(Problem::at(
-                path,
-                24,
-                format!(
-                    "header says base offset {} but the file name says {b}",
-                    header.base_offset
-                ),
-            ));
-        }
-    }
-    if let Some(p) = priority {
-        if header.bucket != u32::from(p) {
-            info.problems.push(Problem::at(
-                path,
-                12,
-                format!(
-                    "segment belongs to priority {} but lies in bucket p{p}",
-                    header.bucket
-                ),
-            ));
-        }
-    }
-    let state = bytes
-        .get(STATE_OFFSET..STATE_OFFSET + STATE_BYTES)
-        .and_then(|b| SegmentState::decode(header.segment_id, b));
+    let state = state_of(bytes, header.segment_id);
     info.state = state;
-    let data = bytes.get(SEGMENT_HEADER_BYTES..).unwrap_or(&[]);
-    let epoch_max = match role {
-        Role::Active => state.map(|s| s.epoch),
-        Role::Sealed { .. } => None,
+    let idx_path = layout::index_path_of(path, header.base_offset);
+    let (index_bytes, unreadable) = match index {
+        Ok(b) => (b, None),
+        Err(why) => (None, Some(why)),
     };
-    let scan = scan::scan(
-        data,
-        SEGMENT_HEADER_BYTES,
-        header.segment_id,
-        header.base_offset,
-        epoch_max,
-    );
+    let count = match role {
+        Role::Sealed { count } => count,
+        Role::Active => None,
+    };
+    let usable = index_bytes
+        .as_deref()
+        .map(|b| index_file::check(b, &header, count, len));
+    let scan = match (role, &usable) {
+        (Role::Active, _) => {
+            let scan = scan::scan_file(bytes, &header, state.map(|s| s.epoch));
+            info.end = judge_active(path, &scan, state, &mut info.problems);
+            scan
+        }
+        // Read through the index, as the engine reads a sealed segment:
+        // what lies past its data end is not part of the log.
+        (Role::Sealed { .. }, Some(Ok(ih))) => {
+            let end = usize::try_from(ih.data_end)
+                .unwrap_or(bytes.len())
+                .min(bytes.len());
+            let scan = scan::scan_file(&bytes[..end], &header, None);
+            info.end = judge_sealed(path, &scan, Some(ih.count), &mut info.problems);
+            if let Some(run) =
+                scan::nonzero_runs(&bytes[SEGMENT_HEADER_BYTES..], SEGMENT_HEADER_BYTES, end)
+                    .first()
+            {
+                info.problems.push(Problem::warn(
+                    path,
+                    Some(run.start as u64),
+                    "non-zero bytes past the end of a sealed segment's records: not part of the \
+                     log, but its index could not be rebuilt from this segment",
+                ));
+            }
+            scan
+        }
+        // Rebuilt from a scan at open (missing) or at first use (unusable).
+        (Role::Sealed { count }, _) => {
+            let scan = scan::scan_file(bytes, &header, None);
+            info.end = judge_sealed(path, &scan, count, &mut info.problems);
+            scan
+        }
+    };
+    info.index = match (&usable, unreadable) {
+        (_, Some(why)) => IndexStatus::Invalid(why),
+        (None, None) => IndexStatus::Missing,
+        (Some(Err(why)), None) => IndexStatus::Invalid(why.clone()),
+        (Some(Ok(ih)), None) => {
+            let b = index_bytes.as_deref().unwrap_or(&[]);
+            match index_file::check_against_scan(b, ih, &scan) {
+                Ok(()) => IndexStatus::Valid,
+                Err(why) => IndexStatus::Invalid(why),
+            }
+        }
+    };
+    if matches!(role, Role::Sealed { .. }) {
+        index_problem(
+            &idx_path,
+            &info.index,
+            usable.as_ref().is_some_and(|u| u.is_ok()),
+            &mut info.problems,
+        );
+    }
     info.record_count = scan.positions.len() as u64;
     info.data_end = scan.end;
-    info.end = judge_scan(path, &scan, role, state, &mut info.problems);
-    let decode_at = |i: usize| -> Option<record::DecodedRecord> {
-        let pos = *scan.positions.get(i)? as usize;
-        let rec = bytes.get(pos..scan.end as usize)?;
-        record::decode(
-            rec,
-            header.segment_id,
-            u32::MAX,
-            Some(header.base_offset + i as u64),
-        )
-        .ok()
-    };
-    info.first_timestamp_us = decode_at(0).map(|d| d.timestamp_us);
-    info.last_timestamp_us = scan
-        .positions
-        .len()
-        .checked_sub(1)
-        .and_then(decode_at)
-        .map(|d| d.timestamp_us);
-    if keep_records {
-        info.records = scan
-            .positions
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &pos)| {
-                decode_at(i).map(|d| RecordInfo {
-                    position: u64::from(pos),
-                    offset: d.offset,
-                    timestamp_us: d.timestamp_us,
-                    epoch: d.epoch,
-                    flags: d.flags,
-                    headers_bytes: d.hdr_len,
-                    body_bytes: d.len - RECORD_HEADER_BYTES as u32 - u32::from(d.hdr_len),
-                    stored_bytes: d.stored_len(),
-                })
-            })
-            .collect();
-    }
-    for (i, &pos) in scan.positions.iter().enumerate() {
-        let Some(d) = decode_at(i) else { continue };
-        if d.flags & record::FLAG_CLAIM_CHECK == 0 {
-            continue;
-        }
-        let start = pos as usize;
-        let body = bytes.get(start + d.body_range().start..start + d.body_range().end);
-        if let Some((hash, length)) = body.and_then(record::decode_claim_check) {
-            info.blob_refs.push(BlobRef {
-                hash,
-                length,
-                offset: d.offset,
-                position: u64::from(pos),
-            });
-        }
-    }
-    info.index = check_index(
-        &index_path_of(path, header.base_offset),
-        &header,
-        &scan,
-        bytes.len() as u64,
-    );
-    if info.sealed {
-        let why = match &info.index {
-            IndexStatus::Valid => None,
-            IndexStatus::Missing => Some("index of a sealed segment is missing".to_string()),
-            IndexStatus::Invalid(why) => Some(format!("index: {why}")),
-        };
-        if let Some(why) = why {
-            let idx = index_path_of(path, header.base_offset);
-            info.problems.push(Problem::file(
-                &idx,
-                format!("{why}; it is rebuilt when the store is next opened"),
-            ));
-        }
-    }
+    read_records(path, bytes, &header, &scan, keep_records, &mut info);
     info
 }
 
-/// Decides what the end of a scan means for a segment in `role`.
-pub(super) fn judge_scan(
+/// The problem with the index of a sealed segment, if any: one the engine
+/// reads through but that disagrees with the records is damage; a missing
+/// or unusable one is rebuilt by the engine (a warning).
+fn index_problem(idx: &Path, status: &IndexStatus, usable: bool, problems: &mut Vec<Problem>) {
+    match (status, usable) {
+        (IndexStatus::Valid, _) => {}
+        (IndexStatus::Missing, _) => problems.push(Problem::warn(
+            idx,
+            None,
+            "index of a sealed segment is missing; the next open rebuilds it",
+        )),
+        (IndexStatus::Invalid(why), false) => problems.push(Problem::warn(
+            idx,
+            None,
+            format!("index: {why}; it is rebuilt from its segment when first read"),
+        )),
+        (IndexStatus::Invalid(why), true) => problems.push(Problem::file(
+            idx,
+            format!("index: {why}; reads through it fail (`repair` rebuilds it)"),
+        )),
+    }
+}
+
+/// The verdict of the engine's recovery on an active segment.
+fn judge_active(
     path: &Path,
     scan: &Scan,
-    role: Role,
     state: Option<SegmentState>,
     problems: &mut Vec<Problem>,
 ) -> ScanEnd {
-    let why = match scan.stop {
-        ScanStop::End => None,
-        ScanStop::Bad(e) => Some(e.to_string()),
-        ScanStop::StaleEpoch(e) => Some(format!("record of an older epoch {e}")),
-        ScanStop::FutureEpoch(e) => Some(format!("record of a future epoch {e}")),
-    };
-    match role {
-        Role::Sealed { expected_records } => {
-            let found = scan.positions.len() as u64;
-            if let Some(why) = why {
-                problems.push(Problem::at(
-                    path,
-                    scan.end,
-                    format!("{why} in a sealed segment (after {found} valid records)"),
-                ));
-                return ScanEnd::Damaged;
-            }
-            match expected_records {
-                Some(n) if n != found => {
-                    problems.push(Problem::at(
-                        path,
-                        scan.end,
-                        format!("sealed segment holds {found} records, {n} expected"),
-                    ));
-                    ScanEnd::Damaged
-                }
-                _ => ScanEnd::Clean,
-            }
+    if state.is_none() {
+        problems.push(Problem::warn(
+            path,
+            Some(STATE_OFFSET as u64),
+            "segment state block fails its checksum: the durable watermark is unknown (the \
+             next open keeps every record that scans)",
+        ));
+    }
+    let verdict = scan::judge_active(scan, state).and_then(|()| scan::next_epoch(scan, state));
+    match (verdict, scan.stop.reason()) {
+        (Err(d), _) => {
+            problems.push(damage(path, d));
+            ScanEnd::Damaged
         }
-        Role::Active => {
-            let Some(state) = state else {
-                problems.push(Problem::at(
-                    path,
-                    STATE_OFFSET as u64,
-                    "segment state block fails its checksum: the durable watermark is unknown",
-                ));
-                return match why {
-                    None => ScanEnd::Clean,
-                    Some(reason) => ScanEnd::Tail {
-                        position: scan.end,
-                        reason,
-                    },
-                };
-            };
-            let watermark = state.synced_end;
-            if scan.end < watermark {
-                let why = why.unwrap_or_else(|| "zeros where synced records were".to_string());
-                problems.push(Problem::at(
-                    path,
-                    scan.end,
-                    format!("{why} (synced up to byte {watermark})"),
-                ));
-                return ScanEnd::Damaged;
-            }
-            match why {
-                None => ScanEnd::Clean,
-                Some(reason) => ScanEnd::Tail {
-                    position: scan.end,
-                    reason,
-                },
-            }
+        (Ok(_), None) => ScanEnd::Clean,
+        (Ok(_), Some(reason)) => ScanEnd::Tail {
+            position: scan.end,
+            reason,
+        },
+    }
+}
+
+/// The verdict of the engine on a sealed segment it reads or rebuilds.
+fn judge_sealed(
+    path: &Path,
+    scan: &Scan,
+    count: Option<u64>,
+    problems: &mut Vec<Problem>,
+) -> ScanEnd {
+    match scan::judge_sealed(scan, count) {
+        Ok(()) => ScanEnd::Clean,
+        Err(d) => {
+            problems.push(damage(path, d));
+            ScanEnd::Damaged
         }
     }
 }
 
-/// Checks the index file at `idx_path` against the scanned segment.
-pub(super) fn check_index(
-    idx_path: &Path,
+/// Decodes record `i` of a scan as the engine reads it (up to the data end,
+/// with its expected offset).
+pub(super) fn decode_at(
+    bytes: &[u8],
     header: &SegmentHeader,
     scan: &Scan,
-    len: u64,
-) -> IndexStatus {
-    let b = match load_index(idx_path) {
-        Ok(Some(b)) => b,
-        Ok(None) => return IndexStatus::Missing,
-        Err(e) => return IndexStatus::Invalid(e),
-    };
-    let checked = crate::log::index_file::check(&b, header, None, len)
-        .and_then(|ih| crate::log::index_file::check_against_scan(&b, &ih, scan));
-    match checked {
-        Ok(()) => IndexStatus::Valid,
-        Err(e) => IndexStatus::Invalid(e),
+    i: usize,
+) -> Option<DecodedRecord> {
+    let pos = *scan.positions.get(i)? as usize;
+    let rec = bytes.get(pos..usize::try_from(scan.end).ok()?)?;
+    record::decode(
+        rec,
+        header.segment_id,
+        u32::MAX,
+        Some(header.base_offset + i as u64),
+    )
+    .ok()
+}
+
+/// The record of a decoded record at byte `position`.
+pub(super) fn record_info(position: u64, d: &DecodedRecord) -> RecordInfo {
+    RecordInfo {
+        position,
+        offset: d.offset,
+        timestamp_us: d.timestamp_us,
+        epoch: d.epoch,
+        flags: d.flags,
+        headers_bytes: d.hdr_len,
+        body_bytes: d.len - RECORD_HEADER_BYTES as u32 - u32::from(d.hdr_len),
+        stored_bytes: d.stored_len(),
     }
 }
 
-/// Reads an index file; `Ok(None)` if missing, `Err(reason)` if unreadable or
-/// too large.
-pub(super) fn load_index(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
-    match read_bounded(path, INDEX_FILE_BYTES_MAX) {
-        Ok(Bounded::Bytes(b)) => Ok(Some(b)),
-        Ok(Bounded::Missing) => Ok(None),
-        Ok(Bounded::TooLarge(len)) => Err(format!(
-            "index of {len} bytes exceeds the limit of {INDEX_FILE_BYTES_MAX}"
-        )),
-        Err(e) => Err(format!("cannot read: {e}")),
-    }
-}
-
-pub(super) fn index_path_of(segment_path: &Path, base: u64) -> PathBuf {
-    segment_path.with_file_name(format!("{base:020}.idx"))
-}
-
-/// Reads a segment file. For an active segment, a state block that fails its
-/// checksum may have been caught mid-update by the writer: read again.
-pub(super) fn read_segment_bytes(path: &Path, maybe_active: bool) -> io::Result<Bounded> {
-    let mut read = read_bounded(path, SEGMENT_BYTES_LIMIT)?;
-    if !maybe_active {
-        return Ok(read);
-    }
-    for _ in 0..STATE_REREADS {
-        let Bounded::Bytes(b) = &read else {
-            return Ok(read);
+/// Reads the records of a scan as the engine's reads would: timestamps,
+/// claim-check references, the records themselves if `keep`, and a problem
+/// for each record whose header section is malformed (a read of it fails).
+fn read_records(
+    path: &Path,
+    bytes: &[u8],
+    header: &SegmentHeader,
+    scan: &Scan,
+    keep: bool,
+    info: &mut SegmentInfo,
+) {
+    let n = scan.positions.len();
+    info.first_timestamp_us = decode_at(bytes, header, scan, 0).map(|d| d.timestamp_us);
+    info.last_timestamp_us = n
+        .checked_sub(1)
+        .and_then(|i| decode_at(bytes, header, scan, i))
+        .map(|d| d.timestamp_us);
+    for (i, &pos) in scan.positions.iter().enumerate() {
+        let Some(d) = decode_at(bytes, header, scan, i) else {
+            continue;
         };
-        let state_ok = SegmentHeader::decode(b).is_ok_and(|h| {
-            b.get(STATE_OFFSET..STATE_OFFSET + STATE_BYTES)
-                .and_then(|s| SegmentState::decode(h.segment_id, s))
-                .is_some()
-        });
-        if state_ok || SegmentHeader::decode(b).is_err() {
-            return Ok(read);
+        let rec = &bytes[pos as usize..pos as usize + d.len as usize];
+        if d.hdr_len > 0 && headers::validate(&rec[d.headers_range()]).is_err() {
+            info.problems
+                .push(Problem::at(path, u64::from(pos), "malformed headers"));
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        read = read_bounded(path, SEGMENT_BYTES_LIMIT)?;
+        if keep {
+            info.records.push(record_info(u64::from(pos), &d));
+        }
+        if d.flags & record::FLAG_CLAIM_CHECK != 0 {
+            if let Some((hash, length)) = record::decode_claim_check(&rec[d.body_range()]) {
+                info.blob_refs.push(BlobRef {
+                    hash,
+                    length,
+                    offset: d.offset,
+                    position: u64::from(pos),
+                });
+            }
+        }
     }
-    Ok(read)
 }

@@ -3,7 +3,13 @@
 //! with the public API, then inspect them as they are, damaged, cut short.
 
 use super::*;
+use crate::consumer::CheckpointBody;
+use crate::format::meta::{CHECKPOINT_MAGIC, CHECKPOINT_VERSION, STORE_VERSION};
+use crate::format::segment::SEGMENT_HEADER_BYTES;
+use crate::layout::{parse_bucket_dir, CHECKPOINT_FILE, STREAM_META_FILE as STREAM_META};
 use crate::{Durability, Message, Options, Store};
+use std::fs;
+use std::path::PathBuf;
 
 fn opts() -> Options {
     Options::default().durability(Durability::Never)
@@ -294,4 +300,46 @@ fn bucket_directory_names() {
     assert_eq!(parse_bucket_dir("p01"), None);
     assert_eq!(parse_bucket_dir("p"), None);
     assert_eq!(parse_bucket_dir("q1"), None);
+}
+
+/// Regression: the inspector read blob names in either case and called an
+/// upper-case one an orphan "the next open removes"; the engine's parser
+/// is lower-case only, so the open left it. Such a file is not a blob: not
+/// reported, not removed by the open nor planned for removal by repair.
+#[test]
+fn an_upper_case_blob_name_is_not_a_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), opts()).unwrap());
+    let hex = hash_hex(&[0xab; 32]);
+    let lower_shard = dir.path().join(BLOBS_DIR).join("ab");
+    let upper_shard = dir.path().join(BLOBS_DIR).join("AB");
+    fs::create_dir_all(&lower_shard).unwrap();
+    fs::create_dir_all(&upper_shard).unwrap();
+    let mixed = lower_shard.join(format!("ab{}", hex[2..].to_uppercase()));
+    let upper = upper_shard.join(hex.to_uppercase());
+    for f in [&mixed, &upper] {
+        fs::write(f, b"not Spool's").unwrap();
+    }
+    let not_reported = |when: &str| {
+        let info = inspect_store(dir.path()).unwrap();
+        let problems: Vec<Problem> = info
+            .problems
+            .iter()
+            .cloned()
+            .chain(check_blobs(&info))
+            .collect();
+        assert!(problems.is_empty(), "{when}: {problems:?}");
+        let plan = repair::plan(dir.path(), None).unwrap();
+        assert!(plan.actions.is_empty(), "{when}: {:?}", plan.actions);
+    };
+    not_reported("before an open");
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert!(
+        store.recovery_report().is_clean(),
+        "{}",
+        store.recovery_report()
+    );
+    drop(store);
+    assert!(mixed.exists() && upper.exists(), "the open leaves them");
+    not_reported("after an open");
 }

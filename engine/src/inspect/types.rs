@@ -1,4 +1,9 @@
-use super::*;
+//! What the inspector reports: plain data, built by the other modules.
+
+use crate::format::segment::{SegmentHeader, SegmentState};
+use crate::options::StreamConfig;
+use crate::ConsumerConfig;
+use std::path::{Path, PathBuf};
 
 /// Something wrong found in a store: the file, the byte position where known,
 /// and what is wrong.
@@ -10,7 +15,8 @@ pub struct Problem {
     pub position: Option<u64>,
     /// What is wrong, in words.
     pub reason: String,
-    /// A warning: nothing stored is lost or unreadable (an orphan blob).
+    /// A warning: nothing stored is lost or unreadable, and the next open
+    /// of the store accepts it (an orphan blob, a missing index it rebuilds).
     pub warning: bool,
 }
 
@@ -30,6 +36,16 @@ impl Problem {
             position: None,
             reason: reason.into(),
             warning: false,
+        }
+    }
+
+    /// A warning about `file` (see [`Problem::warning`]).
+    pub(crate) fn warn(file: &Path, position: Option<u64>, reason: impl Into<String>) -> Problem {
+        Problem {
+            file: file.to_path_buf(),
+            position,
+            reason: reason.into(),
+            warning: true,
         }
     }
 }
@@ -236,8 +252,9 @@ pub struct SegmentInfo {
     /// The mutable state block; `None` if it fails its checksum or the header
     /// is unusable.
     pub state: Option<SegmentState>,
-    /// True for a sealed segment (not the last of its bucket, or with an
-    /// intact index), false for the active one.
+    /// True for a sealed segment (not the last of its bucket), false for
+    /// the active one, as the engine's open decides. A segment read alone
+    /// ([`super::read_segment`]) is sealed if a usable index lies beside it.
     pub sealed: bool,
     /// The segment's index.
     pub index: IndexStatus,
@@ -298,36 +315,4 @@ pub struct BlobRef {
     pub offset: u64,
     /// Byte position of the record in its segment.
     pub position: u64,
-}
-
-/// What is wrong with a blob file, if anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BlobStatus {
-    /// Present, a regular file, of the right length and hash.
-    Valid,
-    /// No such file.
-    Missing,
-    /// Something else than a regular file (a symlink, a directory, a FIFO).
-    NotAFile,
-    /// Its length differs from the reference's.
-    WrongLength(u64),
-    /// Its BLAKE3 hash differs from its name.
-    WrongHash([u8; 32]),
-    /// It could not be read.
-    Unreadable(String),
-}
-
-impl std::fmt::Display for BlobStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BlobStatus::Valid => write!(f, "valid"),
-            BlobStatus::Missing => write!(f, "blob file missing"),
-            BlobStatus::NotAFile => write!(f, "blob is not a regular file"),
-            BlobStatus::WrongLength(n) => write!(f, "blob holds {n} bytes"),
-            BlobStatus::WrongHash(h) => {
-                write!(f, "blob content has BLAKE3 hash {}", hash_hex(h))
-            }
-            BlobStatus::Unreadable(e) => write!(f, "cannot read blob: {e}"),
-        }
-    }
 }

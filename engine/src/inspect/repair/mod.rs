@@ -1,21 +1,24 @@
-//! Offline repair of a store, for `segment-tool repair`: plain file I/O
-//! (`std::fs`, no maps), the engine's codecs, and [`crate::inspect`] to find
-//! what is wrong.
+//! Offline repair of a store, for `segment-tool repair`: what the engine's
+//! next open would do (DESIGN.md 5), planned from the inspection and from
+//! the recovery's own verdicts ([`crate::log::scan`]), and done through the
+//! engine's file-system layer with its own atomic writes.
 //!
 //! # What it does, and what it never does
 //!
-//! [`plan`] inspects the store and lists [`Action`]s, each what the engine's
-//! recovery (DESIGN.md 5) would do at the next open:
+//! [`plan`] inspects the store and lists [`Action`]s, each what the next
+//! open would do:
 //!
-//! - a torn tail of an active segment (bytes past the durable watermark
-//!   that are not valid records) is copied to the bucket's `quarantine/`
-//!   (named `<base>-<pos>-e<epoch>.torn`, like recovery names it), every
-//!   non-zero byte past the end of the data is zeroed in place, and the
-//!   header state is rewritten (epoch + 1, watermark = end of data);
-//! - a missing or bad index of a sealed segment that scans cleanly is
+//! - a torn tail of an active segment not closed cleanly (non-zero bytes past
+//!   the end of its valid records, which end at or above the durable
+//!   watermark) is cut as recovery cuts it: the first run of non-zero pages
+//!   is copied to the bucket's `quarantine/` (named `<base>-<pos>-e<epoch>.torn`),
+//!   every run is zeroed in place, and the header state is rewritten (the
+//!   next epoch, watermark = end of the records);
+//! - a missing or unusable index of a sealed segment that scans cleanly is
 //!   rebuilt from the scan;
-//! - orphan blobs (no record refers to them) and leftover temporary files
-//!   (`.*.tmp`, `blobs/tmp/*`) are removed.
+//! - orphan blobs (no record refers to them) and the temporary files of
+//!   interrupted writes (`.*.tmp` in bucket and consumer directories,
+//!   `blobs/tmp/*.tmp`) are removed.
 //!
 //! Damage to acknowledged data (below a segment's watermark, or anywhere in
 //! a sealed segment), missing or damaged blobs and consumer states past the
@@ -26,60 +29,52 @@
 //!
 //! [`apply`] needs the store's lock ([`lock`]) held by the caller.
 
-use crate::format::index::{self as index_fmt, IndexHeader};
-use crate::format::segment::{SegmentState, SEGMENT_HEADER_BYTES, STATE_OFFSET};
-use crate::inspect::{
-    self, read_bounded, Bounded, IndexStatus, Problem, ScanEnd, SegmentInfo, StoreInfo, BLOBS_DIR,
-    BLOBS_TMP_DIR,
+use super::read::{list_dir, Bounded};
+use super::{IndexStatus, Inspector, Problem, ScanEnd, SegmentInfo, StoreInfo};
+use crate::format::segment::{
+    SegmentHeader, SegmentState, SEGMENT_HEADER_BYTES, STATE_BYTES, STATE_OFFSET,
 };
-use crate::layout::{QUARANTINE_DIR, STREAMS_DIR};
-use crate::options::SEGMENT_BYTES_LIMIT;
-use crate::{Error, Result};
+use crate::io::{EntryKind, LockGuard};
+use crate::layout::{self, BLOBS_DIR, BLOBS_TMP_DIR, CONSUMERS_DIR, QUARANTINE_DIR};
+use crate::log::scan::{self, Damage, Scan};
+use crate::{name, Error, Result};
 use std::collections::HashSet;
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
 
 mod apply;
 #[cfg(test)]
 mod tests;
 
-pub use apply::apply;
-
 /// Name of the store's lock file.
-pub const LOCK_FILE: &str = "LOCK";
+pub const LOCK_FILE: &str = layout::LOCK_FILE;
+
+/// The store's lock, taken by [`lock`]; released when dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _guard: Box<dyn LockGuard>,
+}
 
 /// Takes the store's lock (`flock` on `<store>/LOCK`, as [`crate::Store::open`]
 /// does) without waiting. [`Error::Locked`] if another process (or a `Store`
-/// of this one) holds it. The lock lasts as long as the returned file.
-pub fn lock(store: &Path) -> Result<fs::File> {
-    use fs2::FileExt as _;
-    let path = store.join(LOCK_FILE);
-    if !store.join(crate::layout::STORE_META_FILE).exists() {
-        return Err(Error::io(
-            "open store",
-            store,
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                "not a Spool store (no store.meta); is this the right directory?",
-            ),
-        ));
-    }
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    match file.try_lock_exclusive() {
-        Ok(()) => Ok(file),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Error::Locked {
-            path: store.to_path_buf(),
-        }),
-        Err(e) => Err(Error::io("lock", &path, e)),
-    }
+/// of this one) holds it. The lock lasts as long as the returned value.
+pub fn lock(store: &Path) -> Result<StoreLock> {
+    Inspector::real().repair_lock(store)
+}
+
+/// Inspects the store at `store` and lists what repair would do. With
+/// `force`, the named segment is cut at the named position if that is
+/// allowed; otherwise the force is refused with an [`Error::Corrupt`]
+/// explaining why (nothing else is planned then).
+pub fn plan(store: &Path, force: Option<&Force>) -> Result<Plan> {
+    Inspector::real().repair_plan(store, force)
+}
+
+/// Makes the changes of `plan`, in order, each made durable before the
+/// next. The caller holds the store's lock ([`lock`]). Returns the actions
+/// done.
+pub fn apply(plan: &Plan) -> Result<Vec<Action>> {
+    Inspector::real().repair_apply(plan)
 }
 
 /// A forced truncation: cut the segment `segment` at byte `position`.
@@ -93,10 +88,11 @@ pub struct Force {
 
 /// One change to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
-    /// Quarantine the bytes of `segment` from `position` to `end` (the end
-    /// of its non-zero bytes), zero every non-zero byte from `position` on,
-    /// and set the header state to `epoch`, watermark `position`.
+    /// Quarantine the first run of non-zero bytes of `segment` from
+    /// `position` on, zero every non-zero run from `position` to `end`, and
+    /// set the header state to `epoch`, watermark `position`.
     CutTail {
         /// The segment file.
         segment: PathBuf,
@@ -104,7 +100,8 @@ pub enum Action {
         position: u64,
         /// Byte after the last non-zero byte of the file.
         end: u64,
-        /// Non-zero bytes from `position` to `end`.
+        /// Bytes of the non-zero runs from `position` to `end` (the torn
+        /// tail and the scattered pages, as the recovery report counts them).
         nonzero_bytes: u64,
         /// Where the first run of cut bytes is copied (`None` if there is
         /// nothing to cut, only the header state to rewrite).
@@ -170,205 +167,240 @@ pub struct Plan {
     /// The changes, in the order [`apply`] makes them.
     pub actions: Vec<Action>,
     /// Problems repair does not touch: damage to acknowledged data, missing
-    /// or damaged blobs, consumer states. Each says why.
+    /// or damaged blobs, consumer states. Each says why. (Warnings are not
+    /// listed: nothing is lost, and the next open takes care of them.)
     pub refused: Vec<Problem>,
 }
 
-/// Inspects the store at `store` and lists what repair would do. With
-/// `force`, the named segment is cut at the named position if that is
-/// allowed; otherwise the force is refused with an [`Error::Corrupt`]
-/// explaining why (nothing else is planned then).
-pub fn plan(store: &Path, force: Option<&Force>) -> Result<Plan> {
-    let info = inspect::inspect_store(store)?;
-    let mut plan = Plan::default();
-    let mut handled: HashSet<PathBuf> = HashSet::new();
-    if let Some(f) = force {
-        let (action, extra) = plan_force(&info, f)?;
-        let Action::CutTail { segment, .. } = &action else {
-            unreachable!("plan_force returns a cut");
-        };
-        handled.insert(segment.clone());
-        plan.actions.push(action);
-        plan.actions.extend(extra);
-    }
-    for stream in &info.streams {
-        for bucket in &stream.buckets {
-            let last = bucket.segments.len().checked_sub(1);
-            for (i, seg) in bucket.segments.iter().enumerate() {
-                if handled.contains(&seg.path) {
-                    continue;
-                }
-                plan_segment(seg, Some(i) == last, &mut plan)?;
-            }
-        }
-    }
-    // Problems that are not about segments or indexes: keep them as refused.
-    let seg_files: HashSet<PathBuf> = plan
-        .actions
-        .iter()
-        .flat_map(|a| match a {
-            Action::CutTail { segment, .. } => vec![segment.clone()],
-            Action::RebuildIndex { segment, index } => vec![segment.clone(), index.clone()],
-            Action::RemoveIndex(p) => vec![p.clone()],
-            _ => vec![],
-        })
-        .collect();
-    for p in &info.problems {
-        let already = plan.refused.iter().any(|r| r.file == p.file);
-        if !seg_files.contains(&p.file) && !already {
-            plan.refused.push(p.clone());
-        }
-    }
-    for p in inspect::check_blobs(&info) {
-        if p.warning {
-            plan.actions.push(Action::RemoveOrphanBlob(p.file));
-        } else {
-            plan.refused.push(p);
-        }
-    }
-    for t in temp_files(store) {
-        plan.actions.push(Action::RemoveTempFile(t));
-    }
-    Ok(plan)
+/// The active segment held whole in `bytes` as the engine's recovery sees
+/// it: its header, state block and the scan of its records.
+fn active_scan(
+    bytes: &[u8],
+) -> std::result::Result<(SegmentHeader, Option<SegmentState>, Scan), Damage> {
+    let header = scan::check_header(bytes, bytes.len() as u64, None, None)?;
+    let state = bytes
+        .get(STATE_OFFSET..STATE_OFFSET + STATE_BYTES)
+        .and_then(|b| SegmentState::decode(header.segment_id, b));
+    let s = scan::scan_file(bytes, &header, state.map(|s| s.epoch));
+    Ok((header, state, s))
 }
 
-/// Plans the repair of one segment: a torn tail of the active one, a bad
-/// index of a sealed one; damage to acknowledged data is refused.
-fn plan_segment(seg: &SegmentInfo, last: bool, plan: &mut Plan) -> Result<()> {
-    let damaged = matches!(seg.end, ScanEnd::Damaged | ScanEnd::NotScanned);
-    if damaged {
-        for p in &seg.problems {
-            let mut p = p.clone();
-            p.reason.push_str(
-                "; acknowledged data: not repaired (see --force-truncate-at, allowed in the \
-                 last segment of a bucket only)",
-            );
-            plan.refused.push(p);
-        }
-        return Ok(());
-    }
-    if seg.sealed {
-        if seg.index != IndexStatus::Valid {
-            let base = seg.base_offset().unwrap_or(0);
-            plan.actions.push(Action::RebuildIndex {
-                segment: seg.path.clone(),
-                index: seg.path.with_file_name(format!("{base:020}.idx")),
-            });
-        }
-        return Ok(());
-    }
-    if !last {
-        return Ok(());
-    }
-    // The active segment: cut whatever lies past the end of its records,
-    // unless it is closed cleanly and all zero there.
-    let tail = matches!(seg.end, ScanEnd::Tail { .. });
-    let state_ok = seg.state.is_some_and(|s| s.synced_end <= seg.data_end);
-    if !tail && state_ok && seg.state.is_some_and(|s| s.clean) {
-        return Ok(());
-    }
-    let (info, bytes) = match inspect::read_segment_raw(&seg.path) {
-        Ok(r) => r,
-        Err(e) => {
-            plan.refused
-                .push(Problem::at(&seg.path, 0, format!("cannot read: {e}")));
-            return Ok(());
-        }
-    };
-    let position = info.data_end;
-    let (first_run, nonzero, end) = nonzero_runs(&bytes, position);
-    if nonzero == 0 && state_ok {
-        return Ok(());
-    }
-    plan.actions
-        .push(cut_action(&info, position, first_run, nonzero, end, false));
-    Ok(())
+/// The non-zero runs of `bytes` from `from` on (see [`scan::nonzero_runs`]).
+fn runs_from(bytes: &[u8], from: u64) -> Vec<Range<usize>> {
+    let data = bytes.get(SEGMENT_HEADER_BYTES..).unwrap_or(&[]);
+    scan::nonzero_runs(
+        data,
+        SEGMENT_HEADER_BYTES,
+        usize::try_from(from).unwrap_or(usize::MAX),
+    )
 }
 
-/// The cut of `info`'s segment at `position`.
+/// The cut of the segment at `path` (base offset `base`) at `position`,
+/// past which lie `runs`, by the recovery that starts epoch `epoch`.
 fn cut_action(
-    info: &SegmentInfo,
+    path: &Path,
+    base: u64,
     position: u64,
-    first_run: Option<(u64, u64)>,
-    nonzero: u64,
-    end: u64,
+    runs: &[Range<usize>],
+    epoch: u32,
     forced: bool,
 ) -> Action {
-    let records_epoch = info.records.iter().map(|r| r.epoch).max().unwrap_or(0);
-    let epoch = info
-        .state
-        .map(|s| s.epoch)
-        .unwrap_or(0)
-        .max(records_epoch)
-        .saturating_add(1);
-    let base = info.base_offset().unwrap_or(0);
-    let quarantine = first_run.map(|(start, _)| {
-        info.path
-            .with_file_name(QUARANTINE_DIR)
-            .join(format!("{base:020}-{start:010}-e{epoch}.torn"))
+    let quarantine = runs.first().map(|r| {
+        path.with_file_name(QUARANTINE_DIR)
+            .join(layout::torn_tail_name(base, r.start as u64, epoch))
     });
     Action::CutTail {
-        segment: info.path.clone(),
+        segment: path.to_path_buf(),
         position,
-        end,
-        nonzero_bytes: nonzero,
+        end: runs.last().map_or(position, |r| r.end as u64),
+        nonzero_bytes: runs.iter().map(|r| r.len() as u64).sum(),
         quarantine,
         epoch,
         forced,
     }
 }
 
-/// The non-zero bytes of `bytes` from `from` on, found as the engine's
-/// recovery finds them: runs of 4 KiB pages holding a non-zero byte, each
-/// trimmed to its first and last non-zero byte. Returns the first run
-/// (start, end), the non-zero bytes in all, and the byte after the last one
-/// (`from` if there is none).
-pub(super) fn nonzero_runs(bytes: &[u8], from: u64) -> (Option<(u64, u64)>, u64, u64) {
-    const PAGE: usize = 4096;
-    let from = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
-    let mut first: Option<(usize, usize)> = None;
-    let mut first_closed = false;
-    let mut count = 0u64;
-    let mut last_end = from;
-    let mut p = from;
-    while p < bytes.len() {
-        let chunk_end = ((p / PAGE + 1) * PAGE).min(bytes.len());
-        let chunk = &bytes[p..chunk_end];
-        match chunk.iter().position(|&b| b != 0) {
-            None => {
-                if first.is_some() {
-                    first_closed = true;
+/// Whether `a` and `b` name the same file: the same path once made absolute
+/// and rid of `.` and `..`, or (on the real file system) the same file once
+/// symlinks are resolved.
+fn same_file(a: &Path, b: &Path) -> bool {
+    fn lexical(p: &Path) -> PathBuf {
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        let mut out = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    out.pop();
                 }
+                other => out.push(other),
             }
-            Some(f) => {
-                let l = chunk.iter().rposition(|&b| b != 0).unwrap_or(f) + 1;
-                count += chunk.iter().filter(|&&b| b != 0).count() as u64;
-                last_end = p + l;
-                match &mut first {
-                    None => first = Some((p + f, p + l)),
-                    Some(r) if !first_closed => r.1 = p + l,
-                    Some(_) => {}
+        }
+        out
+    }
+    lexical(a) == lexical(b)
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
+impl Inspector<'_> {
+    /// Takes the store's lock (see [`lock`]).
+    pub fn repair_lock(&self, store: &Path) -> Result<StoreLock> {
+        let meta = store.join(layout::STORE_META_FILE);
+        match self.vfs.kind(&meta) {
+            Ok(Some(EntryKind::File)) => {}
+            Ok(_) => {
+                return Err(Error::io(
+                    "open store",
+                    store,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "not a Spool store (no store.meta); is this the right directory?",
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::io("stat", &meta, e)),
+        }
+        let path = store.join(LOCK_FILE);
+        match self.vfs.lock(&path) {
+            Ok(g) => Ok(StoreLock { _guard: g }),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Locked {
+                path: store.to_path_buf(),
+            }),
+            Err(e) => Err(Error::io("lock", &path, e)),
+        }
+    }
+
+    /// Inspects the store and lists what repair would do (see [`plan`]).
+    pub fn repair_plan(&self, store: &Path, force: Option<&Force>) -> Result<Plan> {
+        let info = self.inspect_store(store)?;
+        let mut plan = Plan::default();
+        let mut forced: Option<PathBuf> = None;
+        if let Some(f) = force {
+            let (action, extra) = self.plan_force(&info, f)?;
+            if let Action::CutTail { segment, .. } = &action {
+                forced = Some(segment.clone());
+            }
+            plan.actions.push(action);
+            plan.actions.extend(extra);
+        }
+        for bucket in info.streams.iter().flat_map(|s| s.buckets.iter()) {
+            for seg in &bucket.segments {
+                if forced.as_ref() != Some(&seg.path) {
+                    self.plan_segment(seg, &mut plan);
                 }
             }
         }
-        p = chunk_end;
+        // Problems no action resolves: refused. Warnings are left out.
+        let resolved: HashSet<PathBuf> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CutTail {
+                    segment,
+                    forced: true,
+                    ..
+                } => Some(segment.clone()),
+                Action::RebuildIndex { index, .. } | Action::RemoveIndex(index) => {
+                    Some(index.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for p in info.problems.iter().filter(|p| !p.warning) {
+            let already = plan
+                .refused
+                .iter()
+                .any(|r| r.file == p.file && r.position == p.position);
+            if !resolved.contains(&p.file) && !already {
+                plan.refused.push(p.clone());
+            }
+        }
+        for p in self.check_blobs(&info) {
+            if p.warning {
+                plan.actions.push(Action::RemoveOrphanBlob(p.file));
+            } else {
+                plan.refused.push(p);
+            }
+        }
+        plan.actions.extend(self.leftovers(store, &info));
+        Ok(plan)
     }
-    (
-        first.map(|(a, b)| (a as u64, b as u64)),
-        count,
-        last_end as u64,
-    )
-}
 
-/// Checks a forced truncation and plans it.
-fn plan_force(info: &StoreInfo, f: &Force) -> Result<(Action, Vec<Action>)> {
-    let refuse = |why: String| Error::corrupt(&f.segment, f.position, why);
-    let wanted = fs::canonicalize(&f.segment).map_err(|e| Error::io("open", &f.segment, e))?;
-    for stream in &info.streams {
-        for bucket in &stream.buckets {
+    /// Plans the repair of one segment: a torn tail of the active one, a bad
+    /// index of a sealed one; damage to acknowledged data is refused.
+    fn plan_segment(&self, seg: &SegmentInfo, plan: &mut Plan) {
+        if matches!(seg.end, ScanEnd::Damaged | ScanEnd::NotScanned) {
+            for p in seg.problems.iter().filter(|p| !p.warning) {
+                let mut p = p.clone();
+                p.reason.push_str(
+                    "; acknowledged data: not repaired (see --force-truncate-at, allowed in the \
+                     last segment of a bucket only)",
+                );
+                plan.refused.push(p);
+            }
+            return;
+        }
+        if seg.sealed {
+            if seg.index != IndexStatus::Valid {
+                let base = seg.base_offset().unwrap_or(0);
+                plan.actions.push(Action::RebuildIndex {
+                    segment: seg.path.clone(),
+                    index: layout::index_path_of(&seg.path, base),
+                });
+            }
+            return;
+        }
+        // The active segment: what the next open's recovery would cut.
+        let bytes = match self.read_segment_bytes(&seg.path, true) {
+            Ok(Bounded::Bytes(b)) => b,
+            Ok(_) => return,
+            Err(e) => {
+                plan.refused
+                    .push(Problem::file(&seg.path, format!("cannot read: {e}")));
+                return;
+            }
+        };
+        let recovery = active_scan(&bytes).and_then(|(header, state, s)| {
+            scan::judge_active(&s, state)?;
+            let epoch = scan::next_epoch(&s, state)?;
+            let runs = if scan::closed_cleanly(&s, state) {
+                Vec::new()
+            } else {
+                runs_from(&bytes, s.end)
+            };
+            Ok((header, s.end, runs, epoch))
+        });
+        match recovery {
+            Ok((_, _, runs, _)) if runs.is_empty() => {}
+            Ok((header, end, runs, epoch)) => plan.actions.push(cut_action(
+                &seg.path,
+                header.base_offset,
+                end,
+                &runs,
+                epoch,
+                false,
+            )),
+            // Changed since it was inspected (a live store).
+            Err(d) => plan
+                .refused
+                .push(Problem::at(&seg.path, d.position, d.reason)),
+        }
+    }
+
+    /// Checks a forced truncation and plans it.
+    fn plan_force(&self, info: &StoreInfo, f: &Force) -> Result<(Action, Vec<Action>)> {
+        let refuse = |why: String| Error::corrupt(&f.segment, f.position, why);
+        for bucket in info.streams.iter().flat_map(|s| s.buckets.iter()) {
             let n = bucket.segments.len();
             for (i, seg) in bucket.segments.iter().enumerate() {
-                if fs::canonicalize(&seg.path).ok().as_ref() != Some(&wanted) {
+                if !same_file(&seg.path, &f.segment) {
                     continue;
                 }
                 if i + 1 != n {
@@ -379,95 +411,77 @@ fn plan_force(info: &StoreInfo, f: &Force) -> Result<(Action, Vec<Action>)> {
                         n - i - 1
                     )));
                 }
-                let (one, bytes) = inspect::read_segment_raw(&seg.path)?;
-                let boundary = one.records.iter().any(|r| r.position == f.position)
-                    || f.position == one.data_end;
+                let bytes = match self.read_segment_bytes(&seg.path, true) {
+                    Ok(Bounded::Bytes(b)) => b,
+                    Ok(_) => return Err(refuse("the segment vanished or is too large".into())),
+                    Err(e) => return Err(Error::io("read", &seg.path, e)),
+                };
+                let (header, state, s) = active_scan(&bytes)
+                    .map_err(|d| Error::corrupt(&seg.path, d.position, d.reason))?;
+                let boundary =
+                    s.positions.iter().any(|&p| u64::from(p) == f.position) || f.position == s.end;
                 if !boundary {
                     return Err(refuse(format!(
                         "byte {} is not the start of a valid record of {} nor the end of its \
                          valid records (byte {})",
                         f.position,
                         seg.path.display(),
-                        one.data_end
+                        s.end
                     )));
                 }
-                let mut kept = one.clone();
-                kept.records.retain(|r| r.position < f.position);
-                let (first_run, nonzero, end) = nonzero_runs(&bytes, f.position);
-                let action = cut_action(&kept, f.position, first_run, nonzero, end, true);
-                let idx = seg
-                    .path
-                    .with_file_name(format!("{:020}.idx", seg.base_offset().unwrap_or(0)));
-                let extra = if idx.exists() {
-                    vec![Action::RemoveIndex(idx)]
-                } else {
-                    Vec::new()
+                let epoch = scan::next_epoch(&s, state).map_err(|d| refuse(d.reason))?;
+                let runs = runs_from(&bytes, f.position);
+                let action = cut_action(
+                    &seg.path,
+                    header.base_offset,
+                    f.position,
+                    &runs,
+                    epoch,
+                    true,
+                );
+                let idx = layout::index_path_of(&seg.path, header.base_offset);
+                let extra = match self.vfs.kind(&idx) {
+                    Ok(Some(_)) => vec![Action::RemoveIndex(idx)],
+                    _ => Vec::new(),
                 };
                 return Ok((action, extra));
             }
         }
+        Err(refuse(format!(
+            "{} is not a segment of this store",
+            f.segment.display()
+        )))
     }
-    Err(refuse(format!(
-        "{} is not a segment of this store",
-        f.segment.display()
-    )))
-}
 
-/// Temporary files of interrupted writes: `.*.tmp` in the store, stream,
-/// bucket and consumer directories, and everything in `blobs/tmp/`.
-fn temp_files(store: &Path) -> Vec<PathBuf> {
-    let mut dirs = vec![store.to_path_buf()];
-    let streams = store.join(STREAMS_DIR);
-    for s in subdirs(&streams) {
-        dirs.push(s.clone());
-        for d in subdirs(&s) {
-            dirs.push(d.clone());
-            if d.file_name().is_some_and(|n| n == "consumers") {
-                dirs.extend(subdirs(&d));
+    /// What the next open removes besides segments' tails and blobs:
+    /// temporary files in bucket and consumer directories, blobs being written.
+    fn leftovers(&self, store: &Path, info: &StoreInfo) -> Vec<Action> {
+        let entries = |dir: &Path| list_dir(self.vfs, dir).unwrap_or_default();
+        let mut out = Vec::new();
+        let tmp_files = |dir: &Path, out: &mut Vec<Action>| {
+            for e in entries(dir) {
+                if e.kind == EntryKind::File && layout::is_tmp_file(&e.name) {
+                    out.push(Action::RemoveTempFile(dir.join(&e.name)));
+                }
+            }
+        };
+        for s in &info.streams {
+            let cdir = s.path.join(CONSUMERS_DIR);
+            for c in entries(&cdir) {
+                if c.kind == EntryKind::Dir && name::validate(&c.name).is_ok() {
+                    tmp_files(&cdir.join(&c.name), &mut out);
+                }
+            }
+            for b in &s.buckets {
+                tmp_files(&b.path, &mut out);
             }
         }
-    }
-    let mut out = Vec::new();
-    for d in dirs {
-        for (name, path, is_file) in entries(&d) {
-            if is_file && name.starts_with('.') && name.ends_with(".tmp") {
-                out.push(path);
+        let blob_tmp = store.join(BLOBS_DIR).join(BLOBS_TMP_DIR);
+        for e in entries(&blob_tmp) {
+            if e.kind == EntryKind::File && layout::is_blob_tmp(&e.name) {
+                out.push(Action::RemoveTempFile(blob_tmp.join(&e.name)));
             }
         }
+        out
     }
-    for (_, path, is_file) in entries(&store.join(BLOBS_DIR).join(BLOBS_TMP_DIR)) {
-        if is_file {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn entries(dir: &Path) -> Vec<(String, PathBuf, bool)> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<_> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let is_file = e.file_type().ok()?.is_file();
-            Some((name, e.path(), is_file))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
 }

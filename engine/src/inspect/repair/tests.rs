@@ -5,7 +5,9 @@
 //! reopened.
 
 use super::*;
+use crate::inspect;
 use crate::{Durability, Options, Store};
+use std::fs;
 
 fn opts() -> Options {
     Options::default()
@@ -37,11 +39,27 @@ fn runs_are_pages_like_recovery_finds_them() {
     b[200] = 2;
     b[4096 + 5] = 3; // the next page: same run
     b[4 * 4096 - 1] = 4; // after an all-zero page: scattered
-    let (first, count, end) = nonzero_runs(&b, 0);
-    assert_eq!(first, Some((100, 4096 + 6)));
-    assert_eq!(count, 4);
+    let runs = scan::nonzero_runs(&b, 0, 0);
+    let Action::CutTail {
+        position,
+        end,
+        nonzero_bytes,
+        quarantine,
+        ..
+    } = cut_action(Path::new("/s/p0/x.seg"), 0, 0, &runs, 2, false)
+    else {
+        unreachable!()
+    };
+    assert_eq!(runs.first(), Some(&(100..4096 + 6)));
+    // The bytes of the runs, as recovery counts what it cuts and zeroes.
+    assert_eq!(nonzero_bytes, (4096 + 6 - 100) + 1);
     assert_eq!(end, 4 * 4096);
-    assert_eq!(nonzero_runs(&b, 4 * 4096), (None, 0, 4 * 4096));
+    assert_eq!(position, 0);
+    assert_eq!(
+        quarantine.unwrap().file_name().unwrap(),
+        layout::torn_tail_name(0, 100, 2).as_str()
+    );
+    assert!(scan::nonzero_runs(&b, 0, 4 * 4096).is_empty());
 }
 
 #[test]
