@@ -302,6 +302,43 @@ fn bucket_directory_names() {
     assert_eq!(parse_bucket_dir("q1"), None);
 }
 
+/// Regression: the engine's open counted only the dead letters of a
+/// consumer's journal, the inspector its redeliveries too, so a consumer's
+/// `redelivered` went from 1 to 0 at a reopen (and the new checkpoint made
+/// the loss permanent). Both now fold the journal with `replay::fold`:
+/// send one message, receive it, nack it, receive it again, close, reopen.
+#[test]
+fn a_redelivery_is_counted_alike_before_and_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let redelivered = |store: &Store| {
+        store
+            .stream("s")
+            .unwrap()
+            .consumer("c")
+            .unwrap()
+            .stats()
+            .redelivered
+    };
+    let inspected = || inspect_store(dir.path()).unwrap().streams[0].consumers[0].redelivered;
+    {
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let s = store.stream("s").unwrap();
+        s.send(b"once").unwrap();
+        let c = s.consumer("c").unwrap();
+        c.try_receive().unwrap().unwrap().nack().unwrap();
+        let again = c.try_receive().unwrap().unwrap();
+        assert_eq!(again.attempt(), 2);
+        drop(again);
+        assert_eq!(redelivered(&store), 1);
+        store.close().unwrap();
+    }
+    assert_eq!(inspected(), 1, "from the journal");
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(redelivered(&store), 1, "after the reopen");
+    store.close().unwrap();
+    assert_eq!(inspected(), 1, "from the checkpoint written at the reopen");
+}
+
 /// Regression: the inspector read blob names in either case and called an
 /// upper-case one an orphan "the next open removes"; the engine's parser
 /// is lower-case only, so the open left it. Such a file is not a blob: not
