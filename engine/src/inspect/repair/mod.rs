@@ -16,9 +16,13 @@
 //!   next epoch, watermark = end of the records);
 //! - a missing or unusable index of a sealed segment that scans cleanly is
 //!   rebuilt from the scan;
-//! - orphan blobs (no record refers to them) and the temporary files of
+//! - orphan blobs (no record refers to them), the temporary files of
 //!   interrupted writes (`.*.tmp` in bucket and consumer directories,
-//!   `blobs/tmp/*.tmp`) are removed.
+//!   `blobs/tmp/*.tmp`) and the directories of streams and consumers whose
+//!   creation was interrupted (`.tmp-*`) are removed.
+//!
+//! So after [`apply`] the next open has nothing left to recover: its
+//! [`crate::RecoveryReport`] is clean.
 //!
 //! Damage to acknowledged data (below a segment's watermark, or anywhere in
 //! a sealed segment), missing or damaged blobs and consumer states past the
@@ -35,7 +39,7 @@ use crate::format::segment::{
     SegmentHeader, SegmentState, SEGMENT_HEADER_BYTES, STATE_BYTES, STATE_OFFSET,
 };
 use crate::io::{EntryKind, LockGuard};
-use crate::layout::{self, BLOBS_DIR, BLOBS_TMP_DIR, CONSUMERS_DIR, QUARANTINE_DIR};
+use crate::layout::{self, BLOBS_DIR, BLOBS_TMP_DIR, CONSUMERS_DIR, QUARANTINE_DIR, STREAMS_DIR};
 use crate::log::scan::{self, Damage, Scan};
 use crate::{name, Error, Result};
 use std::collections::HashSet;
@@ -122,6 +126,9 @@ pub enum Action {
     RemoveOrphanBlob(PathBuf),
     /// Remove a temporary file of an interrupted write.
     RemoveTempFile(PathBuf),
+    /// Remove the directory of a stream or consumer whose creation was
+    /// interrupted (`.tmp-*`), with everything in it.
+    RemoveIncompleteDir(PathBuf),
     /// Remove the index of the last segment of a bucket, which a forced
     /// truncation makes wrong (the segment becomes the active one).
     RemoveIndex(PathBuf),
@@ -156,6 +163,9 @@ impl std::fmt::Display for Action {
             Action::RebuildIndex { index, .. } => write!(f, "rebuild index {}", index.display()),
             Action::RemoveOrphanBlob(p) => write!(f, "remove orphan blob {}", p.display()),
             Action::RemoveTempFile(p) => write!(f, "remove temporary file {}", p.display()),
+            Action::RemoveIncompleteDir(p) => {
+                write!(f, "remove interrupted creation {}", p.display())
+            }
             Action::RemoveIndex(p) => write!(f, "remove stale index {}", p.display()),
         }
     }
@@ -454,10 +464,19 @@ impl Inspector<'_> {
     }
 
     /// What the next open removes besides segments' tails and blobs:
-    /// temporary files in bucket and consumer directories, blobs being written.
+    /// directories of interrupted stream and consumer creations, temporary
+    /// files in bucket and consumer directories, blobs being written.
     fn leftovers(&self, store: &Path, info: &StoreInfo) -> Vec<Action> {
         let entries = |dir: &Path| list_dir(self.vfs, dir).unwrap_or_default();
         let mut out = Vec::new();
+        let tmp_dirs = |dir: &Path, out: &mut Vec<Action>| {
+            for e in entries(dir) {
+                if e.kind == EntryKind::Dir && layout::is_tmp_dir(&e.name) {
+                    out.push(Action::RemoveIncompleteDir(dir.join(&e.name)));
+                }
+            }
+        };
+        tmp_dirs(&store.join(STREAMS_DIR), &mut out);
         let tmp_files = |dir: &Path, out: &mut Vec<Action>| {
             for e in entries(dir) {
                 if e.kind == EntryKind::File && layout::is_tmp_file(&e.name) {
@@ -467,6 +486,7 @@ impl Inspector<'_> {
         };
         for s in &info.streams {
             let cdir = s.path.join(CONSUMERS_DIR);
+            tmp_dirs(&cdir, &mut out);
             for c in entries(&cdir) {
                 if c.kind == EntryKind::Dir && name::validate(&c.name).is_ok() {
                     tmp_files(&cdir.join(&c.name), &mut out);

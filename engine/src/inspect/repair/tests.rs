@@ -156,3 +156,53 @@ fn a_forced_cut_quarantines_everything_it_removes() {
     let err = plan(dir.path(), Some(&bad)).unwrap_err();
     assert!(err.to_string().contains("not the last segment"), "{err}");
 }
+
+/// Regression: repair had no rule for the `.tmp-*` directories of stream
+/// and consumer creations that a crash interrupted, which the next open
+/// removes (and reports), so "repair, then open finds nothing to recover"
+/// did not hold. Both kinds are planned and removed now.
+#[test]
+fn interrupted_stream_and_consumer_creations_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    store(dir.path(), 3);
+    {
+        let store = Store::open(dir.path(), opts()).unwrap();
+        store.stream("s").unwrap().consumer("c").unwrap();
+        store.close().unwrap();
+    }
+    let streams = dir.path().join(STREAMS_DIR);
+    let stream_tmp = streams.join(layout::tmp_dir_name("t", 0x1234));
+    fs::create_dir_all(stream_tmp.join("p0")).unwrap();
+    fs::copy(
+        streams.join("s").join(layout::STREAM_META_FILE),
+        stream_tmp.join(layout::STREAM_META_FILE),
+    )
+    .unwrap();
+    let consumers = streams.join("s").join(CONSUMERS_DIR);
+    let consumer_tmp = consumers.join(layout::tmp_dir_name("d", 0x5678));
+    fs::create_dir_all(&consumer_tmp).unwrap();
+    fs::copy(
+        consumers.join("c").join(layout::CONSUMER_CONFIG_FILE),
+        consumer_tmp.join(layout::CONSUMER_CONFIG_FILE),
+    )
+    .unwrap();
+    let p = plan(dir.path(), None).unwrap();
+    assert!(p.refused.is_empty(), "{:?}", p.refused);
+    for d in [&stream_tmp, &consumer_tmp] {
+        assert!(
+            p.actions.contains(&Action::RemoveIncompleteDir(d.clone())),
+            "{:?}",
+            p.actions
+        );
+    }
+    let lock = lock(dir.path()).unwrap();
+    apply(&p).unwrap();
+    drop(lock);
+    assert!(!stream_tmp.exists() && !consumer_tmp.exists());
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert!(
+        store.recovery_report().is_clean(),
+        "{}",
+        store.recovery_report()
+    );
+}
