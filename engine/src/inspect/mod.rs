@@ -53,6 +53,7 @@
 
 mod blob;
 mod consumer;
+mod follow;
 mod read;
 pub mod repair;
 mod segment;
@@ -62,6 +63,7 @@ mod types;
 
 pub use blob::{blob_path, hash_hex, parse_hash_hex, BlobStatus, BLOBS_DIR, BLOBS_TMP_DIR};
 pub use consumer::CONSUMER_SPAN_MAX;
+pub use follow::{Appended, SegmentCursor};
 pub use read::bytes_read;
 pub use types::*;
 
@@ -72,6 +74,7 @@ pub use crate::format::segment::SegmentHeader;
 pub use crate::format::segment::SegmentState;
 
 use crate::format::meta::{self, META_BODY_BYTES_MAX};
+use crate::format::segment::SEGMENT_HEADER_BYTES;
 use crate::io::{real::RealFs, EntryKind};
 use crate::layout::{self, CONSUMERS_DIR, STORE_META_FILE, STREAMS_DIR, STREAM_META_FILE};
 use crate::options::{StreamConfig, SEGMENT_BYTES_LIMIT};
@@ -88,6 +91,9 @@ pub const META_FILE_BYTES_MAX: u64 = meta::file_bytes_max(META_BODY_BYTES_MAX);
 /// Largest index file read: a header, one `u32` position per smallest
 /// possible record of the largest segment, and 64 MiB of blob references.
 pub const INDEX_FILE_BYTES_MAX: u64 = crate::log::index_file::INDEX_FILE_BYTES_MAX;
+
+/// Byte position of a segment's first record: the end of its header.
+pub const SEGMENT_DATA_START: u64 = SEGMENT_HEADER_BYTES as u64;
 
 mod inspector {
     /// The inspection functions over a file system of the caller's choice:
@@ -151,9 +157,21 @@ pub fn read_segment(path: &Path) -> Result<SegmentInfo> {
 
 /// Like [`read_segment`], and also returns the file's bytes (at most
 /// [`crate::SEGMENT_BYTES_LIMIT`]), so that a caller can show the records'
-/// headers and bodies at the positions of [`SegmentInfo::records`].
+/// headers and bodies ([`RecordInfo::parts`]).
 pub fn read_segment_raw(path: &Path) -> Result<(SegmentInfo, Vec<u8>)> {
     Inspector::real().read_segment_raw(path)
+}
+
+/// The records of the segment at `path` from where `from` left off (from
+/// its first record if `None`), reading the file from there on only: see
+/// [`Inspector::read_segment_from`].
+pub fn read_segment_from(path: &Path, from: Option<SegmentCursor>) -> Result<Appended> {
+    Inspector::real().read_segment_from(path, from)
+}
+
+/// The segment files of a bucket directory (`<base:020>.seg`), by base offset.
+pub fn list_segments(bucket_dir: &Path) -> io::Result<Vec<(u64, std::path::PathBuf)>> {
+    Inspector::real().list_segments(bucket_dir)
 }
 
 /// Checks the blob file at `path` against a reference: see

@@ -6,7 +6,7 @@ use super::*;
 use crate::consumer::CheckpointBody;
 use crate::format::meta::{CHECKPOINT_MAGIC, CHECKPOINT_VERSION, STORE_VERSION};
 use crate::format::segment::SEGMENT_HEADER_BYTES;
-use crate::layout::{parse_bucket_dir, CHECKPOINT_FILE, STREAM_META_FILE as STREAM_META};
+use crate::layout::{self, parse_bucket_dir, CHECKPOINT_FILE, STREAM_META_FILE as STREAM_META};
 use crate::{Durability, Message, Options, Store};
 use std::fs;
 use std::path::PathBuf;
@@ -379,4 +379,41 @@ fn an_upper_case_blob_name_is_not_a_blob() {
     drop(store);
     assert!(mixed.exists() && upper.exists(), "the open leaves them");
     not_reported("after an open");
+}
+
+/// `segment-tool tail -f` reads each segment from where it stopped: the
+/// records appended since (a large one past the first page read too), from
+/// the byte after the last one read, and nothing when nothing was appended.
+#[test]
+fn a_segment_is_followed_from_where_the_last_read_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts()).unwrap();
+    let s = store.stream("s").unwrap();
+    for i in 0..5u32 {
+        s.send(format!("m{i}").as_bytes()).unwrap();
+    }
+    let seg = bucket_dir(dir.path(), "s", 0).join(layout::segment_file_name(0));
+    let first = read_segment_from(&seg, None).unwrap();
+    assert_eq!(first.records.len(), 5);
+    assert_eq!(first.start, SEGMENT_DATA_START);
+    let again = read_segment_from(&seg, Some(first.cursor)).unwrap();
+    assert!(again.records.is_empty());
+    assert_eq!(again.cursor, first.cursor);
+    s.send_message(Message::new(&[9u8; 20_000]).header("k", "v"))
+        .unwrap();
+    s.send(b"after").unwrap();
+    let next = read_segment_from(&seg, Some(first.cursor)).unwrap();
+    assert_eq!(next.start, first.cursor.position);
+    let offsets: Vec<u64> = next.records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![5, 6]);
+    let big = next.parts(&next.records[0]).unwrap();
+    assert_eq!(big.body, &[9u8; 20_000][..]);
+    assert_eq!(big.headers, vec![("k", &b"v"[..])]);
+    assert_eq!(next.parts(&next.records[1]).unwrap().body, b"after");
+    assert_eq!(next.cursor.next_offset, 7);
+    let (whole, bytes) = read_segment_raw(&seg).unwrap();
+    assert_eq!(whole.records[5], next.records[0]);
+    assert_eq!(whole.records[5].parts(&bytes).unwrap().body.len(), 20_000);
+    drop(s);
+    store.close().unwrap();
 }

@@ -1,8 +1,10 @@
 //! What the inspector reports: plain data, built by the other modules.
 
+use crate::format::headers::HeaderIter;
+use crate::format::record::{self, RECORD_HEADER_BYTES};
 use crate::format::segment::{SegmentHeader, SegmentState};
 use crate::options::StreamConfig;
-use crate::ConsumerConfig;
+use crate::{ClaimCheck, ConsumerConfig};
 use std::path::{Path, PathBuf};
 
 /// Something wrong found in a store: the file, the byte position where known,
@@ -302,6 +304,53 @@ pub struct RecordInfo {
     pub body_bytes: u32,
     /// Bytes taken in the segment, padding included.
     pub stored_bytes: u64,
+}
+
+/// A record's contents, borrowed from the bytes of its segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordParts<'a> {
+    /// The headers, in order (a malformed section yields the pairs before the damage).
+    pub headers: Vec<(&'a str, &'a [u8])>,
+    /// The body: the payload, or the claim-check reference of a payload stored as a blob.
+    pub body: &'a [u8],
+    /// The claim-check reference, if the record has one and its body holds it.
+    pub claim_check: Option<ClaimCheck>,
+}
+
+impl RecordInfo {
+    /// Whether the body is a claim-check reference (the payload is a blob).
+    pub fn is_claim_check(&self) -> bool {
+        self.flags & record::FLAG_CLAIM_CHECK != 0
+    }
+
+    /// The record's headers, body and claim-check reference, out of
+    /// `segment_bytes`, the bytes of its segment file from its first byte;
+    /// `None` if the record does not fit in them (never for a record of
+    /// [`super::read_segment_raw`] with its bytes).
+    pub fn parts<'a>(&self, segment_bytes: &'a [u8]) -> Option<RecordParts<'a>> {
+        self.parts_at(segment_bytes, 0)
+    }
+
+    /// Like [`RecordInfo::parts`], out of `bytes` holding the segment file
+    /// from byte `start` on (see [`super::Appended`]).
+    pub fn parts_at<'a>(&self, bytes: &'a [u8], start: u64) -> Option<RecordParts<'a>> {
+        let at = usize::try_from(self.position.checked_sub(start)?).ok()?;
+        let hs = at.checked_add(RECORD_HEADER_BYTES)?;
+        let he = hs.checked_add(usize::from(self.headers_bytes))?;
+        let be = he.checked_add(usize::try_from(self.body_bytes).ok()?)?;
+        let section = bytes.get(hs..he)?;
+        let body = bytes.get(he..be)?;
+        let claim_check = if self.is_claim_check() {
+            record::decode_claim_check(body).map(|(hash, len)| ClaimCheck { hash, len })
+        } else {
+            None
+        };
+        Some(RecordParts {
+            headers: HeaderIter::new(section).filter_map(|h| h.ok()).collect(),
+            body,
+            claim_check,
+        })
+    }
 }
 
 /// A claim-check reference held by a record (DESIGN.md 3.6).
