@@ -201,10 +201,8 @@ fn planned(fs: &SimFs, actions: &[Action]) -> (BTreeSet<(&'static str, PathBuf)>
             Action::CutTail { segment, .. } => {
                 s.insert(("cut", segment.clone()));
             }
-            Action::RebuildIndex { index, .. } => {
-                if fs.kind(index).unwrap().is_none() {
-                    s.insert(("index", index.clone()));
-                }
+            Action::RebuildIndex { index, .. } if fs.kind(index).unwrap().is_none() => {
+                s.insert(("index", index.clone()));
             }
             Action::RemoveTempFile(p) if !removed_unreported(p) => {
                 s.insert(("temp", p.clone()));

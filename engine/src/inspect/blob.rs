@@ -69,10 +69,7 @@ impl std::fmt::Display for BlobStatus {
 }
 
 impl Inspector<'_> {
-    /// Checks the blob file at `path` against a reference: a regular file
-    /// (not followed if a symlink) of `length` bytes whose BLAKE3 hash is
-    /// `hash`. The file is hashed in 1 MiB chunks (bounded memory whatever
-    /// its size).
+    /// Checks the blob file at `path` (see [`super::check_blob_file`]).
     pub fn check_blob_file(&self, path: &Path, hash: &[u8; 32], length: u64) -> BlobStatus {
         match self.vfs.kind(path) {
             Ok(None) => return BlobStatus::Missing,
@@ -117,9 +114,7 @@ impl Inspector<'_> {
         BlobStatus::Valid
     }
 
-    /// The blob files of the store at `store` (regular files named
-    /// `blobs/<2 hex>/<64 hex>`), with their hashes; other names and
-    /// `blobs/tmp/` are not listed.
+    /// The blob files of the store at `store` (see [`super::list_blob_files`]).
     pub fn list_blob_files(&self, store: &Path) -> io::Result<Vec<([u8; 32], PathBuf)>> {
         let dir = store.join(BLOBS_DIR);
         if self.vfs.kind(&dir)?.is_none() {
@@ -148,14 +143,8 @@ impl Inspector<'_> {
         Ok(out)
     }
 
-    /// Checks the claim-check references of every segment in `info` against
-    /// the blob files of the store, and finds the blobs no record refers to.
-    ///
-    /// Each distinct reference is checked once ([`Inspector::check_blob_file`]);
-    /// a bad one is a problem on the blob file naming the segment and byte
-    /// position of the first record that refers to it. A blob nobody refers
-    /// to is an orphan: a problem with [`Problem::warning`] set (nothing is
-    /// lost; the next open of the store, or `segment-tool repair`, removes it).
+    /// Checks the claim-check references and finds orphan blobs (see
+    /// [`super::check_blobs`]).
     pub fn check_blobs(&self, info: &StoreInfo) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut seen = HashSet::new();

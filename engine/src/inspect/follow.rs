@@ -53,13 +53,7 @@ impl Appended {
 }
 
 impl Inspector<'_> {
-    /// The records of the segment at `path` that start where `from` left
-    /// off (at its first record if `None`), and where to go on from. Only
-    /// the file's bytes from there on are read (the header only when `from`
-    /// is `None`), a page or so past the last record. Records are the
-    /// scan's ([`crate::log::scan::scan`]): it stops at the first byte that
-    /// is not the next valid record, which on a live segment is where the
-    /// writer is.
+    /// The records appended to a segment (see [`super::read_segment_from`]).
     pub fn read_segment_from(&self, path: &Path, from: Option<SegmentCursor>) -> Result<Appended> {
         let io_err = |e| Error::io("read", path, e);
         let f = open_file(self.vfs, path)
@@ -133,8 +127,7 @@ impl Inspector<'_> {
         Ok(out)
     }
 
-    /// The segment files of a bucket directory (`<base:020>.seg`, regular
-    /// files), by base offset.
+    /// The segment files of a bucket directory (see [`super::list_segments`]).
     pub fn list_segments(&self, bucket_dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
         Ok(list_dir(self.vfs, bucket_dir)?
             .into_iter()

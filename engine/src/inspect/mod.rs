@@ -162,31 +162,44 @@ pub fn read_segment_raw(path: &Path) -> Result<(SegmentInfo, Vec<u8>)> {
     Inspector::real().read_segment_raw(path)
 }
 
-/// The records of the segment at `path` from where `from` left off (from
-/// its first record if `None`), reading the file from there on only: see
-/// [`Inspector::read_segment_from`].
+/// The records of the segment at `path` that start where `from` left off
+/// (at its first record if `None`), and where to go on from. Only the
+/// file's bytes from there on are read (the header only when `from` is
+/// `None`), a page or so past the last record. The records are those of the
+/// scan the engine recovers with: it stops at the first byte that is not the
+/// next valid record, which on a live segment is where the writer is.
 pub fn read_segment_from(path: &Path, from: Option<SegmentCursor>) -> Result<Appended> {
     Inspector::real().read_segment_from(path, from)
 }
 
-/// The segment files of a bucket directory (`<base:020>.seg`), by base offset.
+/// The segment files of a bucket directory (regular files named
+/// `<base:020>.seg`), by base offset.
 pub fn list_segments(bucket_dir: &Path) -> io::Result<Vec<(u64, std::path::PathBuf)>> {
     Inspector::real().list_segments(bucket_dir)
 }
 
-/// Checks the blob file at `path` against a reference: see
-/// [`Inspector::check_blob_file`].
+/// Checks the blob file at `path` against a reference: a regular file (not
+/// followed if a symlink) of `length` bytes whose BLAKE3 hash is `hash`. The
+/// file is hashed in 1 MiB chunks (bounded memory whatever its size).
 pub fn check_blob_file(path: &Path, hash: &[u8; 32], length: u64) -> BlobStatus {
     Inspector::real().check_blob_file(path, hash, length)
 }
 
-/// The blob files of the store at `store`: see [`Inspector::list_blob_files`].
+/// The blob files of the store at `store` (regular files named
+/// `blobs/<2 hex>/<64 hex>` in lower case, as the engine names them), with
+/// their hashes; other names and `blobs/tmp/` are not listed.
 pub fn list_blob_files(store: &Path) -> io::Result<Vec<([u8; 32], std::path::PathBuf)>> {
     Inspector::real().list_blob_files(store)
 }
 
-/// Checks every claim-check reference in `info` and finds orphan blobs:
-/// see [`Inspector::check_blobs`].
+/// Checks the claim-check references of every segment in `info` against
+/// the blob files of the store, and finds the blobs no record refers to.
+///
+/// Each distinct reference is checked once ([`check_blob_file`]); a bad one
+/// is a problem on the blob file naming the segment and byte position of
+/// the first record that refers to it. A blob nobody refers to is an
+/// orphan: a problem with [`Problem::warning`] set (nothing is lost; the
+/// next open of the store, or `segment-tool repair`, removes it).
 pub fn check_blobs(info: &StoreInfo) -> Vec<Problem> {
     Inspector::real().check_blobs(info)
 }

@@ -123,7 +123,7 @@ pub struct BucketInfo {
     /// Its directory (`p<k>`).
     pub path: PathBuf,
     /// Segments in offset order, the active one last. Their `records` are
-    /// left empty (see [`read_segment`] for one segment's records).
+    /// left empty (see [`super::read_segment`] for one segment's records).
     pub segments: Vec<SegmentInfo>,
     /// Messages found (valid records in all segments).
     pub messages: u64,
@@ -145,7 +145,7 @@ pub struct BucketInfo {
 
 /// One durable consumer of a stream (`consumers/<name>/`), as its checkpoint
 /// and the journal of the checkpoint's generation say, folded with the
-/// engine's own replay ([`crate::consumer`]).
+/// engine's own replay.
 ///
 /// Leases live only in the memory of the process that has the store open, so
 /// a message delivered and not yet acknowledged is counted as an
@@ -270,7 +270,7 @@ pub struct SegmentInfo {
     pub first_timestamp_us: Option<u64>,
     /// Timestamp of the last record, microseconds since the Unix epoch.
     pub last_timestamp_us: Option<u64>,
-    /// Every valid record, in offset order. Filled by [`read_segment`] only.
+    /// Every valid record, in offset order. Filled by [`super::read_segment`] only.
     pub records: Vec<RecordInfo>,
     /// Claim-check references of the valid records, in record order.
     pub blob_refs: Vec<BlobRef>,

@@ -1,6 +1,6 @@
 //! Offline repair of a store, for `segment-tool repair`: what the engine's
 //! next open would do (DESIGN.md 5), planned from the inspection and from
-//! the recovery's own verdicts ([`crate::log::scan`]), and done through the
+//! the recovery's own verdicts (`log::scan`), and done through the
 //! engine's file-system layer with its own atomic writes.
 //!
 //! # What it does, and what it never does
