@@ -224,9 +224,10 @@ impl Blobs {
         }
     }
 
-    /// Removes the pending marks, after orphans were collected (at open).
-    /// Not synced: a mark that comes back only makes a later open look for
-    /// orphans again.
+    /// Removes the pending marks: after orphans were collected (at open),
+    /// or when the store closes with every message durable. The directory
+    /// is synced, though a mark that comes back only makes a later open look
+    /// for orphans again.
     pub(crate) fn clear_pending(&self) -> Result<()> {
         let dir = self.dir.join(BLOBS_PENDING_DIR);
         if self
@@ -252,7 +253,9 @@ impl Blobs {
                     .map_err(|e| Error::io("remove", &p, e))?;
             }
         }
-        Ok(())
+        // Also makes durable the removals of marks settled since the last
+        // sync of the directory.
+        self.ctx.sync_dir(&dir)
     }
 
     /// Removes blobs left half-written by a crash (`blobs/tmp/`).

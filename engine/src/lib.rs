@@ -25,19 +25,25 @@ mod blob;
 mod consumer;
 mod ctx;
 mod error;
+#[cfg(feature = "sim")]
+#[doc(hidden)]
 pub mod format;
+#[cfg(not(feature = "sim"))]
+mod format;
 mod group_commit;
 pub mod inspect;
+#[cfg(feature = "sim")]
 #[doc(hidden)]
 pub mod io;
+#[cfg(not(feature = "sim"))]
+mod io;
 mod layout;
 mod limits;
 mod log;
 mod message;
-pub mod name;
+mod name;
 mod notify;
 mod options;
-pub mod repair;
 mod report;
 mod request;
 mod store;

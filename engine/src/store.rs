@@ -324,7 +324,11 @@ impl Drop for StoreInner {
         self.ctx.syncer.stop();
         if !self.ctx.is_poisoned() {
             // Best effort: a caller who wants the error calls `close`.
-            let _ = self.sync();
+            // Every send has returned and its message is durable now, so
+            // no blob can be an orphan: the next open need not look.
+            if self.sync().is_ok() {
+                let _ = self.blobs.clear_pending();
+            }
         }
     }
 }

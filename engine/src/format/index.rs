@@ -153,6 +153,13 @@ impl std::fmt::Display for IndexDecodeError {
 }
 
 /// The blob references of a decoded index `b` whose header is `h`.
+#[cfg_attr(
+    not(feature = "sim"),
+    expect(
+        dead_code,
+        reason = "codec API of the fuzz targets and tests (public with `sim`)"
+    )
+)]
 pub fn blob_refs<'a>(b: &'a [u8], h: &IndexHeader) -> impl Iterator<Item = [u8; 32]> + 'a {
     let start = INDEX_HEADER_BYTES + (h.count as usize) * 4;
     b.get(start..)

@@ -160,9 +160,12 @@ fn record_crc(journal_id: u64, b: &[u8]) -> u32 {
 
 /// Decodes one record: `Ok(None)` for the all-zero end marker, `Err(())` for
 /// anything that is not a valid record (a torn write).
-#[expect(
-    clippy::result_unit_err,
-    reason = "a record is valid or it is not: the replay stops at the first that is not, whatever the cause"
+#[cfg_attr(
+    feature = "sim",
+    expect(
+        clippy::result_unit_err,
+        reason = "a record is valid or it is not: the replay stops at the first that is not, whatever the cause"
+    )
 )]
 pub fn decode(journal_id: u64, b: &[u8]) -> Result<Option<Entry>, ()> {
     if b.len() < JOURNAL_RECORD_BYTES {

@@ -77,9 +77,12 @@ pub trait Vfs: Send + Sync + std::fmt::Debug {
 pub trait LockGuard: Send + Sync + std::fmt::Debug {}
 
 /// An open file.
-#[expect(
-    clippy::len_without_is_empty,
-    reason = "a file's length is an I/O call, emptiness is not asked"
+#[cfg_attr(
+    feature = "sim",
+    expect(
+        clippy::len_without_is_empty,
+        reason = "a file's length is an I/O call, emptiness is not asked"
+    )
 )]
 pub trait VFile: Send + Sync + std::fmt::Debug {
     /// Current length.

@@ -13,9 +13,8 @@ use super::{Failure, Outcome};
 use crate::cli::{DumpArgs, Format, PayloadFormat};
 use crate::output::{base64, hex, json_line, parse_time, timestamp};
 use serde_json::{json, Map, Value};
-use spool::format::headers::HeaderIter;
-use spool::format::record::{decode_claim_check, FLAG_CLAIM_CHECK, RECORD_HEADER_BYTES};
 use spool::inspect::{self, BlobStatus, Problem, RecordInfo};
+use spool::ClaimCheck;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -49,22 +48,8 @@ pub struct Msg<'a> {
     pub record: &'a RecordInfo,
     pub headers: Vec<(&'a str, &'a [u8])>,
     pub body: &'a [u8],
-}
-
-/// A record's headers, in order.
-pub type Headers<'a> = Vec<(&'a str, &'a [u8])>;
-
-/// Splits a valid record of `bytes` into its headers and body; `None` if the
-/// ranges do not fit (never for a record the scan accepted).
-pub fn parts<'a>(bytes: &'a [u8], r: &RecordInfo) -> Option<(Headers<'a>, &'a [u8])> {
-    let start = usize::try_from(r.position).ok()?;
-    let hs = start.checked_add(RECORD_HEADER_BYTES)?;
-    let he = hs.checked_add(usize::from(r.headers_bytes))?;
-    let be = he.checked_add(usize::try_from(r.body_bytes).ok()?)?;
-    let section = bytes.get(hs..he)?;
-    let body = bytes.get(he..be)?;
-    let headers = HeaderIter::new(section).filter_map(|h| h.ok()).collect();
-    Some((headers, body))
+    /// The claim-check reference its body holds, if it is one.
+    pub claim_check: Option<ClaimCheck>,
 }
 
 impl Filter {
@@ -144,8 +129,8 @@ pub fn print_message(
     let mut payload_bytes: Option<Vec<u8>> = None;
     let mut claim = Value::Null;
     let mut claim_human = String::new();
-    if r.flags & FLAG_CLAIM_CHECK != 0 {
-        if let Some((hash, length)) = decode_claim_check(m.body) {
+    if r.is_claim_check() {
+        if let Some(ClaimCheck { hash, len: length }) = m.claim_check {
             let blob = show.store.map(|s| inspect::blob_path(s, &hash));
             let status = match (&blob, show.payload) {
                 (_, PayloadFormat::None) => "not_read".to_string(),
@@ -345,7 +330,7 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
             if filter.to.is_some_and(|t| r.offset > t) {
                 break;
             }
-            let Some((headers, body)) = parts(&bytes, r) else {
+            let Some(parts) = r.parts(&bytes) else {
                 continue;
             };
             let m = Msg {
@@ -353,8 +338,9 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
                 priority: priority.or_else(|| seg.header.map(|h| h.bucket as u8)),
                 segment: path,
                 record: r,
-                headers,
-                body,
+                headers: parts.headers,
+                body: parts.body,
+                claim_check: parts.claim_check,
             };
             if !filter.matches(&m) {
                 continue;

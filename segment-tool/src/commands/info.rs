@@ -24,7 +24,6 @@ use super::{Failure, Outcome};
 use crate::cli::{Format, InfoArgs};
 use crate::output::{bytes, duration, json_line, timestamp};
 use serde_json::{json, Value};
-use spool::format::segment::SEGMENT_HEADER_BYTES;
 use spool::inspect::{
     self, BucketInfo, IndexStatus, Problem, ScanEnd, SegmentInfo, StoreInfo, StreamInfo,
 };
@@ -188,7 +187,7 @@ fn human_segment(seg: &SegmentInfo, out: &mut dyn Write) -> std::io::Result<()> 
         "    {name}  {}, {}, {} of records in {}, {kind}",
         plural(seg.record_count, "record", "records"),
         offsets(seg.base_offset(), last),
-        bytes(seg.data_end.saturating_sub(SEGMENT_HEADER_BYTES as u64)),
+        bytes(seg.data_end.saturating_sub(inspect::SEGMENT_DATA_START)),
         bytes(seg.file_bytes),
     )?;
     match &seg.end {

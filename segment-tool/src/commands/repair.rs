@@ -1,5 +1,5 @@
 //! `repair`: fix what can be fixed without losing acknowledged data, under
-//! the store's lock (see `spool::repair`).
+//! the store's lock (see `spool::inspect::repair`).
 //!
 //! JSON Lines output:
 //!
@@ -14,7 +14,7 @@ use super::{Failure, Outcome};
 use crate::cli::{Format, RepairArgs};
 use crate::output::json_line;
 use serde_json::json;
-use spool::repair::{self, Force};
+use spool::inspect::repair::{self, Force};
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -1,38 +1,19 @@
 //! `tail`: the last messages of a stream, and with `-f` the new ones as they
-//! arrive (plain reads of the active segment every 100 ms, following rolls).
+//! arrive: every 100 ms, the bytes appended to each bucket's segment since
+//! the last read (from the next record on, plus a page), following rolls.
 //!
 //! JSON Lines output: one `message` per message, as in `dump`.
 
-use super::dump::{parts, print_message, Msg, Show};
+use super::dump::{print_message, Msg, Show};
 use super::{Failure, Outcome};
 use crate::cli::TailArgs;
-use spool::inspect::{self, Problem, RecordInfo};
+use spool::inspect::{self, Problem, RecordInfo, RecordParts, SegmentCursor};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How often the active segment is read again with `-f`.
+/// How often the segments are read again with `-f`.
 const POLL: Duration = Duration::from_millis(100);
-
-/// The segment files of a bucket directory, by base offset.
-fn segment_files(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<(u64, PathBuf)> = rd
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let digits = name.strip_suffix(".seg")?;
-            if digits.len() != 20 || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            Some((digits.parse().ok()?, e.path()))
-        })
-        .collect();
-    v.sort();
-    v
-}
 
 /// One message read for the initial print: everything owned.
 struct Owned {
@@ -42,41 +23,87 @@ struct Owned {
     bytes: std::sync::Arc<Vec<u8>>,
 }
 
-/// Prints the messages of `bucket` from offset `next` on, segment after
-/// segment; returns the new `next`.
-fn print_from(
+/// Prints one record of `segment` whose parts are `parts`.
+fn print(
     out: &mut dyn Write,
     show: &Show<'_>,
-    stream: &str,
-    priority: u8,
-    dir: &Path,
-    mut next: u64,
+    (stream, priority, segment): (&str, u8, &Path),
+    record: &RecordInfo,
+    parts: RecordParts<'_>,
     problems: &mut Vec<Problem>,
-) -> std::io::Result<u64> {
-    let files = segment_files(dir);
-    let start = files.iter().rposition(|(b, _)| *b <= next).unwrap_or(0);
-    for (_, path) in files.iter().skip(start) {
-        let Ok((seg, bytes)) = inspect::read_segment_raw(path) else {
-            continue;
-        };
-        let from = next;
-        for r in seg.records.iter().filter(|r| r.offset >= from) {
-            let Some((headers, body)) = parts(&bytes, r) else {
-                continue;
-            };
-            let m = Msg {
-                stream,
-                priority: Some(priority),
-                segment: path,
-                record: r,
-                headers,
-                body,
-            };
-            print_message(out, show, &m, problems)?;
-            next = r.offset + 1;
+) -> std::io::Result<()> {
+    let m = Msg {
+        stream,
+        priority: Some(priority),
+        segment,
+        record,
+        headers: parts.headers,
+        body: parts.body,
+        claim_check: parts.claim_check,
+    };
+    print_message(out, show, &m, problems)
+}
+
+/// Where the follow of one bucket is.
+struct Follow {
+    priority: u8,
+    dir: PathBuf,
+    /// The segment read (base offset, path), chosen at the first poll.
+    segment: Option<(u64, PathBuf)>,
+    /// Where the last read of it stopped; `None` before the first.
+    cursor: Option<SegmentCursor>,
+    /// The next offset to print.
+    next: u64,
+}
+
+impl Follow {
+    /// Prints the messages appended since the last poll, from the segment
+    /// being read and, once a later one exists (it is then complete), the
+    /// later ones.
+    fn poll(
+        &mut self,
+        out: &mut dyn Write,
+        show: &Show<'_>,
+        stream: &str,
+        problems: &mut Vec<Problem>,
+    ) -> std::io::Result<()> {
+        let files = inspect::list_segments(&self.dir).unwrap_or_default();
+        if self.segment.is_none() {
+            let start = files
+                .iter()
+                .rposition(|(b, _)| *b <= self.next)
+                .unwrap_or(0);
+            self.segment = files.get(start).cloned();
         }
+        while let Some((base, path)) = self.segment.clone() {
+            if let Ok(read) = inspect::read_segment_from(&path, self.cursor) {
+                let from = self.next;
+                for r in read.records.iter().filter(|r| r.offset >= from) {
+                    let Some(parts) = read.parts(r) else {
+                        continue;
+                    };
+                    print(
+                        out,
+                        show,
+                        (stream, self.priority, &path),
+                        r,
+                        parts,
+                        problems,
+                    )?;
+                    self.next = r.offset + 1;
+                }
+                self.cursor = Some(read.cursor);
+            }
+            match files.iter().find(|(b, _)| *b > base) {
+                Some(later) => {
+                    self.segment = Some(later.clone());
+                    self.cursor = None;
+                }
+                None => break,
+            }
+        }
+        Ok(())
     }
-    Ok(next)
 }
 
 /// Prints the last messages and, with `-f`, follows the stream.
@@ -103,13 +130,19 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
     let mut problems = Vec::new();
     // The last N of every bucket, merged by time.
     let mut last: Vec<Owned> = Vec::new();
-    let mut next: Vec<(u8, PathBuf, u64)> = Vec::new();
+    let mut follow: Vec<Follow> = Vec::new();
     for b in &stream.buckets {
         if args.priority.is_some_and(|p| p != b.priority) {
             continue;
         }
         let end = b.last_offset.map(|o| o + 1).or(b.first_offset).unwrap_or(0);
-        next.push((b.priority, b.path.clone(), end));
+        follow.push(Follow {
+            priority: b.priority,
+            dir: b.path.clone(),
+            segment: None,
+            cursor: None,
+            next: end,
+        });
         let mut mine: Vec<Owned> = Vec::new();
         for seg in b.segments.iter().rev() {
             if mine.len() as u64 >= args.lines {
@@ -138,18 +171,11 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
     last.sort_by_key(|o| (o.record.timestamp_us, o.priority, o.record.offset));
     let skip = last.len().saturating_sub(args.lines as usize);
     for o in &last[skip..] {
-        let Some((headers, body)) = parts(&o.bytes, &o.record) else {
+        let Some(parts) = o.record.parts(&o.bytes) else {
             continue;
         };
-        let m = Msg {
-            stream: &stream.name,
-            priority: Some(o.priority),
-            segment: &o.segment,
-            record: &o.record,
-            headers,
-            body,
-        };
-        print_message(out, &show, &m, &mut problems)?;
+        let at = (stream.name.as_str(), o.priority, o.segment.as_path());
+        print(out, &show, at, &o.record, parts, &mut problems)?;
     }
     out.flush()?;
     if !args.follow {
@@ -158,8 +184,8 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
     drop(last);
     loop {
         std::thread::sleep(POLL);
-        for (priority, dir, at) in &mut next {
-            *at = print_from(out, &show, &stream.name, *priority, dir, *at, &mut problems)?;
+        for f in &mut follow {
+            f.poll(out, &show, &stream.name, &mut problems)?;
         }
         out.flush()?;
     }
