@@ -86,7 +86,7 @@ pub trait VFile: Send + Sync + std::fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// Sets the length (the new part reads as zeros and is not reserved).
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// Reserves disk blocks for `0..len` (posix_fallocate), growing the file
+    /// Reserves disk blocks for `0..len` (fallocate), growing the file
     /// if it is shorter. Afterwards writes within `0..len` cannot hit ENOSPC.
     fn allocate(&self, len: u64) -> io::Result<()>;
     /// Reads up to `buf.len()` bytes at `pos`; returns how many were read.
