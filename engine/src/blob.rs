@@ -91,15 +91,15 @@ impl Blobs {
             Some(EntryKind::Dir) => Ok(()),
             Some(_) => Err(Error::corrupt(dir, 0, "expected a directory")),
             None => {
-                if let Some(parent) = dir.parent() {
-                    self.ensure_dir(parent)?;
-                }
+                let parent = dir.parent().unwrap_or(dir);
+                self.ensure_dir(parent)?;
+                let d = self.ctx.open_dir(parent)?;
                 match vfs.create_dir(dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
                     Err(e) => return Err(Error::io("create directory", dir, e)),
                 }
-                self.ctx.sync_dir(dir.parent().unwrap_or(dir))
+                d.sync()
             }
         }
     }
@@ -154,9 +154,14 @@ impl Blobs {
                 .map_err(|e| Error::io("remove", &tmp, e))?;
         } else {
             self.ensure_dir(&sub)?;
+            let d = self.ctx.open_dir(&sub);
+            if d.is_err() {
+                let _ = vfs.remove_file(&tmp);
+            }
+            let d = d?;
             vfs.rename(&tmp, &target)
                 .map_err(|e| Error::io("rename", &tmp, e))?;
-            self.ctx.sync_dir(&sub)?;
+            d.sync()?;
         }
         Ok(ClaimCheck { hash, len })
     }
@@ -260,7 +265,8 @@ impl Blobs {
             if !layout::is_blob_shard(&sub.name) {
                 continue;
             }
-            let mut changed = false;
+            // Opened before the first removal, to sync the removals.
+            let mut d = None;
             for e in vfs
                 .read_dir(&sub_path)
                 .map_err(|e| Error::io("list", &sub_path, e))?
@@ -271,14 +277,16 @@ impl Blobs {
                 if e.kind != EntryKind::File || referenced.contains(&hash) {
                     continue;
                 }
+                if d.is_none() {
+                    d = Some(self.ctx.open_dir(&sub_path)?);
+                }
                 let p = sub_path.join(&e.name);
                 vfs.remove_file(&p)
                     .map_err(|e| Error::io("remove", &p, e))?;
                 removed += 1;
-                changed = true;
             }
-            if changed {
-                self.ctx.sync_dir(&sub_path)?;
+            if let Some(d) = d {
+                d.sync()?;
             }
         }
         Ok(removed)

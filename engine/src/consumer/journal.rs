@@ -8,7 +8,7 @@
 //! a restart, so stale bytes of a torn tail can never be read as new records.
 
 use crate::background::Syncer;
-use crate::ctx::{random_u64, Ctx};
+use crate::ctx::{random_u64, Ctx, Dir};
 use crate::format::journal::{
     self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
 };
@@ -166,17 +166,18 @@ pub(crate) fn stage_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<Pat
     io::write_tmp_synced(&*ctx.vfs, dir, CHECKPOINT_FILE, &bytes)
 }
 
-/// Renames a staged checkpoint into place and syncs `dir`, which makes it
-/// and any other file renamed into `dir` before durable. From the rename
+/// Renames a staged checkpoint into place and syncs the consumer's
+/// directory `d` (opened before anything was renamed into it), which makes
+/// it and any other file renamed into it before durable. From the rename
 /// on, an open may find the new checkpoint; if the rename or the sync
 /// fails, whether it will is unknown, so the store is poisoned (see
-/// `Ctx::sync_dir`).
-pub(crate) fn install_checkpoint(ctx: &Ctx, dir: &Path, tmp: &Path) -> Result<()> {
+/// `Dir::sync`).
+pub(crate) fn install_checkpoint(ctx: &Ctx, d: &Dir<'_>, dir: &Path, tmp: &Path) -> Result<()> {
     if let Err(e) = ctx.vfs.rename(tmp, &dir.join(CHECKPOINT_FILE)) {
         ctx.poison();
         return Err(Error::io("rename", tmp, e));
     }
-    ctx.sync_dir(dir)
+    d.sync()
 }
 
 /// Reads a checkpoint body; `None` if there is no checkpoint file.

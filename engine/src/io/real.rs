@@ -1,6 +1,6 @@
 //! The real file system.
 
-use super::{DirEntry, EntryKind, LockGuard, MapMemory, OpenMode, VFile, Vfs};
+use super::{DirEntry, EntryKind, LockGuard, MapMemory, OpenMode, VDir, VFile, Vfs};
 use rustix::fs::{FallocateFlags, FlockOperation};
 use rustix::io::Errno;
 use std::fs::{self, File, OpenOptions};
@@ -28,6 +28,17 @@ struct RealLock {
 }
 
 impl LockGuard for RealLock {}
+
+#[derive(Debug)]
+struct RealDir {
+    dir: File,
+}
+
+impl VDir for RealDir {
+    fn sync(&self) -> io::Result<()> {
+        self.dir.sync_all()
+    }
+}
 
 fn entry_kind(ft: fs::FileType) -> EntryKind {
     if ft.is_file() {
@@ -110,8 +121,12 @@ impl Vfs for RealFs {
         fs::remove_dir(path)
     }
 
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VDir>> {
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Box::new(RealDir { dir }))
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
