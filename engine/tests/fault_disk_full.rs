@@ -186,3 +186,46 @@ fn running_out_of_space_at_a_reservation_is_disk_full_whatever_errno_holds() {
     std::fs::remove_file(mnt.join("filler")).unwrap();
     store.stream("s").unwrap().send(b"again").unwrap();
 }
+
+#[test]
+fn a_store_on_a_full_disk_reopens_with_its_consumers() {
+    // Default journal sizes: a 16 MiB journal per consumer and open would
+    // not fit this disk at all.
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("fs");
+    std::fs::create_dir(&mnt).unwrap();
+    let _mount = match mount_tmpfs(&mnt, "8m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: {why} (this test needs root and a mountable tmpfs)");
+            return;
+        }
+    };
+    let root = mnt.join("store");
+    let opts = || Options::default().allocation_chunk_bytes(64 * 1024);
+    {
+        let store = Store::open(&root, opts()).unwrap();
+        for name in ["a", "b"] {
+            let s = store.stream(name).unwrap();
+            s.consumer("c").unwrap();
+            for i in 0..100u32 {
+                s.send(format!("{name}{i}").as_bytes()).unwrap();
+            }
+        }
+        store.close().unwrap();
+    }
+    fill(&mnt, "filler");
+    let store = Store::open(&root, opts()).expect("open on a full disk");
+    let c = store.stream("a").unwrap().consumer("c").unwrap();
+    let d = c.try_receive().unwrap().expect("a message");
+    assert_eq!(d.payload(), b"a0");
+    assert!(matches!(d.ack(), Err(Error::DiskFull { .. })));
+    assert!(!store.is_poisoned());
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    c.ack_up_to(0, 49).unwrap();
+    drop(c);
+    store.close().unwrap();
+    let store = Store::open(&root, opts()).unwrap();
+    let c = store.stream("a").unwrap().consumer("c").unwrap();
+    assert_eq!(c.try_receive().unwrap().unwrap().payload(), b"a50");
+}
