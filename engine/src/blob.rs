@@ -61,6 +61,8 @@ pub(crate) struct Blobs {
     dir: PathBuf,
     gc: RwLock<()>,
     verified: Mutex<HashMap<[u8; 32], Weak<BlobBytes>>>,
+    /// Blob directories this process made durable (see `ensure_dir`).
+    durable_dirs: Mutex<HashSet<PathBuf>>,
 }
 
 impl Blobs {
@@ -71,6 +73,7 @@ impl Blobs {
             dir,
             gc: RwLock::new(()),
             verified: Mutex::new(HashMap::new()),
+            durable_dirs: Mutex::new(HashSet::new()),
         }
     }
 
@@ -85,23 +88,40 @@ impl Blobs {
         self.gc.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Makes sure `dir` (the blob directory or one below it) exists and its
+    /// entry is durable. One found in place that this process has not made
+    /// durable may be left by a call that failed (or a process that died)
+    /// before its directory sync, or be another sender's that is not synced
+    /// yet: its parent is synced before it is used, once per process.
     fn ensure_dir(&self, dir: &Path) -> Result<()> {
-        let vfs = &*self.ctx.vfs;
-        match vfs.kind(dir).map_err(|e| Error::io("stat", dir, e))? {
-            Some(EntryKind::Dir) => Ok(()),
-            Some(_) => Err(Error::corrupt(dir, 0, "expected a directory")),
-            None => {
-                let parent = dir.parent().unwrap_or(dir);
-                self.ensure_dir(parent)?;
-                let d = self.ctx.open_dir(parent)?;
-                match vfs.create_dir(dir) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-                    Err(e) => return Err(Error::io("create directory", dir, e)),
-                }
-                d.sync()
-            }
+        if dir == self.ctx.root
+            || self
+                .durable_dirs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(dir)
+        {
+            return Ok(());
         }
+        let vfs = &*self.ctx.vfs;
+        let parent = dir.parent().unwrap_or(dir);
+        self.ensure_dir(parent)?;
+        let d = self.ctx.open_dir(parent)?;
+        match vfs.kind(dir).map_err(|e| Error::io("stat", dir, e))? {
+            Some(EntryKind::Dir) => {}
+            Some(_) => return Err(Error::corrupt(dir, 0, "expected a directory")),
+            None => match vfs.create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("create directory", dir, e)),
+            },
+        }
+        d.sync()?;
+        self.durable_dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.to_path_buf());
+        Ok(())
     }
 
     /// Stores everything `reader` yields as a blob (bounded memory), durably.
@@ -152,6 +172,9 @@ impl Blobs {
             // Stored before: keep one copy. (A damaged copy is found when read.)
             vfs.remove_file(&tmp)
                 .map_err(|e| Error::io("remove", &tmp, e))?;
+            // Its sender may not have synced its directory yet.
+            self.ensure_dir(&sub)?;
+            self.ctx.sync_dir(&sub)?;
         } else {
             self.ensure_dir(&sub)?;
             let d = self.ctx.open_dir(&sub);
