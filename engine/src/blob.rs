@@ -81,6 +81,8 @@ pub(crate) struct Blobs {
     dir: PathBuf,
     gc: RwLock<()>,
     verified: Mutex<HashMap<[u8; 32], Weak<BlobBytes>>>,
+    /// Blob directories this process made durable (see `ensure_dir`).
+    durable_dirs: Mutex<HashSet<PathBuf>>,
 }
 
 impl Blobs {
@@ -91,6 +93,7 @@ impl Blobs {
             dir,
             gc: RwLock::new(()),
             verified: Mutex::new(HashMap::new()),
+            durable_dirs: Mutex::new(HashSet::new()),
         }
     }
 
@@ -105,23 +108,40 @@ impl Blobs {
         self.gc.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Makes sure `dir` (the blob directory or one below it) exists and its
+    /// entry is durable. One found in place that this process has not made
+    /// durable may be left by a call that failed (or a process that died)
+    /// before its directory sync, or be another sender's that is not synced
+    /// yet: its parent is synced before it is used, once per process.
     fn ensure_dir(&self, dir: &Path) -> Result<()> {
-        let vfs = &*self.ctx.vfs;
-        match vfs.kind(dir).map_err(|e| Error::io("stat", dir, e))? {
-            Some(EntryKind::Dir) => Ok(()),
-            Some(_) => Err(Error::corrupt(dir, 0, "expected a directory")),
-            None => {
-                if let Some(parent) = dir.parent() {
-                    self.ensure_dir(parent)?;
-                }
-                match vfs.create_dir(dir) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-                    Err(e) => return Err(Error::io("create directory", dir, e)),
-                }
-                self.ctx.sync_dir(dir.parent().unwrap_or(dir))
-            }
+        if dir == self.ctx.root
+            || self
+                .durable_dirs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(dir)
+        {
+            return Ok(());
         }
+        let vfs = &*self.ctx.vfs;
+        let parent = dir.parent().unwrap_or(dir);
+        self.ensure_dir(parent)?;
+        let d = self.ctx.open_dir(parent)?;
+        match vfs.kind(dir).map_err(|e| Error::io("stat", dir, e))? {
+            Some(EntryKind::Dir) => {}
+            Some(_) => return Err(Error::corrupt(dir, 0, "expected a directory")),
+            None => match vfs.create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("create directory", dir, e)),
+            },
+        }
+        d.sync()?;
+        self.durable_dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.to_path_buf());
+        Ok(())
     }
 
     /// Stores everything `reader` yields as a blob (bounded memory), durably.
@@ -176,15 +196,23 @@ impl Blobs {
             // Stored before and intact: keep one copy.
             vfs.remove_file(&tmp)
                 .map_err(|e| Error::io("remove", &tmp, e))?;
+            // Its sender may not have synced its directory yet.
+            self.ensure_dir(&sub)?;
+            self.ctx.sync_dir(&sub)?;
         } else {
             pending = self.mark_pending(&hash)?;
             // New, or a copy that is damaged (or not a file): the one just
             // written, which matches its name, takes its place, so that an
             // acknowledged claim check is always readable.
             self.ensure_dir(&sub)?;
+            let d = self.ctx.open_dir(&sub);
+            if d.is_err() {
+                let _ = vfs.remove_file(&tmp);
+            }
+            let d = d?;
             vfs.rename(&tmp, &target)
                 .map_err(|e| Error::io("rename", &tmp, e))?;
-            self.ctx.sync_dir(&sub)?;
+            d.sync()?;
         }
         Ok((cc, pending))
     }
@@ -414,7 +442,8 @@ impl Blobs {
             if !layout::is_blob_shard(&sub.name) {
                 continue;
             }
-            let mut changed = false;
+            // Opened before the first removal, to sync the removals.
+            let mut d = None;
             for e in vfs
                 .read_dir(&sub_path)
                 .map_err(|e| Error::io("list", &sub_path, e))?
@@ -425,14 +454,16 @@ impl Blobs {
                 if e.kind != EntryKind::File || referenced.contains(&hash) {
                     continue;
                 }
+                if d.is_none() {
+                    d = Some(self.ctx.open_dir(&sub_path)?);
+                }
                 let p = sub_path.join(&e.name);
                 vfs.remove_file(&p)
                     .map_err(|e| Error::io("remove", &p, e))?;
                 removed += 1;
-                changed = true;
             }
-            if changed {
-                self.ctx.sync_dir(&sub_path)?;
+            if let Some(d) = d {
+                d.sync()?;
             }
         }
         Ok(removed)

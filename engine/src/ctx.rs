@@ -2,7 +2,7 @@
 //! the poison flag.
 
 use crate::background::Syncer;
-use crate::io::{LockGuard, Vfs};
+use crate::io::{LockGuard, VDir, Vfs};
 use crate::options::Options;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -56,21 +56,52 @@ impl Ctx {
         self.poisoned.store(true, Ordering::Release);
     }
 
-    /// Syncs directory `dir`. A failure poisons the store, as a failed file
-    /// sync does: which of the directory's recent changes are durable is
-    /// unknown then, and a later acknowledgement could rest on an entry (a
-    /// stream, a consumer, a segment, a blob's directory) that a power cut
-    /// takes away.
-    pub(crate) fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.vfs.sync_dir(dir).map_err(|e| {
-            self.poison();
-            Error::io("sync directory", dir, e)
+    /// Opens directory `dir`, to sync it once it has been changed. Open it
+    /// before changing it: a failure to open it (no descriptor left,
+    /// [`Error::TooManyOpenFiles`]) is then an error of this call only,
+    /// before anything changed, and poisons nothing.
+    pub(crate) fn open_dir<'a>(&'a self, dir: &'a Path) -> Result<Dir<'a>> {
+        let handle = self
+            .vfs
+            .open_dir(dir)
+            .map_err(|e| Error::io("open directory", dir, e))?;
+        Ok(Dir {
+            ctx: self,
+            path: dir,
+            handle,
         })
+    }
+
+    /// Syncs directory `dir`: [`Ctx::open_dir`], then [`Dir::sync`].
+    pub(crate) fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.open_dir(dir)?.sync()
     }
 
     /// Whether the store is poisoned.
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+}
+
+/// A directory opened to be synced (see [`Ctx::open_dir`]).
+#[derive(Debug)]
+pub(crate) struct Dir<'a> {
+    ctx: &'a Ctx,
+    path: &'a Path,
+    handle: Box<dyn VDir>,
+}
+
+impl Dir<'_> {
+    /// Makes the directory's entries durable. A failure poisons the store,
+    /// as a failed file sync does: which of the directory's recent changes
+    /// are durable is unknown then, and a later acknowledgement could rest
+    /// on an entry (a stream, a consumer, a segment, a blob's directory)
+    /// that a power cut takes away.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.handle.sync().map_err(|e| {
+            self.ctx.poison();
+            Error::io("sync directory", self.path, e)
+        })
     }
 }
 

@@ -33,6 +33,18 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The process has no file descriptor left (`EMFILE`, or `ENFILE` for
+    /// the whole system): every priority bucket of an open stream holds its
+    /// active segment open. Only this call failed; the store goes on. Raise
+    /// the limit (`ulimit -n`) or close something, and retry.
+    #[error(
+        "too many open files to open {path}: raise the limit of open files (ulimit -n) and retry"
+    )]
+    TooManyOpenFiles {
+        /// What could not be opened.
+        path: PathBuf,
+    },
+
     /// Another `Store` (in this process or another one) has the store open.
     #[error("store {path} is locked: is another process or another Store using it?")]
     Locked {
@@ -167,11 +179,15 @@ pub enum Error {
 
 impl Error {
     /// Wraps an I/O error with the operation and path, turning `ENOSPC` and
-    /// `EDQUOT` into [`Error::DiskFull`].
+    /// `EDQUOT` into [`Error::DiskFull`], `EMFILE` and `ENFILE` into
+    /// [`Error::TooManyOpenFiles`].
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
         let path = path.into();
         if is_disk_full(&source) {
             return Error::DiskFull { path };
+        }
+        if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+            return Error::TooManyOpenFiles { path };
         }
         Error::Io { op, path, source }
     }

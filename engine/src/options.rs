@@ -124,11 +124,17 @@ impl Options {
         self
     }
 
-    /// Size of a consumer's journal file: every delivery and acknowledgement
-    /// takes 24 bytes; when the journal is full, the consumer writes a
-    /// checkpoint and starts a new one. Default = 16 MiB (about 700,000
-    /// records, some 350,000 messages received and acknowledged one by one);
-    /// 4 KiB..=1 GiB. Disk space for it is reserved up front.
+    /// Largest size of a consumer's journal file: every delivery and
+    /// acknowledgement takes 24 bytes; when the journal is full, the
+    /// consumer writes a checkpoint and starts a new one. The first journal
+    /// after an open is 1/256 of this (4 KiB..=64 KiB), and each that fills
+    /// up is followed by one twice its size, up to this, so an idle
+    /// consumer holds 64 KiB and an open needs little disk. Default = 16 MiB
+    /// (about 700,000 records, some 350,000 messages received and
+    /// acknowledged one by one); 4 KiB..=1 GiB. Disk space for each journal
+    /// is reserved when it is created; if the disk has no room for a new
+    /// one, the consumer still opens and receives, and its acks fail with
+    /// [`crate::Error::DiskFull`] until there is room.
     pub fn consumer_journal_bytes(mut self, bytes: u64) -> Self {
         self.consumer_journal_bytes = bytes;
         self

@@ -130,3 +130,102 @@ fn full_disk_is_an_error_and_recoverable() {
         d.ack().unwrap();
     }
 }
+
+/// Fills the file system at `mnt` to the last byte with a file `name`.
+fn fill(mnt: &Path, name: &str) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(mnt.join(name)).unwrap();
+    let block = vec![0x5au8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let mut byte = [0x5au8];
+    while f.write_all(&byte).is_ok() {
+        byte[0] ^= 1;
+    }
+}
+
+#[test]
+fn running_out_of_space_at_a_reservation_is_disk_full_whatever_errno_holds() {
+    // The reservation (fallocate) is the first call of the thread to fail:
+    // errno holds nothing about it (a fresh thread's errno is 0), so an
+    // error read from errno instead of the call's return value is not
+    // `DiskFull`.
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("fs");
+    std::fs::create_dir(&mnt).unwrap();
+    let _mount = match mount_tmpfs(&mnt, "4m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: {why} (this test needs root and a mountable tmpfs)");
+            return;
+        }
+    };
+    let root = mnt.join("store");
+    let store = Store::open(&root, opts()).unwrap();
+    let s = store.stream("s").unwrap();
+    fill(&mnt, "filler");
+    let sent = std::thread::spawn(move || {
+        let mut n = 0u64;
+        loop {
+            match s.send(&[7u8; 3000]) {
+                Ok(_) => n += 1,
+                Err(e) => return (n, e),
+            }
+            assert!(n < 10_000, "the disk never filled up");
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(
+        matches!(sent.1, Error::DiskFull { .. }),
+        "after {} sends: {:?}",
+        sent.0,
+        sent.1
+    );
+    assert!(!store.is_poisoned());
+    // With space again, sending goes on.
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    store.stream("s").unwrap().send(b"again").unwrap();
+}
+
+#[test]
+fn a_store_on_a_full_disk_reopens_with_its_consumers() {
+    // Default journal sizes: a 16 MiB journal per consumer and open would
+    // not fit this disk at all.
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("fs");
+    std::fs::create_dir(&mnt).unwrap();
+    let _mount = match mount_tmpfs(&mnt, "8m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: {why} (this test needs root and a mountable tmpfs)");
+            return;
+        }
+    };
+    let root = mnt.join("store");
+    let opts = || Options::default().allocation_chunk_bytes(64 * 1024);
+    {
+        let store = Store::open(&root, opts()).unwrap();
+        for name in ["a", "b"] {
+            let s = store.stream(name).unwrap();
+            s.consumer("c").unwrap();
+            for i in 0..100u32 {
+                s.send(format!("{name}{i}").as_bytes()).unwrap();
+            }
+        }
+        store.close().unwrap();
+    }
+    fill(&mnt, "filler");
+    let store = Store::open(&root, opts()).expect("open on a full disk");
+    let c = store.stream("a").unwrap().consumer("c").unwrap();
+    let d = c.try_receive().unwrap().expect("a message");
+    assert_eq!(d.payload(), b"a0");
+    assert!(matches!(d.ack(), Err(Error::DiskFull { .. })));
+    assert!(!store.is_poisoned());
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    c.ack_up_to(0, 49).unwrap();
+    drop(c);
+    store.close().unwrap();
+    let store = Store::open(&root, opts()).unwrap();
+    let c = store.stream("a").unwrap().consumer("c").unwrap();
+    assert_eq!(c.try_receive().unwrap().unwrap().payload(), b"a50");
+}

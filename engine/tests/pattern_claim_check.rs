@@ -355,3 +355,50 @@ fn blob_sends_that_return_after_an_earlier_io_error_hold() {
         }
     }
 }
+
+#[test]
+fn a_blob_directory_left_by_a_failed_send_is_made_durable_before_it_is_used() {
+    // A blob send fails at operation N (EIO once); the program drops the
+    // store and opens it again on the same file system, as a restarted
+    // program does: the page cache still holds the directories the failed
+    // send created, synced or not. A claim check whose blob goes into the
+    // same directory is acknowledged, then the power is cut: it must be
+    // there.
+    let first = big(1, 3000);
+    let shard = |p: &[u8]| blake3_of(p)[0];
+    let second = (1u32..100_000)
+        .map(|i| {
+            let mut p = big(2, 3000);
+            p[..4].copy_from_slice(&i.to_le_bytes());
+            p
+        })
+        .find(|p| shard(p) == shard(&first))
+        .expect("a payload in the same blob directory");
+    let open = |fs: &SimFs| Store::open("/b", sim::options(fs, Durability::Always)).unwrap();
+    let config = StreamConfig::default().claim_check_threshold(10);
+    let probe = SimFs::new();
+    let store = open(&probe);
+    let s = store.create_stream("s", config.clone()).unwrap();
+    let start = probe.stats().ops;
+    s.send(&first).unwrap();
+    let total = probe.stats().ops - start;
+    for n in 1..=total {
+        let fs = SimFs::new();
+        let store = open(&fs);
+        let s = store.create_stream("s", config.clone()).unwrap();
+        fs.fail_at(fs.stats().ops + n, spool::io::sim::FaultKind::Eio, false);
+        let _ = s.send(&first);
+        drop(s);
+        drop(store);
+        let store = open(&fs);
+        let offset = store.stream("s").unwrap().send(&second).unwrap();
+        let cut = fs.power_cut(CutMode::DropUnsynced);
+        drop(store);
+        let store = open(&cut);
+        let r = store.stream("s").unwrap().read(offset);
+        match r {
+            Ok(Some(r)) => assert_eq!(r.payload(), &second[..], "EIO at op {n}"),
+            other => panic!("EIO at op {n}: acknowledged claim check lost: {other:?}"),
+        }
+    }
+}

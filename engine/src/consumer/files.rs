@@ -19,27 +19,60 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Writes the checkpoint of generation `body.generation`, creates its
-/// journal, removes the previous journal. Returns the new journal and the
-/// logical position where it starts.
+/// journal of `bytes` bytes (or, if the disk has no room for that, of
+/// [`journal::first_bytes`]), removes the previous journal. Returns the new
+/// journal and the logical position where it starts. On an error the store
+/// is poisoned if the rotation may have taken effect (see
+/// [`journal::install_checkpoint`]); otherwise nothing changed: the old
+/// checkpoint and journal stand, and the files made for the new ones are
+/// removed.
 pub(super) fn rotate_files(
     ctx: &Ctx,
     dir: &Path,
     body: &CheckpointBody,
     old: &Path,
     logical_end: u64,
+    bytes: u64,
 ) -> Result<(Journal, u64)> {
     // Both new files are synced, renamed into place, and made durable by one
     // directory sync. Whichever renames a power cut keeps, open finds a
     // consistent pair: the checkpoint's generation picks the journal, and a
     // journal of another generation is stale (removed at open). That also
     // covers the old journal coming back: its removal needs no sync.
-    let bytes = postcard::to_allocvec(body).map_err(|e| Error::encode("consumer checkpoint", e))?;
-    let staged = journal::stage_checkpoint(ctx, dir, &bytes)?;
-    let j = Journal::create(ctx, dir, body.generation)?;
+    let encoded =
+        postcard::to_allocvec(body).map_err(|e| Error::encode("consumer checkpoint", e))?;
+    // The directory is opened before anything is renamed into it: failing
+    // to open it (no descriptor left) must come before the point where a
+    // failure poisons.
+    let d = ctx.open_dir(dir)?;
+    let staged = match journal::stage_checkpoint(ctx, dir, &encoded) {
+        Ok(t) => t,
+        Err(e) => {
+            // A partial temporary file holds space a full disk needs.
+            let _ = ctx
+                .vfs
+                .remove_file(&dir.join(layout::tmp_file_name(layout::CHECKPOINT_FILE)));
+            return Err(e);
+        }
+    };
+    let first = journal::first_bytes(ctx.opts.consumer_journal_bytes);
+    let created = match Journal::create(ctx, dir, body.generation, bytes) {
+        Err(Error::DiskFull { .. }) if bytes > first => {
+            Journal::create(ctx, dir, body.generation, first)
+        }
+        r => r,
+    };
+    let j = match created {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = ctx.vfs.remove_file(&staged);
+            return Err(e);
+        }
+    };
     // Once an open may find the new checkpoint, it takes the old journal
     // for stale: acks written there after a failed install would be lost,
     // so a failed install poisons the store.
-    journal::install_checkpoint(ctx, dir, &staged)?;
+    journal::install_checkpoint(ctx, &d, dir, &staged)?;
     // The rotation is durable; the old journal is stale whatever happens to
     // it now (an open removes a leftover), so a failed removal is no error.
     let _ = ctx.vfs.remove_file(old);
@@ -47,13 +80,16 @@ pub(super) fn rotate_files(
     Ok((j, start))
 }
 
-/// Creates a consumer directory atomically (temporary directory, renamed).
+/// Creates a consumer directory atomically (temporary directory, renamed);
+/// returns it, and whether it is new: `false` if an earlier call of this
+/// process renamed it into place and then failed (the caller opens it, and
+/// `config` was not written).
 pub(crate) fn create(
     ctx: &Arc<Ctx>,
     stream: &StreamInner,
     name: &str,
     config: &ConsumerConfig,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, bool)> {
     config.validate()?;
     let vfs = &*ctx.vfs;
     let parent = stream.dir().join(layout::CONSUMERS_DIR);
@@ -62,14 +98,39 @@ pub(crate) fn create(
         .map_err(|e| Error::io("stat", &parent, e))?
         .is_none()
     {
+        let d = ctx.open_dir(stream.dir())?;
         vfs.create_dir(&parent)
             .map_err(|e| Error::io("create directory", &parent, e))?;
-        ctx.sync_dir(stream.dir())?;
+        d.sync()?;
     }
+    let dir = parent.join(name);
+    if vfs.kind(&dir).map_err(|e| Error::io("stat", &dir, e))? == Some(EntryKind::Dir) {
+        // Renamed into place (durably) by an earlier call that failed
+        // after it, while opening the consumer: the consumer exists.
+        return Ok((dir, false));
+    }
+    // Opened before the consumer's directory is renamed into it.
+    let d = ctx.open_dir(&parent)?;
     let tmp = parent.join(layout::tmp_dir_name(name, random_u64()));
     vfs.create_dir(&tmp)
         .map_err(|e| Error::io("create directory", &tmp, e))?;
-    write_config(ctx, &tmp, config)?;
+    let built = build_tmp(ctx, stream, &tmp, config);
+    if built.is_err() {
+        // Not renamed into place: it never existed. (An open removes a
+        // leftover too.)
+        let _ = io::remove_dir_all(vfs, &tmp);
+    }
+    built?;
+    vfs.rename(&tmp, &dir)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
+    d.sync()?;
+    Ok((dir, true))
+}
+
+/// Writes a new consumer's configuration and first checkpoint into its
+/// temporary directory `tmp`, durably.
+fn build_tmp(ctx: &Ctx, stream: &StreamInner, tmp: &Path, config: &ConsumerConfig) -> Result<()> {
+    write_config(ctx, tmp, config)?;
     let buckets = (0..stream.priorities())
         .map(|p| {
             let start = start_offset(stream, p, config.start)?;
@@ -87,13 +148,8 @@ pub(crate) fn create(
     };
     let bytes =
         postcard::to_allocvec(&body).map_err(|e| Error::encode("consumer checkpoint", e))?;
-    journal::write_checkpoint(ctx, &tmp, &bytes)?;
-    ctx.sync_dir(&tmp)?;
-    let dir = parent.join(name);
-    vfs.rename(&tmp, &dir)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
-    ctx.sync_dir(&parent)?;
-    Ok(dir)
+    journal::write_checkpoint(ctx, tmp, &bytes)?;
+    ctx.sync_dir(tmp)
 }
 
 fn start_offset(stream: &StreamInner, priority: u8, start: StartAt) -> Result<u64> {
@@ -240,8 +296,24 @@ pub(crate) fn open(
             Err(e) => return Err(Error::io("remove", &s, e)),
         }
     }
-    let (journal, base) = rotate_files(ctx, dir, &state_body, &jpath, 0)?;
-    let checkpointed_floors = state_body
+    let first = journal::first_bytes(ctx.opts.consumer_journal_bytes);
+    let (journal, base, checkpointed, disk_full_since) =
+        match rotate_files(ctx, dir, &state_body, &jpath, 0, first) {
+            Ok((j, base)) => (j, base, &state_body, None),
+            // No room for a new generation: the consumer opens without a
+            // journal (its checkpoint and journal `g` stand, the state
+            // replayed from them is the one in memory). It reads; what
+            // must be journaled starts a generation first, and until one
+            // fits, acks fail with `DiskFull` (see `Consumer::journal`).
+            Err(Error::DiskFull { .. }) if !ctx.is_poisoned() => (
+                Journal::none(jpath, ckpt.generation),
+                0,
+                &ckpt,
+                Some(std::time::Instant::now()),
+            ),
+            Err(e) => return Err(e),
+        };
+    let checkpointed_floors = checkpointed
         .buckets
         .iter()
         .map(|b| AtomicU64::new(b.floor))
@@ -263,6 +335,7 @@ pub(crate) fn open(
             nack_reasons: HashMap::new(),
             hot: HotConfig::of(&config),
             segments: vec![None; priorities],
+            disk_full_since,
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),

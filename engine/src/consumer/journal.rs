@@ -6,14 +6,20 @@
 //! journal writes a new checkpoint (generation `g + 1`) and a new, empty
 //! journal, then removes the old one. A journal is never appended to after
 //! a restart, so stale bytes of a torn tail can never be read as new records.
+//!
+//! Sizes: the first journal of an open is small ([`first_bytes`]); each one
+//! that fills up is followed by one twice its size, up to
+//! `Options::consumer_journal_bytes`. An idle consumer holds 64 KiB, not
+//! the whole journal size, and an open needs little space.
 
 use crate::background::Syncer;
-use crate::ctx::{random_u64, Ctx};
+use crate::ctx::{random_u64, Ctx, Dir};
 use crate::format::journal::{
     self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
 };
 use crate::format::meta::{self, CHECKPOINT_BODY_BYTES_MAX, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
-use crate::io::{self, MapWriter, OpenMode, SharedMap, VFile};
+use crate::io::map::HeapBuf;
+use crate::io::{self, MapMemory, MapWriter, OpenMode, SharedMap, VFile};
 use crate::layout::{self, CHECKPOINT_FILE};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -30,7 +36,6 @@ pub(crate) struct Journal {
     id: u64,
     map: Arc<SharedMap>,
     writer: MapWriter,
-    _file: Arc<dyn VFile>,
     pos: usize,
     /// The store's background thread, if it runs: it faults the journal in
     /// ahead of the appends (as for segments).
@@ -42,10 +47,46 @@ pub(crate) struct Journal {
 /// How far ahead of the appends the journal is faulted in, and in what steps.
 const PREFAULT_STEP: usize = 256 << 10;
 
+/// Size of the first journal of an open: 1/256 of the largest
+/// (`consumer_journal_bytes`), between 4 KiB and 64 KiB.
+pub(crate) fn first_bytes(max: u64) -> u64 {
+    (max / 256).clamp(4096, 64 << 10).min(max)
+}
+
+/// Size of the journal that follows one of `bytes` (0: none) when it is
+/// full: twice as large, up to `max`.
+pub(crate) fn grown_bytes(bytes: u64, max: u64) -> u64 {
+    if bytes == 0 {
+        first_bytes(max)
+    } else {
+        bytes.saturating_mul(2).clamp(first_bytes(max), max)
+    }
+}
+
 impl Journal {
-    /// Creates the empty journal of generation `g` in `dir`: the file is
-    /// durable; its directory entry is durable once the caller syncs `dir`.
-    pub(crate) fn create(ctx: &Ctx, dir: &Path, g: u64) -> Result<Journal> {
+    /// No journal: the consumer could not start one (a full disk when it
+    /// was opened). Every append fails, so the next one that must be
+    /// journaled starts a journal first (generation `g + 1`; the journal of
+    /// generation `g`, at `path`, is the one it then removes).
+    pub(crate) fn none(path: PathBuf, g: u64) -> Journal {
+        let mem = MapMemory::heap(Arc::new(HeapBuf::new(0)), Arc::new(|_, _| Ok(())));
+        let (map, writer) = SharedMap::writable(mem, 0);
+        Journal {
+            path,
+            generation: g,
+            id: 0,
+            map,
+            writer,
+            pos: 0,
+            prefaulter: None,
+            prefaulted: 0,
+        }
+    }
+
+    /// Creates the empty journal of generation `g` in `dir`, of `bytes`
+    /// bytes (reserved): the file is durable; its directory entry is durable
+    /// once the caller syncs `dir`. If it cannot be built, it is removed.
+    pub(crate) fn create(ctx: &Ctx, dir: &Path, g: u64, bytes: u64) -> Result<Journal> {
         let vfs = &*ctx.vfs;
         let name = layout::journal_file_name(g);
         let path = dir.join(&name);
@@ -62,7 +103,6 @@ impl Journal {
             journal_id: random_u64(),
             generation: g,
         };
-        let bytes = ctx.opts.consumer_journal_bytes;
         let build = || -> std::io::Result<Arc<dyn VFile>> {
             let f = vfs.open(&tmp, OpenMode::CreateNew)?;
             f.set_len(bytes)?;
@@ -90,7 +130,6 @@ impl Journal {
             id: header.journal_id,
             map,
             writer,
-            _file: file,
             pos: JOURNAL_HEADER_BYTES,
             prefaulter: ctx.opts.background_thread().then(|| ctx.syncer.clone()),
             prefaulted: 0,
@@ -126,6 +165,17 @@ impl Journal {
             p.prefault(self.map.clone(), from..to);
         }
         self.prefaulted = to.max(self.prefaulted);
+    }
+
+    /// Whether one more record fits.
+    #[inline]
+    pub(crate) fn has_room(&self) -> bool {
+        self.pos + JOURNAL_RECORD_BYTES <= self.map.len()
+    }
+
+    /// Size of the file (0 for [`Journal::none`]).
+    pub(crate) fn capacity(&self) -> u64 {
+        self.map.len() as u64
     }
 
     /// The map, for syncing without the consumer's lock.
@@ -166,17 +216,18 @@ pub(crate) fn stage_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<Pat
     io::write_tmp_synced(&*ctx.vfs, dir, CHECKPOINT_FILE, &bytes)
 }
 
-/// Renames a staged checkpoint into place and syncs `dir`, which makes it
-/// and any other file renamed into `dir` before durable. From the rename
+/// Renames a staged checkpoint into place and syncs the consumer's
+/// directory `d` (opened before anything was renamed into it), which makes
+/// it and any other file renamed into it before durable. From the rename
 /// on, an open may find the new checkpoint; if the rename or the sync
 /// fails, whether it will is unknown, so the store is poisoned (see
-/// `Ctx::sync_dir`).
-pub(crate) fn install_checkpoint(ctx: &Ctx, dir: &Path, tmp: &Path) -> Result<()> {
+/// `Dir::sync`).
+pub(crate) fn install_checkpoint(ctx: &Ctx, d: &Dir<'_>, dir: &Path, tmp: &Path) -> Result<()> {
     if let Err(e) = ctx.vfs.rename(tmp, &dir.join(CHECKPOINT_FILE)) {
         ctx.poison();
         return Err(Error::io("rename", tmp, e));
     }
-    ctx.sync_dir(dir)
+    d.sync()
 }
 
 /// Reads a checkpoint body; `None` if there is no checkpoint file.

@@ -64,7 +64,14 @@ struct State {
     hot: HotConfig,
     /// Per bucket, the segment read last (reads skip the segment list).
     segments: Vec<Option<Arc<Pin>>>,
+    /// When starting a journal generation last failed for want of space
+    /// (cleared when one starts).
+    disk_full_since: Option<Instant>,
 }
+
+/// How long after a rotation failed for want of space deliveries go
+/// unjournaled without trying again (acks always try).
+const DISK_FULL_RETRY: Duration = Duration::from_secs(1);
 
 /// The parts of a [`ConsumerConfig`] the receive path reads.
 #[derive(Debug, Clone, Copy)]
@@ -421,7 +428,12 @@ impl Consumer {
         let hot = st.hot;
         if hot.max_deliveries.is_some_and(|m| taken.attempts >= m) {
             let config = self.config();
-            if let Err(e) = self.dead_letter(st, &config, &record, taken.attempts) {
+            // Room for its ack first: a dead letter that could not be
+            // acknowledged would be sent again.
+            let moved = self
+                .make_room(st)
+                .and_then(|()| self.dead_letter(st, &config, &record, taken.attempts));
+            if let Err(e) = moved {
                 // Not moved (the dead-letter stream refused it, e.g. a
                 // full disk): it stays waiting here, to be tried again.
                 st.buckets[p].untake(taken.offset);
@@ -435,7 +447,7 @@ impl Consumer {
         if attempt > 1 {
             st.redelivered += 1;
         }
-        self.journal(
+        self.journal_delivery(
             st,
             Entry::Delivered {
                 bucket: p as u8,
@@ -458,7 +470,7 @@ impl Consumer {
         if st.journal.append(&e) {
             return Ok(());
         }
-        self.rotate(st)?;
+        self.make_room(st)?;
         if !st.journal.append(&e) {
             return Err(Error::Internal(
                 "a new consumer journal cannot hold one record".into(),
@@ -467,9 +479,42 @@ impl Consumer {
         Ok(())
     }
 
-    /// Checkpoint, new journal, old journal removed (see `journal.rs`).
-    fn rotate(&self, st: &mut State) -> Result<()> {
-        self.handle.inner.rotate(st)
+    /// Makes room for one journal record: starts a new generation if the
+    /// journal is full (or there is none). On an error nothing changed (or
+    /// the store is poisoned), so an ack fails before it takes effect.
+    #[inline]
+    fn make_room(&self, st: &mut State) -> Result<()> {
+        if st.journal.has_room() {
+            return Ok(());
+        }
+        self.handle.inner.rotate(st, true)
+    }
+
+    /// Journals a delivery. If the journal is full and a new one does not
+    /// fit on the disk, the delivery is counted in memory only (as after a
+    /// power cut, its count may then come back lower after a crash), so that
+    /// a full disk stops acks, not reads: the next generation that starts
+    /// checkpoints it.
+    #[inline]
+    fn journal_delivery(&self, st: &mut State, e: Entry) -> Result<()> {
+        if st.journal.append(&e) {
+            return Ok(());
+        }
+        self.journal_delivery_slow(st, e)
+    }
+
+    #[cold]
+    fn journal_delivery_slow(&self, st: &mut State, e: Entry) -> Result<()> {
+        if st
+            .disk_full_since
+            .is_some_and(|t| t.elapsed() < DISK_FULL_RETRY)
+        {
+            return Ok(());
+        }
+        match self.journal(st, e) {
+            Err(Error::DiskFull { .. }) if !self.handle.inner.ctx.is_poisoned() => Ok(()),
+            r => r,
+        }
     }
 
     /// Makes the journal durable up to `target` if the store's durability
@@ -491,6 +536,8 @@ impl Consumer {
         self.handle.inner.ctx.check()?;
         let mut st = self.lock();
         let p = priority as usize;
+        // Room first: an ack that cannot be journaled must not take effect.
+        self.make_room(&mut st)?;
         if p >= st.buckets.len() || !st.buckets[p].ack(offset) {
             // Already acknowledged (a duplicate delivery): nothing to do.
             return Ok(());
@@ -529,6 +576,7 @@ impl Consumer {
             None => return Ok(()),
         };
         let mut st = self.lock();
+        self.make_room(&mut st)?;
         if !st.buckets[priority as usize].ack_up_to(offset) {
             return Ok(());
         }
@@ -692,11 +740,35 @@ impl Delivery {
 }
 
 impl ConsumerInner {
-    fn rotate(&self, st: &mut State) -> Result<()> {
+    /// Checkpoint, new journal, old journal removed (see `journal.rs`). The
+    /// new journal is twice the size of a full one (`grow`), else as large
+    /// as the current one.
+    fn rotate(&self, st: &mut State, grow: bool) -> Result<()> {
         let g = st.journal.generation + 1;
         let body = st.checkpoint_body(g);
-        let (journal, base) =
-            files::rotate_files(&self.ctx, &self.dir, &body, &st.journal.path, st.logical())?;
+        let max = self.ctx.opts.consumer_journal_bytes;
+        let bytes = match st.journal.capacity() {
+            n if grow || n == 0 => journal::grown_bytes(n, max),
+            n => n.min(max),
+        };
+        let rotated = files::rotate_files(
+            &self.ctx,
+            &self.dir,
+            &body,
+            &st.journal.path,
+            st.logical(),
+            bytes,
+        );
+        let (journal, base) = match rotated {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e, Error::DiskFull { .. }) {
+                    st.disk_full_since = Some(Instant::now());
+                }
+                return Err(e);
+            }
+        };
+        st.disk_full_since = None;
         st.journal = journal;
         st.logical_base = base - st.journal.written();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) =
@@ -719,7 +791,11 @@ impl ConsumerInner {
             .any(|(i, b)| b.floor() != self.checkpointed_floors[i].load(Ordering::Acquire));
         if moved {
             self.ctx.check()?;
-            self.rotate(&mut st)?;
+            match self.rotate(&mut st, false) {
+                // No room for a checkpoint: retention goes by the last one.
+                Err(Error::DiskFull { .. }) if !self.ctx.is_poisoned() => {}
+                r => r?,
+            }
         }
         Ok(self
             .checkpointed_floors

@@ -66,8 +66,15 @@ pub trait Vfs: Send + Sync + std::fmt::Debug {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Removes an empty directory.
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
-    /// Makes the directory's entries durable (fsync on the directory).
-    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Opens a directory, to sync it ([`VDir::sync`]). Fails as `open(2)`
+    /// does (`EMFILE` when the process has no descriptor left, `ENOENT`):
+    /// then nothing was synced, and no durability step failed.
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VDir>>;
+    /// Makes the directory's entries durable: [`Vfs::open_dir`], then
+    /// [`VDir::sync`].
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.open_dir(path)?.sync()
+    }
     /// Takes an exclusive lock on the file at `path` (created if missing).
     /// Fails at once with `ErrorKind::WouldBlock` if someone else holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
@@ -75,6 +82,12 @@ pub trait Vfs: Send + Sync + std::fmt::Debug {
 
 /// Releases the lock when dropped.
 pub trait LockGuard: Send + Sync + std::fmt::Debug {}
+
+/// An open directory.
+pub trait VDir: Send + Sync + std::fmt::Debug {
+    /// Makes the directory's entries durable (fsync on the directory).
+    fn sync(&self) -> io::Result<()>;
+}
 
 /// An open file.
 #[cfg_attr(
@@ -89,7 +102,7 @@ pub trait VFile: Send + Sync + std::fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// Sets the length (the new part reads as zeros and is not reserved).
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// Reserves disk blocks for `0..len` (posix_fallocate), growing the file
+    /// Reserves disk blocks for `0..len` (fallocate), growing the file
     /// if it is shorter. Afterwards writes within `0..len` cannot hit ENOSPC.
     fn allocate(&self, len: u64) -> io::Result<()>;
     /// Reads up to `buf.len()` bytes at `pos`; returns how many were read.
@@ -176,11 +189,16 @@ pub(crate) fn write_file_atomic(
     name: &str,
     bytes: &[u8],
 ) -> crate::Result<()> {
+    // The directory is opened first: failing to open it (no descriptor
+    // left) then changes nothing.
+    let d = vfs
+        .open_dir(dir)
+        .map_err(|e| crate::Error::io("open directory", dir, e))?;
     let tmp = write_tmp_synced(vfs, dir, name, bytes)?;
     let target = dir.join(name);
     vfs.rename(&tmp, &target)
         .map_err(|e| crate::Error::io("rename", &tmp, e))?;
-    vfs.sync_dir(dir)
+    d.sync()
         .map_err(|e| crate::Error::io("sync directory", dir, e))?;
     Ok(())
 }
@@ -234,12 +252,15 @@ pub(crate) fn create_dir_all(vfs: &dyn Vfs, path: &Path) -> crate::Result<()> {
         _ => PathBuf::from("."),
     };
     create_dir_all(vfs, &parent)?;
+    let d = vfs
+        .open_dir(&parent)
+        .map_err(|e| crate::Error::io("open directory", &parent, e))?;
     match vfs.create_dir(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(crate::Error::io("create directory", path, e)),
     }
-    vfs.sync_dir(&parent)
+    d.sync()
         .map_err(|e| crate::Error::io("sync directory", &parent, e))
 }
 

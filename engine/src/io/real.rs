@@ -1,11 +1,13 @@
 //! The real file system.
 
-use super::{DirEntry, EntryKind, LockGuard, MapMemory, OpenMode, VFile, Vfs};
-use fs2::FileExt;
+use super::{DirEntry, EntryKind, LockGuard, MapMemory, OpenMode, VDir, VFile, Vfs};
+use rustix::fs::{FallocateFlags, FlockOperation};
+use rustix::io::Errno;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt as UnixFileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt as UnixFileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The operating system's file system.
@@ -15,6 +17,9 @@ pub struct RealFs;
 #[derive(Debug)]
 struct RealFile {
     file: File,
+    /// Where the file system cannot fallocate: `0..written_to` was reserved
+    /// by writing through this handle.
+    written_to: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -23,6 +28,17 @@ struct RealLock {
 }
 
 impl LockGuard for RealLock {}
+
+#[derive(Debug)]
+struct RealDir {
+    dir: File,
+}
+
+impl VDir for RealDir {
+    fn sync(&self) -> io::Result<()> {
+        self.dir.sync_all()
+    }
+}
 
 fn entry_kind(ft: fs::FileType) -> EntryKind {
     if ft.is_file() {
@@ -87,7 +103,10 @@ impl Vfs for RealFs {
                 "not a regular file",
             ));
         }
-        Ok(Arc::new(RealFile { file }))
+        Ok(Arc::new(RealFile {
+            file,
+            written_to: AtomicU64::new(0),
+        }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -102,8 +121,12 @@ impl Vfs for RealFs {
         fs::remove_dir(path)
     }
 
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VDir>> {
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Box::new(RealDir { dir }))
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
@@ -118,16 +141,40 @@ impl Vfs for RealFs {
         // flock locks belong to the open file description, so a second open
         // in the same process conflicts too, and the kernel drops the lock
         // when the holder dies.
-        file.try_lock_exclusive().map_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EWOULDBLOCK)
-            {
-                io::Error::from(io::ErrorKind::WouldBlock)
-            } else {
-                e
+        loop {
+            match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Box::new(RealLock { _file: file })),
+                Err(Errno::INTR) => continue,
+                Err(Errno::WOULDBLOCK) => return Err(io::Error::from(io::ErrorKind::WouldBlock)),
+                Err(e) => return Err(e.into()),
             }
-        })?;
-        Ok(Box::new(RealLock { _file: file }))
+        }
     }
+}
+
+/// Reserves `from..len` of `file` without fallocate, as `posix_fallocate`
+/// does on such file systems: the last byte of every block is written if it
+/// reads as zero (a hole reads as zero), so that the block is allocated and
+/// a later write to it through a memory map cannot run out of space. A byte
+/// that is not zero is data and is left alone. Only the reservation ahead of
+/// the writer (and new files before their header) goes through here, never
+/// a range being written.
+fn allocate_by_writing(file: &File, from: u64, len: u64) -> io::Result<()> {
+    let meta = file.metadata()?;
+    let size = meta.len();
+    let block = meta.blksize().clamp(512, 1 << 20);
+    let mut pos = from / block * block;
+    while pos < len {
+        // Writing the range's last byte past the end also grows the file.
+        let at = (pos + block).min(len) - 1;
+        let mut b = [0u8; 1];
+        let data = at < size && file.read_at(&mut b, at)? == 1 && b[0] != 0;
+        if !data {
+            file.write_all_at(&[0], at)?;
+        }
+        pos += block;
+    }
+    Ok(())
 }
 
 impl VFile for RealFile {
@@ -140,7 +187,25 @@ impl VFile for RealFile {
     }
 
     fn allocate(&self, len: u64) -> io::Result<()> {
-        self.file.allocate(len)
+        // fallocate(2) with its own return value: `posix_fallocate` returns
+        // its error instead of setting errno, and wrappers that read errno
+        // afterwards report whatever an earlier call left there.
+        loop {
+            match rustix::fs::fallocate(&self.file, FallocateFlags::empty(), 0, len) {
+                Ok(()) => return Ok(()),
+                Err(Errno::INTR) => continue,
+                // The file system cannot reserve space (some network and
+                // copy-on-write file systems): write the blocks instead.
+                Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => {
+                    // This handle's earlier reservations are not redone.
+                    let from = self.written_to.load(Ordering::Relaxed).min(len);
+                    allocate_by_writing(&self.file, from, len)?;
+                    self.written_to.fetch_max(len, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
@@ -180,5 +245,38 @@ impl VFile for RealFile {
             ));
         }
         MapMemory::map_file_read(&self.file, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserving_by_writing_fills_holes_keeps_data_and_grows_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        file.set_len(256 << 10).unwrap();
+        file.write_all_at(b"data", 100_000).unwrap();
+        file.write_all_at(&[9], 8191).unwrap();
+        let len = (1 << 20) + 100;
+        allocate_by_writing(&file, 0, len).unwrap();
+        let meta = file.metadata().unwrap();
+        assert_eq!(meta.len(), len);
+        assert!(meta.blocks() * 512 >= len, "blocks: {}", meta.blocks());
+        let mut b = [0u8; 4];
+        file.read_exact_at(&mut b, 100_000).unwrap();
+        assert_eq!(&b, b"data");
+        file.read_exact_at(&mut b[..1], 8191).unwrap();
+        assert_eq!(b[0], 9);
+        // Only the part past `from` is touched: a later reservation of the
+        // same handle starts where the last one ended.
+        allocate_by_writing(&file, len, len + 5000).unwrap();
+        assert_eq!(file.metadata().unwrap().len(), len + 5000);
     }
 }

@@ -13,13 +13,15 @@
 //! - fail the N-th operation with EIO or ENOSPC, once or forever
 //!   ([`SimFs::fail_at`]);
 //! - run out of space ([`SimFs::set_capacity`]);
+//! - run out of descriptors ([`SimFs::set_descriptor_limit`]), as a process
+//!   at its `RLIMIT_NOFILE` does;
 //! - count operations, opens, mapped and read bytes ([`SimFs::stats`]).
 //!
 //! Memory maps are heap buffers shared by all maps of a file; `msync`
 //! copies the flushed range to the durable image.
 
 use super::map::{FlushHook, HeapBuf, MapMemory};
-use super::{DirEntry, EntryKind, LockGuard, OpenMode, VFile, Vfs};
+use super::{DirEntry, EntryKind, LockGuard, OpenMode, VDir, VFile, Vfs};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -131,6 +133,9 @@ struct State {
     used: u64,
     violations: Vec<String>,
     sync_delay: std::time::Duration,
+    /// Open files, open directories and held locks.
+    descriptors: u64,
+    descriptor_limit: u64,
 }
 
 /// One directory of an image: its path and its entries (file content, or
@@ -208,6 +213,8 @@ impl SimFs {
                 used: 0,
                 violations: Vec::new(),
                 sync_delay: std::time::Duration::ZERO,
+                descriptors: 0,
+                descriptor_limit: u64::MAX,
             })),
         }
     }
@@ -247,6 +254,20 @@ impl SimFs {
     /// Sets how many bytes the simulated disk holds.
     pub fn set_capacity(&self, bytes: u64) {
         self.st().capacity = bytes;
+    }
+
+    /// Lets at most `n` descriptors be open at once (open files, open
+    /// directories, the store lock), like `RLIMIT_NOFILE`: opening one more
+    /// fails with `EMFILE`, and so does listing a directory, which needs one
+    /// for a moment. Memory maps hold none (as real ones do once their file
+    /// is closed).
+    pub fn set_descriptor_limit(&self, n: u64) {
+        self.st().descriptor_limit = n;
+    }
+
+    /// Descriptors open now (see [`SimFs::set_descriptor_limit`]).
+    pub fn open_descriptors(&self) -> u64 {
+        self.st().descriptors
     }
 
     /// Makes every sync (file, directory, map flush) take this long, like a
@@ -414,6 +435,14 @@ impl State {
             if f.at == n || (f.forever && n > f.at) {
                 return Err(err(f.kind));
             }
+        }
+        Ok(())
+    }
+
+    /// Fails with `EMFILE` if no descriptor is left.
+    fn descriptor_free(&self) -> io::Result<()> {
+        if self.descriptors >= self.descriptor_limit {
+            return Err(io::Error::from_raw_os_error(libc::EMFILE));
         }
         Ok(())
     }
@@ -614,7 +643,41 @@ impl LockGuard for SimLock {}
 
 impl Drop for SimLock {
     fn drop(&mut self) {
-        self.fs.st().locks.remove(&self.path);
+        let mut st = self.fs.st();
+        st.locks.remove(&self.path);
+        st.descriptors -= 1;
+    }
+}
+
+/// An open directory: it stays the same directory if it is renamed, as an
+/// open descriptor does.
+#[derive(Debug)]
+struct SimDir {
+    fs: SimFs,
+    id: NodeId,
+}
+
+impl VDir for SimDir {
+    fn sync(&self) -> io::Result<()> {
+        let mut st = self.fs.st();
+        st.begin_op()?;
+        st.stats.syncs += 1;
+        if let Some(Node::Dir { live, durable }) = st.nodes.get_mut(&self.id) {
+            *durable = live.clone();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SimDir {
+    fn drop(&mut self) {
+        self.fs.st().descriptors -= 1;
+    }
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        self.fs.st().descriptors -= 1;
     }
 }
 
@@ -650,6 +713,7 @@ impl Vfs for SimFs {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         let mut st = self.st();
         st.begin_op()?;
+        st.descriptor_free()?;
         let id = st.resolve(path)?;
         let Some(Node::Dir { live, .. }) = st.nodes.get(&id) else {
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
@@ -684,6 +748,7 @@ impl Vfs for SimFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>> {
         let mut st = self.st();
         st.begin_op()?;
+        st.descriptor_free()?;
         st.stats.opens += 1;
         let data = match (mode, st.resolve(path)) {
             (OpenMode::CreateNew, Ok(_)) => {
@@ -708,6 +773,7 @@ impl Vfs for SimFs {
                 }
             },
         };
+        st.descriptors += 1;
         Ok(Arc::new(SimFile {
             fs: self.clone(),
             data,
@@ -760,24 +826,26 @@ impl Vfs for SimFs {
         Ok(())
     }
 
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VDir>> {
         let mut st = self.st();
         st.begin_op()?;
-        st.stats.syncs += 1;
+        st.descriptor_free()?;
         let id = st.resolve(path)?;
-        match st.nodes.get_mut(&id) {
-            Some(Node::Dir { live, durable }) => {
-                *durable = live.clone();
-                Ok(())
-            }
-            _ => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+        if !matches!(st.nodes.get(&id), Some(Node::Dir { .. })) {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
         }
+        st.descriptors += 1;
+        Ok(Box::new(SimDir {
+            fs: self.clone(),
+            id,
+        }))
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
         {
             let mut st = self.st();
             st.begin_op()?;
+            st.descriptor_free()?;
             if st.resolve(path).is_err() {
                 let (parent, name) = st.parent_of(path)?;
                 let id = st.alloc();
@@ -789,6 +857,7 @@ impl Vfs for SimFs {
             if !st.locks.insert(key.clone()) {
                 return Err(io::Error::from(io::ErrorKind::WouldBlock));
             }
+            st.descriptors += 1;
             Ok(Box::new(SimLock {
                 fs: self.clone(),
                 path: key,

@@ -339,13 +339,15 @@ impl Bucket {
             return Ok(0);
         };
         let low = last.base + last.count.unwrap_or(0);
+        let d = self.ctx.open_dir(&self.dir)?;
         write_low_water(&self.ctx, &self.dir, low)?;
         let mut freed = 0;
         for s in &doomed {
             freed += self.segment_file_bytes(s.base) + self.index_file_bytes(s.base);
             remove_segment_files(&self.ctx, &self.dir, s.base)?;
         }
-        self.ctx.sync_dir(&self.dir)?;
+        d.sync()?;
+        drop(d);
         let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
         segs.retain(|s| s.base >= low);
         self.low.store(segs[0].base, Ordering::Release);

@@ -255,6 +255,9 @@ impl Segment {
         let name = layout::segment_file_name(base);
         let path = dir.join(&name);
         let tmp = dir.join(layout::tmp_file_name(&name));
+        // Opened before anything changes: if no descriptor is left, this
+        // roll fails and nothing else.
+        let d = ctx.open_dir(dir)?;
         if vfs
             .kind(&tmp)
             .map_err(|e| Error::io("stat", &tmp, e))?
@@ -292,7 +295,8 @@ impl Segment {
         };
         vfs.rename(&tmp, &path)
             .map_err(|e| Error::io("rename", &tmp, e))?;
-        ctx.sync_dir(dir)?;
+        d.sync()?;
+        drop(d);
         let mem = file
             .map_mut(file_bytes)
             .map_err(|e| Error::io("map", &path, e))?;

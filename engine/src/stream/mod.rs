@@ -258,8 +258,11 @@ impl Stream {
             }
             return Ok(c);
         }
-        let dir = consumer::create(&self.inner.ctx, &self.inner, name, config)?;
+        let (dir, new) = consumer::create(&self.inner.ctx, &self.inner, name, config)?;
         let inner = Arc::new(consumer::open(&self.inner.ctx, &self.inner, name, &dir)?);
+        if !new && update {
+            consumer::update_config(&inner, config)?;
+        }
         self.inner
             .consumers
             .write()

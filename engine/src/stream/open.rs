@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex, RwLock};
 /// Creates the stream `name` with `config` in `streams/`: built in a
 /// temporary directory (meta, bucket directories, all synced), renamed into
 /// place, `streams/` synced. After a crash it exists whole or not at all.
+/// A stream directory already in place that the store does not hold was
+/// renamed there by an earlier call that failed while opening it (say, with
+/// no descriptor left for its first segment): it is opened.
 pub(crate) fn create(
     ctx: &Arc<Ctx>,
     blobs: &Arc<Blobs>,
@@ -27,29 +30,47 @@ pub(crate) fn create(
 ) -> Result<StreamInner> {
     let vfs = &*ctx.vfs;
     let streams_dir = ctx.root.join(STREAMS_DIR);
-    let tmp = streams_dir.join(layout::tmp_dir_name(name, random_u64()));
+    let dir = streams_dir.join(name);
     let io_err = |op, p: &Path| {
         let p = p.to_path_buf();
         move |e| Error::io(op, p, e)
     };
+    let mut report = RecoveryReport::default();
+    if vfs.kind(&dir).map_err(io_err("stat", &dir))? == Some(EntryKind::Dir) {
+        if let Some(s) = open(ctx, blobs, name, &dir, &mut report)? {
+            return Ok(s);
+        }
+    }
+    // Opened before the stream is renamed into it: failing to open it
+    // changes nothing.
+    let parent = ctx.open_dir(&streams_dir)?;
+    let tmp = streams_dir.join(layout::tmp_dir_name(name, random_u64()));
     vfs.create_dir(&tmp)
         .map_err(io_err("create directory", &tmp))?;
-    let body = postcard::to_allocvec(&config).map_err(|e| Error::encode("stream config", e))?;
-    io::write_file_atomic(
-        vfs,
-        &tmp,
-        STREAM_META_FILE,
-        &meta::encode(meta::STREAM_META_MAGIC, meta::STREAM_META_VERSION, &body),
-    )?;
-    for p in 0..config.priorities {
-        let d = tmp.join(layout::bucket_dir_name(p));
-        vfs.create_dir(&d).map_err(io_err("create directory", &d))?;
+    let built = (|| {
+        let body = postcard::to_allocvec(&config).map_err(|e| Error::encode("stream config", e))?;
+        io::write_file_atomic(
+            vfs,
+            &tmp,
+            STREAM_META_FILE,
+            &meta::encode(meta::STREAM_META_MAGIC, meta::STREAM_META_VERSION, &body),
+        )?;
+        let d = ctx.open_dir(&tmp)?;
+        for p in 0..config.priorities {
+            let b = tmp.join(layout::bucket_dir_name(p));
+            vfs.create_dir(&b).map_err(io_err("create directory", &b))?;
+        }
+        d.sync()
+    })();
+    if built.is_err() {
+        // Never renamed into place: it never existed (an open would remove
+        // it too).
+        let _ = io::remove_dir_all(vfs, &tmp);
     }
-    ctx.sync_dir(&tmp)?;
-    let dir = streams_dir.join(name);
+    built?;
     vfs.rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
-    ctx.sync_dir(&streams_dir)?;
-    let mut report = RecoveryReport::default();
+    parent.sync()?;
+    drop(parent);
     open(ctx, blobs, name, &dir, &mut report)?.ok_or_else(|| {
         Error::corrupt(
             dir.join(STREAM_META_FILE),

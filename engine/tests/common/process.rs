@@ -47,3 +47,20 @@ pub fn make_fifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success());
 }
+
+/// `cmd` run with at most `n` open file descriptors (`ulimit -n` in a
+/// shell that then executes it), so that no `unsafe` `setrlimit` is needed.
+pub fn with_descriptor_limit(cmd: &Command, n: u32) -> Command {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh
+}
