@@ -5,6 +5,7 @@
 //! sync never delays a prefault the writer is about to need.
 
 use crate::io::SharedMap;
+use crate::limits::saturating_deadline;
 use crate::Result;
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex};
@@ -129,7 +130,7 @@ pub(crate) fn spawn(
     let _ = std::thread::Builder::new()
         .name("spool-sync".into())
         .spawn(move || loop {
-            let due = every.map(|d| Instant::now() + d);
+            let due = every.map(|d| saturating_deadline(Instant::now(), d));
             if !syncer.wait_sync(due) {
                 return;
             }

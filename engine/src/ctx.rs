@@ -105,7 +105,8 @@ impl Dir<'_> {
     }
 }
 
-/// Microseconds since the Unix epoch (0 if the clock is before it).
+/// Microseconds since the Unix epoch (0 if the clock is before it,
+/// `u64::MAX` past the year 586,000: saturating, never wrapping).
 ///
 /// Read straight from the vDSO: `SystemTime::now().duration_since(..)`
 /// adds a checked subtraction and 128-bit conversions to every send.
@@ -114,7 +115,9 @@ pub(crate) fn now_us() -> u64 {
     if t.tv_sec < 0 {
         return 0;
     }
-    (t.tv_sec as u64) * 1_000_000 + (t.tv_nsec as u64) / 1_000
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add((t.tv_nsec as u64) / 1_000)
 }
 
 /// A random 64-bit id (segment ids).

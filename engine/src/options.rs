@@ -17,7 +17,9 @@ pub enum Durability {
     Always,
     /// A background thread syncs every interval; `Store::sync` forces one.
     /// A process crash loses nothing already sent (the data is in the page
-    /// cache); an OS crash or power loss may lose up to one interval.
+    /// cache); an OS crash or power loss may lose up to one interval. The
+    /// interval must be positive; 100 years or more (up to `Duration::MAX`)
+    /// means no timer, leaving the syncs of [`Options::writeback_bytes`].
     Interval(Duration),
     /// Sends never wait for a sync. Data is written back in the background
     /// (see [`Options::writeback_bytes`]), at segment rolls, on
@@ -214,6 +216,8 @@ pub struct StreamConfig {
     /// Delete sealed segments whose newest message is older than this, even
     /// if a consumer has not acknowledged them (it then counts them as
     /// skipped). Default = none: keep until every consumer acknowledged.
+    /// An age beyond what a timestamp holds (about 584,000 years) deletes
+    /// nothing.
     pub max_age: Option<Duration>,
     /// Delete the oldest sealed segments while a bucket's segment files take
     /// more than this many bytes, even if a consumer has not acknowledged

@@ -1,5 +1,6 @@
 //! A consumer's configuration (persisted in its `config.meta`).
 
+use crate::limits::micros_saturating;
 use crate::{name, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,7 +24,7 @@ impl StartAt {
     pub fn timestamp(t: SystemTime) -> StartAt {
         StartAt::TimestampUs(
             t.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
+                .map(micros_saturating)
                 .unwrap_or(0),
         )
     }
@@ -36,6 +37,8 @@ pub struct ConsumerConfig {
     /// Where a new consumer starts. Default = [`StartAt::Earliest`].
     pub start: StartAt,
     /// How long a delivery is leased before it is redelivered. Default = 30 s.
+    /// Must be positive; 100 years or more (up to `Duration::MAX`) means the
+    /// lease never expires (it ends with an ack, a nack or a restart).
     pub visibility_timeout: Duration,
     /// After this many deliveries without an ack, a message goes to the
     /// dead-letter stream (or, without one, is dropped and counted).

@@ -24,7 +24,7 @@ use crate::ctx::Ctx;
 use crate::format::journal::Entry;
 use crate::group_commit::GroupCommit;
 use crate::io::SharedMap;
-use crate::limits::PRIORITIES_MAX;
+use crate::limits::{saturating_deadline, PRIORITIES_MAX};
 use crate::log::segment::Pin;
 use crate::log::Record;
 use crate::options::Durability;
@@ -442,7 +442,7 @@ impl Consumer {
             return Ok(true);
         }
         let lease = self.handle.inner.next_lease.fetch_add(1, Ordering::Relaxed);
-        let deadline = now + hot.visibility_timeout;
+        let deadline = saturating_deadline(now, hot.visibility_timeout);
         let attempt = st.buckets[p].lease(taken.offset, lease, deadline);
         if attempt > 1 {
             st.redelivered += 1;
@@ -602,7 +602,7 @@ impl Consumer {
     ) -> Result<()> {
         self.handle.inner.ctx.check()?;
         let mut st = self.lock();
-        let until = delay.map(|d| Instant::now() + d);
+        let until = delay.map(|d| saturating_deadline(Instant::now(), d));
         if let Some(b) = st.buckets.get_mut(priority as usize) {
             if b.nack(offset, lease, until) {
                 if let Some(r) = reason {
@@ -620,7 +620,7 @@ impl Consumer {
         let mut st = self.lock();
         let ok = st.buckets.get_mut(priority as usize).is_some_and(|b| {
             let now = Instant::now();
-            b.extend(offset, lease, now, now + by)
+            b.extend(offset, lease, now, saturating_deadline(now, by))
         });
         if ok {
             Ok(())
@@ -718,12 +718,15 @@ impl Delivery {
 
     /// Gives the message back, to be redelivered after `delay`, with an
     /// optional reason (kept in the dead-letter headers if it ends there).
+    /// A delay of 100 years or more (up to `Duration::MAX`) means not before
+    /// the consumer is opened again (delays are not persisted).
     pub fn nack_with(self, delay: Option<Duration>, reason: Option<&str>) -> Result<()> {
         self.consumer
             .nack_lease(self.priority(), self.offset(), self.lease, delay, reason)
     }
 
-    /// Extends the lease to `by` from now. Fails with
+    /// Extends the lease to `by` from now; 100 years or more (up to
+    /// `Duration::MAX`) means it never expires. Fails with
     /// [`Error::LeaseExpired`] if the lease already ran out or was given back.
     pub fn extend_lease(&self, by: Duration) -> Result<()> {
         self.consumer

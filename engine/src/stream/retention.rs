@@ -1,6 +1,7 @@
 //! Retention: which sealed segments may go (DESIGN.md §7).
 
 use super::StreamInner;
+use crate::limits::micros_saturating;
 use crate::Result;
 
 impl StreamInner {
@@ -38,7 +39,7 @@ impl StreamInner {
                 }
             }
             if let Some(age) = self.config.max_age {
-                let cutoff = crate::ctx::now_us().saturating_sub(age.as_micros() as u64);
+                let cutoff = crate::ctx::now_us().saturating_sub(micros_saturating(age));
                 for &(base, end) in &sealed {
                     match b.sealed_last_timestamp(base, end)? {
                         Some(ts) if ts < cutoff => new_first = new_first.max(end),
