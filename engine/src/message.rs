@@ -89,4 +89,10 @@ pub mod dead_letter_headers {
     pub const ATTEMPTS: &str = "spool-dead-letter-attempts";
     /// The reason given with the last negative acknowledgement, if any.
     pub const REASON: &str = "spool-dead-letter-reason";
+    /// How many of the original headers were left out because they did not
+    /// fit beside the dead-letter headers (a header section holds at most
+    /// 65,535 bytes, a message at most `message_bytes_max`); absent when
+    /// every original header was kept. The dead-letter headers always go
+    /// on; of the original ones, each that still fits is kept, in order.
+    pub const DROPPED_HEADERS: &str = "spool-dead-letter-dropped-headers";
 }

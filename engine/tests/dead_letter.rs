@@ -1,7 +1,10 @@
 //! Goal: a message delivered `max_deliveries` times without an ack goes to
 //! the dead-letter stream with its history in headers and is acknowledged in
 //! the source; delivery counts are durable, so a message that crashes its
-//! consumer process every time still gets there after N restarts.
+//! consumer process every time still gets there after N restarts; whatever
+//! a message holds (headers up to the limit, a payload up to the message
+//! limit), it leaves the queue; a consumer cannot dead-letter into its own
+//! stream.
 //!
 //! Method: in process, nack a message until it is dead-lettered; then a child
 //! process that aborts whenever it receives the poison message is run again
@@ -133,4 +136,158 @@ fn a_refused_dead_letter_is_tried_again() {
     assert_eq!(c.stats().dead_lettered, 1);
     let r = store.stream("dlq").unwrap().read(0).unwrap().unwrap();
     assert_eq!(r.payload(), b"poison");
+}
+
+/// A message received once and nacked, so that the next receive
+/// dead-letters it (`max_deliveries(1)`).
+fn nack_once(c: &spool::Consumer) {
+    let d = c.try_receive().unwrap().expect("the message");
+    assert_eq!(d.attempt(), 1);
+    d.nack().unwrap();
+}
+
+/// Regression: headers near the 64 KiB limit left no room for the
+/// dead-letter headers; every receive failed, across restarts, and nothing
+/// behind the message was delivered.
+#[test]
+fn headers_that_leave_no_room_are_dropped_not_wedged() {
+    let (_dir, store) = scratch_store();
+    let s = store.stream("orders").unwrap();
+    // 65,416 bytes of headers: no room for the ~150 of the dead-letter ones.
+    let big = vec![b'x'; 65_400];
+    s.send_message(
+        spool::Message::new(b"heavy")
+            .header("a", "1")
+            .header("big", &big)
+            .header("z", "2"),
+    )
+    .unwrap();
+    s.send(b"next").unwrap();
+    let c = s
+        .consumer_with(
+            "billing",
+            ConsumerConfig::default()
+                .max_deliveries(1)
+                .dead_letter("dlq"),
+        )
+        .unwrap();
+    nack_once(&c);
+    let d = c.try_receive().unwrap().expect("the one behind it");
+    assert_eq!(d.payload(), b"next");
+    d.ack().unwrap();
+    assert_eq!(c.stats().dead_lettered, 1);
+    let r = store.stream("dlq").unwrap().read(0).unwrap().unwrap();
+    assert_eq!(r.payload(), b"heavy");
+    assert_eq!(r.header("a"), Some(&b"1"[..]));
+    assert_eq!(r.header("z"), Some(&b"2"[..]), "what fits is kept");
+    assert!(r.header("big").is_none());
+    assert_eq!(r.header(h::DROPPED_HEADERS), Some(&b"1"[..]));
+    assert_eq!(r.header(h::OFFSET), Some(&b"0"[..]));
+    assert_eq!(r.header(h::ATTEMPTS), Some(&b"1"[..]));
+}
+
+/// Regression: a message at the size limit could not take the dead-letter
+/// headers (`MessageTooLarge` on every receive): its payload goes as a
+/// claim check instead.
+#[test]
+fn a_message_at_the_size_limit_is_dead_lettered_as_a_claim_check() {
+    use spool::io::sim::SimFs;
+    let fs = SimFs::new();
+    let store = Store::open("/d", sim::options(&fs, Durability::Never)).unwrap();
+    let s = store.stream("orders").unwrap();
+    // The largest message of a 64 KiB segment: (64 KiB - 1 KiB) / 4.
+    let payload: Vec<u8> = (0..16_128u32).map(|i| i as u8).collect();
+    s.send(&payload).unwrap();
+    assert!(matches!(
+        s.send(&[0u8; 16_129]),
+        Err(spool::Error::MessageTooLarge { .. })
+    ));
+    s.send(b"next").unwrap();
+    let c = s
+        .consumer_with(
+            "billing",
+            ConsumerConfig::default()
+                .max_deliveries(1)
+                .dead_letter("dlq"),
+        )
+        .unwrap();
+    nack_once(&c);
+    assert_eq!(c.try_receive().unwrap().unwrap().payload(), b"next");
+    let r = store.stream("dlq").unwrap().read(0).unwrap().unwrap();
+    assert!(r.claim_check().is_some());
+    assert_eq!(r.payload(), &payload[..]);
+    assert_eq!(r.header(h::STREAM), Some(&b"orders"[..]));
+    assert_eq!(r.header(h::DROPPED_HEADERS), None);
+}
+
+/// Regression: a consumer whose dead-letter stream was its own stream was
+/// accepted, and every dead-lettering appended a copy that was delivered
+/// (and dead-lettered) again.
+#[test]
+fn the_own_stream_as_dead_letter_stream_is_refused() {
+    let (_dir, store) = scratch_store();
+    let s = store.stream("orders").unwrap();
+    let own = ConsumerConfig::default()
+        .max_deliveries(1)
+        .dead_letter("orders");
+    assert!(matches!(
+        s.consumer_with("billing", own.clone()),
+        Err(spool::Error::InvalidConfig(_))
+    ));
+    assert!(s.consumers().is_empty());
+    s.consumer_with("billing", config()).unwrap();
+    assert!(matches!(
+        s.consumer_with("billing", own),
+        Err(spool::Error::InvalidConfig(_))
+    ));
+    assert_eq!(s.consumer("billing").unwrap().config(), config());
+}
+
+/// An old `config.meta` naming the consumer's own stream as its dead-letter
+/// stream opens, and a message past `max_deliveries` leaves the queue
+/// without being appended again.
+#[test]
+fn a_stored_own_stream_dead_letter_config_is_harmless() {
+    use spool::format::meta;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default().durability(Durability::Never);
+    {
+        let store = Store::open(dir.path(), opts.clone()).unwrap();
+        let s = store.stream("orders").unwrap();
+        s.send(b"poison").unwrap();
+        s.send(b"next").unwrap();
+        // Same length as "orders", rewritten below.
+        s.consumer_with(
+            "billing",
+            ConsumerConfig::default()
+                .max_deliveries(1)
+                .dead_letter("ordexs"),
+        )
+        .unwrap();
+    }
+    let path = dir
+        .path()
+        .join("streams/orders/consumers/billing/config.meta");
+    let file = std::fs::read(&path).unwrap();
+    let mut body = file[meta::BODY_OFFSET..].to_vec();
+    let at = body.windows(6).position(|w| w == b"ordexs").unwrap();
+    body[at..at + 6].copy_from_slice(b"orders");
+    let framed = meta::encode(
+        meta::CONSUMER_CONFIG_MAGIC,
+        meta::CONSUMER_CONFIG_VERSION,
+        &body,
+    );
+    std::fs::write(&path, framed).unwrap();
+
+    let store = Store::open(dir.path(), opts).unwrap();
+    let s = store.stream("orders").unwrap();
+    let c = s.consumer("billing").unwrap();
+    assert_eq!(c.config().dead_letter.as_deref(), Some("orders"));
+    nack_once(&c);
+    let d = c.try_receive().unwrap().expect("next");
+    assert_eq!(d.payload(), b"next");
+    d.ack().unwrap();
+    assert!(c.try_receive().unwrap().is_none(), "no copy comes back");
+    assert_eq!(s.stats().buckets[0].end_offset, 2, "nothing appended");
+    assert_eq!(c.stats().dead_lettered, 1);
 }

@@ -44,7 +44,11 @@ pub struct ConsumerConfig {
     /// dead-letter stream (or, without one, is dropped and counted).
     /// Default = unlimited.
     pub max_deliveries: Option<u32>,
-    /// Stream that receives dead letters. Default = none.
+    /// Stream that receives dead letters (see [`crate::dead_letter_headers`]
+    /// for what they carry). Default = none. Must be another stream than the
+    /// consumer's own ([`crate::Error::InvalidConfig`] from
+    /// `consumer_with`); a stored configuration naming its own stream is
+    /// taken as none.
     pub dead_letter: Option<String>,
     /// Anti-starvation for priority streams: after this many deliveries from
     /// higher levels while a lower level has messages waiting, one message of

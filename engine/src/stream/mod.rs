@@ -247,6 +247,14 @@ impl Stream {
         update: bool,
     ) -> Result<Consumer> {
         self.inner.ctx.check()?;
+        if config.dead_letter.as_deref() == Some(self.name()) {
+            // Every dead letter would be delivered again, and dead-lettered
+            // again, without end.
+            return Err(Error::InvalidConfig(format!(
+                "the dead-letter stream of a consumer of {:?} must be another stream",
+                self.name()
+            )));
+        }
         let _g = self
             .inner
             .consumer_create
