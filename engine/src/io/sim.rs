@@ -659,6 +659,7 @@ struct SimDir {
 
 impl VDir for SimDir {
     fn sync(&self) -> io::Result<()> {
+        self.fs.sync_pause();
         let mut st = self.fs.st();
         st.begin_op()?;
         st.stats.syncs += 1;
@@ -786,6 +787,22 @@ impl Vfs for SimFs {
         st.begin_op()?;
         let (fp, fname) = st.parent_of(from)?;
         let (tp, tname) = st.parent_of(to)?;
+        // As rename(2): a directory replaces only an empty directory, a
+        // file only a file.
+        let from_dir = matches!(st.nodes.get(&st.resolve(from)?), Some(Node::Dir { .. }));
+        if let Ok(target) = st.resolve(to) {
+            match (from_dir, st.nodes.get(&target)) {
+                (true, Some(Node::Dir { live, .. })) if !live.is_empty() => {
+                    return Err(io::Error::from_raw_os_error(libc::ENOTEMPTY))
+                }
+                (true, Some(Node::Dir { .. })) => {}
+                (true, _) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+                (false, Some(Node::Dir { .. })) => {
+                    return Err(io::Error::from_raw_os_error(libc::EISDIR))
+                }
+                (false, _) => {}
+            }
+        }
         let id = match st.nodes.get_mut(&fp) {
             Some(Node::Dir { live, .. }) => live
                 .remove(&fname)
