@@ -267,7 +267,12 @@ impl Bucket {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for slot in slots {
-            let seg = self.load(&slot)?;
+            let seg = match self.load(&slot, slot.base) {
+                Ok(seg) => seg,
+                // Deleted by retention meanwhile: it refers to nothing now.
+                Err(Error::OffsetNotRetained { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             out.extend(seg.blob_refs());
         }
         Ok(())
@@ -323,9 +328,12 @@ impl Bucket {
     }
 
     /// Deletes every sealed segment that ends at or below `new_first`.
-    /// Order: the new low-water mark is made durable, then the files are
-    /// removed oldest first, then the directory is synced. Returns the bytes
-    /// of the files removed (freed once no reader maps them any more).
+    /// Order: the new low-water mark is made durable, then the segments
+    /// leave the list (their offsets are not retained from then on), then
+    /// the files are removed oldest first, then the directory is synced.
+    /// Returns the bytes of the files removed (freed once no reader maps
+    /// them any more). The caller serializes calls (one retention pass of a
+    /// stream at a time).
     pub(crate) fn delete_before(&self, new_first: u64) -> Result<u64> {
         self.ctx.check()?;
         let doomed: Vec<Arc<Slot>> = {
@@ -341,16 +349,21 @@ impl Bucket {
         let low = last.base + last.count.unwrap_or(0);
         let d = self.ctx.open_dir(&self.dir)?;
         write_low_water(&self.ctx, &self.dir, low)?;
-        let mut freed = 0;
+        let freed = doomed
+            .iter()
+            .map(|s| self.segment_file_bytes(s.base) + self.index_file_bytes(s.base))
+            .sum();
+        {
+            // Before the files go: a reader that finds a file missing then
+            // also finds its offsets below the first retained one.
+            let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
+            segs.retain(|s| s.base >= low);
+            self.low.store(segs[0].base, Ordering::Release);
+        }
         for s in &doomed {
-            freed += self.segment_file_bytes(s.base) + self.index_file_bytes(s.base);
             remove_segment_files(&self.ctx, &self.dir, s.base)?;
         }
         d.sync()?;
-        drop(d);
-        let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
-        segs.retain(|s| s.base >= low);
-        self.low.store(segs[0].base, Ordering::Release);
         Ok(freed)
     }
 
@@ -631,15 +644,29 @@ impl Bucket {
             }
             segs[i - 1].clone()
         };
-        self.load(&slot)
+        self.load(&slot, offset)
     }
 
-    fn load(&self, slot: &Slot) -> Result<Arc<Segment>> {
+    /// The segment of `slot`, opened on first use. A sealed segment that
+    /// retention deleted since the slot was looked up (its files gone before
+    /// its first use) is [`Error::OffsetNotRetained`] for `offset`, not an
+    /// I/O error.
+    fn load(&self, slot: &Slot, offset: u64) -> Result<Arc<Segment>> {
         if let Some(s) = slot.seg.get() {
             return Ok(s.clone());
         }
         let count = slot.count.unwrap_or(0);
-        let (seg, _) = Segment::open_sealed(&self.ctx, &self.dir, self.priority, slot.base, count)?;
+        let (seg, _) =
+            match Segment::open_sealed(&self.ctx, &self.dir, self.priority, slot.base, count) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    let first = self.low.load(Ordering::Acquire);
+                    if slot.count.is_some() && slot.base + count <= first {
+                        return Err(Error::OffsetNotRetained { offset, first });
+                    }
+                    return Err(e);
+                }
+            };
         let _ = slot.seg.set(seg);
         Ok(slot.seg.get().expect("just set").clone())
     }

@@ -97,6 +97,8 @@ pub(crate) struct StreamInner {
     /// Every consumer of the stream, open for as long as the stream is.
     consumers: RwLock<BTreeMap<String, Arc<ConsumerInner>>>,
     consumer_create: Mutex<()>,
+    /// Held by a retention pass (see `retention.rs`).
+    retention: Mutex<()>,
     /// The store's claim-check blobs.
     blobs: Arc<Blobs>,
 }

@@ -137,6 +137,7 @@ pub(crate) fn open(
         notify: Notify::default(),
         consumers: RwLock::new(BTreeMap::new()),
         consumer_create: Mutex::new(()),
+        retention: Mutex::new(()),
         blobs: blobs.clone(),
     };
     // Consumers: every directory under `consumers/` with a valid name.

@@ -10,6 +10,9 @@ impl StreamInner {
     /// removed.
     pub(crate) fn apply_retention(&self) -> Result<u64> {
         self.ctx.check()?;
+        // One pass at a time: two would write the same temporary file of
+        // the low-water mark, and delete the same segments.
+        let _one = self.retention.lock().unwrap_or_else(|e| e.into_inner());
         let consumers = self.consumer_list();
         let mut freed = 0;
         for b in &self.buckets {
