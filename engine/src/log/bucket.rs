@@ -387,8 +387,12 @@ impl Bucket {
     }
 
     /// Appends `msgs` (all validated against the size limits) and returns
-    /// their offsets. On error, nothing of the failed part is published; a
-    /// prefix that was published before a segment roll stays.
+    /// their offsets. They become readable together, when this returns, also
+    /// across a segment roll (the part in the old segment is made durable by
+    /// the roll but not published to readers), and durable together: the
+    /// durable offset never stops inside them (see `sync_to`). On error,
+    /// nothing of the failed part is kept; a prefix that a roll sealed into
+    /// the old segment stays and is published (it is in the log either way).
     pub(crate) fn append(&self, msgs: &[Prepared<'_>]) -> Result<Range<u64>> {
         self.ctx.check()?;
         let mut w = lock(&self.writer);
@@ -405,7 +409,7 @@ impl Bucket {
             for m in msgs {
                 let stored = m.stored_len();
                 if w.write_pos + stored > w.active.seg.file_bytes() {
-                    self.publish(&mut w);
+                    self.publish_segment(&mut w);
                     self.roll(&mut w)?;
                 }
                 if w.write_pos + stored > w.reserved_end {
@@ -462,6 +466,9 @@ impl Bucket {
                 w.count = w.active.seg.count();
                 w.write_pos = w.active.seg.data_end();
                 debug_assert_eq!(w.write_pos, committed);
+                // A prefix sealed into the old segment by a roll is in the
+                // log now, whatever happens: readers may see it.
+                self.written.store(w.next_offset(), Ordering::Release);
                 Err(e)
             }
         }
@@ -470,9 +477,17 @@ impl Bucket {
     /// Makes the records written so far readable.
     #[inline]
     fn publish(&self, w: &mut Writer) {
+        self.publish_segment(w);
+        self.written.store(w.next_offset(), Ordering::Release);
+    }
+
+    /// Publishes the records written so far within the active segment, for
+    /// its sync, without making them readable through the bucket (readers
+    /// look at `written` first).
+    #[inline]
+    fn publish_segment(&self, w: &mut Writer) {
         w.active.map.commit(w.write_pos as usize);
         w.active.seg.publish(w.count, w.write_pos);
-        self.written.store(w.next_offset(), Ordering::Release);
     }
 
     /// The first append after a clean open: the header gets the new epoch
@@ -533,8 +548,21 @@ impl Bucket {
     /// directory entry durable; only then do appends go to the new one.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         let next = w.next_offset();
-        self.sync_to(next)?;
         let old = w.active.seg.clone();
+        // The old segment is synced directly, not through the group commit:
+        // a batch being appended has records in it that are not readable
+        // yet, and the durable offset must not pass them (see `sync_to`).
+        // A leader syncing it at the same time is harmless (each writes an
+        // end already durable as the watermark, and msyncs are idempotent).
+        self.ctx.check()?;
+        if self.commit.durable() < next {
+            if old.sync().is_err() {
+                // As after any failed sync (see `GroupCommit::sync_to`).
+                self.ctx.poison();
+                return Err(Error::Poisoned);
+            }
+            self.commit.advance(next.min(self.end_offset()));
+        }
         segment::write_index(
             &self.ctx,
             &self.dir,
@@ -568,11 +596,21 @@ impl Bucket {
         write_head(&self.ctx, &self.dir, next)
     }
 
-    /// Returns once every offset below `target` is durable. Concurrent callers
-    /// share syncs: one leads, the others wait for its result (group commit).
+    /// Returns once every offset below `target` (at most the end offset)
+    /// is durable. Concurrent callers share syncs: one leads, the others
+    /// wait for its result (group commit).
+    ///
+    /// The durable offset is never past the end offset: a sync that covers
+    /// the records of a batch still being appended (the part before a roll)
+    /// counts only up to the batch's start, so consumers, which with
+    /// `Durability::Always` receive durable records only, get a batch
+    /// together. The end is read before the sync: the active segment's
+    /// synced records then reach at least that far.
     pub(crate) fn sync_to(&self, target: u64) -> Result<()> {
-        self.commit
-            .sync_to(&self.ctx, target, || self.active_segment().sync())
+        self.commit.sync_to(&self.ctx, target, || {
+            let end = self.end_offset();
+            Ok(self.active_segment().sync()?.min(end))
+        })
     }
 
     /// Syncs everything written so far.

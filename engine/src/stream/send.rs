@@ -121,8 +121,17 @@ impl Stream {
 
     /// Appends many messages with one reservation and one sync per bucket.
     /// Returns their offsets in input order. Every message is checked before
-    /// anything is written; if writing fails midway (disk full, failed
-    /// sync) a prefix of the batch may have been stored, unacknowledged.
+    /// anything is written.
+    ///
+    /// The messages of one priority level become readable together, when
+    /// their bucket's append ends, also if they do not fit the active segment
+    /// (the part before the roll is synced by it, not published); with
+    /// [`Durability::Always`] they become durable, and so receivable by
+    /// consumers, together as well. Levels are appended one after another,
+    /// lowest first, so a reader may see one level's part before the next.
+    /// If writing fails midway (disk full, failed sync), the part that a
+    /// roll sealed into the old segment stays in the log, readable and
+    /// unacknowledged; so may it after a crash during the call.
     pub fn send_batch<'m, I, M>(&self, msgs: I) -> Result<Vec<u64>>
     where
         I: IntoIterator<Item = M>,
