@@ -213,9 +213,10 @@ pub struct StreamConfig {
     /// Number of priority levels, 1..=16 (0 = lowest). Each level is a
     /// separate bucket with its own offsets. Default = 1.
     pub priorities: u8,
-    /// Delete sealed segments whose newest message is older than this, even
-    /// if a consumer has not acknowledged them (it then counts them as
-    /// skipped). Default = none: keep until every consumer acknowledged.
+    /// Delete sealed segments whose newest message is older than this (by
+    /// its [`crate::Record::timestamp_us`]), even if a consumer has not
+    /// acknowledged them (it then counts them as skipped). Default = none:
+    /// keep until every consumer acknowledged.
     /// An age beyond what a timestamp holds (about 584,000 years) deletes
     /// nothing.
     pub max_age: Option<Duration>,

@@ -9,7 +9,7 @@
 //! | 12 | 4 | bucket (priority level) |
 //! | 16 | 8 | segment id (random; seeds every record CRC) |
 //! | 24 | 8 | base offset (offset of the first record) |
-//! | 32 | 8 | created, microseconds since the Unix epoch |
+//! | 32 | 8 | created, microseconds since the Unix epoch, not below the bucket's newest record timestamp |
 //! | 40 | 8 | file size at creation (the mapped length) |
 //! | 48 | 12 | reserved, zero |
 //! | 60 | 4 | CRC-32 of bytes 0..60 |
@@ -83,7 +83,9 @@ pub struct SegmentHeader {
     pub segment_id: u64,
     /// Offset of the first record.
     pub base_offset: u64,
-    /// Creation time, microseconds since the Unix epoch.
+    /// Creation time, microseconds since the Unix epoch; not below the
+    /// timestamp of any earlier record of the bucket (the timestamp floor
+    /// of a segment found empty at open).
     pub created_us: u64,
     /// File size at creation.
     pub file_bytes: u64,

@@ -39,7 +39,9 @@ struct Writer {
     write_pos: u64,
     /// Bytes `0..reserved_end` of the active segment are allocated.
     reserved_end: u64,
-    /// Timestamp of the last record (timestamps never go backwards).
+    /// Timestamp of the last record, or the active segment's created time
+    /// if that is later: the floor of the next timestamp (timestamps never
+    /// go backwards within the bucket, across restarts too).
     last_ts: u64,
     /// The header holds the epoch records are written with (false after a
     /// clean open, until the first append raises it).
@@ -191,7 +193,7 @@ impl Bucket {
             }
         }
         let (active, epoch_durable) = match bases.last() {
-            None => (Segment::create(ctx, dir, priority, 0, 1)?, true),
+            None => (Segment::create(ctx, dir, priority, 0, 1, 0)?, true),
             Some(&base) => {
                 if indexes.contains(&base) {
                     // An index of the active segment is left from a crash
@@ -212,7 +214,10 @@ impl Bucket {
         }
         let count = active.seg.count();
         let write_pos = active.seg.data_end();
-        let last_ts = match count {
+        // The newest timestamp of the bucket: its last record's, which is in
+        // the active segment unless that is empty (after a crash that took
+        // its records), and then not above the created time a roll gave it.
+        let last_record_ts = match count {
             0 => 0,
             n => active
                 .seg
@@ -220,6 +225,7 @@ impl Bucket {
                 .map(|r| r.timestamp_us())
                 .unwrap_or(0),
         };
+        let last_ts = last_record_ts.max(active.seg.header().created_us);
         let chunk = ctx.opts.chunk_bytes();
         let file_len = active.seg.file_bytes();
         let reserved_end = (write_pos.div_ceil(chunk) * chunk).clamp(write_pos, file_len);
@@ -571,7 +577,7 @@ impl Bucket {
             w.write_pos,
             &old.blob_refs(),
         )?;
-        let new = Segment::create(&self.ctx, &self.dir, self.priority, next, 1)?;
+        let new = Segment::create(&self.ctx, &self.dir, self.priority, next, 1, w.last_ts)?;
         {
             let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
             let last = segs.len() - 1;

@@ -93,13 +93,19 @@ impl Record {
         self.pin.priority
     }
 
-    /// When it was appended, in microseconds since the Unix epoch. Never
-    /// decreases within a bucket.
+    /// When it was appended, in microseconds since the Unix epoch: the
+    /// system clock when its send began, but never below the timestamp of
+    /// an earlier message of its priority bucket (across restarts too), so
+    /// timestamps never decrease within a bucket and
+    /// [`crate::StartAt::TimestampUs`] can search them. The price: while the
+    /// clock is behind the newest timestamp (set back, or after it once ran
+    /// ahead, however far), new messages get that newest timestamp, and
+    /// `max_age` counts from it (DESIGN.md §3.1).
     pub fn timestamp_us(&self) -> u64 {
         self.decoded.timestamp_us
     }
 
-    /// When it was appended.
+    /// When it was appended ([`Record::timestamp_us`] as a `SystemTime`).
     pub fn timestamp(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(self.decoded.timestamp_us)
     }

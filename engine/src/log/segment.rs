@@ -242,13 +242,17 @@ impl Segment {
     }
 
     /// Creates a new, empty segment file at `dir/<base>.seg`, durable
-    /// (file and directory synced) before it is returned.
+    /// (file and directory synced) before it is returned. Its created time
+    /// is the clock's, but never below `floor_us` (the bucket's newest
+    /// timestamp): an open that finds it empty takes its timestamp floor
+    /// from there.
     pub(crate) fn create(
         ctx: &Ctx,
         dir: &Path,
         priority: u8,
         base: u64,
         epoch: u32,
+        floor_us: u64,
     ) -> Result<ActiveWriter> {
         let vfs = &*ctx.vfs;
         let file_bytes = ctx.opts.segment_bytes_max;
@@ -270,7 +274,7 @@ impl Segment {
             bucket: priority as u32,
             segment_id: random_u64(),
             base_offset: base,
-            created_us: now_us(),
+            created_us: now_us().max(floor_us),
             file_bytes,
         };
         let state = SegmentState {
