@@ -2,16 +2,19 @@
 //! the poison flag.
 
 use crate::background::Syncer;
-use crate::io::{LockGuard, VDir, Vfs};
+use crate::io::{DirEntry, EntryKind, LockGuard, OpenMode, VDir, VFile, Vfs};
 use crate::options::Options;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Shared state of one open store.
 #[derive(Debug)]
 pub(crate) struct Ctx {
+    /// The store's file system, through [`Poisoning`]: a failed directory
+    /// sync poisons the store whoever asked for it (an atomic small-file
+    /// write of `io`, a bucket's open, [`Ctx::open_dir`]).
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) opts: Options,
     pub(crate) root: PathBuf,
@@ -30,15 +33,18 @@ impl Ctx {
         opts: Options,
         root: PathBuf,
         lock: Box<dyn LockGuard>,
-    ) -> Ctx {
-        Ctx {
-            vfs,
+    ) -> Arc<Ctx> {
+        Arc::new_cyclic(|me| Ctx {
+            vfs: Arc::new(Poisoning {
+                inner: vfs,
+                ctx: me.clone(),
+            }),
             opts,
             root,
             poisoned: AtomicBool::new(false),
             syncer: Arc::default(),
             _lock: lock,
-        }
+        })
     }
 
     /// Fails with [`Error::Poisoned`] once a sync has failed.
@@ -80,6 +86,68 @@ impl Ctx {
     /// Whether the store is poisoned.
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+}
+
+/// The store's file system as the engine sees it: every call goes to the
+/// one given, and a failed directory sync poisons the store (DESIGN.md §4
+/// rule 2), so that no path to a directory sync can forget it. Failing to
+/// open the directory (no descriptor left) does not: nothing was changed.
+#[derive(Debug)]
+struct Poisoning {
+    inner: Arc<dyn Vfs>,
+    /// The context whose poison flag this sets (a `Weak`, since the context
+    /// holds this; the flag stays a plain field the hot paths read).
+    ctx: Weak<Ctx>,
+}
+
+/// A directory opened through [`Poisoning`].
+#[derive(Debug)]
+struct PoisoningDir {
+    inner: Box<dyn VDir>,
+    ctx: Weak<Ctx>,
+}
+
+impl VDir for PoisoningDir {
+    fn sync(&self) -> std::io::Result<()> {
+        self.inner.sync().inspect_err(|_| {
+            if let Some(ctx) = self.ctx.upgrade() {
+                ctx.poison();
+            }
+        })
+    }
+}
+
+impl Vfs for Poisoning {
+    fn create_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.create_dir(path)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<DirEntry>> {
+        self.inner.read_dir(path)
+    }
+    fn kind(&self, path: &Path) -> std::io::Result<Option<EntryKind>> {
+        self.inner.kind(path)
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn VFile>> {
+        self.inner.open(path, mode)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_dir(path)
+    }
+    fn open_dir(&self, path: &Path) -> std::io::Result<Box<dyn VDir>> {
+        Ok(Box::new(PoisoningDir {
+            inner: self.inner.open_dir(path)?,
+            ctx: self.ctx.clone(),
+        }))
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn LockGuard>> {
+        self.inner.lock(path)
     }
 }
 

@@ -211,7 +211,7 @@ mod tests {
     struct NoLock;
     impl LockGuard for NoLock {}
 
-    fn ctx() -> Ctx {
+    fn ctx() -> Arc<Ctx> {
         let vfs = Arc::new(RealFs);
         Ctx::new(vfs, Options::default(), ".".into(), Box::new(NoLock))
     }

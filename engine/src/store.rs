@@ -63,7 +63,7 @@ impl Store {
                 Error::io("lock", root.join(LOCK_FILE), e)
             }
         })?;
-        let ctx = Arc::new(Ctx::new(vfs.clone(), options, root.clone(), lock));
+        let ctx = Ctx::new(vfs.clone(), options, root.clone(), lock);
         init_layout(&*vfs, &root)?;
         let mut report = RecoveryReport::default();
         let blobs = Arc::new(Blobs::new(ctx.clone()));
