@@ -8,9 +8,12 @@
 //! handles on one name compete for messages; different names each see every
 //! message.
 
+mod ack;
 mod config;
 mod dead_letter;
+mod delivery;
 mod files;
+mod inner;
 pub(crate) mod journal;
 pub(crate) mod replay;
 pub(crate) mod state;
@@ -37,7 +40,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct CheckpointBody {
@@ -525,109 +528,6 @@ impl Consumer {
             _ => Ok(()),
         }
     }
-
-    /// Acknowledges a delivered message by its position, without its
-    /// `Delivery` (request routing parks records, not deliveries).
-    pub(crate) fn ack_offset(&self, priority: u8, offset: u64) -> Result<()> {
-        self.ack_lease(priority, offset)
-    }
-
-    fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
-        self.handle.inner.ctx.check()?;
-        let mut st = self.lock();
-        let p = priority as usize;
-        // Room first: an ack that cannot be journaled must not take effect.
-        self.make_room(&mut st)?;
-        if p >= st.buckets.len() || !st.buckets[p].ack(offset) {
-            // Already acknowledged (a duplicate delivery): nothing to do.
-            return Ok(());
-        }
-        if !st.nack_reasons.is_empty() {
-            st.nack_reasons.remove(&(priority, offset));
-        }
-        self.journal(
-            &mut st,
-            Entry::Acked {
-                bucket: priority,
-                offset,
-            },
-        )?;
-        let target = st.logical();
-        drop(st);
-        self.persist(target)
-    }
-
-    /// Acknowledges every message of `priority` up to and including
-    /// `offset`, delivered or not: the cursor-style fast path for
-    /// subscribers that process in order.
-    pub fn ack_up_to(&self, priority: u8, offset: u64) -> Result<()> {
-        self.handle.inner.ctx.check()?;
-        let end = self.handle.stream.deliverable_end(priority);
-        let priorities = self.handle.stream.priorities();
-        if priority >= priorities {
-            return Err(Error::InvalidPriority {
-                priority,
-                priorities,
-            });
-        }
-        // Never past what the log holds.
-        let offset = match end.checked_sub(1) {
-            Some(last) => offset.min(last),
-            None => return Ok(()),
-        };
-        let mut st = self.lock();
-        self.make_room(&mut st)?;
-        if !st.buckets[priority as usize].ack_up_to(offset) {
-            return Ok(());
-        }
-        self.journal(
-            &mut st,
-            Entry::AckedUpTo {
-                bucket: priority,
-                offset,
-            },
-        )?;
-        let target = st.logical();
-        drop(st);
-        self.persist(target)
-    }
-
-    fn nack_lease(
-        &self,
-        priority: u8,
-        offset: u64,
-        lease: u64,
-        delay: Option<Duration>,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        self.handle.inner.ctx.check()?;
-        let mut st = self.lock();
-        let until = delay.map(|d| saturating_deadline(Instant::now(), d));
-        if let Some(b) = st.buckets.get_mut(priority as usize) {
-            if b.nack(offset, lease, until) {
-                if let Some(r) = reason {
-                    st.nack_reasons
-                        .insert((priority, offset), r.chars().take(1024).collect());
-                }
-            }
-        }
-        drop(st);
-        self.handle.stream.notify().notify();
-        Ok(())
-    }
-
-    fn extend_lease(&self, priority: u8, offset: u64, lease: u64, by: Duration) -> Result<()> {
-        let mut st = self.lock();
-        let ok = st.buckets.get_mut(priority as usize).is_some_and(|b| {
-            let now = Instant::now();
-            b.extend(offset, lease, now, saturating_deadline(now, by))
-        });
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::LeaseExpired { offset })
-        }
-    }
 }
 
 /// Picks the bucket to serve: the highest with a message available, except
@@ -653,185 +553,5 @@ fn choose_bucket(st: &mut State, ends: &[u64], starvation_limit: Option<u32>) ->
             st.higher_streak = 0;
             Some(top)
         }
-    }
-}
-
-impl Delivery {
-    /// The stored message.
-    pub fn record(&self) -> &Record {
-        &self.record
-    }
-    /// The payload (borrowed from the memory map).
-    pub fn payload(&self) -> &[u8] {
-        self.record.payload()
-    }
-    /// Offset within its priority bucket.
-    pub fn offset(&self) -> u64 {
-        self.record.offset()
-    }
-    /// Priority level.
-    pub fn priority(&self) -> u8 {
-        self.record.priority()
-    }
-    /// When it was sent.
-    pub fn timestamp(&self) -> SystemTime {
-        self.record.timestamp()
-    }
-    /// Headers in the order they were given.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.record.headers()
-    }
-    /// The first header named `key`.
-    pub fn header(&self, key: &str) -> Option<&[u8]> {
-        self.record.header(key)
-    }
-    /// The claim-check reference, if the payload is stored as a blob.
-    pub fn claim_check(&self) -> Option<crate::blob::ClaimCheck> {
-        self.record.claim_check()
-    }
-    /// A reader over the payload (see [`Record::open_payload`]).
-    pub fn open_payload(&self) -> impl std::io::Read + Send + 'static {
-        self.record.open_payload()
-    }
-    /// Which delivery of this message this is: 1 for the first.
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-    /// The consumer it was delivered to.
-    pub fn consumer(&self) -> &Consumer {
-        &self.consumer
-    }
-
-    /// Acknowledges the message: it is done for this consumer. Durable
-    /// when this returns under `Durability::Always`. Acknowledging after
-    /// the lease expired still counts (the message may then have been
-    /// delivered twice: delivery is at least once).
-    pub fn ack(self) -> Result<()> {
-        self.consumer.ack_lease(self.priority(), self.offset())
-    }
-
-    /// Gives the message back for immediate redelivery.
-    pub fn nack(self) -> Result<()> {
-        self.consumer
-            .nack_lease(self.priority(), self.offset(), self.lease, None, None)
-    }
-
-    /// Gives the message back, to be redelivered after `delay`, with an
-    /// optional reason (kept in the dead-letter headers if it ends there).
-    /// A delay of 100 years or more (up to `Duration::MAX`) means not before
-    /// the consumer is opened again (delays are not persisted).
-    pub fn nack_with(self, delay: Option<Duration>, reason: Option<&str>) -> Result<()> {
-        self.consumer
-            .nack_lease(self.priority(), self.offset(), self.lease, delay, reason)
-    }
-
-    /// Extends the lease to `by` from now; 100 years or more (up to
-    /// `Duration::MAX`) means it never expires. Fails with
-    /// [`Error::LeaseExpired`] if the lease already ran out or was given back.
-    pub fn extend_lease(&self, by: Duration) -> Result<()> {
-        self.consumer
-            .extend_lease(self.priority(), self.offset(), self.lease, by)
-    }
-
-    /// Whether this delivery's lease is still current.
-    pub fn is_leased(&self) -> bool {
-        let st = self.consumer.lock();
-        st.buckets
-            .get(self.priority() as usize)
-            .is_some_and(|b| b.is_leased(self.offset(), self.lease, Instant::now()))
-    }
-}
-
-impl ConsumerInner {
-    /// Checkpoint, new journal, old journal removed (see `journal.rs`). The
-    /// new journal is twice the size of a full one (`grow`), else as large
-    /// as the current one.
-    fn rotate(&self, st: &mut State, grow: bool) -> Result<()> {
-        let g = st.journal.generation + 1;
-        let body = st.checkpoint_body(g);
-        let max = self.ctx.opts.consumer_journal_bytes;
-        let bytes = match st.journal.capacity() {
-            n if grow || n == 0 => journal::grown_bytes(n, max),
-            n => n.min(max),
-        };
-        let rotated = files::rotate_files(
-            &self.ctx,
-            &self.dir,
-            &body,
-            &st.journal.path,
-            st.logical(),
-            bytes,
-        );
-        let (journal, base) = match rotated {
-            Ok(r) => r,
-            Err(e) => {
-                if matches!(e, Error::DiskFull { .. }) {
-                    st.disk_full_since = Some(Instant::now());
-                }
-                return Err(e);
-            }
-        };
-        st.disk_full_since = None;
-        st.journal = journal;
-        st.logical_base = base - st.journal.written();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-            (st.journal.map().clone(), st.logical_base);
-        self.commit.advance(base);
-        for (i, b) in body.buckets.iter().enumerate() {
-            self.checkpointed_floors[i].store(b.floor, Ordering::Release);
-        }
-        Ok(())
-    }
-
-    /// Makes the current ack floors durable (a checkpoint) if they moved
-    /// since the last one; returns the checkpointed floors.
-    pub(crate) fn checkpoint_floors(&self) -> Result<Vec<u64>> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let moved = st
-            .buckets
-            .iter()
-            .enumerate()
-            .any(|(i, b)| b.floor() != self.checkpointed_floors[i].load(Ordering::Acquire));
-        if moved {
-            self.ctx.check()?;
-            match self.rotate(&mut st, false) {
-                // No room for a checkpoint: retention goes by the last one.
-                Err(Error::DiskFull { .. }) if !self.ctx.is_poisoned() => {}
-                r => r?,
-            }
-        }
-        Ok(self
-            .checkpointed_floors
-            .iter()
-            .map(|f| f.load(Ordering::Acquire))
-            .collect())
-    }
-
-    /// Current ack floors (in memory).
-    pub(crate) fn floors(&self) -> Vec<u64> {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.buckets.iter().map(|b| b.floor()).collect()
-    }
-
-    fn sync_to(&self, target: u64) -> Result<()> {
-        self.commit.sync_to(&self.ctx, target, || {
-            let (map, base) = self
-                .current
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let end = map.committed();
-            map.flush(0..end)?;
-            Ok(base + end as u64)
-        })
-    }
-
-    /// Syncs the journal (for `Store::sync`).
-    pub(crate) fn sync_all(&self) -> Result<()> {
-        let target = {
-            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.logical()
-        };
-        self.sync_to(target)
     }
 }

@@ -1,0 +1,118 @@
+//! Acknowledgements: ack, cursor ack, nack and lease extension.
+
+use super::Consumer;
+use crate::format::journal::Entry;
+use crate::limits::saturating_deadline;
+use crate::{Error, Result};
+use std::time::{Duration, Instant};
+
+impl Consumer {
+    /// Acknowledges a delivered message by its position, without its
+    /// `Delivery` (request routing parks records, not deliveries).
+    pub(crate) fn ack_offset(&self, priority: u8, offset: u64) -> Result<()> {
+        self.ack_lease(priority, offset)
+    }
+
+    pub(super) fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
+        self.handle.inner.ctx.check()?;
+        let mut st = self.lock();
+        let p = priority as usize;
+        // Room first: an ack that cannot be journaled must not take effect.
+        self.make_room(&mut st)?;
+        if p >= st.buckets.len() || !st.buckets[p].ack(offset) {
+            // Already acknowledged (a duplicate delivery): nothing to do.
+            return Ok(());
+        }
+        if !st.nack_reasons.is_empty() {
+            st.nack_reasons.remove(&(priority, offset));
+        }
+        self.journal(
+            &mut st,
+            Entry::Acked {
+                bucket: priority,
+                offset,
+            },
+        )?;
+        let target = st.logical();
+        drop(st);
+        self.persist(target)
+    }
+
+    /// Acknowledges every message of `priority` up to and including
+    /// `offset`, delivered or not: the cursor-style fast path for
+    /// subscribers that process in order.
+    pub fn ack_up_to(&self, priority: u8, offset: u64) -> Result<()> {
+        self.handle.inner.ctx.check()?;
+        let end = self.handle.stream.deliverable_end(priority);
+        let priorities = self.handle.stream.priorities();
+        if priority >= priorities {
+            return Err(Error::InvalidPriority {
+                priority,
+                priorities,
+            });
+        }
+        // Never past what the log holds.
+        let offset = match end.checked_sub(1) {
+            Some(last) => offset.min(last),
+            None => return Ok(()),
+        };
+        let mut st = self.lock();
+        self.make_room(&mut st)?;
+        if !st.buckets[priority as usize].ack_up_to(offset) {
+            return Ok(());
+        }
+        self.journal(
+            &mut st,
+            Entry::AckedUpTo {
+                bucket: priority,
+                offset,
+            },
+        )?;
+        let target = st.logical();
+        drop(st);
+        self.persist(target)
+    }
+
+    pub(super) fn nack_lease(
+        &self,
+        priority: u8,
+        offset: u64,
+        lease: u64,
+        delay: Option<Duration>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.handle.inner.ctx.check()?;
+        let mut st = self.lock();
+        let until = delay.map(|d| saturating_deadline(Instant::now(), d));
+        if let Some(b) = st.buckets.get_mut(priority as usize) {
+            if b.nack(offset, lease, until) {
+                if let Some(r) = reason {
+                    st.nack_reasons
+                        .insert((priority, offset), r.chars().take(1024).collect());
+                }
+            }
+        }
+        drop(st);
+        self.handle.stream.notify().notify();
+        Ok(())
+    }
+
+    pub(super) fn extend_lease(
+        &self,
+        priority: u8,
+        offset: u64,
+        lease: u64,
+        by: Duration,
+    ) -> Result<()> {
+        let mut st = self.lock();
+        let ok = st.buckets.get_mut(priority as usize).is_some_and(|b| {
+            let now = Instant::now();
+            b.extend(offset, lease, now, saturating_deadline(now, by))
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::LeaseExpired { offset })
+        }
+    }
+}

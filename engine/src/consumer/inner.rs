@@ -1,0 +1,101 @@
+//! The shared state of one consumer name: rotation, checkpointed floors,
+//! journal syncs.
+
+use super::{files, journal, ConsumerInner, State};
+use crate::{Error, Result};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+impl ConsumerInner {
+    /// Checkpoint, new journal, old journal removed (see `journal.rs`). The
+    /// new journal is twice the size of a full one (`grow`), else as large
+    /// as the current one.
+    pub(super) fn rotate(&self, st: &mut State, grow: bool) -> Result<()> {
+        let g = st.journal.generation + 1;
+        let body = st.checkpoint_body(g);
+        let max = self.ctx.opts.consumer_journal_bytes;
+        let bytes = match st.journal.capacity() {
+            n if grow || n == 0 => journal::grown_bytes(n, max),
+            n => n.min(max),
+        };
+        let rotated = files::rotate_files(
+            &self.ctx,
+            &self.dir,
+            &body,
+            &st.journal.path,
+            st.logical(),
+            bytes,
+        );
+        let (journal, base) = match rotated {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e, Error::DiskFull { .. }) {
+                    st.disk_full_since = Some(Instant::now());
+                }
+                return Err(e);
+            }
+        };
+        st.disk_full_since = None;
+        st.journal = journal;
+        st.logical_base = base - st.journal.written();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+            (st.journal.map().clone(), st.logical_base);
+        self.commit.advance(base);
+        for (i, b) in body.buckets.iter().enumerate() {
+            self.checkpointed_floors[i].store(b.floor, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Makes the current ack floors durable (a checkpoint) if they moved
+    /// since the last one; returns the checkpointed floors.
+    pub(crate) fn checkpoint_floors(&self) -> Result<Vec<u64>> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let moved = st
+            .buckets
+            .iter()
+            .enumerate()
+            .any(|(i, b)| b.floor() != self.checkpointed_floors[i].load(Ordering::Acquire));
+        if moved {
+            self.ctx.check()?;
+            match self.rotate(&mut st, false) {
+                // No room for a checkpoint: retention goes by the last one.
+                Err(Error::DiskFull { .. }) if !self.ctx.is_poisoned() => {}
+                r => r?,
+            }
+        }
+        Ok(self
+            .checkpointed_floors
+            .iter()
+            .map(|f| f.load(Ordering::Acquire))
+            .collect())
+    }
+
+    /// Current ack floors (in memory).
+    pub(crate) fn floors(&self) -> Vec<u64> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.buckets.iter().map(|b| b.floor()).collect()
+    }
+
+    pub(super) fn sync_to(&self, target: u64) -> Result<()> {
+        self.commit.sync_to(&self.ctx, target, || {
+            let (map, base) = self
+                .current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let end = map.committed();
+            map.flush(0..end)?;
+            Ok(base + end as u64)
+        })
+    }
+
+    /// Syncs the journal (for `Store::sync`).
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        let target = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.logical()
+        };
+        self.sync_to(target)
+    }
+}
