@@ -76,7 +76,7 @@ impl Delivery {
 
     /// Extends the lease to `by` from now; 100 years or more (up to
     /// `Duration::MAX`) means it never expires. Fails with
-    /// [`Error::LeaseExpired`] if the lease already ran out or was given back.
+    /// [`Error::LeaseExpired`](crate::Error::LeaseExpired) if the lease already ran out or was given back.
     pub fn extend_lease(&self, by: Duration) -> Result<()> {
         self.consumer
             .extend_lease(self.priority(), self.offset(), self.lease, by)
