@@ -6,7 +6,7 @@ use super::{runs_from, Action, Plan};
 use crate::format::segment::{SegmentHeader, SegmentState, SEGMENT_HEADER_BYTES, STATE_OFFSET};
 use crate::inspect::read::Bounded;
 use crate::inspect::Inspector;
-use crate::io::{self, EntryKind, OpenMode};
+use crate::io::{self, OpenMode};
 use crate::layout;
 use crate::log::{index_file, scan};
 use crate::options::SEGMENT_BYTES_LIMIT;
@@ -47,7 +47,7 @@ impl Inspector<'_> {
                         .map_err(|e| Error::io("stat", p, e))?
                         .is_some()
                     {
-                        self.remove_dir_all(p)?;
+                        io::remove_dir_all(self.vfs, p)?;
                     }
                     self.sync_parent(p)?;
                 }
@@ -62,28 +62,6 @@ impl Inspector<'_> {
         self.vfs
             .sync_dir(dir)
             .map_err(|e| Error::io("sync directory", dir, e))
-    }
-
-    /// Removes a directory tree Spool created, as the engine's open removes
-    /// an interrupted creation (files and directories; anything else fails).
-    fn remove_dir_all(&self, dir: &Path) -> Result<()> {
-        for e in self
-            .vfs
-            .read_dir(dir)
-            .map_err(|e| Error::io("list", dir, e))?
-        {
-            let p = dir.join(&e.name);
-            match e.kind {
-                EntryKind::Dir => self.remove_dir_all(&p)?,
-                _ => self
-                    .vfs
-                    .remove_file(&p)
-                    .map_err(|e| Error::io("remove", &p, e))?,
-            }
-        }
-        self.vfs
-            .remove_dir(dir)
-            .map_err(|e| Error::io("remove directory", dir, e))
     }
 
     fn segment_file(&self, path: &Path) -> Result<Vec<u8>> {
