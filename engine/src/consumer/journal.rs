@@ -19,7 +19,7 @@ use crate::format::journal::{
 };
 use crate::format::meta::{self, CHECKPOINT_BODY_BYTES_MAX, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 use crate::io::map::HeapBuf;
-use crate::io::{self, MapMemory, MapWriter, OpenMode, SharedMap, VFile};
+use crate::io::{self, MapMemory, MapWriter, OpenMode, SharedMap};
 use crate::layout::{self, CHECKPOINT_FILE};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -91,33 +91,12 @@ impl Journal {
         let name = layout::journal_file_name(g);
         let path = dir.join(&name);
         let tmp = dir.join(layout::tmp_file_name(&name));
-        if vfs
-            .kind(&tmp)
-            .map_err(|e| Error::io("stat", &tmp, e))?
-            .is_some()
-        {
-            vfs.remove_file(&tmp)
-                .map_err(|e| Error::io("remove", &tmp, e))?;
-        }
         let header = JournalHeader {
             journal_id: random_u64(),
             generation: g,
         };
-        let build = || -> std::io::Result<Arc<dyn VFile>> {
-            let f = vfs.open(&tmp, OpenMode::CreateNew)?;
-            f.set_len(bytes)?;
-            f.allocate(bytes)?;
-            f.write_all_at(&header.encode(), 0)?;
-            f.sync()?;
-            Ok(f)
-        };
-        let file = match build() {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = vfs.remove_file(&tmp);
-                return Err(Error::io("create journal", &tmp, e));
-            }
-        };
+        let file =
+            io::create_preallocated(vfs, &tmp, bytes, bytes, &header.encode(), "create journal")?;
         vfs.rename(&tmp, &path)
             .map_err(|e| Error::io("rename", &tmp, e))?;
         let mem = file

@@ -143,6 +143,41 @@ pub(crate) fn read_file_limited(f: &dyn VFile, limit: u64) -> io::Result<Vec<u8>
     Ok(buf)
 }
 
+/// Writes the temporary file `tmp` of a preallocated file (a segment, a
+/// journal): `len` bytes long (sparse), the first `reserve` reserved on disk,
+/// `head` at byte 0, synced. A leftover of an earlier attempt is replaced; if
+/// a step fails, the file is removed again. The caller renames it into place
+/// and syncs the directory; `what` names it in errors.
+pub(crate) fn create_preallocated(
+    vfs: &dyn Vfs,
+    tmp: &Path,
+    len: u64,
+    reserve: u64,
+    head: &[u8],
+    what: &'static str,
+) -> crate::Result<Arc<dyn VFile>> {
+    if vfs
+        .kind(tmp)
+        .map_err(|e| crate::Error::io("stat", tmp, e))?
+        .is_some()
+    {
+        vfs.remove_file(tmp)
+            .map_err(|e| crate::Error::io("remove", tmp, e))?;
+    }
+    let build = || -> io::Result<Arc<dyn VFile>> {
+        let f = vfs.open(tmp, OpenMode::CreateNew)?;
+        f.set_len(len)?;
+        f.allocate(reserve)?;
+        f.write_all_at(head, 0)?;
+        f.sync()?;
+        Ok(f)
+    };
+    build().map_err(|e| {
+        let _ = vfs.remove_file(tmp);
+        crate::Error::io(what, tmp, e)
+    })
+}
+
 /// Reads a framed file (see `format::meta`) of kind `magic` in format
 /// `version` whose body is at most `body_max` bytes; `None` if there is no
 /// such file. Damage is [`crate::Error::Corrupt`] at the field found wrong, an

@@ -25,14 +25,6 @@ impl Segment {
         // Opened before anything changes: if no descriptor is left, this
         // roll fails and nothing else.
         let d = ctx.open_dir(dir)?;
-        if vfs
-            .kind(&tmp)
-            .map_err(|e| Error::io("stat", &tmp, e))?
-            .is_some()
-        {
-            vfs.remove_file(&tmp)
-                .map_err(|e| Error::io("remove", &tmp, e))?;
-        }
         let header = SegmentHeader {
             bucket: priority as u32,
             segment_id: random_u64(),
@@ -45,21 +37,14 @@ impl Segment {
             synced_end: SEGMENT_HEADER_BYTES as u64,
             clean: false,
         };
-        let build = || -> std::io::Result<Arc<dyn VFile>> {
-            let f = vfs.open(&tmp, OpenMode::CreateNew)?;
-            f.set_len(file_bytes)?;
-            f.allocate(ctx.opts.chunk_bytes().min(file_bytes))?;
-            f.write_all_at(&header.encode(state), 0)?;
-            f.sync()?;
-            Ok(f)
-        };
-        let file = match build() {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = vfs.remove_file(&tmp);
-                return Err(Error::io("create segment", &tmp, e));
-            }
-        };
+        let file = io::create_preallocated(
+            vfs,
+            &tmp,
+            file_bytes,
+            ctx.opts.chunk_bytes().min(file_bytes),
+            &header.encode(state),
+            "create segment",
+        )?;
         vfs.rename(&tmp, &path)
             .map_err(|e| Error::io("rename", &tmp, e))?;
         d.sync()?;
