@@ -72,6 +72,10 @@ struct Args {
     #[arg(long, hide = true, value_name = "DIR")]
     child_writer: Option<PathBuf>,
 
+    /// Internal: the writer of workload O's many-streams store, killed with SIGKILL.
+    #[arg(long, hide = true, value_name = "DIR")]
+    child_many: Option<PathBuf>,
+
     /// Internal: the child process of workload M, measuring a store in DIR.
     #[arg(long, hide = true, value_name = "DIR", requires = "child_messages")]
     child_memory: Option<PathBuf>,
@@ -158,6 +162,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("compare --child-writer: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if let Some(dir) = &args.child_many {
+        return match open_time::child_many(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("compare --child-many: {e}");
                 ExitCode::from(2)
             }
         };
@@ -395,7 +408,13 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
 /// Workload O on Spool (n/a for the peers): fills its stores once, then
 /// times `runs` opens of each kind.
 fn run_open(ctx: Context<'_>) -> Result<()> {
-    let rows = [Row::OpenClean, Row::OpenQuarter, Row::OpenKilled];
+    let rows = [
+        Row::OpenClean,
+        Row::OpenQuarter,
+        Row::OpenKilled,
+        Row::OpenManyClean,
+        Row::OpenManyKilled,
+    ];
     for (i, e) in ctx.engines.iter().enumerate() {
         if e.name() != engines::Spool.name() {
             for row in rows {
@@ -415,6 +434,14 @@ fn run_open(ctx: Context<'_>) -> Result<()> {
             "O: clean {:.1} ms, quarter size {:.1} ms, after kill -9 {:.1} ms \
              ({} messages added by the killed writers)",
             t.clean_ms, t.quarter_ms, t.killed_ms, t.added_by_children
+        ));
+        let streams = ctx.sizes.open_streams;
+        let m = open_time::run_many(ctx.base, streams, ctx.runs, ctx.progress)?;
+        ctx.results.add(Row::OpenManyClean, i, m.clean_ms);
+        ctx.results.add(Row::OpenManyKilled, i, m.killed_ms);
+        (ctx.progress)(&format!(
+            "O: {streams} streams: clean {:.1} ms, after kill -9 {:.1} ms",
+            m.clean_ms, m.killed_ms
         ));
     }
     Ok(())

@@ -141,9 +141,17 @@ fn timed_open(dir: &Path, at_least: u64) -> Result<(f64, u64)> {
 /// kills it with SIGKILL after [`KILL_AFTER`], and times the open that
 /// follows. Returns the time in milliseconds and the messages held after.
 fn open_after_kill(dir: &Path, count: u64) -> Result<(f64, u64)> {
+    spawn_and_kill(dir, "--child-writer")?;
+    timed_open(dir, count)
+}
+
+/// Runs this binary with the hidden option `flag` on the store in `dir`,
+/// waits for it to say `ready`, lets it write for [`KILL_AFTER`], and kills
+/// it with SIGKILL.
+fn spawn_and_kill(dir: &Path, flag: &str) -> Result<()> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
-        .arg("--child-writer")
+        .arg(flag)
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -163,7 +171,7 @@ fn open_after_kill(dir: &Path, count: u64) -> Result<(f64, u64)> {
     }
     child.kill()?; // SIGKILL
     child.wait()?;
-    timed_open(dir, count)
+    Ok(())
 }
 
 /// The child writer: opens the store in `dir`, prints `ready`, and sends
@@ -177,4 +185,143 @@ pub fn child_writer(dir: &Path) -> Result<()> {
     out.flush()?;
     drop(out);
     send_forever_or(&stream, from, None)
+}
+
+/// Messages of [`MANY_SIZE`] bytes each stream of the many-streams store
+/// holds after filling.
+const MANY_MESSAGES: u64 = 16;
+
+/// Payload size of the many-streams store's messages.
+const MANY_SIZE: usize = 128;
+
+/// Size of the one claim check of the many-streams store (stored as a blob).
+const MANY_BLOB: usize = 256 << 10;
+
+/// Open times of a store of many small streams, in milliseconds (medians).
+pub struct ManyTimes {
+    /// After a clean close.
+    pub clean_ms: f64,
+    /// After the writer was killed with SIGKILL.
+    pub killed_ms: f64,
+}
+
+/// Fills a store of `streams` streams in a fresh directory under `base`,
+/// each with [`MANY_MESSAGES`] messages and a consumer `c` that has
+/// acknowledged half of them and holds one more in flight, the first stream
+/// with a claim check besides; then times `runs` clean opens and `runs`
+/// opens after a child writer (which sends to, receives from and
+/// acknowledges on every stream) was killed with SIGKILL.
+pub fn run_many(
+    base: &Path,
+    streams: usize,
+    runs: usize,
+    progress: &dyn Fn(&str),
+) -> Result<ManyTimes> {
+    let dir = crate::scratch(base, "spool", "O-many")?;
+    progress(&format!("O: filling {streams} streams"));
+    fill_many(dir.path(), streams)?;
+    let mut clean = Vec::new();
+    let mut killed = Vec::new();
+    for run in 1..=runs {
+        progress(&format!(
+            "O: {streams} streams, clean open, run {run}/{runs}"
+        ));
+        clean.push(timed_open_many(dir.path(), streams)?);
+    }
+    for run in 1..=runs {
+        progress(&format!(
+            "O: {streams} streams, open after kill -9, run {run}/{runs}"
+        ));
+        spawn_and_kill(dir.path(), "--child-many")?;
+        killed.push(timed_open_many(dir.path(), streams)?);
+    }
+    Ok(ManyTimes {
+        clean_ms: crate::median(&mut clean),
+        killed_ms: crate::median(&mut killed),
+    })
+}
+
+/// The name of stream number `i` of the many-streams store.
+fn many_name(i: usize) -> String {
+    format!("s{i:05}")
+}
+
+fn fill_many(dir: &Path, streams: usize) -> Result<()> {
+    let store = Store::open(dir, options(false))?;
+    let payload = check::blank(MANY_SIZE);
+    for i in 0..streams {
+        let config = spool::StreamConfig::default().claim_check_threshold(64 << 10);
+        let stream = store.create_stream(&many_name(i), config)?;
+        let consumer = stream.consumer("c")?;
+        for _ in 0..MANY_MESSAGES {
+            stream.send(&payload)?;
+        }
+        if i == 0 {
+            stream.send(&check::blank(MANY_BLOB))?;
+        }
+        for _ in 0..MANY_MESSAGES / 2 {
+            let d = consumer
+                .receive(Duration::ZERO)?
+                .ok_or("a filled stream has nothing to receive")?;
+            d.ack()?;
+        }
+        // One delivery left in flight (never acknowledged).
+        consumer.receive(Duration::ZERO)?;
+    }
+    store.sync()?;
+    store.close()?;
+    Ok(())
+}
+
+/// Times `Store::open` and getting every stream and its consumer; checks
+/// each stream still holds at least its first [`MANY_MESSAGES`].
+fn timed_open_many(dir: &Path, streams: usize) -> Result<f64> {
+    let start = Instant::now();
+    let store = Store::open(dir, options(false))?;
+    let mut handles = Vec::with_capacity(streams);
+    for i in 0..streams {
+        let stream = store.stream(&many_name(i))?;
+        let consumer = stream.consumer("c")?;
+        handles.push((stream, consumer));
+    }
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let found = store.streams().len();
+    if found != streams {
+        return Err(format!("the store holds {found} streams, it held {streams}").into());
+    }
+    for (stream, _) in &handles {
+        let held = stream.stats().messages();
+        if held < MANY_MESSAGES {
+            return Err(format!("lost messages: a stream holds {held} of {MANY_MESSAGES}").into());
+        }
+    }
+    drop(handles);
+    store.close()?;
+    Ok(ms)
+}
+
+/// The child writer of the many-streams store: opens it, prints `ready`,
+/// and round after round sends one message to every stream, receives one
+/// and acknowledges it, until killed.
+pub fn child_many(dir: &Path) -> Result<()> {
+    let store = Store::open(dir, options(false))?;
+    let mut handles = Vec::new();
+    for name in store.streams() {
+        let stream = store.stream(&name)?;
+        let consumer = stream.consumer("c")?;
+        handles.push((stream, consumer));
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    drop(out);
+    let payload = check::blank(MANY_SIZE);
+    loop {
+        for (stream, consumer) in &handles {
+            stream.send(&payload)?;
+            if let Some(d) = consumer.receive(Duration::ZERO)? {
+                d.ack()?;
+            }
+        }
+    }
 }

@@ -38,6 +38,10 @@ pub enum Row {
     OpenQuarter,
     /// O, full size, after kill -9, ms.
     OpenKilled,
+    /// O, many small streams with a consumer each, clean close, ms.
+    OpenManyClean,
+    /// O, many small streams with a consumer each, after kill -9, ms.
+    OpenManyKilled,
     /// M, peak anonymous resident memory with all messages queued, MiB.
     MemoryQueued,
     /// M, disk space with all messages queued, MiB.
@@ -65,9 +69,13 @@ impl Row {
     fn unit(self) -> Unit {
         match self {
             Row::W4Send | Row::W4Receive | Row::W4SendOneSegment => Unit::MegabytesPerSec,
-            Row::F8One | Row::F8Many | Row::OpenClean | Row::OpenQuarter | Row::OpenKilled => {
-                Unit::Millis
-            }
+            Row::F8One
+            | Row::F8Many
+            | Row::OpenClean
+            | Row::OpenQuarter
+            | Row::OpenKilled
+            | Row::OpenManyClean
+            | Row::OpenManyKilled => Unit::Millis,
             Row::F8Ratio => Unit::Factor,
             Row::MemoryQueued | Row::DiskQueued | Row::DiskDrained => Unit::Mebibytes,
             _ => Unit::Rate,
@@ -132,6 +140,14 @@ impl Row {
                 bytes(sizes.open_bytes / 4)
             ),
             Row::OpenKilled => format!("O open, {}, after kill -9 (ms)", bytes(sizes.open_bytes)),
+            Row::OpenManyClean => format!(
+                "O open, {} streams \u{d7} (16 messages, a consumer; one blob), clean close (ms)",
+                n(sizes.open_streams as u64)
+            ),
+            Row::OpenManyKilled => format!(
+                "O open, {} streams, after kill -9 (ms)",
+                n(sizes.open_streams as u64)
+            ),
             Row::MemoryQueued => format!(
                 "M anonymous memory, {} \u{d7} {small} queued (MiB)",
                 n(sizes.m)
@@ -154,6 +170,8 @@ impl Row {
             Row::OpenClean => "clean",
             Row::OpenQuarter => "quarter size",
             Row::OpenKilled => "after kill -9",
+            Row::OpenManyClean => "many streams, clean",
+            Row::OpenManyKilled => "many streams, after kill -9",
             Row::MemoryQueued => "anonymous memory",
             Row::DiskQueued => "disk queued",
             Row::DiskDrained => "disk drained",

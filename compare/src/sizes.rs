@@ -20,6 +20,8 @@ pub struct Sizes {
     pub c4: u64,
     /// Bytes of the large store of O.
     pub open_bytes: u64,
+    /// Streams of the many-streams store of O.
+    pub open_streams: usize,
     /// M messages.
     pub m: u64,
     /// Syncs of the fdatasync probe.
@@ -43,6 +45,7 @@ impl Sizes {
             f8: s(200_000, 1_000),
             c4: s(200_000, 1_000),
             open_bytes: mib(4 << 30, 16 << 20),
+            open_streams: s(2_000, 20) as usize,
             m: s(10_000_000, 10_000),
             syncs: s(2_000, 50),
             probe_bytes: mib(256 << 20, 8 << 20),

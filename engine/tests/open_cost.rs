@@ -109,7 +109,8 @@ fn reading_old_messages_loads_only_their_segment() {
 
 /// A clean open writes and syncs nothing: the new epoch of each bucket is
 /// made durable by its first append instead (before a record of that epoch
-/// is written). Power cut right after that first append's records are
+/// is written), and a consumer starts its next journal generation at its
+/// first journaled change, not at open. Power cut right after that first append's records are
 /// written but before any sync: the next open must recover to the
 /// acknowledged messages and the new records must not be taken for damage.
 #[test]
@@ -122,6 +123,11 @@ fn a_clean_open_syncs_nothing_and_the_first_append_raises_the_epoch() {
             for i in 0..20u32 {
                 s.send(format!("{name}{i}").as_bytes()).unwrap();
             }
+            let c = s.consumer("c").unwrap();
+            for _ in 0..5 {
+                c.try_receive().unwrap().unwrap().ack().unwrap();
+            }
+            let _in_flight = c.try_receive().unwrap().unwrap();
         }
         store.close().unwrap();
     }
@@ -130,6 +136,18 @@ fn a_clean_open_syncs_nothing_and_the_first_append_raises_the_epoch() {
     let after = fs.stats();
     assert!(store.recovery_report().is_clean());
     assert_eq!(after.syncs - before.syncs, 0, "a clean open synced");
+    for name in ["a", "b", "c"] {
+        let before = fs.stats();
+        let c = store.stream(name).unwrap().consumer("c").unwrap();
+        assert_eq!(
+            fs.stats().syncs - before.syncs,
+            0,
+            "a consumer's open synced"
+        );
+        // Acknowledged before the reopen: not delivered again.
+        let d = c.try_receive().unwrap().unwrap();
+        assert_eq!(d.offset(), 5, "stream {name}");
+    }
     let s = store.stream("a").unwrap();
     s.send(b"after the clean open").unwrap();
     // Cut with random unsynced pages kept (some torn): the epoch raised by

@@ -49,8 +49,14 @@ impl Report<'_> {
                 "O: `Store::open` plus getting the stream, with a warm page cache, on a store \
                  filled with {} KiB messages; after kill -9: a child process sends batches of \
                  64 without fsync for 300 ms and is killed with SIGKILL, then the open must find \
-                 at least every message there before, the last one intact.",
-                crate::open_time::SIZE / 1024
+                 at least every message there before, the last one intact. Many streams: \
+                 `Store::open` plus getting every stream and its consumer `c`, on a store of \
+                 {} streams (default 64 MiB segments) of 16 \u{d7} 128 B messages each, 8 of \
+                 them acknowledged and one in flight, and one 256 KiB claim check; after kill \
+                 -9: a child process sends one message to every stream in turn and receives \
+                 and acknowledges one, without fsync, for 300 ms.",
+                crate::open_time::SIZE / 1024,
+                thousands(self.sizes.open_streams as u64)
             ));
         }
         if self.workloads.contains(&Workload::M) {

@@ -117,6 +117,21 @@ impl Report<'_> {
                 met: ms <= 100.0,
             });
         }
+        let streams = thousands(self.sizes.open_streams as u64);
+        if let Some(ms) = spool(Row::OpenManyClean) {
+            out.push(Target {
+                what: "clean open of 2,000 streams <= 100 ms",
+                detail: format!("{streams} streams: {} ms", sig3(ms)),
+                met: ms <= 100.0,
+            });
+        }
+        if let Some(ms) = spool(Row::OpenManyKilled) {
+            out.push(Target {
+                what: "open after kill -9 of 2,000 streams <= 500 ms",
+                detail: format!("{streams} streams: {} ms", sig3(ms)),
+                met: ms <= 500.0,
+            });
+        }
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         if let Some(peak) = spool(Row::MemoryQueued) {
             let limit = mib(memory::MEMORY_LIMIT_BYTES);

@@ -1,6 +1,6 @@
 //! A consumer's files: creating its directory atomically, opening it
-//! (configuration, checkpoint, journal replay, a fresh generation), and
-//! rotating to a new checkpoint and journal.
+//! (configuration, checkpoint, journal replay), and rotating to a new
+//! checkpoint and journal.
 
 use super::journal::{self, Journal};
 use super::replay;
@@ -211,7 +211,8 @@ pub(crate) fn update_config(inner: &ConsumerInner, config: &ConsumerConfig) -> R
 }
 
 /// Opens a consumer directory: configuration, checkpoint, journal replay,
-/// clamping to the log, and a fresh journal generation.
+/// clamping to the log. Nothing is written: the first journaled change
+/// starts a new generation.
 pub(crate) fn open(
     ctx: &Arc<Ctx>,
     stream: &StreamInner,
@@ -277,18 +278,10 @@ pub(crate) fn open(
         dead_lettered,
         skipped,
     } = replay::resume(&ckpt, &entries, &logs);
-    // A fresh generation: the old journal is never appended to again.
-    let g = ckpt.generation + 1;
-    let state_body = CheckpointBody {
-        generation: g,
-        buckets: buckets.iter().map(|b| b.checkpoint()).collect(),
-        redelivered,
-        dead_lettered,
-        skipped,
-    };
-    // Stale files go first: a journal of generation `g` left by a rotation
-    // that a crash cut short must not be confused with the one created now.
-    // Their removal becomes durable with the rotation's directory sync.
+    // Stale files go: a journal of generation `g + 1` left by a rotation
+    // that a crash cut short must not be confused with the one the first
+    // rotation creates. Their removal needs no sync: a stale file that comes
+    // back after a power cut is as stale as before.
     for s in stale {
         match vfs.remove_file(&s) {
             Ok(()) => {}
@@ -296,23 +289,14 @@ pub(crate) fn open(
             Err(e) => return Err(Error::io("remove", &s, e)),
         }
     }
-    let first = journal::first_bytes(ctx.opts.consumer_journal_bytes);
-    let (journal, base, checkpointed, disk_full_since) =
-        match rotate_files(ctx, dir, &state_body, &jpath, 0, first) {
-            Ok((j, base)) => (j, base, &state_body, None),
-            // No room for a new generation: the consumer opens without a
-            // journal (its checkpoint and journal `g` stand, the state
-            // replayed from them is the one in memory). It reads; what
-            // must be journaled starts a generation first, and until one
-            // fits, acks fail with `DiskFull` (see `Consumer::journal`).
-            Err(Error::DiskFull { .. }) if !ctx.is_poisoned() => (
-                Journal::none(jpath, ckpt.generation),
-                0,
-                &ckpt,
-                Some(std::time::Instant::now()),
-            ),
-            Err(e) => return Err(e),
-        };
+    // The journal of generation `g` is never appended to again (its tail
+    // may be torn), but no new generation is started here: the checkpoint
+    // and journal `g` stand and give the state replayed from them at every
+    // open until something must be journaled, which starts generation
+    // `g + 1` first (see `Consumer::make_room`). So an open writes and
+    // syncs nothing, and works on a full disk.
+    let journal = Journal::none(jpath, ckpt.generation);
+    let (base, checkpointed) = (0, &ckpt);
     let checkpointed_floors = checkpointed
         .buckets
         .iter()
@@ -335,7 +319,7 @@ pub(crate) fn open(
             nack_reasons: HashMap::new(),
             hot: HotConfig::of(&config),
             segments: vec![None; priorities],
-            disk_full_since,
+            disk_full_since: None,
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),

@@ -12,6 +12,7 @@ pub(crate) mod real;
 pub mod sim;
 
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -116,6 +117,16 @@ pub trait VFile: Send + Sync + std::fmt::Debug {
     fn map_mut(&self, len: u64) -> io::Result<MapMemory>;
     /// Maps the first `len` bytes read-only.
     fn map_read(&self, len: u64) -> io::Result<MapMemory>;
+    /// The parts of `range` that may hold data, in order: every byte of
+    /// `range` outside them reads as zero (a hole). A file system that
+    /// cannot tell returns `range` whole, which is always correct.
+    fn data_ranges(&self, range: Range<u64>) -> io::Result<Vec<Range<u64>>> {
+        Ok(if range.is_empty() {
+            Vec::new()
+        } else {
+            vec![range]
+        })
+    }
 }
 
 /// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.

@@ -1,10 +1,11 @@
 //! The real file system.
 
 use super::{DirEntry, EntryKind, LockGuard, MapMemory, OpenMode, VDir, VFile, Vfs};
-use rustix::fs::{FallocateFlags, FlockOperation};
+use rustix::fs::{FallocateFlags, FlockOperation, SeekFrom};
 use rustix::io::Errno;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt, FileExt as UnixFileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -178,6 +179,42 @@ fn allocate_by_writing(file: &File, from: u64, len: u64) -> io::Result<()> {
 }
 
 impl VFile for RealFile {
+    fn data_ranges(&self, range: Range<u64>) -> io::Result<Vec<Range<u64>>> {
+        // `SEEK_DATA`/`SEEK_HOLE` (lseek(2)): a hole reads as zeros by
+        // definition, and a file system that does not track holes reports
+        // the whole file as data. Only the descriptor's offset moves, which
+        // nothing else uses (reads and writes are positional or mapped).
+        let mut out = Vec::new();
+        let mut pos = range.start;
+        while pos < range.end {
+            let start = match rustix::fs::seek(&self.file, SeekFrom::Data(pos)) {
+                Ok(p) => p,
+                // No data at or after `pos`.
+                Err(Errno::NXIO) => break,
+                Err(Errno::INTR) => continue,
+                // Not supported here: all of it may be data.
+                Err(Errno::INVAL) | Err(Errno::OPNOTSUPP) => {
+                    out.push(pos..range.end);
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if start >= range.end {
+                break;
+            }
+            let end = match rustix::fs::seek(&self.file, SeekFrom::Hole(start)) {
+                Ok(p) => p,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            // A hole at `start` would be a file system error; never loop.
+            let end = end.clamp(start + 1, range.end);
+            out.push(start..end);
+            pos = end;
+        }
+        Ok(out)
+    }
+
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
@@ -251,6 +288,41 @@ impl VFile for RealFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every non-zero byte lies in a reported data range, whatever the file
+    /// system reports for holes: a reserved part, a sparse part, and data
+    /// written through a shared map and with `pwrite`.
+    #[test]
+    fn data_ranges_cover_every_written_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = RealFs.open(&path, OpenMode::CreateNew).unwrap();
+        let len = 8u64 << 20;
+        f.set_len(len).unwrap();
+        f.allocate(1 << 20).unwrap();
+        let at = [0u64, 4095, 300_000, (3 << 20) + 17, len - 1];
+        for &p in &at[..3] {
+            f.write_all_at(&[0xAB], p).unwrap();
+        }
+        let (map, mut writer) = crate::io::SharedMap::writable(f.map_mut(len).unwrap(), 0);
+        for &p in &at[3..] {
+            writer.slice_mut(p as usize..p as usize + 1)[0] = 0xCD;
+        }
+        drop((map, writer));
+        let ranges = f.data_ranges(0..len).unwrap();
+        for p in at {
+            assert!(
+                ranges.iter().any(|r| r.contains(&p)),
+                "byte {p} is outside {ranges:?}"
+            );
+        }
+        assert!(ranges.windows(2).all(|w| w[0].end <= w[1].start));
+        assert!(ranges.iter().all(|r| r.start < r.end && r.end <= len));
+        // A range that starts past the last data reports nothing beyond it.
+        let tail = f.data_ranges(len - 1..len).unwrap();
+        assert_eq!(tail, vec![len - 1..len]);
+        assert!(f.data_ranges(len..len).unwrap().is_empty());
+    }
 
     #[test]
     fn reserving_by_writing_fills_holes_keeps_data_and_grows_the_file() {

@@ -912,6 +912,29 @@ impl SimFile {
 }
 
 impl VFile for SimFile {
+    /// The simulated file system tracks no holes; it reports the 4 KiB
+    /// pages holding a non-zero byte (a file system that found the other
+    /// pages zero and freed them would report the same), so that callers'
+    /// skipping of holes is exercised. Not an operation (never fails).
+    fn data_ranges(&self, range: std::ops::Range<u64>) -> io::Result<Vec<std::ops::Range<u64>>> {
+        const PAGE: u64 = 4096;
+        let bytes = self.state().live_bytes();
+        let end = range.end.min(bytes.len() as u64);
+        let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+        let mut p = range.start;
+        while p < end {
+            let q = ((p / PAGE + 1) * PAGE).min(end);
+            if bytes[p as usize..q as usize].iter().any(|&b| b != 0) {
+                match out.last_mut() {
+                    Some(r) if r.end == p => r.end = q,
+                    _ => out.push(p..q),
+                }
+            }
+            p = q;
+        }
+        Ok(out)
+    }
+
     fn len(&self) -> io::Result<u64> {
         self.fs.op()?;
         Ok(self.state().len() as u64)

@@ -3,7 +3,7 @@
 //! low-water mark of retention.
 
 use super::scan;
-use super::segment::{ActiveWriter, Segment};
+use super::segment::{ActiveWriter, RawActive, Segment};
 use crate::ctx::Ctx;
 use crate::format::meta;
 use crate::format::segment::{SegmentState, SEGMENT_HEADER_BYTES, STATE_OFFSET};
@@ -83,6 +83,28 @@ pub(crate) fn write_low_water(ctx: &Ctx, dir: &Path, low: u64) -> Result<()> {
     io::write_file_atomic(&*ctx.vfs, dir, layout::RETENTION_FILE, &bytes)
 }
 
+/// The runs of non-zero bytes in `from..len` of the active segment,
+/// reading only the parts the file system does not report as holes.
+fn nonzero_runs_outside_holes(
+    raw: &RawActive,
+    from: usize,
+    len: usize,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let ranges = raw
+        .file
+        .data_ranges(from as u64..len as u64)
+        .map_err(|e| Error::io("find data", &raw.path, e))?;
+    let mut runs = Vec::new();
+    for r in ranges {
+        let (start, end) = ((r.start as usize).max(from), (r.end as usize).min(len));
+        if start < end {
+            let data = raw.writer.read_uncommitted(start..end);
+            runs.extend(scan::nonzero_runs(data, start, start));
+        }
+    }
+    Ok(runs)
+}
+
 /// Recovers the active segment: finds where its valid records end, tells a
 /// torn tail (after the durable watermark) from damage (before it), moves a
 /// torn tail to quarantine, bumps the epoch, and makes the result durable.
@@ -111,12 +133,13 @@ pub(crate) fn recover_active(
     // zeroes them, and a clean close writes nothing more). After a crash,
     // pages past the end may have been written back in any order, so the
     // whole rest of the segment is checked: the first run of non-zero bytes
-    // is the torn tail (quarantined), later ones are scattered pages.
+    // is the torn tail (quarantined), later ones are scattered pages. Holes
+    // (never written, or written and not yet allocated) read as zeros and
+    // are skipped: the check reads what was written, not the segment size.
     let clean = scan::closed_cleanly(&scan, raw.state);
     let epoch = scan::next_epoch(&scan, raw.state).map_err(damaged)?;
     if !clean {
-        let data = raw.writer.read_uncommitted(SEGMENT_HEADER_BYTES..len);
-        let runs = scan::nonzero_runs(data, SEGMENT_HEADER_BYTES, end);
+        let runs = nonzero_runs_outside_holes(&raw, end, len)?;
         if let Some(first) = runs.first().cloned() {
             let torn = raw.writer.read_uncommitted(first.clone()).to_vec();
             let qdir = dir.join(layout::QUARANTINE_DIR);
