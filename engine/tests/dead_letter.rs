@@ -291,3 +291,125 @@ fn a_stored_own_stream_dead_letter_config_is_harmless() {
     assert_eq!(s.stats().buckets[0].end_offset, 2, "nothing appended");
     assert_eq!(c.stats().dead_lettered, 1);
 }
+
+/// Regression: dead-lettering appended to the dead-letter stream under the
+/// source consumer's lock; a roll of the dead-letter stream runs its
+/// retention, which takes the locks of that stream's consumers. Two
+/// streams dead-lettering into each other therefore deadlocked: one thread
+/// held A's consumer and waited for B's (through B's retention), the other
+/// held B's and waited for A's.
+///
+/// Method: streams `a` and `b` with the smallest segments and a `max_bytes`,
+/// so that every few appends roll and run retention; a consumer on each
+/// with `max_deliveries(1)` dead-letters into the other. One thread per
+/// stream sends a message, receives and nacks it, so that its next receive
+/// dead-letters it (and whatever the other thread dead-lettered in). The
+/// main thread waits for both, generously: a liveness check, not a timing.
+#[test]
+fn streams_dead_lettering_into_each_other_do_not_deadlock() {
+    use spool::io::sim::SimFs;
+    use spool::StreamConfig;
+    use std::sync::mpsc;
+    const ROUNDS: usize = 3000;
+    let fs = SimFs::new();
+    let store = Store::open("/d", sim::options(&fs, Durability::Never)).unwrap();
+    let retained = StreamConfig::default().max_bytes(4 * sim::SEGMENT_BYTES);
+    let a = store.create_stream("a", retained.clone()).unwrap();
+    let b = store.create_stream("b", retained).unwrap();
+    let consumer = |s: &spool::Stream, dlq: &str| {
+        s.consumer_with(
+            "worker",
+            ConsumerConfig::default().max_deliveries(1).dead_letter(dlq),
+        )
+        .unwrap()
+    };
+    let (done, finished) = mpsc::channel();
+    for (s, c) in [
+        (a.clone(), consumer(&a, "b")),
+        (b.clone(), consumer(&b, "a")),
+    ] {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let payload = vec![7u8; 4096];
+            for _ in 0..ROUNDS {
+                s.send(&payload).unwrap();
+                // Dead-letters what was nacked before, leases the next.
+                if let Some(d) = c.try_receive().unwrap() {
+                    d.nack().unwrap();
+                }
+            }
+            done.send(c.stats().dead_lettered).unwrap();
+        });
+    }
+    drop(done);
+    let mut dead_lettered = 0;
+    for _ in 0..2 {
+        dead_lettered += finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("deadlock: a worker did not finish within 60 s");
+    }
+    assert!(dead_lettered > 0, "messages were dead-lettered");
+    for s in [&a, &b] {
+        let stats = &s.stats().buckets[0];
+        assert!(stats.first_offset > 0, "retention ran: {stats:?}");
+    }
+}
+
+/// A message being moved to the dead-letter stream (without the consumer's
+/// lock) is not delivered to another worker meanwhile: with competing
+/// workers that nack everything and `max_deliveries(1)`, no delivery is a
+/// second attempt, and every message reaches the dead-letter stream once.
+#[test]
+fn a_message_being_dead_lettered_goes_to_no_other_worker() {
+    use spool::io::sim::SimFs;
+    use std::collections::BTreeMap;
+    use std::sync::mpsc;
+    const MESSAGES: u64 = 2000;
+    const WORKERS: usize = 4;
+    let fs = SimFs::new();
+    let store = Store::open("/d", sim::options(&fs, Durability::Always)).unwrap();
+    let s = store.stream("jobs").unwrap();
+    let payload = vec![1u8; 1000];
+    for _ in 0..MESSAGES {
+        s.send(&payload).unwrap();
+    }
+    let c = s
+        .consumer_with(
+            "workers",
+            ConsumerConfig::default()
+                .max_deliveries(1)
+                .dead_letter("dlq"),
+        )
+        .unwrap();
+    let (done, finished) = mpsc::channel();
+    for _ in 0..WORKERS {
+        let (c, done) = (c.clone(), done.clone());
+        std::thread::spawn(move || {
+            while c.stats().dead_lettered < MESSAGES {
+                if let Some(d) = c.receive(Duration::from_millis(10)).unwrap() {
+                    assert_eq!(d.attempt(), 1, "delivered again: offset {}", d.offset());
+                    d.nack().unwrap();
+                }
+            }
+            done.send(()).unwrap();
+        });
+    }
+    drop(done);
+    for _ in 0..WORKERS {
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a worker did not finish within 60 s (deadlock, or a panic)");
+    }
+    let mut copies = BTreeMap::new();
+    for r in store.stream("dlq").unwrap().iter_from(0) {
+        let r = r.unwrap();
+        let offset: u64 = std::str::from_utf8(r.header(h::OFFSET).unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        *copies.entry(offset).or_insert(0) += 1;
+    }
+    assert_eq!(copies.len() as u64, MESSAGES, "every message dead-lettered");
+    assert!(copies.values().all(|&n| n == 1), "each once");
+    assert_eq!(c.stats().buckets[0].ack_floor, MESSAGES);
+}

@@ -1,6 +1,7 @@
 //! Dead letters: a message delivered `max_deliveries` times without an ack
 //! goes to the dead-letter stream with headers saying where it came from,
-//! then is acknowledged.
+//! then is acknowledged. It is taken under the consumer's lock and moved
+//! without it (see [`Consumer::move_dead_letters`]).
 //!
 //! Whatever the message holds, it leaves the consumer's queue: the
 //! dead-letter headers always go on; original headers that do not fit
@@ -11,7 +12,7 @@
 //! consumer's own stream (refused at `consumer_with`, but possibly in an old
 //! `config.meta`) is taken as none.
 
-use super::{Consumer, ConsumerConfig, State};
+use super::{state, Consumer, State};
 use crate::format::headers::{self, HEADERS_BYTES_MAX};
 use crate::format::journal::Entry;
 use crate::format::record::CLAIM_CHECK_BYTES;
@@ -29,29 +30,130 @@ fn pair_bytes(key: &str, value: &[u8]) -> usize {
 /// most 65,535 / 4 headers: five digits).
 const DROPPED_BYTES_MAX: usize = 1 + dead_letter_headers::DROPPED_HEADERS.len() + 2 + 5;
 
+/// A message delivered `max_deliveries` times, taken from the consumer's
+/// queue (not leased: other workers skip it) to be moved to the
+/// dead-letter stream outside the consumer's lock.
+#[derive(Debug)]
+pub(super) struct Doomed {
+    pub(super) priority: usize,
+    pub(super) offset: u64,
+    /// Deliveries so far.
+    pub(super) attempts: u32,
+    pub(super) record: Record,
+    /// The reason of its last nack, if it had one.
+    pub(super) reason: Option<String>,
+}
+
 impl Consumer {
-    /// Moves a message that was delivered `attempts` times to the dead-letter
-    /// stream, then acknowledges it.
-    pub(super) fn dead_letter(
+    /// Takes the message `taken` of bucket `p` (just taken, delivered
+    /// `max_deliveries` times) to be dead-lettered: makes room for its
+    /// acknowledgement first (a dead letter that could not be acknowledged
+    /// would be sent again), else puts it back.
+    pub(super) fn doom(
         &self,
         st: &mut State,
-        config: &ConsumerConfig,
-        record: &Record,
-        attempts: u32,
-    ) -> Result<()> {
-        let p = record.priority();
-        let offset = record.offset();
+        p: usize,
+        taken: state::Taken,
+        record: Record,
+    ) -> Result<Doomed> {
+        if let Err(e) = self.make_room(st) {
+            // Not moved (e.g. a full disk): it stays waiting here, to be
+            // tried again.
+            st.buckets[p].untake(taken.offset);
+            return Err(e);
+        }
+        Ok(Doomed {
+            priority: p,
+            offset: taken.offset,
+            attempts: taken.attempts,
+            reason: st.nack_reasons.get(&(p as u8, taken.offset)).cloned(),
+            record,
+        })
+    }
+
+    /// Moves messages taken by [`Consumer::doom`] to the dead-letter stream,
+    /// then acknowledges them. Called without the consumer's lock: the
+    /// append to the dead-letter stream may roll a segment there and run its
+    /// retention, which takes the locks of that stream's consumers (a
+    /// consumer of that stream may be dead-lettering into this one).
+    ///
+    /// Order, as when this ran under the lock: each copy is appended (and
+    /// durable, if the store's durability asks) before its acknowledgement
+    /// is journaled, so a crash in between sends it twice, never loses it.
+    /// A message acknowledged or cut by retention meanwhile is left as it
+    /// is (its copy stays: at least once). What could not be sent is put
+    /// back, to be tried again, and the first error returned.
+    pub(super) fn move_dead_letters(&self, doomed: Vec<Doomed>) -> Result<()> {
+        let mut failure = None;
+        let sent = self.send_dead_letters(&doomed, &mut failure);
+        let mut st = self.lock();
+        let mut journaled = false;
+        let mut back = false;
+        for (i, d) in doomed.iter().enumerate() {
+            let b = &st.buckets[d.priority];
+            if !b.is_taken(d.offset) {
+                // Acknowledged, or cut by retention, meanwhile.
+                continue;
+            }
+            if i >= sent {
+                st.buckets[d.priority].untake(d.offset);
+                back = true;
+                continue;
+            }
+            // Journaled before it takes effect: one that cannot be (no room
+            // for a new journal) waits here, to be sent again (at least
+            // once).
+            let key = (d.priority as u8, d.offset);
+            let entry = Entry::DeadLettered {
+                bucket: key.0,
+                offset: key.1,
+            };
+            if let Err(e) = self.journal(&mut st, entry) {
+                failure.get_or_insert(e);
+                st.buckets[d.priority].untake(d.offset);
+                back = true;
+                continue;
+            }
+            st.nack_reasons.remove(&key);
+            st.buckets[d.priority].ack(d.offset);
+            st.dead_lettered += 1;
+            journaled = true;
+        }
+        let target = st.logical();
+        drop(st);
+        if back {
+            // Waiting again: a receiver asleep meanwhile may take it.
+            self.handle.stream.notify().notify();
+        }
+        if journaled {
+            self.persist(target)?;
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Appends the copies of `doomed` to the dead-letter stream, in order,
+    /// until one fails (its error goes to `failure`); returns how many are
+    /// done (sent, or dropped because they cannot go even so). Without a
+    /// dead-letter stream, all are done.
+    fn send_dead_letters(&self, doomed: &[Doomed], failure: &mut Option<Error>) -> usize {
+        let config = self.config();
         let own = self.handle.stream.name();
-        if let Some(dlq) = config.dead_letter.as_deref().filter(|d| *d != own) {
-            let target = self.handle.stream.store_stream(dlq)?;
-            let reason = st
-                .nack_reasons
-                .get(&(p, offset))
-                .cloned()
-                .unwrap_or_default();
-            let offset_s = offset.to_string();
+        let Some(dlq) = config.dead_letter.as_deref().filter(|d| *d != own) else {
+            return doomed.len();
+        };
+        let target = match self.handle.stream.store_stream(dlq) {
+            Ok(t) => t,
+            Err(e) => {
+                *failure = Some(e);
+                return 0;
+            }
+        };
+        let limit = self.handle.inner.ctx.opts.message_limit();
+        for (i, d) in doomed.iter().enumerate() {
+            let p = d.record.priority();
+            let offset_s = d.offset.to_string();
             let prio_s = p.to_string();
-            let attempts_s = attempts.to_string();
+            let attempts_s = d.attempts.to_string();
             let mut ours: Vec<(&str, &[u8])> = vec![
                 (dead_letter_headers::STREAM, own.as_bytes()),
                 (dead_letter_headers::CONSUMER, self.name().as_bytes()),
@@ -59,24 +161,23 @@ impl Consumer {
                 (dead_letter_headers::PRIORITY, prio_s.as_bytes()),
                 (dead_letter_headers::ATTEMPTS, attempts_s.as_bytes()),
             ];
-            if !reason.is_empty() {
+            if let Some(reason) = d.reason.as_deref().filter(|r| !r.is_empty()) {
                 ours.push((dead_letter_headers::REASON, reason.as_bytes()));
             }
-            let limit = self.handle.inner.ctx.opts.message_limit();
-            match send_dead_letter(&target, record, &ours, limit) {
+            match send_dead_letter(&target, &d.record, &ours, limit) {
                 Ok(()) => {}
                 // What the message holds cannot go even so (only with a
                 // `message_bytes_max` below the dead-letter headers
                 // themselves): dropped, as without a dead-letter stream,
                 // rather than wedging the consumer.
                 Err(Error::MessageTooLarge { .. } | Error::InvalidHeaders { .. }) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    *failure = Some(e);
+                    return i;
+                }
             }
         }
-        st.nack_reasons.remove(&(p, offset));
-        st.buckets[p as usize].ack(offset);
-        st.dead_lettered += 1;
-        self.journal(st, Entry::DeadLettered { bucket: p, offset })
+        doomed.len()
     }
 }
 

@@ -198,7 +198,7 @@ fn write_config(ctx: &Ctx, dir: &Path, config: &ConsumerConfig) -> Result<()> {
 /// Rewrites the configuration of an existing consumer.
 pub(crate) fn update_config(inner: &ConsumerInner, config: &ConsumerConfig) -> Result<()> {
     config.validate()?;
-    // Lock order: state, then config (as on the dead-letter path).
+    // Lock order: state, then config (the one place that holds both).
     let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
     let mut g = inner.config.write().unwrap_or_else(|e| e.into_inner());
     if *g == *config {

@@ -33,6 +33,7 @@ use crate::log::Record;
 use crate::options::Durability;
 use crate::stream::{Read, Stream};
 use crate::{Error, Result};
+use dead_letter::Doomed;
 use journal::Journal;
 use serde::{Deserialize, Serialize};
 use state::{BucketCheckpoint, BucketState};
@@ -92,6 +93,12 @@ impl HotConfig {
             starvation_limit: c.starvation_limit,
         }
     }
+
+    /// Whether a message delivered `attempts` times goes to the dead-letter
+    /// stream instead of being delivered again.
+    fn is_dead(&self, attempts: u32) -> bool {
+        self.max_deliveries.is_some_and(|m| attempts >= m)
+    }
 }
 
 /// How one attempt of [`Consumer::take`] ended.
@@ -102,7 +109,15 @@ enum Took {
     /// must be verified first (outside the consumer's lock). It is taken,
     /// not leased: other workers skip it meanwhile.
     NeedsBlob(Reserved),
+    /// Messages to move to the dead-letter stream (outside the consumer's
+    /// lock: the append may run the retention of that stream, which takes
+    /// its consumers' locks). Taken, not leased: other workers skip them.
+    DeadLetters(Vec<Doomed>),
 }
+
+/// Dead letters taken at most by one attempt of [`Consumer::take`] (each
+/// is sent on its own; their acknowledgements share one sync).
+const DOOMED_AT_ONCE: usize = 64;
 
 /// A claim check taken by [`Consumer::take_once`], waiting for its blob.
 struct Reserved {
@@ -315,6 +330,10 @@ impl Consumer {
                 claim,
             } = match self.take_once(max, out)? {
                 Took::Done { wake, now } => return Ok((wake, now)),
+                Took::DeadLetters(doomed) => {
+                    self.move_dead_letters(doomed)?;
+                    continue;
+                }
                 Took::NeedsBlob(r) => r,
             };
             // Taken but not leased: other workers skip it meanwhile.
@@ -332,12 +351,10 @@ impl Consumer {
                 continue;
             }
             let now = Instant::now();
-            let dead_lettered =
-                self.hand_out(&mut st, p, taken, record.with_blob(blob), now, out)?;
-            let target = st.logical();
-            drop(st);
-            if dead_lettered {
-                self.persist(target)?;
+            let record = record.with_blob(blob);
+            if let Some(d) = self.hand_out(&mut st, p, taken, record, now, out)? {
+                drop(st);
+                self.move_dead_letters(vec![d])?;
             }
         }
     }
@@ -357,15 +374,21 @@ impl Consumer {
         for b in st.buckets.iter_mut() {
             b.expire(now);
         }
-        let mut dead_lettered = false;
+        let mut doomed = Vec::new();
         let mut needs_blob = None;
-        while out.count() < max {
+        while out.count() < max && doomed.len() < DOOMED_AT_ONCE {
             let Some(p) = choose_bucket(&mut st, ends, hot.starvation_limit) else {
                 break;
             };
             let Some(taken) = st.buckets[p].take(ends[p]) else {
                 break;
             };
+            if !doomed.is_empty() && !hot.is_dead(taken.attempts) {
+                // Nothing is leased after a dead letter: if moving it fails,
+                // this attempt returns the error, as it did before.
+                st.buckets[p].untake(taken.offset);
+                break;
+            }
             let read =
                 self.handle
                     .stream
@@ -377,7 +400,7 @@ impl Consumer {
                     break;
                 }
                 Ok(Read::NeedsBlob(record, claim)) => {
-                    if out.count() == 0 {
+                    if out.count() == 0 && doomed.is_empty() {
                         needs_blob = Some(Reserved {
                             priority: p,
                             taken,
@@ -396,29 +419,37 @@ impl Consumer {
                 }
                 Err(e) => {
                     st.buckets[p].untake(taken.offset);
-                    if out.count() == 0 {
+                    if out.count() == 0 && doomed.is_empty() {
                         return Err(e);
                     }
+                    // Found again by the next attempt.
                     break;
                 }
             };
-            dead_lettered |= self.hand_out(&mut st, p, taken, record, now, out)?;
+            match self.hand_out(&mut st, p, taken, record, now, out) {
+                Ok(None) => {}
+                Ok(Some(d)) => doomed.push(d),
+                Err(e) => {
+                    for d in &doomed {
+                        st.buckets[d.priority].untake(d.offset);
+                    }
+                    return Err(e);
+                }
+            }
         }
         let wake = st.buckets.iter().filter_map(|b| b.next_wake()).min();
-        let target = st.logical();
         drop(st);
-        if dead_lettered {
-            self.persist(target)?;
-        }
         Ok(match needs_blob {
             Some(r) => Took::NeedsBlob(r),
+            None if !doomed.is_empty() => Took::DeadLetters(doomed),
             None => Took::Done { wake, now },
         })
     }
 
     /// Leases `record`, just taken from bucket `p`, into `out`; or, if it
-    /// was delivered `max_deliveries` times already, moves it to the
-    /// dead-letter stream. Returns whether it was dead-lettered.
+    /// was delivered `max_deliveries` times already, keeps it taken and
+    /// returns it, to be moved to the dead-letter stream without the lock
+    /// ([`Consumer::move_dead_letters`]).
     fn hand_out<S: Sink>(
         &self,
         st: &mut State,
@@ -427,22 +458,10 @@ impl Consumer {
         record: Record,
         now: Instant,
         out: &mut S,
-    ) -> Result<bool> {
+    ) -> Result<Option<Doomed>> {
         let hot = st.hot;
-        if hot.max_deliveries.is_some_and(|m| taken.attempts >= m) {
-            let config = self.config();
-            // Room for its ack first: a dead letter that could not be
-            // acknowledged would be sent again.
-            let moved = self
-                .make_room(st)
-                .and_then(|()| self.dead_letter(st, &config, &record, taken.attempts));
-            if let Err(e) = moved {
-                // Not moved (the dead-letter stream refused it, e.g. a
-                // full disk): it stays waiting here, to be tried again.
-                st.buckets[p].untake(taken.offset);
-                return Err(e);
-            }
-            return Ok(true);
+        if hot.is_dead(taken.attempts) {
+            return self.doom(st, p, taken, record).map(Some);
         }
         let lease = self.handle.inner.next_lease.fetch_add(1, Ordering::Relaxed);
         let deadline = saturating_deadline(now, hot.visibility_timeout);
@@ -464,7 +483,7 @@ impl Consumer {
             lease,
             attempt,
         });
-        Ok(false)
+        Ok(None)
     }
 
     /// Appends a journal entry, writing a checkpoint and starting a new
