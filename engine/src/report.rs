@@ -53,6 +53,16 @@ impl RecoveryReport {
             && self.removed_incomplete_streams.is_empty()
             && self.removed_orphan_blobs == 0
     }
+
+    /// Appends what `other` found (the findings of one stream's open).
+    pub(crate) fn merge(&mut self, other: RecoveryReport) {
+        self.torn_tails.extend(other.torn_tails);
+        self.rebuilt_indexes.extend(other.rebuilt_indexes);
+        self.removed_temp_files.extend(other.removed_temp_files);
+        self.removed_incomplete_streams
+            .extend(other.removed_incomplete_streams);
+        self.removed_orphan_blobs += other.removed_orphan_blobs;
+    }
 }
 
 impl std::fmt::Display for RecoveryReport {

@@ -68,7 +68,7 @@ impl Store {
         let mut report = RecoveryReport::default();
         let blobs = Arc::new(Blobs::new(ctx.clone()));
         let streams_dir = root.join(STREAMS_DIR);
-        let mut streams = BTreeMap::new();
+        let mut names = Vec::new();
         for e in vfs
             .read_dir(&streams_dir)
             .map_err(|e| Error::io("list", &streams_dir, e))?
@@ -86,12 +86,22 @@ impl Store {
                 report.removed_incomplete_streams.push(dir);
                 continue;
             }
-            if name::validate(&e.name).is_err() {
-                continue;
+            if name::validate(&e.name).is_ok() {
+                names.push(e.name);
             }
-            if let Some(inner) = stream::open(&ctx, &blobs, &e.name, &dir, &mut report)? {
-                inner.apply_retention()?;
-                streams.insert(e.name.clone(), Arc::new(inner));
+        }
+        let open_one = |name: &String, report: &mut RecoveryReport| {
+            let dir = streams_dir.join(name);
+            let Some(inner) = stream::open(&ctx, &blobs, name, &dir, report)? else {
+                return Ok(None);
+            };
+            inner.apply_retention()?;
+            Ok(Some(Arc::new(inner)))
+        };
+        let mut streams = BTreeMap::new();
+        for (name, opened) in names.iter().zip(open_all(&names, &mut report, open_one)?) {
+            if let Some(inner) = opened {
+                streams.insert(name.clone(), inner);
             }
         }
         // Blobs that no retained message refers to: orphans of a crash
@@ -367,4 +377,65 @@ fn init_layout(vfs: &dyn Vfs, root: &Path) -> Result<()> {
         Some(_) => return Err(Error::corrupt(&streams, 0, "`streams` is not a directory")),
     }
     Ok(())
+}
+
+/// Streams a store opens one after another; above this many, `Store::open`
+/// opens them on several threads (their directories are independent), so a
+/// store of thousands of streams opens in a fraction of the time. Below it
+/// the order of file operations stays the same at every open.
+const PARALLEL_OPEN_STREAMS: usize = 32;
+
+/// Runs `open` for every item, on up to `available_parallelism` threads
+/// (8 at most) when there are more than [`PARALLEL_OPEN_STREAMS`]; returns
+/// the results in item order, or the error of the first item that failed.
+/// Each item's findings go to its own report, merged into `report` in item
+/// order.
+fn open_all<T: Sync, R: Send>(
+    items: &[T],
+    report: &mut RecoveryReport,
+    open: impl Fn(&T, &mut RecoveryReport) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if items.len() <= PARALLEL_OPEN_STREAMS || threads < 2 {
+        return items.iter().map(|i| open(i, report)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let mut done: Vec<(usize, Result<R>, RecoveryReport)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= items.len() || failed.load(std::sync::atomic::Ordering::Relaxed) {
+                            return out;
+                        }
+                        let mut r = RecoveryReport::default();
+                        let result = open(&items[i], &mut r);
+                        if result.is_err() {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        out.push((i, result, r));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| match w.join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    done.sort_by_key(|(i, _, _)| *i);
+    let mut out = Vec::with_capacity(items.len());
+    for (_, result, r) in done {
+        report.merge(r);
+        out.push(result?);
+    }
+    Ok(out)
 }

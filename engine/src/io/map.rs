@@ -31,7 +31,7 @@ pub(crate) type FlushHook = Arc<dyn Fn(u64, &[u8]) -> io::Result<()> + Send + Sy
 enum Backing {
     Mut(memmap2::MmapMut),
     /// Owns the mapping; reads go through `MapMemory::ptr`.
-    Read(#[expect(dead_code, reason = "owns the mapping")] memmap2::Mmap),
+    Read(memmap2::Mmap),
     Heap {
         #[expect(dead_code, reason = "owns the buffer")]
         buf: Arc<HeapBuf>,
@@ -304,6 +304,25 @@ impl SharedMap {
     /// Makes `range` durable (msync `MS_SYNC` for file maps).
     pub(crate) fn flush(&self, range: Range<usize>) -> io::Result<()> {
         self.mem.flush(range)
+    }
+
+    /// Tells the kernel whether faults in this map should read ahead
+    /// (`MADV_NORMAL`) or fetch only the page touched (`MADV_RANDOM`): a
+    /// recovery scan that reads a few records of a fresh segment would
+    /// otherwise have each first fault read (and zero-fill) a large window.
+    /// Only advice: for heap maps, or where the kernel lacks it, nothing
+    /// happens.
+    pub(crate) fn read_ahead(&self, on: bool) {
+        let advice = if on {
+            memmap2::Advice::Normal
+        } else {
+            memmap2::Advice::Random
+        };
+        let _ = match &self.mem.backing {
+            Backing::Mut(m) => m.advise(advice),
+            Backing::Read(m) => m.advise(advice),
+            Backing::Heap { .. } => Ok(()),
+        };
     }
 
     /// Faults `range` in for writing (`MADV_POPULATE_WRITE`), so that the

@@ -123,6 +123,11 @@ pub(crate) fn recover_active(
 ) -> Result<(ActiveWriter, bool)> {
     let path = dir.join(layout::segment_file_name(base));
     let mut raw = Segment::open_active_raw(ctx, &path, priority, base)?;
+    // The scan reads the records and then (after a crash) what was
+    // written past them: page by page, not in read-ahead windows.
+    // (Read-ahead is switched back on for the readers of the live segment
+    // before it is handed over; on an error the map is dropped.)
+    raw.map.read_ahead(false);
     let len = raw.map.len();
     let data = raw.writer.read_uncommitted(SEGMENT_HEADER_BYTES..len);
     let scan = scan::scan_data(data, &raw.header, raw.state.map(|s| s.epoch));
@@ -182,6 +187,7 @@ pub(crate) fn recover_active(
     }
     if clean {
         let positions = scan.positions;
+        raw.map.read_ahead(true);
         return Ok((raw.into_writer(&positions, end as u64, epoch), false));
     }
     // Make the recovered prefix durable, then record the new epoch and the
@@ -200,5 +206,6 @@ pub(crate) fn recover_active(
         .flush(0..SEGMENT_HEADER_BYTES)
         .map_err(|e| Error::io("sync", &path, e))?;
     let positions = scan.positions;
+    raw.map.read_ahead(true);
     Ok((raw.into_writer(&positions, end as u64, epoch), true))
 }
