@@ -66,5 +66,5 @@ pub use stream::{BucketStats, Iter, Stream, StreamStats};
 
 /// The README's examples are compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

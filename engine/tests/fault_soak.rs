@@ -8,7 +8,7 @@
 //! again with the power failing at a chosen operation, open the survivor and
 //! check it. Seeds per run: `SPOOL_SOAK_SEEDS` (default 2,000); a failing
 //! seed prints the command that replays it alone:
-//! `SPOOL_SOAK_SEED=<seed> cargo test --release -p spool --test fault_soak`.
+//! `SPOOL_SOAK_SEED=<seed> cargo test --release -p spool-queue --test fault_soak`.
 
 pub mod common;
 
@@ -128,8 +128,9 @@ fn length_of(acked: &Acked, prio: u8, offset: u64) -> Option<usize> {
 }
 
 fn check(fs: &SimFs, acked: &Acked, seed: u64, what: &str) {
-    let replay =
-        format!("replay: SPOOL_SOAK_SEED={seed} cargo test --release -p spool --test fault_soak");
+    let replay = format!(
+        "replay: SPOOL_SOAK_SEED={seed} cargo test --release -p spool-queue --test fault_soak"
+    );
     let store = Store::open("/soak", sim::consumer_options(fs))
         .unwrap_or_else(|e| panic!("{what}: reopen: {e}\n{replay}"));
     if !store.streams().contains(&"q".to_string()) {

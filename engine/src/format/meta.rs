@@ -115,7 +115,7 @@ pub fn encode(magic: [u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
 /// Checks the frame and returns `(version, body)`, for bodies of up to
 /// [`META_BODY_BYTES_MAX`] bytes.
 #[cfg_attr(
-    not(feature = "sim"),
+    not(any(feature = "sim", test)),
     expect(
         dead_code,
         reason = "codec API of the fuzz targets and tests (public with `sim`)"

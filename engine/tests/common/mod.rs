@@ -9,9 +9,15 @@
 //! - [`damage`]: a small store built once and damaged file by file;
 //! - [`process`]: child processes of a test binary, and the store lock they
 //!   may hold for a moment.
+//!
+//! `sim` and `damage` use the simulated file system of the `sim` feature; the
+//! tests that use them require that feature (engine/Cargo.toml), and the
+//! others build without it.
 
+#[cfg(feature = "sim")]
 pub mod damage;
 pub mod process;
+#[cfg(feature = "sim")]
 pub mod sim;
 
 use spool::{Durability, Options, Store};
