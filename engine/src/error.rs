@@ -45,11 +45,19 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// Another `Store` (in this process or another one) has the store open.
-    #[error("store {path} is locked: is another process or another Store using it?")]
+    /// Another `Store` has the store open: in this process (a handle of an
+    /// earlier `Store::open` that was not closed is still alive: a stream,
+    /// a consumer, a delivery) or in another process.
+    #[error("store {path} is locked {}", if *.this_process {
+        "by this process: a handle of an earlier open (a store, stream, consumer or delivery) is still alive; close the store or drop them"
+    } else {
+        "by another process"
+    })]
     Locked {
         /// The store directory.
         path: PathBuf,
+        /// Whether this process holds the lock.
+        this_process: bool,
     },
 
     /// A stream or consumer name is not `[A-Za-z0-9_.-]{1,128}` or starts with `.`.

@@ -58,7 +58,10 @@ impl Store {
         io::create_dir_all(&*vfs, &root)?;
         let lock = vfs.lock(&root.join(LOCK_FILE)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked { path: root.clone() }
+                Error::Locked {
+                    this_process: crate::ctx::locked_by_this_process(&root),
+                    path: root.clone(),
+                }
             } else {
                 Error::io("lock", root.join(LOCK_FILE), e)
             }
@@ -203,18 +206,20 @@ impl Store {
         self.inner.ctx.is_poisoned()
     }
 
-    /// Syncs and closes this handle. The store is unlocked once every clone
-    /// and stream handle is gone: if this is the last, when `close` returns
-    /// (a background sync in progress is waited for, so that it is not the
-    /// one to let go last). A last handle that is merely dropped while a
-    /// background sync runs leaves the store locked until that sync ends.
+    /// Closes the store, for every handle: receives blocked in any thread
+    /// or task wake up with [`Error::Closed`], every later call on any
+    /// handle of it (a clone of this `Store`, a stream, a consumer, a
+    /// delivery) fails with `Closed`, and everything written is made
+    /// durable. When `close` returns, the store is unlocked: another
+    /// process, or this one, may open it, while old handles still live.
+    /// Writes in progress when it is called are waited for (an append, a
+    /// retention pass, an ack); one that starts later fails with `Closed`
+    /// and changes nothing. A second `close` (of a clone) returns `Ok`.
+    ///
+    /// Dropping the last handle without `close` closes the store too, but
+    /// quietly: the error of the final sync is lost.
     pub fn close(self) -> Result<()> {
-        let Store { inner } = self;
-        let result = inner.sync();
-        let syncer = inner.ctx.syncer.clone();
-        let _quiet = syncer.hold_off();
-        drop(inner);
-        result
+        self.inner.close()
     }
 }
 
@@ -294,8 +299,8 @@ impl StoreInner {
     /// Creates the stream `name` (unless it exists: then [`Error::StreamExists`]
     /// if `must_be_new`, else its handle).
     fn create(&self, name: &str, config: StreamConfig, must_be_new: bool) -> Result<Stream> {
-        self.ctx.check()?;
         let _g = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.ctx.check()?;
         if let Some(s) = self.get(name) {
             if must_be_new {
                 return Err(Error::StreamExists {
@@ -329,10 +334,50 @@ impl StoreInner {
     }
 }
 
+impl StoreInner {
+    /// See [`Store::close`].
+    fn close(&self) -> Result<()> {
+        if self.ctx.is_closed() {
+            return Ok(());
+        }
+        let streams: Vec<Arc<StreamInner>> = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        self.ctx.mark_closed();
+        // Taken under the creation lock: no stream is being created.
+        drop(self.create_lock.lock().unwrap_or_else(|e| e.into_inner()));
+        for s in &streams {
+            s.fence();
+        }
+        self.ctx.syncer.stop();
+        let result = {
+            // A background sync in progress ends first.
+            let _quiet = self.ctx.syncer.hold_off();
+            let mut result = self.ctx.check_poisoned();
+            if result.is_ok() {
+                result = streams.iter().try_for_each(|s| s.close_files());
+            }
+            if result.is_ok() {
+                // Every send has returned or failed; a claim-check send cut
+                // short by the close may leave an orphan blob, which the
+                // next collection after a crash or failed send removes.
+                result = self.blobs.clear_pending();
+            }
+            result
+        };
+        self.ctx.unlock();
+        result
+    }
+}
+
 impl Drop for StoreInner {
     fn drop(&mut self) {
         self.ctx.syncer.stop();
-        if !self.ctx.is_poisoned() {
+        if self.ctx.check().is_ok() {
             // Best effort: a caller who wants the error calls `close`.
             // Every send has returned and its message is durable now, so
             // no blob can be an orphan: the next open need not look.

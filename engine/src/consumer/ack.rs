@@ -14,8 +14,7 @@ impl Consumer {
     }
 
     pub(super) fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
-        self.handle.inner.ctx.check()?;
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let p = priority as usize;
         // Room first: an ack that cannot be journaled must not take effect.
         self.make_room(&mut st)?;
@@ -56,7 +55,7 @@ impl Consumer {
             Some(last) => offset.min(last),
             None => return Ok(()),
         };
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         self.make_room(&mut st)?;
         if !st.buckets[priority as usize].ack_up_to(offset) {
             return Ok(());
@@ -81,8 +80,7 @@ impl Consumer {
         delay: Option<Duration>,
         reason: Option<&str>,
     ) -> Result<()> {
-        self.handle.inner.ctx.check()?;
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let until = delay.map(|d| saturating_deadline(Instant::now(), d));
         if let Some(b) = st.buckets.get_mut(priority as usize) {
             if b.nack(offset, lease, until) {
@@ -104,7 +102,7 @@ impl Consumer {
         lease: u64,
         by: Duration,
     ) -> Result<()> {
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let ok = st.buckets.get_mut(priority as usize).is_some_and(|b| {
             let now = Instant::now();
             b.extend(offset, lease, now, saturating_deadline(now, by))

@@ -247,6 +247,14 @@ impl Consumer {
             .clone()
     }
 
+    /// Locks the state of a store that is still open: a write checks the
+    /// closed flag under the lock (see `Ctx::check`).
+    fn lock_open(&self) -> Result<MutexGuard<'_, State>> {
+        let st = self.lock();
+        self.handle.inner.ctx.check()?;
+        Ok(st)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.handle
             .inner
@@ -338,7 +346,7 @@ impl Consumer {
             };
             // Taken but not leased: other workers skip it meanwhile.
             let blob = self.handle.stream.load_blob(&claim);
-            let mut st = self.lock();
+            let mut st = self.lock_open()?;
             let blob = match blob {
                 Ok(b) => b,
                 Err(e) => {
@@ -368,7 +376,7 @@ impl Consumer {
             *e = self.handle.stream.deliverable_end(p as u8);
         }
         let ends = &ends[..priorities];
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let now = Instant::now();
         let hot = st.hot;
         for b in st.buckets.iter_mut() {

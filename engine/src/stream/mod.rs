@@ -318,6 +318,9 @@ impl Stream {
     /// its hash here (once per process while it stays mapped); a missing or
     /// damaged blob is `Error::Corrupt`.
     pub fn read_priority(&self, priority: u8, offset: u64) -> Result<Option<Record>> {
+        if self.inner.ctx.is_closed() {
+            return Err(Error::Closed);
+        }
         let r = self.bucket(priority)?.read(offset)?;
         match r {
             Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
@@ -497,6 +500,32 @@ impl StreamInner {
     pub(crate) fn blob_refs(&self, out: &mut std::collections::HashSet<[u8; 32]>) -> Result<()> {
         for b in &self.buckets {
             b.blob_refs(out)?;
+        }
+        Ok(())
+    }
+
+    /// After the store was marked closed: waits for the writes in progress
+    /// (appends, retention, consumer changes) to end, and wakes every
+    /// receiver waiting on the stream, to find it closed.
+    pub(crate) fn fence(&self) {
+        for b in &self.buckets {
+            b.fence();
+        }
+        drop(self.retention.lock().unwrap_or_else(|e| e.into_inner()));
+        for c in self.consumer_list() {
+            c.fence();
+        }
+        self.notify.notify();
+    }
+
+    /// Makes everything durable and marks the active segments closed
+    /// cleanly (for `Store::close`).
+    pub(crate) fn close_files(&self) -> Result<()> {
+        for c in self.consumer_list() {
+            c.sync_all()?;
+        }
+        for b in &self.buckets {
+            b.close_files()?;
         }
         Ok(())
     }
