@@ -28,6 +28,10 @@ pub(crate) struct Ctx {
     /// locked after the `Store` handle is dropped), until `Store::close`
     /// lets it go.
     lock: Mutex<Option<Box<dyn LockGuard>>>,
+    /// Deadlines of waiting futures (a thread, started when first used).
+    pub(crate) timer: Arc<crate::wake::Timer>,
+    /// Blocking steps of futures: syncs (a thread, started when first used).
+    pub(crate) worker: Arc<crate::wake::Worker>,
 }
 
 /// A sync failed: nothing may be acknowledged any more.
@@ -53,6 +57,8 @@ impl Ctx {
             flags: AtomicU8::new(0),
             syncer: Arc::default(),
             lock: Mutex::new(Some(lock)),
+            timer: Arc::default(),
+            worker: Arc::default(),
         })
     }
 

@@ -48,10 +48,12 @@ mod report;
 mod request;
 mod store;
 mod stream;
+mod wake;
 
 pub use blob::ClaimCheck;
 pub use consumer::{
-    Consumer, ConsumerBucketStats, ConsumerConfig, ConsumerStats, Delivery, StartAt,
+    Consumer, ConsumerBucketStats, ConsumerConfig, ConsumerStats, Deliveries, Delivery, Receive,
+    ReceiveBatch, StartAt,
 };
 pub use error::{Error, Result};
 pub use log::Record;
@@ -60,9 +62,10 @@ pub use options::{
     Durability, Options, StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN,
 };
 pub use report::{RecoveryReport, TornTail};
-pub use request::REPLY_CONSUMER;
+pub use request::{Request, WaitReply, REPLY_CONSUMER};
 pub use store::Store;
 pub use stream::{BucketStats, Iter, Stream, StreamStats};
+pub use wake::Durable;
 
 /// The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -9,7 +9,7 @@ use crate::layout::{self, LOCK_FILE, STORE_META_FILE, STREAMS_DIR};
 use crate::log::Record;
 use crate::options::{Durability, Options, StreamConfig};
 use crate::report::RecoveryReport;
-use crate::request::Router;
+use crate::request::{Router, WaitReply};
 use crate::stream::{self, Stream, StreamInner, Streams};
 use crate::{name, Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -200,6 +200,22 @@ impl Store {
         self.inner.wait_reply(reply_to, correlation_id, timeout)
     }
 
+    /// [`Store::wait_reply`] as a future: waits without blocking a thread.
+    /// Dropping it gives up the wait (a reply arriving later stays to be
+    /// collected).
+    pub fn wait_reply_async(
+        &self,
+        reply_to: &str,
+        correlation_id: &str,
+        timeout: std::time::Duration,
+    ) -> WaitReply {
+        WaitReply::new(
+            self.inner.router(reply_to),
+            correlation_id.to_string(),
+            timeout,
+        )
+    }
+
     /// True after a failed sync: nothing more is acknowledged; reopen the
     /// store to recover.
     pub fn is_poisoned(&self) -> bool {
@@ -264,8 +280,24 @@ impl Streams for StoreInner {
         correlation_id: &str,
         timeout: Duration,
     ) -> Result<Record> {
+        self.router(reply_to)?.wait(correlation_id, timeout)
+    }
+
+    fn wait_reply_async(
+        &self,
+        reply_to: &str,
+        id: String,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Record>> + Send>> {
+        Box::pin(WaitReply::new(self.router(reply_to), id, timeout))
+    }
+}
+
+impl StoreInner {
+    /// The request router of the reply stream `reply_to`.
+    fn router(&self, reply_to: &str) -> Result<Arc<Router>> {
         let stream = self.stream(reply_to)?;
-        let router = self
+        Ok(self
             .routers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -274,9 +306,7 @@ impl Streams for StoreInner {
                 let store: Weak<dyn Streams> = self.me.clone();
                 Arc::new(Router::new(stream.inner().clone(), store))
             })
-            .clone();
-        drop(stream);
-        router.wait(correlation_id, timeout)
+            .clone())
     }
 }
 
@@ -354,6 +384,10 @@ impl StoreInner {
             s.fence();
         }
         self.ctx.syncer.stop();
+        // Waiting futures wake (and find the store closed); steps queued
+        // for the worker run to their end.
+        self.ctx.timer.stop();
+        self.ctx.worker.stop();
         let result = {
             // A background sync in progress ends first.
             let _quiet = self.ctx.syncer.hold_off();
@@ -377,6 +411,8 @@ impl StoreInner {
 impl Drop for StoreInner {
     fn drop(&mut self) {
         self.ctx.syncer.stop();
+        self.ctx.timer.stop();
+        self.ctx.worker.stop();
         if self.ctx.check().is_ok() {
             // Best effort: a caller who wants the error calls `close`.
             // Every send has returned and its message is durable now, so

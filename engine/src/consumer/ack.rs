@@ -3,7 +3,8 @@
 use super::Consumer;
 use crate::format::journal::Entry;
 use crate::limits::saturating_deadline;
-use crate::{Error, Result};
+use crate::wake::Durable;
+use crate::{Durability, Error, Result};
 use std::time::{Duration, Instant};
 
 impl Consumer {
@@ -14,13 +15,22 @@ impl Consumer {
     }
 
     pub(super) fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
+        match self.ack_journaled(priority, offset)? {
+            Some(target) => self.persist(target),
+            None => Ok(()),
+        }
+    }
+
+    /// Acknowledges without waiting for durability: returns the journal
+    /// position to make durable, `None` if there is nothing to (a duplicate).
+    pub(super) fn ack_journaled(&self, priority: u8, offset: u64) -> Result<Option<u64>> {
         let mut st = self.lock_open()?;
         let p = priority as usize;
         // Room first: an ack that cannot be journaled must not take effect.
         self.make_room(&mut st)?;
         if p >= st.buckets.len() || !st.buckets[p].ack(offset) {
             // Already acknowledged (a duplicate delivery): nothing to do.
-            return Ok(());
+            return Ok(None);
         }
         if !st.nack_reasons.is_empty() {
             st.nack_reasons.remove(&(priority, offset));
@@ -32,9 +42,23 @@ impl Consumer {
                 offset,
             },
         )?;
-        let target = st.logical();
-        drop(st);
-        self.persist(target)
+        Ok(Some(st.logical()))
+    }
+
+    /// A future resolving to `value` once the journal is durable up to
+    /// `target`, if the store's durability asks for it: the sync runs on
+    /// the store's worker thread, through the same group commit as blocking
+    /// acks.
+    pub(super) fn durable_after<T: Send + 'static>(&self, target: u64, value: T) -> Durable<T> {
+        let inner = &self.handle.inner;
+        if inner.ctx.opts.durability != Durability::Always || inner.commit.durable() >= target {
+            return Durable::ready(Ok(value));
+        }
+        let c = self.clone();
+        Durable::after(
+            inner.ctx.worker.run(move || c.handle.inner.sync_to(target)),
+            value,
+        )
     }
 
     /// Acknowledges every message of `priority` up to and including

@@ -2,6 +2,7 @@
 
 use super::{Consumer, Delivery};
 use crate::log::Record;
+use crate::wake::Durable;
 use crate::Result;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -57,6 +58,19 @@ impl Delivery {
     /// delivered twice: delivery is at least once).
     pub fn ack(self) -> Result<()> {
         self.consumer.ack_lease(self.priority(), self.offset())
+    }
+
+    /// [`Delivery::ack`] without blocking a thread: the acknowledgement is
+    /// journaled when this is called; the future resolves once it is
+    /// durable (under `Durability::Always`: the sync runs on the store's
+    /// worker thread and is shared with concurrent acks; otherwise at
+    /// once).
+    pub fn ack_async(self) -> Durable<()> {
+        match self.consumer.ack_journaled(self.priority(), self.offset()) {
+            Err(e) => Durable::ready(Err(e)),
+            Ok(None) => Durable::ready(Ok(())),
+            Ok(Some(target)) => self.consumer.durable_after(target, ()),
+        }
     }
 
     /// Gives the message back for immediate redelivery.

@@ -90,7 +90,6 @@ impl ConsumerInner {
         })
     }
 
-    /// Syncs the journal (for `Store::sync`).
     /// Waits for a change of the state in progress to end (see
     /// `Bucket::fence`: every journal write checks the closed flag under
     /// the state's lock).
@@ -98,6 +97,7 @@ impl ConsumerInner {
         drop(self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Syncs the journal (for `Store::sync`).
     pub(crate) fn sync_all(&self) -> Result<()> {
         let target = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -13,6 +13,7 @@ mod config;
 mod dead_letter;
 mod delivery;
 mod files;
+mod future;
 mod inner;
 pub(crate) mod journal;
 pub(crate) mod replay;
@@ -21,6 +22,7 @@ mod stats;
 
 pub use config::{ConsumerConfig, StartAt};
 pub(crate) use files::{create, open, update_config};
+pub use future::{Deliveries, Receive, ReceiveBatch};
 pub use stats::{ConsumerBucketStats, ConsumerStats};
 
 use crate::ctx::Ctx;

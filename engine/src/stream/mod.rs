@@ -46,6 +46,13 @@ pub(crate) trait Streams: Send + Sync + std::fmt::Debug {
     fn collect_blobs(&self) -> Result<usize>;
     /// Waits for the reply to a request (see `request.rs`).
     fn wait_reply(&self, reply_to: &str, id: &str, timeout: Duration) -> Result<Record>;
+    /// The future of a wait for the reply to a request (see `request.rs`).
+    fn wait_reply_async(
+        &self,
+        reply_to: &str,
+        id: String,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Record>> + Send>>;
 }
 
 /// The consumer name the request router reads a reply stream with (see
@@ -437,6 +444,11 @@ impl Stream {
 }
 
 impl StreamInner {
+    /// The store's shared context.
+    pub(crate) fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
     /// The stream's name.
     pub(crate) fn name(&self) -> &str {
         &self.name

@@ -11,6 +11,7 @@ use crate::log::bucket::Prepared;
 use crate::log::Bucket;
 use crate::message::Message;
 use crate::options::Durability;
+use crate::wake::Durable;
 use crate::{Error, Result};
 
 /// A message encoded and checked, ready to append.
@@ -137,6 +138,91 @@ impl Stream {
         I: IntoIterator<Item = M>,
         M: Into<Message<'m>>,
     {
+        let (offsets, touched, pending) = self.append_batch(msgs)?;
+        for (p, end) in touched {
+            self.after_append(&self.inner.buckets[p], end)?;
+        }
+        pending.into_iter().for_each(Pending::settle);
+        Ok(offsets)
+    }
+
+    /// [`Stream::send`] without blocking a thread for durability: the
+    /// message is appended when this is called (its offset is decided);
+    /// the future resolves with the offset once it is as durable as the
+    /// store's [`Durability`] asks. Under `Always` the sync runs on the
+    /// store's worker thread, shared (group commit) with every concurrent
+    /// durable send of the bucket, blocking or async. Dropping the future
+    /// gives up waiting, not the message. (A payload above the claim-check
+    /// threshold is stored as a blob within this call.)
+    ///
+    /// ```
+    /// # fn main() -> spool::Result<()> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = spool::Store::open(dir.path(), spool::Options::default())?;
+    /// let orders = store.stream("orders")?;
+    /// let offset = futures::executor::block_on(orders.send_async(b"order 1"))?;
+    /// assert_eq!(orders.read(offset)?.unwrap().payload(), b"order 1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_async(&self, payload: &[u8]) -> Durable<u64> {
+        self.send_batch_async([payload])
+            .map_value(|offsets| offsets.first().copied().unwrap_or(0))
+    }
+
+    /// [`Stream::send_message`] without blocking a thread for durability
+    /// (see [`Stream::send_async`]).
+    pub fn send_message_async(&self, msg: Message<'_>) -> Durable<u64> {
+        self.send_batch_async([msg])
+            .map_value(|offsets| offsets.first().copied().unwrap_or(0))
+    }
+
+    /// [`Stream::send_batch`] without blocking a thread for durability
+    /// (see [`Stream::send_async`]): one sync per bucket for the batch.
+    pub fn send_batch_async<'m, I, M>(&self, msgs: I) -> Durable<Vec<u64>>
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<Message<'m>>,
+    {
+        let (offsets, touched, pending) = match self.append_batch(msgs) {
+            Ok(t) => t,
+            Err(e) => return Durable::ready(Err(e)),
+        };
+        let always = self.inner.ctx.opts.durability == Durability::Always;
+        let blocking = touched.iter().any(|&(p, end)| {
+            let b = &self.inner.buckets[p];
+            (always && b.durable_offset() < end) || b.rolled()
+        });
+        if !blocking {
+            // Nothing to wait for: wake receivers here.
+            for (p, end) in touched {
+                if let Err(e) = self.after_append(&self.inner.buckets[p], end) {
+                    return Durable::ready(Err(e));
+                }
+            }
+            pending.into_iter().for_each(Pending::settle);
+            return Durable::ready(Ok(offsets));
+        }
+        let s = self.clone();
+        let step = self.inner.ctx.worker.run(move || {
+            for (p, end) in touched {
+                s.after_append(&s.inner.buckets[p], end)?;
+            }
+            pending.into_iter().for_each(Pending::settle);
+            Ok(())
+        });
+        Durable::after(step, offsets)
+    }
+
+    /// Appends a batch (see [`Stream::send_batch`]) without waiting for
+    /// durability: the offsets, the end of what each touched bucket got,
+    /// and the pending marks of the blobs stored, to settle once durable.
+    #[allow(clippy::type_complexity)]
+    fn append_batch<'m, I, M>(&self, msgs: I) -> Result<(Vec<u64>, Vec<(usize, u64)>, Vec<Pending>)>
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<Message<'m>>,
+    {
         let msgs: Vec<Message<'m>> = msgs.into_iter().map(Into::into).collect();
         let largest = msgs.iter().map(|m| m.payload.len()).max().unwrap_or(0);
         let hold = self.blob_hold(largest);
@@ -173,13 +259,8 @@ impl Stream {
             touched.push((p, range.end));
         }
         drop(hold);
-        for (p, end) in touched {
-            self.after_append(&self.inner.buckets[p], end)?;
-        }
-        for e in encoded {
-            e.settle();
-        }
-        Ok(offsets)
+        let pending = encoded.into_iter().filter_map(|e| e.pending).collect();
+        Ok((offsets, touched, pending))
     }
 
     fn after_append(&self, bucket: &Bucket, end: u64) -> Result<()> {

@@ -123,6 +123,11 @@ impl Bucket {
         Ok(())
     }
 
+    /// Whether a segment was sealed since the last `take_rolled`.
+    pub(crate) fn rolled(&self) -> bool {
+        self.rolled.load(Ordering::Relaxed)
+    }
+
     /// Whether a segment was sealed since the last call.
     pub(crate) fn take_rolled(&self) -> bool {
         // A plain load first: the common case writes nothing to the shared line.
