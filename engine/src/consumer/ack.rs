@@ -4,7 +4,8 @@ use super::Consumer;
 use crate::format::journal::Entry;
 use crate::limits::saturating_deadline;
 use crate::wake::Durable;
-use crate::{Durability, Error, Result};
+use crate::options::Durability;
+use crate::{Error, Result};
 use std::time::{Duration, Instant};
 
 impl Consumer {
