@@ -141,7 +141,11 @@ fn main() -> Result {
                 waited >= Duration::from_millis(100),
                 "it waited for the timeout",
             )?;
-            println!("request \"cake\" with nobody answering -> Error::Timeout after {waited:.0?} (correlation id {}..)", &correlation_id[..8]);
+            println!(
+                "request \"cake\" with nobody answering -> Error::Timeout after {waited:.0?} \
+                 (correlation id {}..)",
+                &correlation_id[..8]
+            );
         }
         Ok(r) => {
             return Err(format!("check failed: unexpected reply {:?}", text(r.payload())).into())

@@ -24,8 +24,9 @@ use std::time::Duration;
 ///     assert_eq!(events.stats().buckets[0].durable_offset, 1);
 ///
 ///     // Interval: a background thread syncs every 10 ms (and `Store::sync` on demand).
-///     let every_10ms = Options::default().durability(Durability::Interval(Duration::from_millis(10)));
-///     let store = Store::open(dir.path().join("interval"), every_10ms)?;
+///     let every_10ms = Durability::Interval(Duration::from_millis(10));
+///     let options = Options::default().durability(every_10ms);
+///     let store = Store::open(dir.path().join("interval"), options)?;
 ///     let events = store.stream("events")?;
 ///     events.send(b"viewed")?; // returns at once
 ///     let deadline = Instant::now() + Duration::from_secs(10);

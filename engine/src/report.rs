@@ -45,7 +45,8 @@ pub struct TornTail {
 ///     let report = store.recovery_report();
 ///     for tail in &report.torn_tails {
 ///         // After a crash: an unfinished write cut from the end of a log.
-///         eprintln!("{}: {} bytes cut, kept in {}", tail.stream, tail.bytes, tail.quarantine.display());
+///         let kept = tail.quarantine.display();
+///         eprintln!("{}: {} bytes cut, kept in {kept}", tail.stream, tail.bytes);
 ///     }
 ///     assert!(report.is_clean()); // closed cleanly: nothing to recover
 ///     assert_eq!(report.removed_orphan_blobs, 0);

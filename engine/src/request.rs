@@ -88,12 +88,14 @@ impl Stream {
     ///         request.reply(b"EUR 2.50")?;
     ///         request.ack()
     ///     });
-    ///     let reply = quotes.request(Message::new("espresso"), "quotes.replies", Duration::from_secs(5))?;
+    ///     let timeout = Duration::from_secs(5);
+    ///     let reply = quotes.request(Message::new("espresso"), "quotes.replies", timeout)?;
     ///     assert_eq!(reply.payload(), b"EUR 2.50");
     ///     responder.join().expect("responder panicked")?;
     ///
     ///     // Nobody answers now.
-    ///     let unanswered = quotes.request(Message::new("tea"), "quotes.replies", Duration::from_millis(50));
+    ///     let timeout = Duration::from_millis(50);
+    ///     let unanswered = quotes.request(Message::new("tea"), "quotes.replies", timeout);
     ///     assert!(matches!(unanswered, Err(Error::Timeout { .. })));
     ///     Ok(())
     /// }

@@ -157,8 +157,8 @@ impl Delivery {
     ///     let store = Store::open(dir.path(), Options::default())?;
     ///     let jobs = store.stream("jobs")?;
     ///     jobs.send_batch(["long job", "forgotten job"])?;
-    ///     let lease = Duration::from_millis(300);
-    ///     let worker = jobs.consumer_with("worker", ConsumerConfig::default().visibility_timeout(lease))?;
+    ///     let config = ConsumerConfig::default().visibility_timeout(Duration::from_millis(300));
+    ///     let worker = jobs.consumer_with("worker", config)?;
     ///
     ///     // A job that takes longer than its lease: extend it while working.
     ///     let job = worker.try_receive()?.unwrap();

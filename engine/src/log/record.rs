@@ -20,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///     let store = Store::open(dir.path(), Options::default())?;
 ///     let orders = store.stream("orders")?;
 ///     let before = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as u64;
-///     orders.send_message(Message::new(b"2 x espresso").header("customer", "ada").header("table", "7"))?;
+///     let order = Message::new(b"2 x espresso").header("customer", "ada").header("table", "7");
+///     orders.send_message(order)?;
 ///
 ///     let record = orders.read(0)?.expect("just sent");
 ///     assert_eq!((record.offset(), record.priority()), (0, 0));

@@ -64,7 +64,8 @@ impl Stream {
     ///     assert_eq!(orders.send(b"order #2")?, 1);
     ///
     ///     // Beyond `Options::message_bytes_max` (8 MiB by default): refused, nothing written.
-    ///     let store = Store::open(dir.path().join("small"), Options::default().message_bytes_max(1024))?;
+    ///     let small = Options::default().message_bytes_max(1024);
+    ///     let store = Store::open(dir.path().join("small"), small)?;
     ///     let too_big = store.stream("orders")?.send(&[0; 2048]);
     ///     assert!(matches!(too_big, Err(Error::MessageTooLarge { limit: 1024, .. })));
     ///     Ok(())
