@@ -293,6 +293,34 @@ impl Store {
     /// `correlation_id` on the stream `reply_to` (see
     /// [`Stream::send_request`]); acknowledges and returns it. Replies are
     /// durable: this also works for a request sent before a restart.
+    /// [`Error::Timeout`] if the reply does not come in time.
+    ///
+    /// ```
+    /// use spool::{Error, Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///     let id = quotes.send_request(Message::new("espresso"), "quotes.replies")?;
+    ///     let request = quotes.consumer("pricing")?.try_receive()?.expect("the request");
+    ///     request.reply(b"EUR 2.50")?;
+    ///     request.ack()?;
+    ///     drop(quotes);
+    ///     store.close()?;
+    ///
+    ///     // After a restart, the reply waits for its correlation id.
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let reply = store.wait_reply("quotes.replies", &id, Duration::from_secs(5))?;
+    ///     assert_eq!(reply.payload(), b"EUR 2.50");
+    ///
+    ///     // Taken: there is no second one.
+    ///     let again = store.wait_reply("quotes.replies", &id, Duration::from_millis(10));
+    ///     assert!(matches!(again, Err(Error::Timeout { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn wait_reply(
         &self,
         reply_to: &str,
