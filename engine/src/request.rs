@@ -90,6 +90,35 @@ impl Stream {
     /// Only the first reply to a request is returned; duplicates (from a
     /// request answered twice) are dropped. See [`Stream::send_request`] for
     /// how long an uncollected reply is kept.
+    ///
+    /// ```
+    /// use spool::{Error, Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///
+    ///     // A responder on another thread.
+    ///     let pricing = quotes.consumer("pricing")?;
+    ///     let responder = std::thread::spawn(move || -> spool::Result<()> {
+    ///         let request = pricing.receive(Duration::from_secs(5))?.expect("a request");
+    ///         request.reply(b"EUR 2.50")?;
+    ///         request.ack()
+    ///     });
+    ///     let timeout = Duration::from_secs(5);
+    ///     let reply = quotes.request(Message::new("espresso"), "quotes.replies", timeout)?;
+    ///     assert_eq!(reply.payload(), b"EUR 2.50");
+    ///     responder.join().expect("responder panicked")?;
+    ///
+    ///     // Nobody answers now.
+    ///     let timeout = Duration::from_millis(50);
+    ///     let unanswered = quotes.request(Message::new("tea"), "quotes.replies", timeout);
+    ///     assert!(matches!(unanswered, Err(Error::Timeout { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn request(
         &self,
         msg: Message<'_>,
@@ -110,6 +139,27 @@ impl Stream {
     /// (see [`crate::StreamConfig::max_age`]), and then acknowledged and
     /// dropped unless someone waits for it; at most 100,000 such replies
     /// per reply stream are kept (beyond, the oldest go first).
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///     let id = quotes.send_request(Message::new("espresso"), "quotes.replies")?;
+    ///
+    ///     // The responder may run much later (here: on this thread).
+    ///     let request = quotes.consumer("pricing")?.try_receive()?.unwrap();
+    ///     request.reply(b"EUR 2.50")?;
+    ///     request.ack()?;
+    ///
+    ///     let reply = store.wait_reply("quotes.replies", &id, Duration::from_secs(5))?;
+    ///     assert_eq!(reply.payload(), b"EUR 2.50");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send_request(&self, msg: Message<'_>, reply_to: &str) -> Result<String> {
         name::validate(reply_to)?;
         let id = new_correlation_id();
@@ -130,7 +180,33 @@ impl Delivery {
     /// Answers a request: appends `payload` to the stream named by the
     /// request's `reply-to` header, with its `correlation-id`. Fails with
     /// [`Error::NotARequest`] if the message lacks those headers. The
-    /// request itself still needs its `ack`.
+    /// request itself still needs its `ack`. Returns the reply's offset in
+    /// the reply stream.
+    ///
+    /// ```
+    /// use spool::{request_headers, Error, Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///     let id = quotes.send_request(Message::new("espresso"), "quotes.replies")?;
+    ///     quotes.send(b"not a request")?;
+    ///
+    ///     let pricing = quotes.consumer("pricing")?;
+    ///     let request = pricing.try_receive()?.unwrap();
+    ///     assert_eq!(request.header(request_headers::CORRELATION_ID), Some(id.as_bytes()));
+    ///     request.reply(b"EUR 2.50")?; // to "quotes.replies", with the same correlation id
+    ///     request.ack()?;
+    ///     let reply = store.wait_reply("quotes.replies", &id, Duration::ZERO)?;
+    ///     assert_eq!(reply.header(request_headers::CORRELATION_ID), Some(id.as_bytes()));
+    ///
+    ///     let other = pricing.try_receive()?.unwrap();
+    ///     assert!(matches!(other.reply(b"?"), Err(Error::NotARequest { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn reply(&self, payload: &[u8]) -> Result<u64> {
         self.reply_message(Message::new(payload))
     }

@@ -22,6 +22,26 @@ use std::time::Duration;
 /// Cheap to clone (an `Arc` inside), `Send + Sync`. The store stays open
 /// until the last clone (and every [`Stream`] handle) is dropped; dropping
 /// it syncs what was written.
+///
+/// ```
+/// use spool::{Options, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let orders = store.stream("orders")?;
+///     let offset = orders.send(b"order #1")?;
+///     drop(orders);
+///     store.close()?;
+///
+///     // Everything sent is there when the store opens again.
+///     let store = Store::open(dir.path(), Options::default())?;
+///     assert_eq!(store.streams(), ["orders"]);
+///     let record = store.stream("orders")?.read(offset)?.expect("sent before the close");
+///     assert_eq!(record.payload(), b"order #1");
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<StoreInner>,
@@ -51,6 +71,22 @@ impl Store {
     /// Opens the store at `path`, creating it if missing, and recovers it
     /// (see [`Store::recovery_report`]). Fails with [`Error::Locked`] if
     /// another `Store`, in this process or another, has it open.
+    ///
+    /// ```
+    /// use spool::{Durability, Error, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let options = Options::default().durability(Durability::Never);
+    ///     let store = Store::open(dir.path().join("store"), options)?; // created
+    ///     assert!(store.recovery_report().is_clean());
+    ///
+    ///     // Locked while open: a second opener is refused.
+    ///     let again = Store::open(store.path(), Options::default());
+    ///     assert!(matches!(again, Err(Error::Locked { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         options.validate()?;
         let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(RealFs));
@@ -151,13 +187,47 @@ impl Store {
         &self.inner.ctx.root
     }
 
-    /// What recovery found and did while opening.
+    /// What recovery found and did while opening: nothing after a clean
+    /// close; after a crash, the torn tails it cut and the leftovers it
+    /// removed (see [`RecoveryReport`]).
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     Store::open(dir.path(), Options::default())?.close()?;
+    ///
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let report = store.recovery_report();
+    ///     assert!(report.is_clean());
+    ///     assert_eq!(report.to_string(), "clean: nothing to recover\n");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
     }
 
     /// Gets the stream `name`, creating it with the default configuration if
-    /// it does not exist.
+    /// it does not exist. Every handle on one name is the same stream.
+    /// Names are 1 to 128 of `A-Z a-z 0-9 _ . -`, not starting with `.`
+    /// ([`Error::InvalidName`]).
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let offset = store.stream("orders")?.send(b"order #1")?;
+    ///     let same = store.stream("orders")?;
+    ///     assert_eq!(same.read(offset)?.unwrap().payload(), b"order #1");
+    ///
+    ///     assert!(matches!(store.stream("../etc"), Err(Error::InvalidName { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn stream(&self, name: &str) -> Result<Stream> {
         self.inner.stream(name)
     }
@@ -165,6 +235,23 @@ impl Store {
     /// Creates the stream `name` with `config`; fails with
     /// [`Error::StreamExists`] if it exists. Creation is atomic: after a
     /// crash the stream either exists whole or not at all.
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let tasks = store.create_stream("tasks", StreamConfig::default().priorities(3))?;
+    ///     assert_eq!(tasks.config().priorities, 3);
+    ///
+    ///     // Once only; `Store::stream` gets it (with the configuration it was created with).
+    ///     let again = store.create_stream("tasks", StreamConfig::default());
+    ///     assert!(matches!(again, Err(Error::StreamExists { .. })));
+    ///     assert_eq!(store.stream("tasks")?.config().priorities, 3);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn create_stream(&self, name: &str, config: StreamConfig) -> Result<Stream> {
         name::validate(name)?;
         config.validate()?;
@@ -182,7 +269,25 @@ impl Store {
             .collect()
     }
 
-    /// Makes everything sent to any stream so far durable.
+    /// Makes everything sent to any stream so far durable, and every
+    /// consumer's acknowledgements: what [`Durability::Interval`] and
+    /// [`Durability::Never`] leave to later.
+    ///
+    /// ```
+    /// use spool::{Durability, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default().durability(Durability::Never))?;
+    ///     let events = store.stream("events")?;
+    ///     for i in 0..1000u32 {
+    ///         events.send(&i.to_le_bytes())?; // returns without waiting for the disk
+    ///     }
+    ///     store.sync()?; // now all 1,000 are on disk
+    ///     assert_eq!(events.stats().buckets[0].durable_offset, 1000);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn sync(&self) -> Result<()> {
         self.inner.sync()
     }
@@ -191,6 +296,34 @@ impl Store {
     /// `correlation_id` on the stream `reply_to` (see
     /// [`Stream::send_request`]); acknowledges and returns it. Replies are
     /// durable: this also works for a request sent before a restart.
+    /// [`Error::Timeout`] if the reply does not come in time.
+    ///
+    /// ```
+    /// use spool::{Error, Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///     let id = quotes.send_request(Message::new("espresso"), "quotes.replies")?;
+    ///     let request = quotes.consumer("pricing")?.try_receive()?.expect("the request");
+    ///     request.reply(b"EUR 2.50")?;
+    ///     request.ack()?;
+    ///     drop(quotes);
+    ///     store.close()?;
+    ///
+    ///     // After a restart, the reply waits for its correlation id.
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let reply = store.wait_reply("quotes.replies", &id, Duration::from_secs(5))?;
+    ///     assert_eq!(reply.payload(), b"EUR 2.50");
+    ///
+    ///     // Taken: there is no second one.
+    ///     let again = store.wait_reply("quotes.replies", &id, Duration::from_millis(10));
+    ///     assert!(matches!(again, Err(Error::Timeout { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn wait_reply(
         &self,
         reply_to: &str,
@@ -234,6 +367,23 @@ impl Store {
     ///
     /// Dropping the last handle without `close` closes the store too, but
     /// quietly: the error of the final sync is lost.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let log = store.stream("log")?;
+    ///     log.send(b"last words")?;
+    ///     store.close()?; // synced and unlocked: it can be opened again at once
+    ///     assert!(matches!(log.send(b"too late"), Err(spool::Error::Closed)));
+    ///
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     assert_eq!(store.stream("log")?.stats().messages(), 1);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn close(self) -> Result<()> {
         self.inner.close()
     }

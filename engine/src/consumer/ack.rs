@@ -65,6 +65,30 @@ impl Consumer {
     /// Acknowledges every message of `priority` up to and including
     /// `offset`, delivered or not: the cursor-style fast path for
     /// subscribers that process in order.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let events = store.stream("events")?;
+    ///     events.send_batch(["a", "b", "c"])?;
+    ///     let indexer = events.consumer("indexer")?;
+    ///
+    ///     let batch = indexer.receive_batch(100, Duration::ZERO)?;
+    ///     let last = batch.last().expect("three messages").offset();
+    ///     indexer.ack_up_to(0, last)?; // one acknowledgement for the three
+    ///     assert_eq!(indexer.stats().pending(), 0);
+    ///
+    ///     // Messages not delivered yet too: skip ahead.
+    ///     events.send_batch(["d", "e"])?;
+    ///     indexer.ack_up_to(0, 3)?;
+    ///     assert_eq!(indexer.try_receive()?.unwrap().payload(), b"e");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn ack_up_to(&self, priority: u8, offset: u64) -> Result<()> {
         self.handle.inner.ctx.check()?;
         let end = self.handle.stream.deliverable_end(priority);

@@ -53,6 +53,25 @@ impl Encoded<'_> {
 impl Stream {
     /// Appends `payload` at priority 0 and returns its offset. With
     /// [`Durability::Always`] it is on disk when this returns.
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let orders = store.stream("orders")?;
+    ///     assert_eq!(orders.send(b"order #1")?, 0);
+    ///     assert_eq!(orders.send(b"order #2")?, 1);
+    ///
+    ///     // Beyond `Options::message_bytes_max` (8 MiB by default): refused, nothing written.
+    ///     let small = Options::default().message_bytes_max(1024);
+    ///     let store = Store::open(dir.path().join("small"), small)?;
+    ///     let too_big = store.stream("orders")?.send(&[0; 2048]);
+    ///     assert!(matches!(too_big, Err(Error::MessageTooLarge { limit: 1024, .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send(&self, payload: &[u8]) -> Result<u64> {
         if payload.len() as u64 > self.inner.config.claim_check_threshold {
             return self.send_message(Message::new(payload));
@@ -74,6 +93,26 @@ impl Stream {
     /// A payload larger than the stream's `claim_check_threshold` is stored
     /// once as a content-addressed blob (see [`Stream::send_reader`]) and the
     /// message carries the reference; readers get the payload transparently.
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let orders = store.create_stream("orders", StreamConfig::default().priorities(2))?;
+    ///     let offset = orders.send_message(
+    ///         Message::new(b"2 x espresso")
+    ///             .header("customer", "ada")
+    ///             .priority(1),
+    ///     )?;
+    ///
+    ///     let record = orders.read_priority(1, offset)?.unwrap();
+    ///     assert_eq!(record.payload(), b"2 x espresso");
+    ///     assert_eq!(record.header("customer"), Some(&b"ada"[..]));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
         let hold = self.blob_hold(msg.payload.len());
         let e = self.encode(&msg)?;
@@ -91,7 +130,28 @@ impl Stream {
     /// bounded memory) as a claim check: the payload is stored once as a
     /// content-addressed blob, made durable, and only then is the message
     /// with its reference appended. `msg` supplies headers and priority; its
-    /// payload must be empty.
+    /// payload must be empty ([`Error::InvalidArgument`] otherwise).
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store};
+    /// use std::io::{Seek, Write};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let backups = store.stream("backups")?;
+    ///
+    ///     let mut file = tempfile::tempfile()?;
+    ///     file.write_all(&vec![42; 3 << 20])?;
+    ///     file.rewind()?;
+    ///     let offset = backups.send_reader(file, Message::default().header("name", "db.tar"))?;
+    ///
+    ///     let record = backups.read(offset)?.unwrap();
+    ///     assert_eq!(record.claim_check().unwrap().len, 3 << 20);
+    ///     assert_eq!(record.payload().len(), 3 << 20); // read back transparently
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send_reader(&self, reader: impl std::io::Read, msg: Message<'_>) -> Result<u64> {
         if !msg.payload.is_empty() {
             return Err(Error::InvalidArgument(
@@ -133,6 +193,24 @@ impl Stream {
     /// If writing fails midway (disk full, failed sync), the part that a
     /// roll sealed into the old segment stays in the log, readable and
     /// unacknowledged; so may it after a crash during the call.
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let events = store.stream("events")?;
+    ///
+    ///     // Anything that converts into a `Message`: byte strings, `&str`, messages.
+    ///     let offsets = events.send_batch(["signed up", "logged in"])?;
+    ///     assert_eq!(offsets, [0, 1]);
+    ///     let offsets = events.send_batch([Message::new("logged out").header("user", "ada")])?;
+    ///     assert_eq!(offsets, [2]);
+    ///     assert_eq!(events.stats().messages(), 3);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send_batch<'m, I, M>(&self, msgs: I) -> Result<Vec<u64>>
     where
         I: IntoIterator<Item = M>,
