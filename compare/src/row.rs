@@ -120,9 +120,7 @@ impl Row {
                 "W3c durable, {PRODUCERS} producers, {} \u{d7} {small} (msg/s)",
                 n(sizes.w3c_per * PRODUCERS as u64)
             ),
-            Row::W3cAsync => format!(
-                "W3c async: {PRODUCERS} tokio tasks, `send_async` (msg/s)"
-            ),
+            Row::W3cAsync => format!("W3c async: {PRODUCERS} tokio tasks, `send_async` (msg/s)"),
             Row::W4Send => format!(
                 "W4 send, {} \u{d7} {} KiB, no fsync (MB/s)",
                 n(sizes.w4),
@@ -137,9 +135,9 @@ impl Row {
                 "C4 {COMPETING} competing consumers, {} \u{d7} {small} (msg/s)",
                 n(sizes.c4)
             ),
-            Row::C4Async => format!(
-                "C4 async: {COMPETING} tokio tasks, `receive_async` + `ack_async` (msg/s)"
-            ),
+            Row::C4Async => {
+                format!("C4 async: {COMPETING} tokio tasks, `receive_async` + `ack_async` (msg/s)")
+            }
             Row::OpenClean => format!(
                 "O open, {}, {open_segments} segment{}, clean close (ms)",
                 bytes(sizes.open_bytes),

@@ -3,8 +3,8 @@
 use super::Consumer;
 use crate::format::journal::Entry;
 use crate::limits::saturating_deadline;
-use crate::wake::Durable;
 use crate::options::Durability;
+use crate::wake::Durable;
 use crate::{Error, Result};
 use std::time::{Duration, Instant};
 
