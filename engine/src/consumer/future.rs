@@ -48,9 +48,18 @@ impl Wait {
         max: usize,
         out: &mut S,
     ) -> Poll<Result<()>> {
+        if self.task.is_none() {
+            // The common case (a message is there) asks nothing of the
+            // waiting machinery.
+            match self.consumer.take(max, out) {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(_) if out.count() > 0 => return Poll::Ready(Ok(())),
+                Ok(_) => {}
+            }
+        }
         let stream = self.consumer.handle.stream.clone();
         let notify = stream.notify();
-        // Registered before looking: a send after the look wakes us.
+        // Registered before looking (again): a send after the look wakes us.
         notify.register(&mut self.task, cx.waker());
         let (wake, now) = match self.consumer.take(max, out) {
             Ok(t) => t,
