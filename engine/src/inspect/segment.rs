@@ -23,8 +23,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// How many times the header of an active segment is read again when its
-/// state block fails its checksum (it may have been caught mid-update).
-const STATE_REREADS: usize = 3;
+/// state block fails its checksum (it may have been caught mid-update: with
+/// `Durability::Always` it is rewritten at every sync).
+const STATE_REREADS: usize = 10;
 
 /// Bytes of the body of `retention.meta` and `head.meta`: an offset.
 const LOW_WATER_BYTES: usize = 8;
@@ -182,6 +183,7 @@ impl Inspector<'_> {
                 why,
             ));
         }
+        let (mut read, mut vanished) = (Vec::new(), Vec::new());
         for (i, &base) in bases.iter().enumerate() {
             let next = bases.get(i + 1).copied();
             let role = match next {
@@ -191,9 +193,42 @@ impl Inspector<'_> {
                 None => Role::Active,
             };
             let path = dir.join(layout::segment_file_name(base));
-            let Some(seg) = self.inspect_segment(&path, base, priority, role) else {
-                continue;
-            };
+            match self.inspect_segment(&path, base, priority, role) {
+                Some(seg) => read.push((next, seg)),
+                None => vanished.push((next, path)),
+            }
+        }
+        // Retention that ran meanwhile (its mark is written before it deletes
+        // anything) explains files gone since the listing, and the missing
+        // index of a segment read before its index was deleted: segments
+        // below the new mark are left out. A file gone that it does not
+        // explain is a problem.
+        let low_now = self.mark(
+            dir,
+            layout::RETENTION_FILE,
+            meta::RETENTION_MAGIC,
+            meta::RETENTION_VERSION,
+            "retention mark",
+            &mut Vec::new(),
+        );
+        let deleted = |next: &Option<u64>| next.is_some_and(|n| low_now.is_some_and(|l| n <= l));
+        if low_now.is_some_and(|now| low.is_none_or(|l| now > l)) {
+            read.retain(|(next, _)| !deleted(next));
+        }
+        for (next, path) in vanished {
+            if !deleted(&next) {
+                problems.push(Problem::at(
+                    &path,
+                    0,
+                    format!(
+                        "segment file removed while it was read, not by retention (low-water \
+                         mark {})",
+                        low_now.unwrap_or(0)
+                    ),
+                ));
+            }
+        }
+        for (_, seg) in read {
             problems.extend(seg.problems.iter().cloned());
             info.segments.push(seg);
         }
