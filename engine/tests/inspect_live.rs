@@ -400,3 +400,48 @@ fn a_tail_is_the_record_being_written_while_the_store_is_in_use() {
     assert_eq!(problems[0].position, Some(seg.data_end));
     assert!(!problems[0].warning);
 }
+
+/// Regression: the segment listed as the newest of a bucket, sealed by a
+/// roll and deleted by retention before it was opened, was "segment file
+/// removed while it was read" (and the bucket looked to end before it).
+/// The bucket is read again, and its end is found.
+#[test]
+fn a_bucket_outrun_by_rolls_and_retention_is_read_again() {
+    let fs = SimFs::new();
+    let config = StreamConfig::default().max_bytes(2 * 64 * 1024);
+    let send = |n: u32| {
+        let store = Store::open(ROOT, options(&fs)).unwrap();
+        let s = match store.create_stream("s", config.clone()) {
+            Ok(s) => s,
+            Err(_) => store.stream("s").unwrap(),
+        };
+        let mut last = 0;
+        for i in 0..n {
+            last = s.send(&[i as u8; 1000]).unwrap();
+        }
+        store.close().unwrap();
+        last
+    };
+    send(100);
+    let b = bucket();
+    let newest = segments(&fs, &b).last().unwrap().1.clone();
+    let f = fs.clone();
+    let last = Arc::new(Mutex::new(0));
+    let l = last.clone();
+    let racing = Racing::new(&fs).after(After::Listing(b.clone()), move || {
+        // Another session: rolls past the newest segment listed, and
+        // retention by size deletes it.
+        let store = Store::open(ROOT, options(&f)).unwrap();
+        let s = store.stream("s").unwrap();
+        for i in 0..400u32 {
+            *l.lock().unwrap() = s.send(&[i as u8; 1000]).unwrap();
+        }
+        store.close().unwrap();
+    });
+    let (info, problems) = verify(&racing);
+    racing.all_ran();
+    assert!(!fs.kind(&newest).unwrap().is_some(), "deleted while read");
+    assert!(problems.is_empty(), "{problems:?}");
+    let bucket = &info.streams[0].buckets[0];
+    assert_eq!(bucket.last_offset, Some(*last.lock().unwrap()));
+}

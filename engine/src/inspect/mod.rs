@@ -54,7 +54,10 @@
 //! - **Retention.** The low-water mark is read after the listing, and again
 //!   after the segments: a segment whose files vanished, or whose offsets
 //!   went below the mark meanwhile, was deleted by retention and is left
-//!   out (with whatever its missing index or file looked like). A blob a
+//!   out (with whatever its missing index or file looked like); a file
+//!   gone that the mark does not explain is a problem. If the newest
+//!   segment listed vanished (sealed by a roll, then deleted), the bucket
+//!   is read again, a bounded number of times, to find its end. A blob a
 //!   record refers to that is gone together with the record's segment was
 //!   collected after that deletion.
 //! - **Consumers.** A consumer's files are read before the buckets' (it can
