@@ -440,7 +440,7 @@ fn a_bucket_outrun_by_rolls_and_retention_is_read_again() {
     });
     let (info, problems) = verify(&racing);
     racing.all_ran();
-    assert!(!fs.kind(&newest).unwrap().is_some(), "deleted while read");
+    assert!(fs.kind(&newest).unwrap().is_none(), "deleted while read");
     assert!(problems.is_empty(), "{problems:?}");
     let bucket = &info.streams[0].buckets[0];
     assert_eq!(bucket.last_offset, Some(*last.lock().unwrap()));

@@ -247,7 +247,7 @@ impl Inspector<'_> {
         let newest = bases.last().copied();
         let outrun = vanished.iter().any(|&(base, _)| Some(base) == newest);
         for (base, path) in vanished {
-            if !low_now.is_some_and(|l| base < l) {
+            if low_now.is_none_or(|l| base >= l) {
                 problems.push(Problem::at(
                     &path,
                     0,
