@@ -233,6 +233,9 @@ impl Vfs for Poisoning {
     fn lock(&self, path: &Path) -> std::io::Result<Box<dyn LockGuard>> {
         self.inner.lock(path)
     }
+    fn lock_held(&self, path: &Path) -> std::io::Result<Option<bool>> {
+        self.inner.lock_held(path)
+    }
 }
 
 /// A directory opened to be synced (see [`Ctx::open_dir`]).

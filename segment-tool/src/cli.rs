@@ -62,8 +62,12 @@ pub enum Command {
     /// against the log, claim-check blobs (present, length, BLAKE3 hash).
     ///
     /// Prints every problem with its file and byte position. Orphan blobs
-    /// (no message refers to them) are warnings. Shows progress on stderr
-    /// when it is a terminal. Exits with 1 if any problem was found.
+    /// (no message refers to them) are warnings. A torn tail past the
+    /// durable watermark of an active segment is a problem on a store that
+    /// nobody has open; while a process has it open, it is the record being
+    /// written, and orphan blobs are not looked for (a send in progress
+    /// looks the same). Shows progress on stderr when it is a terminal.
+    /// Exits with 1 if any problem was found.
     Verify(VerifyArgs),
 
     /// Fix what can be fixed without losing acknowledged data.

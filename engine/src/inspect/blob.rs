@@ -5,10 +5,10 @@
 //! removed).
 
 use super::read::{count_read, list_dir};
-use super::{Inspector, Problem, StoreInfo};
+use super::{BlobRef, Inspector, Problem, StoreInfo};
 use crate::io::{EntryKind, OpenMode};
 use crate::layout;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -147,7 +147,9 @@ impl Inspector<'_> {
     /// [`super::check_blobs`]).
     pub fn check_blobs(&self, info: &StoreInfo) -> Vec<Problem> {
         let mut problems = Vec::new();
-        let mut seen = HashSet::new();
+        // Every reference to each hash, hashes in the order first found.
+        let mut refs: HashMap<[u8; 32], Vec<(&Path, &BlobRef)>> = HashMap::new();
+        let mut order = Vec::new();
         for seg in info
             .streams
             .iter()
@@ -155,32 +157,53 @@ impl Inspector<'_> {
             .flat_map(|b| b.segments.iter())
         {
             for r in &seg.blob_refs {
-                if !seen.insert(r.hash) {
-                    continue;
+                let these = refs.entry(r.hash).or_default();
+                if these.is_empty() {
+                    order.push(r.hash);
                 }
-                let path = blob_path(&info.path, &r.hash);
-                let status = self.check_blob_file(&path, &r.hash, r.length);
-                if status != BlobStatus::Valid {
-                    let want = match status {
-                        BlobStatus::WrongLength(_) => format!(", {} expected", r.length),
-                        _ => String::new(),
-                    };
-                    problems.push(Problem::file(
-                        &path,
-                        format!(
-                            "{status}{want}; referred to by offset {} in {} at byte {}",
-                            r.offset,
-                            seg.path.display(),
-                            r.position
-                        ),
-                    ));
-                }
+                these.push((&seg.path, r));
             }
+        }
+        for hash in &order {
+            let these = &refs[hash];
+            let path = blob_path(&info.path, hash);
+            let status = self.check_blob_file(&path, hash, these[0].1.length);
+            if status == BlobStatus::Valid {
+                continue;
+            }
+            // Retention may have deleted the segments read since, and the
+            // collection after it their blobs: a reference counts only while
+            // its segment is there.
+            let Some(&(seg, r)) = these
+                .iter()
+                .find(|(seg, _)| !matches!(self.vfs.kind(seg), Ok(None)))
+            else {
+                continue;
+            };
+            let want = match status {
+                BlobStatus::WrongLength(_) => format!(", {} expected", r.length),
+                _ => String::new(),
+            };
+            problems.push(Problem::file(
+                &path,
+                format!(
+                    "{status}{want}; referred to by offset {} in {} at byte {}",
+                    r.offset,
+                    seg.display(),
+                    r.position
+                ),
+            ));
+        }
+        // While the store is in use, an unreferenced blob may be one being
+        // sent (its message not appended when its segment was read) or one
+        // the collection after retention is about to remove.
+        if info.in_use == Some(true) {
+            return problems;
         }
         match self.list_blob_files(&info.path) {
             Ok(files) => {
                 for (h, path) in files {
-                    if !seen.contains(&h) {
+                    if !refs.contains_key(&h) {
                         problems.push(Problem::warn(
                             &path,
                             None,

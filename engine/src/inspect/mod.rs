@@ -28,19 +28,48 @@
 //!
 //! # Live stores
 //!
-//! A segment's header is read before its data. The header's durable
-//! watermark (`synced_end`) only grows, and data below it was written before
-//! the header said so, so every byte below the watermark we saw is in the
-//! buffer as it will stay. In the active (last) segment a record that fails
-//! to decode *past* the watermark is a tail being written, or a torn tail
-//! that recovery will cut: reported as [`ScanEnd::Tail`], not a problem.
-//! Below the watermark, or anywhere in a sealed segment, it is damage to
-//! acknowledged data: a [`Problem`].
+//! A store open in another process is the normal case: its files change
+//! while they are read, and none of those changes is reported as a problem
+//! (nothing is locked, nothing waited for; each race is settled by the order
+//! of the reads or by reading again):
 //!
-//! A file that vanishes while it is inspected (retention deleting a sealed
-//! segment) is skipped; a segment created after the directory was listed is
-//! not seen.
-//!
+//! - **The record being written.** A segment's header is read before its
+//!   data. The header's durable watermark (`synced_end`) only grows, and
+//!   data below it was written before the header said so, so every byte
+//!   below the watermark we saw is in the buffer as it will stay. In the
+//!   active (last) segment a record that fails to decode *past* the
+//!   watermark is a tail ([`ScanEnd::Tail`], never a [`Problem`] of the
+//!   inspection). While a process has the store open
+//!   ([`StoreInfo::in_use`], from the kernel's list of locks, read before
+//!   and after), it is the record being written; otherwise it is a torn
+//!   tail, which [`StoreInfo::tail_problems`] reports. Below the watermark,
+//!   or anywhere in a sealed segment, it is damage to acknowledged data: a
+//!   [`Problem`], live or not. A state block caught mid-update fails its
+//!   checksum and is read again.
+//! - **Rolls.** The head mark is read before the bucket's listing (it names
+//!   a segment only once that exists); a segment sealed after the listing
+//!   is judged as the active one it was (its bytes are all there); a
+//!   segment created after it is not seen. A sealed segment's index is
+//!   written (and renamed into place) before the next segment exists.
+//! - **Retention.** The low-water mark is read after the listing, and again
+//!   after the segments: a segment whose files vanished, or whose offsets
+//!   went below the mark meanwhile, was deleted by retention and is left
+//!   out (with whatever its missing index or file looked like); a file
+//!   gone that the mark does not explain is a problem. If the newest
+//!   segment listed vanished (sealed by a roll, then deleted), the bucket
+//!   is read again, a bounded number of times, to find its end. A blob a
+//!   record refers to that is gone together with the record's segment was
+//!   collected after that deletion.
+//! - **Consumers.** A consumer's files are read before the buckets' (it can
+//!   only acknowledge what was written before), and its checkpoint again
+//!   after its journal: if it changed (a rotation), the pair is read again,
+//!   a bounded number of times; the journal read is always the one the
+//!   checkpoint read names.
+//! - **Blobs.** While the store is in use, a blob file no record refers to
+//!   is not reported: a send in progress, a message appended after its
+//!   segment was read, and a collection due after retention all look like
+//!   that.
+
 //! # Problems, not errors
 //!
 //! [`inspect_store`] fails only when the directory cannot be read at all or is
@@ -125,6 +154,15 @@ impl Inspector<'static> {
     }
 }
 
+/// Whether a process has the store at `path` open: whether its lock file
+/// is locked, as the kernel lists its locks (`/proc/locks`), found without
+/// taking the lock (a `Store::open` at the same moment is never refused
+/// because of it). `None` where the system does not list them; a lock held
+/// in another PID namespace may not be listed.
+pub fn store_in_use(path: &Path) -> Option<bool> {
+    Inspector::real().store_in_use(path)
+}
+
 /// Inspects the store at `path`.
 ///
 /// Fails only if `path` cannot be read or is not a store (no `store.meta`);
@@ -199,9 +237,21 @@ pub fn list_blob_files(store: &Path) -> io::Result<Vec<([u8; 32], std::path::Pat
 /// is a problem on the blob file naming the segment and byte position of
 /// the first record that refers to it. A blob nobody refers to is an
 /// orphan: a problem with [`Problem::warning`] set (nothing is lost; the
-/// next open of the store, or `segment-tool repair`, removes it).
+/// next open of the store, or `segment-tool repair`, removes it); orphans
+/// are not looked for while the store is in use ([`StoreInfo::in_use`]). A
+/// reference whose segment file is gone since (deleted by retention, its
+/// blob collected after it) is not checked.
 pub fn check_blobs(info: &StoreInfo) -> Vec<Problem> {
     Inspector::real().check_blobs(info)
+}
+
+/// In use if it was at either of two looks; not in use if it was at neither.
+fn either_in_use(before: Option<bool>, after: Option<bool>) -> Option<bool> {
+    match (before, after) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (Some(false), Some(false)) => Some(false),
+        _ => None,
+    }
 }
 
 fn not_found(op: &'static str, path: &Path, why: &'static str) -> Error {
@@ -209,8 +259,17 @@ fn not_found(op: &'static str, path: &Path, why: &'static str) -> Error {
 }
 
 impl Inspector<'_> {
+    /// Whether a process has the store at `path` open (see [`store_in_use`]).
+    pub fn store_in_use(&self, path: &Path) -> Option<bool> {
+        self.vfs
+            .lock_held(&path.join(layout::LOCK_FILE))
+            .ok()
+            .flatten()
+    }
+
     /// Inspects the store at `path` (see [`inspect_store`]).
     pub fn inspect_store(&self, path: &Path) -> Result<StoreInfo> {
+        let before = self.store_in_use(path);
         let (format_version, mut problems) = self.read_store_meta(path)?;
         let streams_dir = path.join(STREAMS_DIR);
         let entries = match list_dir(self.vfs, &streams_dir) {
@@ -235,12 +294,14 @@ impl Inspector<'_> {
             format_version,
             streams,
             problems,
+            in_use: either_in_use(before, self.store_in_use(path)),
         })
     }
 
     /// Inspects one stream of the store at `path` (see [`inspect_stream`]).
     pub fn inspect_stream(&self, path: &Path, stream: &str) -> Result<StoreInfo> {
         name::validate(stream)?;
+        let before = self.store_in_use(path);
         let (format_version, mut problems) = self.read_store_meta(path)?;
         let dir = path.join(STREAMS_DIR).join(stream);
         let missing = || not_found("open stream", &dir, "no such stream");
@@ -257,6 +318,7 @@ impl Inspector<'_> {
             format_version,
             streams: vec![s],
             problems,
+            in_use: either_in_use(before, self.store_in_use(path)),
         })
     }
 

@@ -23,8 +23,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// How many times the header of an active segment is read again when its
-/// state block fails its checksum (it may have been caught mid-update).
-const STATE_REREADS: usize = 3;
+/// state block fails its checksum (it may have been caught mid-update: with
+/// `Durability::Always` it is rewritten at every sync).
+const STATE_REREADS: usize = 10;
+
+/// How many times a bucket is inspected again when retention deleted the
+/// segment it had listed as the newest before it was read.
+const BUCKET_REREADS: usize = 3;
 
 /// Bytes of the body of `retention.meta` and `head.meta`: an offset.
 const LOW_WATER_BYTES: usize = 8;
@@ -102,6 +107,28 @@ impl Inspector<'_> {
         dir: &Path,
         problems: &mut Vec<Problem>,
     ) -> BucketInfo {
+        let mut attempt = 0;
+        loop {
+            let mut found = Vec::new();
+            let (info, outrun) = self.inspect_bucket_once(priority, dir, &mut found);
+            attempt += 1;
+            if !outrun || attempt > BUCKET_REREADS {
+                problems.extend(found);
+                return info;
+            }
+        }
+    }
+
+    /// One inspection of a bucket directory, and whether it was outrun: the
+    /// newest segment listed was gone when it was opened (sealed by a roll
+    /// and deleted by retention since), so the segments read do not reach
+    /// the bucket's end.
+    fn inspect_bucket_once(
+        &self,
+        priority: u8,
+        dir: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> (BucketInfo, bool) {
         let mut info = BucketInfo {
             priority,
             path: dir.to_path_buf(),
@@ -130,11 +157,11 @@ impl Inspector<'_> {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 problems.push(Problem::file(dir, "bucket directory missing"));
-                return info;
+                return (info, false);
             }
             Err(e) => {
                 problems.push(Problem::file(dir, format!("cannot list: {e}")));
-                return info;
+                return (info, false);
             }
         };
         let mut bases = Vec::new();
@@ -182,6 +209,7 @@ impl Inspector<'_> {
                 why,
             ));
         }
+        let (mut read, mut vanished) = (Vec::new(), Vec::new());
         for (i, &base) in bases.iter().enumerate() {
             let next = bases.get(i + 1).copied();
             let role = match next {
@@ -191,9 +219,47 @@ impl Inspector<'_> {
                 None => Role::Active,
             };
             let path = dir.join(layout::segment_file_name(base));
-            let Some(seg) = self.inspect_segment(&path, base, priority, role) else {
-                continue;
-            };
+            match self.inspect_segment(&path, base, priority, role) {
+                Some(seg) => read.push((next, seg)),
+                None => vanished.push((base, path)),
+            }
+        }
+        // Retention that ran meanwhile (its mark is written before it deletes
+        // anything) explains files gone since the listing, and the missing
+        // index of a segment read before its index was deleted: segments
+        // below the new mark are left out. A file gone that it does not
+        // explain is a problem.
+        let low_now = self.mark(
+            dir,
+            layout::RETENTION_FILE,
+            meta::RETENTION_MAGIC,
+            meta::RETENTION_VERSION,
+            "retention mark",
+            &mut Vec::new(),
+        );
+        let deleted = |next: &Option<u64>| next.is_some_and(|n| low_now.is_some_and(|l| n <= l));
+        if low_now.is_some_and(|now| low.is_none_or(|l| now > l)) {
+            read.retain(|(next, _)| !deleted(next));
+        }
+        // A file gone is explained if its first offset is below the mark now
+        // (the last one listed too: it was active, then sealed by a roll
+        // and deleted since, and the bucket is read again).
+        let newest = bases.last().copied();
+        let outrun = vanished.iter().any(|&(base, _)| Some(base) == newest);
+        for (base, path) in vanished {
+            if low_now.is_none_or(|l| base >= l) {
+                problems.push(Problem::at(
+                    &path,
+                    0,
+                    format!(
+                        "segment file removed while it was read, not by retention (low-water \
+                         mark {})",
+                        low_now.unwrap_or(0)
+                    ),
+                ));
+            }
+        }
+        for (_, seg) in read {
             problems.extend(seg.problems.iter().cloned());
             info.segments.push(seg);
         }
@@ -213,7 +279,7 @@ impl Inspector<'_> {
             .iter()
             .map(|s| s.data_end.saturating_sub(SEGMENT_HEADER_BYTES as u64))
             .sum();
-        info
+        (info, outrun)
     }
 
     fn list_quarantine(&self, qdir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {

@@ -74,9 +74,44 @@ pub struct StoreInfo {
     /// Every problem found, in the order found (segment problems included;
     /// they are also in their [`SegmentInfo::problems`]).
     pub problems: Vec<Problem>,
+    /// Whether a process had the store open (held its lock, `LOCK`) when
+    /// the inspection began or when it ended: `Some(true)` if it did at
+    /// either time, `None` if the system cannot tell (see
+    /// [`super::store_in_use`]). A store in use is being written: see
+    /// [`StoreInfo::tail_problems`] and [`super::check_blobs`].
+    pub in_use: Option<bool>,
 }
 
 impl StoreInfo {
+    /// The tails found past the durable watermark of active segments
+    /// ([`ScanEnd::Tail`]), as problems, if they are torn tails: when no
+    /// process has the store open, or that cannot be told. While one has
+    /// it open (see [`StoreInfo::in_use`]), the bytes after the last
+    /// complete valid record of an active segment are the record being
+    /// written: none is a problem then. Neither is damage to acknowledged
+    /// data (that is below the watermark, and in [`StoreInfo::problems`]).
+    pub fn tail_problems(&self) -> Vec<Problem> {
+        if self.in_use == Some(true) {
+            return Vec::new();
+        }
+        self.streams
+            .iter()
+            .flat_map(|s| s.buckets.iter())
+            .flat_map(|b| b.segments.iter())
+            .filter_map(|seg| match &seg.end {
+                ScanEnd::Tail { position, reason } => Some(Problem::at(
+                    &seg.path,
+                    *position,
+                    format!(
+                        "torn tail past the durable watermark: {reason} (never acknowledged; \
+                         `repair` or the next open cuts it)"
+                    ),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Messages in all streams.
     pub fn messages(&self) -> u64 {
         self.streams.iter().map(StreamInfo::messages).sum()
@@ -228,7 +263,8 @@ pub enum ScanEnd {
     Clean,
     /// At bytes past the durable watermark of the active segment that are not
     /// a valid record: a record being written, or a torn tail that recovery
-    /// will cut. Not a problem.
+    /// will cut. Not damage to acknowledged data (see
+    /// [`StoreInfo::tail_problems`]).
     Tail {
         /// Byte position where the valid records end.
         position: u64,

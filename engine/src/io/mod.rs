@@ -79,6 +79,11 @@ pub trait Vfs: Send + Sync + std::fmt::Debug {
     /// Takes an exclusive lock on the file at `path` (created if missing).
     /// Fails at once with `ErrorKind::WouldBlock` if someone else holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
+    /// Whether someone (this process or another) holds the lock of
+    /// [`Vfs::lock`] on the file at `path`, found without taking it and
+    /// without creating the file: `Some(false)` if there is no such file,
+    /// `None` if this file system cannot tell.
+    fn lock_held(&self, path: &Path) -> io::Result<Option<bool>>;
 }
 
 /// Releases the lock when dropped.

@@ -151,6 +151,52 @@ impl Vfs for RealFs {
             }
         }
     }
+
+    fn lock_held(&self, path: &Path) -> io::Result<Option<bool>> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(false)),
+            Err(e) => return Err(e),
+        };
+        // `lock` never follows a symlink: nothing can hold it through one.
+        if !meta.file_type().is_file() {
+            return Ok(Some(false));
+        }
+        // Listed by the kernel: asking needs no descriptor of the file, so a
+        // `Store::open` at the same moment is never refused because of it.
+        let mut text = String::new();
+        let read = File::open(PROC_LOCKS).and_then(|f| {
+            io::Read::read_to_string(&mut io::Read::take(f, PROC_LOCKS_BYTES_MAX), &mut text)
+        });
+        if read.is_err() {
+            return Ok(None);
+        }
+        let dev = meta.dev();
+        let file = (rustix::fs::major(dev), rustix::fs::minor(dev), meta.ino());
+        Ok(Some(text.lines().any(|l| flock_of(l) == Some(file))))
+    }
+}
+
+/// Where Linux lists the file locks held (`proc(5)`).
+const PROC_LOCKS: &str = "/proc/locks";
+
+/// Most bytes of [`PROC_LOCKS`] read (about 100,000 locks).
+const PROC_LOCKS_BYTES_MAX: u64 = 8 << 20;
+
+/// The file (device major and minor, inode) of a granted `flock` lock in
+/// one line of [`PROC_LOCKS`]: `1: FLOCK  ADVISORY  WRITE 6505 fe:00:5308729
+/// 0 EOF` (device numbers in hex); `None` for other lines (record locks,
+/// waiters marked `->`).
+fn flock_of(line: &str) -> Option<(u32, u32, u64)> {
+    let mut f = line.split_whitespace().skip(1);
+    if f.next()? != "FLOCK" {
+        return None;
+    }
+    let mut id = f.nth(3)?.split(':');
+    let major = u32::from_str_radix(id.next()?, 16).ok()?;
+    let minor = u32::from_str_radix(id.next()?, 16).ok()?;
+    let ino = id.next()?.parse().ok()?;
+    Some((major, minor, ino))
 }
 
 /// Reserves `from..len` of `file` without fallocate, as `posix_fallocate`
@@ -350,5 +396,53 @@ mod tests {
         // same handle starts where the last one ended.
         allocate_by_writing(&file, len, len + 5000).unwrap();
         assert_eq!(file.metadata().unwrap().len(), len + 5000);
+    }
+
+    #[test]
+    fn granted_flock_lines_name_their_file() {
+        assert_eq!(
+            flock_of("1: FLOCK  ADVISORY  WRITE 6505 fe:00:5308729 0 EOF"),
+            Some((0xfe, 0, 5308729))
+        );
+        assert_eq!(
+            flock_of("12: FLOCK  ADVISORY  READ 1 103:0a:7 0 EOF"),
+            Some((0x103, 0x0a, 7))
+        );
+        assert_eq!(
+            flock_of("1: -> FLOCK  ADVISORY  WRITE 6506 fe:00:5308729 0 EOF"),
+            None
+        );
+        assert_eq!(
+            flock_of("2: POSIX  ADVISORY  WRITE 77 fe:00:5308729 0 EOF"),
+            None
+        );
+        assert_eq!(flock_of("3: OFDLCK ADVISORY  READ -1 00:05:12 0 EOF"), None);
+        assert_eq!(flock_of(""), None);
+        assert_eq!(flock_of("4: FLOCK ADVISORY WRITE 1 zz:00:1 0 EOF"), None);
+    }
+
+    #[test]
+    fn a_held_lock_is_seen_without_taking_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        assert_eq!(RealFs.lock_held(&path).unwrap(), Some(false), "no file");
+        assert!(!path.exists(), "asking creates nothing");
+        let guard = RealFs.lock(&path).unwrap();
+        let held = RealFs.lock_held(&path).unwrap();
+        if std::path::Path::new(PROC_LOCKS).exists() {
+            assert_eq!(held, Some(true));
+        } else {
+            assert_eq!(held, None);
+        }
+        // Asking did not take it: it is still ours alone.
+        assert_eq!(
+            RealFs.lock(&path).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        drop(guard);
+        assert_ne!(RealFs.lock_held(&path).unwrap(), Some(true));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert_eq!(RealFs.lock_held(&link).unwrap(), Some(false));
     }
 }

@@ -881,6 +881,13 @@ impl Vfs for SimFs {
             }))
         }
     }
+
+    /// A query, not an operation: not counted, never failed.
+    fn lock_held(&self, path: &Path) -> io::Result<Option<bool>> {
+        let st = self.st();
+        let key = PathBuf::from("/").join(components(path)?.iter().collect::<PathBuf>());
+        Ok(Some(st.locks.contains(&key)))
+    }
 }
 
 impl SimFile {

@@ -7,7 +7,7 @@
 //!
 //! | type | data |
 //! |---|---|
-//! | `store` | `path`, `format_version` |
+//! | `store` | `path`, `format_version`, `in_use` (a process has it open; `null` if that cannot be told) |
 //! | `stream` | `name`, `path`, `priorities`, `buckets`, `messages`, `file_bytes` |
 //! | `bucket` | `stream`, `priority`, `path`, `messages`, `first_offset`, `last_offset`, `first_timestamp_us`, `last_timestamp_us`, `segments`, `file_bytes`, `data_bytes`, `quarantined` (paths) |
 //! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `problems` (count) |
@@ -94,9 +94,14 @@ fn human(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
         Some(v) => format!("format {v}"),
         None => "format unknown".to_string(),
     };
-    writeln!(out, "store {} ({version})", info.path.display())?;
+    let in_use = match info.in_use {
+        Some(true) => ", in use",
+        Some(false) => "",
+        None => ", in use: unknown",
+    };
+    writeln!(out, "store {} ({version}{in_use})", info.path.display())?;
     for s in &info.streams {
-        human_stream(s, out)?;
+        human_stream(s, info.in_use, out)?;
     }
     for p in &info.problems {
         writeln!(out, "problem: {p}")?;
@@ -115,7 +120,7 @@ fn human(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
     )
 }
 
-fn human_stream(s: &StreamInfo, out: &mut dyn Write) -> std::io::Result<()> {
+fn human_stream(s: &StreamInfo, in_use: Option<bool>, out: &mut dyn Write) -> std::io::Result<()> {
     let levels = match &s.config {
         Some(c) => plural(u64::from(c.priorities), "priority level", "priority levels"),
         None => "configuration unreadable".to_string(),
@@ -128,7 +133,7 @@ fn human_stream(s: &StreamInfo, out: &mut dyn Write) -> std::io::Result<()> {
         bytes(s.file_bytes())
     )?;
     for b in &s.buckets {
-        human_bucket(b, out)?;
+        human_bucket(b, in_use, out)?;
     }
     for c in &s.consumers {
         human_summary(c, out)?;
@@ -136,7 +141,7 @@ fn human_stream(s: &StreamInfo, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-fn human_bucket(b: &BucketInfo, out: &mut dyn Write) -> std::io::Result<()> {
+fn human_bucket(b: &BucketInfo, in_use: Option<bool>, out: &mut dyn Write) -> std::io::Result<()> {
     let mut line = format!(
         "  p{}: {}, {}",
         b.priority,
@@ -161,12 +166,16 @@ fn human_bucket(b: &BucketInfo, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(out, "{line}")?;
     for seg in &b.segments {
-        human_segment(seg, out)?;
+        human_segment(seg, in_use, out)?;
     }
     Ok(())
 }
 
-fn human_segment(seg: &SegmentInfo, out: &mut dyn Write) -> std::io::Result<()> {
+fn human_segment(
+    seg: &SegmentInfo,
+    in_use: Option<bool>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let name = seg
         .path
         .file_name()
@@ -191,10 +200,14 @@ fn human_segment(seg: &SegmentInfo, out: &mut dyn Write) -> std::io::Result<()> 
         bytes(seg.file_bytes),
     )?;
     match &seg.end {
-        ScanEnd::Tail { position, reason } => writeln!(
-            out,
-            "      tail at byte {position}: {reason} (not yet durable: being written, or torn)"
-        ),
+        ScanEnd::Tail { position, reason } => {
+            let what = match in_use {
+                Some(true) => "being written",
+                Some(false) => "a torn tail, never acknowledged",
+                None => "being written, or a torn tail",
+            };
+            writeln!(out, "      tail at byte {position}: {reason} ({what})")
+        }
         ScanEnd::Damaged => writeln!(out, "      damaged (see problems)"),
         ScanEnd::NotScanned => writeln!(out, "      not scanned (see problems)"),
         ScanEnd::Clean => Ok(()),
@@ -208,6 +221,7 @@ fn json_lines(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
         json!({
             "path": info.path.to_string_lossy(),
             "format_version": info.format_version,
+            "in_use": info.in_use,
         }),
     )?;
     for s in &info.streams {

@@ -1,6 +1,10 @@
 //! `tail`: the last messages of a stream, and with `-f` the new ones as they
 //! arrive: every 100 ms, the bytes appended to each bucket's segment since
 //! the last read (from the next record on, plus a page), following rolls.
+//! Each bucket's follow starts at the offset after the last record its first
+//! print read (not at the end the inspection found before: the store may
+//! have grown in between), and prints only offsets above those it printed,
+//! so each offset is printed once, in order.
 //!
 //! JSON Lines output: one `message` per message, as in `dump`.
 
@@ -135,14 +139,10 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
         if args.priority.is_some_and(|p| p != b.priority) {
             continue;
         }
-        let end = b.last_offset.map(|o| o + 1).or(b.first_offset).unwrap_or(0);
-        follow.push(Follow {
-            priority: b.priority,
-            dir: b.path.clone(),
-            segment: None,
-            cursor: None,
-            next: end,
-        });
+        // The follow goes on from where the first print's reading ended: the
+        // segments are read again after the inspection, and may hold more.
+        let mut next = b.last_offset.map(|o| o + 1).or(b.first_offset).unwrap_or(0);
+        let mut newest = true;
         let mut mine: Vec<Owned> = Vec::new();
         for seg in b.segments.iter().rev() {
             if mine.len() as u64 >= args.lines {
@@ -151,6 +151,16 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
             let Ok((one, bytes)) = inspect::read_segment_raw(&seg.path) else {
                 continue;
             };
+            if std::mem::take(&mut newest) {
+                if let Some(end) = one
+                    .records
+                    .last()
+                    .map(|r| r.offset + 1)
+                    .or(one.base_offset())
+                {
+                    next = end;
+                }
+            }
             let bytes = std::sync::Arc::new(bytes);
             let want = (args.lines as usize).saturating_sub(mine.len());
             let take = one.records.len().saturating_sub(want);
@@ -166,6 +176,13 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
             these.append(&mut mine);
             mine = these;
         }
+        follow.push(Follow {
+            priority: b.priority,
+            dir: b.path.clone(),
+            segment: None,
+            cursor: None,
+            next,
+        });
         last.extend(mine);
     }
     last.sort_by_key(|o| (o.record.timestamp_us, o.priority, o.record.offset));

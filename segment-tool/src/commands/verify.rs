@@ -100,27 +100,9 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
     };
     let mut problems = info.problems.clone();
     // A tail past the durable watermark is not damage to acknowledged data,
-    // but it is not part of the log either: verify reports it (on a live
-    // store it may be a record being written).
-    for seg in info
-        .streams
-        .iter()
-        .flat_map(|s| s.buckets.iter())
-        .flat_map(|b| b.segments.iter())
-    {
-        if let inspect::ScanEnd::Tail { position, reason } = &seg.end {
-            problems.push(inspect::Problem {
-                file: seg.path.clone(),
-                position: Some(*position),
-                reason: format!(
-                    "torn tail past the durable watermark: {reason} (never acknowledged; \
-                     `repair` or the next open cuts it; on a live store it may be a record \
-                     being written)"
-                ),
-                warning: false,
-            });
-        }
-    }
+    // but on a store nobody has open it is a torn tail, not part of the log:
+    // verify reports it. On a store in use it is the record being written.
+    problems.extend(info.tail_problems());
     problems.extend(blob_problems);
     let warnings = problems.iter().filter(|p| p.warning).count();
     let segments: usize = info
