@@ -43,7 +43,7 @@ fn waiting_receives_leave_a_current_thread_runtime_free() {
         for _ in 0..50 {
             let c = s.consumer("workers").unwrap();
             waiting.push(tokio::spawn(async move {
-                c.receive_async(LIVENESS).await.map(|d| {
+                c.receive_async(Duration::from_secs(3600)).await.map(|d| {
                     let d = d.expect("woken by a send, not the timeout");
                     let offset = d.offset();
                     d.ack().unwrap();
@@ -69,10 +69,16 @@ fn waiting_receives_leave_a_current_thread_runtime_free() {
         for i in 0..50u32 {
             s.send_async(&i.to_le_bytes()).await.unwrap();
         }
-        let mut got = BTreeSet::new();
-        for w in waiting {
-            got.insert(w.await.unwrap().unwrap());
-        }
+        // Each task is woken by a send (their own deadline is an hour away).
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut got = BTreeSet::new();
+            for w in waiting {
+                got.insert(w.await.unwrap().unwrap());
+            }
+            got
+        })
+        .await
+        .expect("a waiting receive was not woken by a send");
         assert_eq!(got, (0..50).collect());
     });
 }
@@ -190,11 +196,15 @@ fn lease_expiry_and_nack_delay_wake_an_async_receive() {
         for _ in 0..2 {
             // The receive's own deadline is far away: only the timer's
             // wake-up at the expiry or delay ends the wait in time.
-            let d = tokio::time::timeout(LIVENESS, c.receive_async(Duration::from_secs(3600)))
-                .await
-                .expect("not woken by the lease expiry or nack delay")
-                .unwrap()
-                .unwrap();
+            // `biased`: the bound is looked at first, so a receive that was
+            // not woken cannot slip through when the bound wakes the task.
+            let d = tokio::select! {
+                biased;
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {
+                    panic!("not woken by the lease expiry or nack delay")
+                }
+                r = c.receive_async(Duration::from_secs(3600)) => r.unwrap().unwrap(),
+            };
             assert_eq!(d.attempt(), 2);
             back.insert(d.offset());
             d.ack_async().await.unwrap();
