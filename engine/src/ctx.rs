@@ -1,20 +1,25 @@
 //! What every part of an open store shares: the file system, the options and
-//! the poison flag.
+//! the poison flag; the `store poisoned` and `slow sync` events
+//! ([`crate::events`]).
 
 use crate::background::Syncer;
-use crate::io::{DirEntry, EntryKind, LockGuard, OpenMode, VDir, VFile, Vfs};
+use crate::events;
+use crate::io::{DirEntry, EntryKind, LockGuard, MapMemory, OpenMode, VDir, VFile, Vfs};
 use crate::options::Options;
 use crate::{Error, Result};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 /// Shared state of one open store.
 #[derive(Debug)]
 pub(crate) struct Ctx {
     /// The store's file system, through [`Poisoning`]: a failed directory
     /// sync poisons the store whoever asked for it (an atomic small-file
-    /// write of `io`, a bucket's open, [`Ctx::open_dir`]).
+    /// write of `io`, a bucket's open, [`Ctx::open_dir`]), and every file
+    /// and directory sync is timed ([`Ctx::timed_sync`]).
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) opts: Options,
     pub(crate) root: PathBuf,
@@ -57,9 +62,38 @@ impl Ctx {
     }
 
     /// Marks the store poisoned: after a failed sync the kernel may have
-    /// dropped dirty pages, so nothing may be acknowledged any more.
-    pub(crate) fn poison(&self) {
-        self.poisoned.store(true, Ordering::Release);
+    /// dropped dirty pages, so nothing may be acknowledged any more. The
+    /// first call emits the `store poisoned` event: `what` failed on `path`
+    /// (`None` where no file is known) with `error`.
+    pub(crate) fn poison(
+        &self,
+        what: &'static str,
+        path: Option<&Path>,
+        error: &dyn std::fmt::Display,
+    ) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            poisoned_event(what, path, error);
+        }
+    }
+
+    /// Runs `sync`, a sync of `path` (`what`: see [`crate::events`]), and
+    /// emits the `slow sync` event if it took at least
+    /// [`Options::slow_sync_threshold`]: two clock readings, against the
+    /// tens of microseconds a sync takes at best.
+    #[inline]
+    pub(crate) fn timed_sync<T>(
+        &self,
+        what: &'static str,
+        path: &Path,
+        sync: impl FnOnce() -> T,
+    ) -> T {
+        let start = Instant::now();
+        let r = sync();
+        let took = start.elapsed();
+        if took >= self.opts.slow_sync {
+            slow_sync_event(what, path, took, self.opts.slow_sync);
+        }
+        r
     }
 
     /// Opens directory `dir`, to sync it once it has been changed. Open it
@@ -105,16 +139,60 @@ struct Poisoning {
 #[derive(Debug)]
 struct PoisoningDir {
     inner: Box<dyn VDir>,
+    path: PathBuf,
     ctx: Weak<Ctx>,
 }
 
 impl VDir for PoisoningDir {
     fn sync(&self) -> std::io::Result<()> {
-        self.inner.sync().inspect_err(|_| {
-            if let Some(ctx) = self.ctx.upgrade() {
-                ctx.poison();
-            }
-        })
+        let Some(ctx) = self.ctx.upgrade() else {
+            return self.inner.sync();
+        };
+        ctx.timed_sync("directory", &self.path, || self.inner.sync())
+            .inspect_err(|e| ctx.poison("sync directory", Some(&self.path), e))
+    }
+}
+
+/// A file opened through [`Poisoning`]: its syncs are timed (a failed file
+/// sync poisons where its caller says so: a temporary file that failed is
+/// dropped, and nothing rests on it).
+#[derive(Debug)]
+struct TimedFile {
+    inner: Arc<dyn VFile>,
+    path: PathBuf,
+    ctx: Weak<Ctx>,
+}
+
+impl VFile for TimedFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn allocate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.allocate(len)
+    }
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, pos)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        match self.ctx.upgrade() {
+            Some(ctx) => ctx.timed_sync("file", &self.path, || self.inner.sync()),
+            None => self.inner.sync(),
+        }
+    }
+    fn map_mut(&self, len: u64) -> std::io::Result<MapMemory> {
+        self.inner.map_mut(len)
+    }
+    fn map_read(&self, len: u64) -> std::io::Result<MapMemory> {
+        self.inner.map_read(len)
+    }
+    fn data_ranges(&self, range: Range<u64>) -> std::io::Result<Vec<Range<u64>>> {
+        self.inner.data_ranges(range)
     }
 }
 
@@ -129,7 +207,11 @@ impl Vfs for Poisoning {
         self.inner.kind(path)
     }
     fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn VFile>> {
-        self.inner.open(path, mode)
+        Ok(Arc::new(TimedFile {
+            inner: self.inner.open(path, mode)?,
+            path: path.to_path_buf(),
+            ctx: self.ctx.clone(),
+        }))
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         self.inner.rename(from, to)
@@ -143,6 +225,7 @@ impl Vfs for Poisoning {
     fn open_dir(&self, path: &Path) -> std::io::Result<Box<dyn VDir>> {
         Ok(Box::new(PoisoningDir {
             inner: self.inner.open_dir(path)?,
+            path: path.to_path_buf(),
             ctx: self.ctx.clone(),
         }))
     }
@@ -167,10 +250,36 @@ impl Dir<'_> {
     /// that a power cut takes away.
     pub(crate) fn sync(&self) -> Result<()> {
         self.handle.sync().map_err(|e| {
-            self.ctx.poison();
+            self.ctx.poison("sync directory", Some(self.path), &e);
             Error::io("sync directory", self.path, e)
         })
     }
+}
+
+/// The `store poisoned` event (cold: once per store at most).
+#[cold]
+fn poisoned_event(what: &'static str, path: Option<&Path>, error: &dyn std::fmt::Display) {
+    let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+    tracing::error!(
+        target: events::POISON,
+        what,
+        path = %path,
+        error = %error,
+        "store poisoned"
+    );
+}
+
+/// The `slow sync` event.
+#[cold]
+fn slow_sync_event(what: &'static str, path: &Path, took: Duration, threshold: Duration) {
+    tracing::warn!(
+        target: events::SYNC,
+        what,
+        path = %path.display(),
+        duration_us = crate::limits::micros_saturating(took),
+        threshold_us = crate::limits::micros_saturating(threshold),
+        "slow sync"
+    );
 }
 
 /// Microseconds since the Unix epoch (0 if the clock is before it,

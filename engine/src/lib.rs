@@ -25,6 +25,7 @@ mod blob;
 mod consumer;
 mod ctx;
 mod error;
+pub mod events;
 #[cfg(feature = "sim")]
 #[doc(hidden)]
 pub mod format;
@@ -58,6 +59,7 @@ pub use log::Record;
 pub use message::{dead_letter_headers, request_headers, Message};
 pub use options::{
     Durability, Options, StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN,
+    SLOW_SYNC_THRESHOLD,
 };
 pub use report::{RecoveryReport, TornTail};
 pub use request::REPLY_CONSUMER;
