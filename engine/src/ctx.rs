@@ -194,6 +194,9 @@ impl VFile for TimedFile {
     fn data_ranges(&self, range: Range<u64>) -> std::io::Result<Vec<Range<u64>>> {
         self.inner.data_ranges(range)
     }
+    fn allocated_bytes(&self) -> std::io::Result<Option<u64>> {
+        self.inner.allocated_bytes()
+    }
 }
 
 impl Vfs for Poisoning {
