@@ -16,6 +16,15 @@
 //!
 //! The design (on-disk format, durability and recovery rules, the memory-map
 //! soundness argument) is in DESIGN.md at the repository root.
+//!
+//! # Observability
+//!
+//! Spool emits structured events through `tracing` (recovery findings,
+//! retention deletions, dead letters, the store poisoned, slow syncs,
+//! consumer journal rotations): [`events`] lists each by target, level,
+//! message and fields. [`Consumer::stats`] gives a consumer's figures
+//! (undelivered, in flight, lag, age of the oldest unacknowledged message,
+//! redeliveries, dead letters), cheap enough to poll.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
