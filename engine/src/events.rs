@@ -10,8 +10,9 @@
 //! targets below. Without a subscriber an event costs one relaxed atomic
 //! load. None is emitted per message: sends, receives, acks and syncs emit
 //! nothing unless a sync is slow, a message is dead-lettered or the store
-//! is poisoned; the slow-sync check is one clock reading before and after
-//! each sync (tens of nanoseconds against tens of microseconds).
+//! is poisoned; the slow-sync check is two readings of the coarse monotonic
+//! clock around each sync (a few nanoseconds, against tens of microseconds
+//! for a sync on a disk).
 //!
 //! | target | level | message | fields |
 //! |---|---|---|---|
@@ -49,7 +50,10 @@
 //!   `path` (empty where no file is known) with `error`.
 //! - `slow sync`: an `msync` or `fsync` of the open store that took at least
 //!   the threshold: `what` (`segment`, `sealed segment`, `segment header`,
-//!   `consumer journal`, `file`, `directory`, `recovered segment`), `path`.
+//!   `consumer journal`, `file`, `directory`, `recovered segment`), `path`,
+//!   `duration_us` as measured on the coarse monotonic clock (within one
+//!   kernel tick, 4 ms on most kernels; a sync is reported once that reaches
+//!   the threshold plus one tick).
 //! - `journal rotated`: a consumer wrote a checkpoint of `generation` and
 //!   started the journal `journal` of `journal_bytes` bytes.
 //!

@@ -164,8 +164,12 @@ impl Options {
     /// A sync (`msync` or `fsync` of a segment, a consumer journal, any
     /// other file or a directory) that takes at least this long emits the
     /// `slow sync` warning event (see [`crate::events`]): which file, how
-    /// long. Default = [`SLOW_SYNC_THRESHOLD`] (250 ms); at least 1 ms
-    /// (below, every sync would be reported); `Duration::MAX` reports none.
+    /// long. Syncs are timed with the kernel's coarse monotonic clock (it
+    /// costs next to nothing; its resolution is one kernel tick, 4 ms on
+    /// most kernels), and a sync is reported once its measured time reaches
+    /// this plus that resolution, so that one reported really took this
+    /// long. Default = [`SLOW_SYNC_THRESHOLD`] (250 ms); at least 1 ms;
+    /// `Duration::MAX` reports none.
     pub fn slow_sync_threshold(mut self, threshold: Duration) -> Self {
         self.slow_sync = threshold;
         self

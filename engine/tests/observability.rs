@@ -331,7 +331,9 @@ fn a_slow_sync_is_a_warning_with_its_file_and_duration() {
         e.field("path"),
         "/db/streams/orders/p0/00000000000000000000.seg"
     );
-    assert!(e.u64("duration_us") >= 20_000, "{e:?}");
+    // Measured on the coarse monotonic clock: within one tick (4 ms on
+    // most kernels, 10 ms at most) of the 20 ms the sync took.
+    assert!(e.u64("duration_us") >= 10_000, "{e:?}");
     assert_eq!(e.u64("threshold_us"), 5_000);
     // A directory sync is timed too (a new stream's creation syncs some).
     fs.set_sync_delay(Duration::from_millis(20));
