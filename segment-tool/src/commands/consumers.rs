@@ -5,7 +5,7 @@
 //!
 //! | type | data |
 //! |---|---|
-//! | `consumer` | as in `info` (see [`consumer_json`]) |
+//! | `consumer` | as in `info` (see [`consumer_json`]), without `oldest_unacked_age_us` |
 //! | `problem` | `file`, `position`, `reason` |
 //! | `summary` | `stream`, `consumers`, `problems` |
 //!

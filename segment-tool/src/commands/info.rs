@@ -21,6 +21,14 @@
 //! `problem` lines come after the last stream, then the store's `disk`
 //! line, and `summary` is last.
 //!
+//! The `consumer` record also holds `undelivered` (never delivered, all
+//! levels), `lag` (all levels), `oldest_unacked_timestamp_us` (the oldest
+//! message not acknowledged, all levels; `null` if none) and
+//! `oldest_unacked_age_us` (now − that timestamp), and each of its
+//! `buckets` `undelivered`, `oldest_unacked_offset` and
+//! `oldest_unacked_timestamp_us`; the human output shows them on the line
+//! `consumer <name> figures:` after the stream's consumers.
+//!
 //! Disk figures count every regular file: segments (created at their full
 //! size and filled in, so their apparent size runs ahead of the disk they
 //! use), indexes, marks, quarantined tails, consumer configurations,
