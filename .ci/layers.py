@@ -17,7 +17,7 @@ LAYERS = {
     "name": 1, "layout": 1, "message": 1, "report": 1,
     "format": 2,
     "io": 3,
-    "options": 4, "background": 4, "notify": 4,
+    "options": 4, "background": 4, "notify": 4, "wake": 4,
     "ctx": 5,
     "group_commit": 6,
     "blob": 7,

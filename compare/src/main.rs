@@ -11,6 +11,7 @@
 //! Scratch directories go under `SPOOL_BENCH_DIR` if set, else the system's
 //! temporary directory. `--help` lists the options.
 
+mod async_rows;
 mod check;
 mod engine;
 mod engines;
@@ -372,7 +373,7 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
         }
         Workload::W2 if !e.can_sync() => na(&[Row::W2], "no fsync"),
         Workload::W3 if !e.can_sync() => na(&[Row::W3], "no fsync"),
-        Workload::W3c if !e.can_sync() => na(&[Row::W3c], "no fsync"),
+        Workload::W3c if !e.can_sync() => na(&[Row::W3c, Row::W3cAsync], "no fsync"),
         Workload::W2 => {
             let d = workloads::durable_sends(e, dir, sizes.w2, SMALL, W2_BATCH)?;
             vec![(Row::W2, per_sec(sizes.w2, d))]
@@ -383,10 +384,23 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
         }
         Workload::W3c => {
             let d = workloads::concurrent_durable_sends(e, dir, PRODUCERS, sizes.w3c_per, SMALL)?;
-            vec![(Row::W3c, per_sec(sizes.w3c_per * PRODUCERS as u64, d))]
+            let n = sizes.w3c_per * PRODUCERS as u64;
+            let tasks = if is_spool {
+                let d = async_rows::durable_sends(
+                    &dir.join("async"),
+                    PRODUCERS,
+                    COMPETING,
+                    sizes.w3c_per,
+                    SMALL,
+                )?;
+                per_sec(n, d)
+            } else {
+                Cell::Na("")
+            };
+            vec![(Row::W3c, per_sec(n, d)), (Row::W3cAsync, tasks)]
         }
         Workload::F8 if !is_spool => na(&[Row::F8One, Row::F8Many, Row::F8Ratio], ""),
-        Workload::C4 if !is_spool => na(&[Row::C4], ""),
+        Workload::C4 if !is_spool => na(&[Row::C4, Row::C4Async], ""),
         Workload::F8 => {
             let t = spool_only::fan_out(dir, sizes.f8, SMALL, SUBSCRIBERS)?;
             let (one, many) = (secs(t.one) * 1e3, secs(t.many) * 1e3);
@@ -398,7 +412,11 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
         }
         Workload::C4 => {
             let d = spool_only::competing(dir, sizes.c4, SMALL, COMPETING)?;
-            vec![(Row::C4, per_sec(sizes.c4, d))]
+            let a = async_rows::competing(&dir.join("async"), sizes.c4, SMALL, COMPETING)?;
+            vec![
+                (Row::C4, per_sec(sizes.c4, d)),
+                (Row::C4Async, per_sec(sizes.c4, a)),
+            ]
         }
         Workload::O => return Err("workload O is run by run_open".into()),
         Workload::M => return Err("workload M is run by run_memory".into()),

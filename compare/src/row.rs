@@ -18,6 +18,8 @@ pub enum Row {
     W3,
     /// W3c, msg/s.
     W3c,
+    /// W3c with tokio tasks and `send_async` (Spool only), msg/s.
+    W3cAsync,
     /// W4 send, MB/s.
     W4Send,
     /// W4 receive + ack, MB/s.
@@ -32,6 +34,8 @@ pub enum Row {
     F8Ratio,
     /// C4, msg/s.
     C4,
+    /// C4 with tokio tasks, `receive_async` + `ack_async`, msg/s.
+    C4Async,
     /// O, full size, clean close, ms.
     OpenClean,
     /// O, quarter size, clean close, ms.
@@ -116,6 +120,7 @@ impl Row {
                 "W3c durable, {PRODUCERS} producers, {} \u{d7} {small} (msg/s)",
                 n(sizes.w3c_per * PRODUCERS as u64)
             ),
+            Row::W3cAsync => format!("W3c async: {PRODUCERS} tokio tasks, `send_async` (msg/s)"),
             Row::W4Send => format!(
                 "W4 send, {} \u{d7} {} KiB, no fsync (MB/s)",
                 n(sizes.w4),
@@ -130,6 +135,9 @@ impl Row {
                 "C4 {COMPETING} competing consumers, {} \u{d7} {small} (msg/s)",
                 n(sizes.c4)
             ),
+            Row::C4Async => {
+                format!("C4 async: {COMPETING} tokio tasks, `receive_async` + `ack_async` (msg/s)")
+            }
             Row::OpenClean => format!(
                 "O open, {}, {open_segments} segment{}, clean close (ms)",
                 bytes(sizes.open_bytes),
@@ -175,6 +183,7 @@ impl Row {
             Row::MemoryQueued => "anonymous memory",
             Row::DiskQueued => "disk queued",
             Row::DiskDrained => "disk drained",
+            Row::W3cAsync | Row::C4Async => "async",
             Row::W2 | Row::W3 | Row::W3c | Row::C4 => "",
         }
     }

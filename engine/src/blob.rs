@@ -26,6 +26,26 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 const CHUNK: usize = 1 << 20;
 
 /// A reference to a claim-checked payload: its BLAKE3 hash and length.
+///
+/// ```
+/// use spool::{Options, Store, StreamConfig};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let config = StreamConfig::default().claim_check_threshold(1024);
+///     let files = store.create_stream("files", config)?;
+///     let small = files.send(b"tiny")?;
+///     let large = files.send(&[9; 4096])?;
+///
+///     assert!(files.read(small)?.unwrap().claim_check().is_none()); // in the log
+///     let cc = files.read(large)?.unwrap().claim_check().expect("over the threshold");
+///     assert_eq!(cc.len, 4096);
+///     assert_eq!(cc.hash, *blake3::hash(&[9; 4096]).as_bytes());
+///     assert_eq!(cc.hex().len(), 64);
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClaimCheck {
     /// BLAKE3 hash of the payload.

@@ -1,6 +1,6 @@
-//! What every part of an open store shares: the file system, the options and
-//! the poison flag; the `store poisoned` and `slow sync` events
-//! ([`crate::events`]).
+//! What every part of an open store shares: the file system, the options,
+//! the poisoned and closed flags, and the store's lock; the `store poisoned`
+//! and `slow sync` events ([`crate::events`]).
 
 use crate::background::Syncer;
 use crate::events;
@@ -9,8 +9,8 @@ use crate::options::Options;
 use crate::{Error, Result};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// Shared state of one open store.
@@ -23,7 +23,9 @@ pub(crate) struct Ctx {
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) opts: Options,
     pub(crate) root: PathBuf,
-    poisoned: AtomicBool,
+    /// [`POISONED`] and [`CLOSED`] bits: one load tells an operation
+    /// whether it may go on.
+    flags: AtomicU8,
     /// A sync that takes this long on [`SYNC_CLOCK`] (nanoseconds) is
     /// reported: [`Options::slow_sync_threshold`] plus the clock's
     /// resolution, so that a sync reported really took the threshold.
@@ -31,10 +33,20 @@ pub(crate) struct Ctx {
     /// Wakes the background sync thread, if the store runs one (which holds
     /// this and not the context, so that it never keeps the store locked).
     pub(crate) syncer: Arc<Syncer>,
-    /// Held while anything of the store is alive: streams keep the store
-    /// locked even after the `Store` handle is dropped.
-    _lock: Box<dyn LockGuard>,
+    /// Held while anything of the store is alive (streams keep the store
+    /// locked after the `Store` handle is dropped), until `Store::close`
+    /// lets it go.
+    lock: Mutex<Option<Box<dyn LockGuard>>>,
+    /// Deadlines of waiting futures (a thread, started when first used).
+    pub(crate) timer: Arc<crate::wake::Timer>,
+    /// Blocking steps of futures: syncs (a thread, started when first used).
+    pub(crate) worker: Arc<crate::wake::Worker>,
 }
+
+/// A sync failed: nothing may be acknowledged any more.
+const POISONED: u8 = 1;
+/// `Store::close` was called: every operation fails with `Closed`.
+const CLOSED: u8 = 2;
 
 impl Ctx {
     pub(crate) fn new(
@@ -43,6 +55,7 @@ impl Ctx {
         root: PathBuf,
         lock: Box<dyn LockGuard>,
     ) -> Arc<Ctx> {
+        register_lock(&root, true);
         let resolution = rustix::time::clock_getres(SYNC_CLOCK);
         let slow_sync_ns = nanos(opts.slow_sync).saturating_add(timespec_ns(resolution));
         Arc::new_cyclic(|me| Ctx {
@@ -53,16 +66,33 @@ impl Ctx {
             slow_sync_ns,
             opts,
             root,
-            poisoned: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
             syncer: Arc::default(),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
+            timer: Arc::default(),
+            worker: Arc::default(),
         })
     }
 
-    /// Fails with [`Error::Poisoned`] once a sync has failed.
+    /// Fails with [`Error::Closed`] once the store is closed, with
+    /// [`Error::Poisoned`] once a sync has failed. Every write checks it
+    /// under the lock that orders it (a bucket's writer, a consumer's
+    /// state, ...), so that once `Store::close` has taken each such lock
+    /// after setting the flag, nothing of this process writes any more.
     #[inline]
     pub(crate) fn check(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
+        match self.flags.load(Ordering::Acquire) {
+            0 => Ok(()),
+            f if f & CLOSED != 0 => Err(Error::Closed),
+            _ => Err(Error::Poisoned),
+        }
+    }
+
+    /// Fails with [`Error::Poisoned`] once a sync has failed; a closed store
+    /// still syncs (`Store::close` makes everything durable after closing).
+    #[inline]
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        if self.is_poisoned() {
             return Err(Error::Poisoned);
         }
         Ok(())
@@ -78,7 +108,7 @@ impl Ctx {
         path: Option<&Path>,
         error: &dyn std::fmt::Display,
     ) {
-        if !self.poisoned.swap(true, Ordering::AcqRel) {
+        if self.flags.fetch_or(POISONED, Ordering::AcqRel) & POISONED == 0 {
             poisoned_event(what, path, error);
         }
     }
@@ -106,6 +136,24 @@ impl Ctx {
         r
     }
 
+    /// Marks the store closed (see [`Ctx::check`]).
+    pub(crate) fn mark_closed(&self) {
+        self.flags.fetch_or(CLOSED, Ordering::AcqRel);
+    }
+
+    /// Whether the store is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Lets go of the store's lock (another process may open it now).
+    pub(crate) fn unlock(&self) {
+        if let Some(l) = self.lock.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            drop(l);
+            register_lock(&self.root, false);
+        }
+    }
+
     /// Opens directory `dir`, to sync it once it has been changed. Open it
     /// before changing it: a failure to open it (no descriptor left,
     /// [`Error::TooManyOpenFiles`]) is then an error of this call only,
@@ -129,8 +177,44 @@ impl Ctx {
 
     /// Whether the store is poisoned.
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire)
+        self.flags.load(Ordering::Acquire) & POISONED != 0
     }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.unlock();
+    }
+}
+
+/// The stores this process holds locked (their directories as opened).
+static LOCKED_HERE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Records that this process took (`held`) or let go of the lock of the
+/// store in `root`.
+fn register_lock(root: &Path, held: bool) {
+    let key = lock_key(root);
+    let mut g = LOCKED_HERE.lock().unwrap_or_else(|e| e.into_inner());
+    if held {
+        g.push(key);
+    } else if let Some(i) = g.iter().position(|p| *p == key) {
+        g.swap_remove(i);
+    }
+}
+
+/// Whether this process holds the lock of the store in `root`.
+pub(crate) fn locked_by_this_process(root: &Path) -> bool {
+    let key = lock_key(root);
+    LOCKED_HERE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&key)
+}
+
+/// The store directory as one name (resolved if it exists on the real file
+/// system; a simulated one is taken as given).
+fn lock_key(root: &Path) -> PathBuf {
+    std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())
 }
 
 /// The store's file system as the engine sees it: every call goes to the

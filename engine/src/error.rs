@@ -10,6 +10,46 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Corruption errors name the file and the byte position; I/O errors name the
 /// operation and the path. Messages say what to do about it.
+///
+/// The enum is `#[non_exhaustive]`: a `match` ends with a catch-all arm.
+///
+/// ```
+/// use spool::{Error, Message, Options, Store, StreamConfig};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default().message_bytes_max(1024))?;
+///     let tasks = store.create_stream("tasks", StreamConfig::default().priorities(2))?;
+///
+///     let refused = [
+///         tasks.send(&[0; 4096]),
+///         tasks.send_message(Message::new(b"job").priority(5)),
+///         store.create_stream("tasks", StreamConfig::default()).map(|_| 0),
+///         store.stream("no spaces").map(|_| 0),
+///     ];
+///     for result in refused {
+///         match result {
+///             Err(Error::MessageTooLarge { bytes, limit }) => assert!(bytes > limit),
+///             Err(Error::InvalidPriority { priority, priorities }) => {
+///                 assert_eq!((priority, priorities), (5, 2))
+///             }
+///             Err(Error::StreamExists { name }) => assert_eq!(name, "tasks"),
+///             Err(e @ Error::InvalidName { .. }) => {
+///                 assert!(e.to_string().starts_with("invalid name \"no spaces\""))
+///             }
+///             // Free space and retry: nothing was written.
+///             Err(Error::DiskFull { path }) => eprintln!("{} is full", path.display()),
+///             // Damaged data: inspect the store with `segment-tool`.
+///             Err(Error::Corrupt { file, position, .. }) => {
+///                 eprintln!("damage in {} at byte {position}", file.display())
+///             }
+///             Err(other) => return Err(other.into()),
+///             Ok(_) => panic!("each of these is refused"),
+///         }
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -45,11 +85,19 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// Another `Store` (in this process or another one) has the store open.
-    #[error("store {path} is locked: is another process or another Store using it?")]
+    /// Another `Store` has the store open: in this process (a handle of an
+    /// earlier `Store::open` that was not closed is still alive: a stream,
+    /// a consumer, a delivery) or in another process.
+    #[error("store {path} is locked {}", if *.this_process {
+        "by this process: a handle of an earlier open (a store, stream, consumer or delivery) is still alive; close the store or drop them"
+    } else {
+        "by another process"
+    })]
     Locked {
         /// The store directory.
         path: PathBuf,
+        /// Whether this process holds the lock.
+        this_process: bool,
     },
 
     /// A stream or consumer name is not `[A-Za-z0-9_.-]{1,128}` or starts with `.`.

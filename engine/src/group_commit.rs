@@ -113,11 +113,11 @@ impl GroupCommit {
         sync: impl Fn() -> std::io::Result<u64>,
     ) -> Result<()> {
         if self.durable() >= target {
-            return ctx.check();
+            return ctx.check_poisoned();
         }
         let mut g = self.lock();
         loop {
-            ctx.check()?;
+            ctx.check_poisoned()?;
             if g.durable >= target {
                 return Ok(());
             }
@@ -163,7 +163,7 @@ impl GroupCommit {
                     let reached = g.durable >= target;
                     self.wake(g);
                     if reached {
-                        return ctx.check();
+                        return ctx.check_poisoned();
                     }
                     g = self.lock();
                 }

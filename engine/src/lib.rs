@@ -5,14 +5,53 @@
 //!
 //! ```
 //! use spool::{Options, Store};
-//! # let dir = tempfile::tempdir().unwrap();
-//! let store = Store::open(dir.path(), Options::default())?;
-//! let orders = store.stream("orders")?;
-//! let offset = orders.send(b"order #1")?;          // on disk when it returns
-//! let rec = orders.read(offset)?.expect("just sent");
-//! assert_eq!(rec.payload(), b"order #1");
-//! # Ok::<(), spool::Error>(())
+//! use std::time::Duration;
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let dir = tempfile::tempdir()?;
+//!     let store = Store::open(dir.path(), Options::default())?;
+//!     let orders = store.stream("orders")?;
+//!     let offset = orders.send(b"order #1")?; // on disk when it returns
+//!     let record = orders.read(offset)?.expect("just sent");
+//!     assert_eq!(record.payload(), b"order #1");
+//!
+//!     let kitchen = orders.consumer("kitchen")?; // a durable, named cursor
+//!     let order = kitchen.receive(Duration::from_secs(1))?.expect("order #1");
+//!     order.ack()?;
+//!     Ok(())
+//! }
 //! ```
+//!
+//! # The API
+//!
+//! - [`Store`]: a locked directory of named [`Stream`]s ([`Store::open`]
+//!   with [`Options`] and a [`Durability`]; what recovery did at open is its
+//!   [`RecoveryReport`]).
+//! - [`Stream`]: an append-only log per priority level. [`Stream::send`],
+//!   [`Stream::send_message`] (a [`Message`] with headers and a priority),
+//!   [`Stream::send_batch`], [`Stream::send_reader`]; [`Stream::read`] and
+//!   [`Stream::iter_from`] return [`Record`]s. Created with a
+//!   [`StreamConfig`].
+//! - [`Consumer`]: a named, durable cursor over a stream
+//!   ([`Stream::consumer`], [`Stream::consumer_with`] and a
+//!   [`ConsumerConfig`]); [`Consumer::receive`] leases a [`Delivery`], to
+//!   [`ack`](Delivery::ack) or [`nack`](Delivery::nack).
+//! - Every failure is an [`Error`].
+//!
+//! The messaging patterns on these:
+//!
+//! | pattern | how |
+//! |---|---|
+//! | queue | one consumer name; [`Delivery::ack`], [`Delivery::nack`], leases that expire |
+//! | publish/subscribe | one consumer name per subscriber; [`Consumer::ack_up_to`] |
+//! | competing consumers | many handles or threads on one name; [`ConsumerConfig::max_deliveries`] and [`ConsumerConfig::dead_letter`] |
+//! | priority queue | [`StreamConfig::priorities`], [`Message::priority`], [`ConsumerConfig::starvation_limit`] |
+//! | request/response | [`Stream::request`] (or [`Stream::send_request`] and [`Store::wait_reply`]), [`Delivery::reply`] |
+//! | claim check | [`StreamConfig::claim_check_threshold`], [`Stream::send_reader`], [`Record::open_payload`] |
+//!
+//! Each pattern has a program in the repository's `engine/examples/`
+//! (`cargo run --release --example queue`, `pubsub`, `competing`,
+//! `request_response`, `priority`, `claim_check`; `tour` runs them all).
 //!
 //! The design (on-disk format, durability and recovery rules, the memory-map
 //! soundness argument) is in DESIGN.md at the repository root.
@@ -58,10 +97,12 @@ mod report;
 mod request;
 mod store;
 mod stream;
+mod wake;
 
 pub use blob::ClaimCheck;
 pub use consumer::{
-    Consumer, ConsumerBucketStats, ConsumerConfig, ConsumerStats, Delivery, StartAt,
+    Consumer, ConsumerBucketStats, ConsumerConfig, ConsumerStats, Deliveries, Delivery, Receive,
+    ReceiveBatch, StartAt,
 };
 pub use error::{Error, Result};
 pub use log::Record;
@@ -71,9 +112,10 @@ pub use options::{
     SLOW_SYNC_THRESHOLD,
 };
 pub use report::{RecoveryReport, TornTail};
-pub use request::REPLY_CONSUMER;
+pub use request::{Request, WaitReply, REPLY_CONSUMER};
 pub use store::Store;
 pub use stream::{BucketStats, Iter, Stream, StreamStats};
+pub use wake::Durable;
 
 /// The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,11 +1,30 @@
 //! Messages going in ([`Message`]), and the header names Spool itself sets
 //! on messages (requests, replies, dead letters).
 
-/// A message to send: a payload, optional headers and a priority.
+/// A message to send: a payload, optional headers and a priority. It
+/// borrows its parts; [`Stream::send_message`](crate::Stream::send_message)
+/// and [`Stream::send_batch`](crate::Stream::send_batch) take it.
 ///
 /// ```
-/// use spool::Message;
-/// let m = Message::new(b"order #1").header("reply-to", "replies").priority(2);
+/// use spool::{Message, Options, Store, StreamConfig};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let orders = store.create_stream("orders", StreamConfig::default().priorities(3))?;
+///
+///     let body = format!("{} x espresso", 2);
+///     let message = Message::new(&body) // bytes: &str, &[u8], &Vec<u8>, ...
+///         .header("customer", "ada")
+///         .header("table", &[7u8])
+///         .priority(2);
+///     let offset = orders.send_message(message)?;
+///
+///     let record = orders.read_priority(2, offset)?.unwrap();
+///     assert_eq!(record.payload(), body.as_bytes());
+///     assert_eq!(record.header("table"), Some(&[7u8][..]));
+///     Ok(())
+/// }
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Message<'a> {
@@ -25,13 +44,57 @@ impl<'a> Message<'a> {
     }
 
     /// Adds a header. Keys are 1..=255 bytes of UTF-8, values up to 65,535
-    /// bytes, all headers of a message together up to 65,535 bytes encoded.
+    /// bytes, all headers of a message together up to 65,535 bytes encoded;
+    /// beyond, the send fails with
+    /// [`Error::InvalidHeaders`](crate::Error::InvalidHeaders). A key may
+    /// repeat: [`Record::header`](crate::Record::header) finds the first,
+    /// [`Record::headers`](crate::Record::headers) lists all in order.
+    ///
+    /// ```
+    /// use spool::{Error, Message, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let mail = store.stream("mail")?;
+    ///     let m = Message::new(b"hello").header("to", "ada").header("to", "grace");
+    ///     let offset = mail.send_message(m)?;
+    ///
+    ///     let record = mail.read(offset)?.unwrap();
+    ///     assert_eq!(record.header("to"), Some(&b"ada"[..]));
+    ///     assert_eq!(record.headers().filter(|(k, _)| *k == "to").count(), 2);
+    ///
+    ///     let empty_key = mail.send_message(Message::new(b"hello").header("", "?"));
+    ///     assert!(matches!(empty_key, Err(Error::InvalidHeaders { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn header(mut self, key: &'a str, value: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
         self.headers.push((key, value.as_ref()));
         self
     }
 
-    /// Sets the priority level (0 = lowest, below the stream's `priorities`).
+    /// Sets the priority level (0 = lowest, below the stream's `priorities`;
+    /// [`Error::InvalidPriority`](crate::Error::InvalidPriority) otherwise).
+    ///
+    /// ```
+    /// use spool::{Error, Message, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let alerts = store.create_stream("alerts", StreamConfig::default().priorities(2))?;
+    ///     alerts.send_message(Message::new(b"disk 80% full").priority(0))?;
+    ///     alerts.send_message(Message::new(b"disk 99% full").priority(1))?;
+    ///
+    ///     let next = alerts.consumer("pager")?.try_receive()?.unwrap();
+    ///     assert_eq!(next.payload(), b"disk 99% full"); // the higher level first
+    ///
+    ///     let too_high = alerts.send_message(Message::new(b"?").priority(2));
+    ///     assert!(matches!(too_high, Err(Error::InvalidPriority { priorities: 2, .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn priority(mut self, priority: u8) -> Self {
         self.priority = priority;
         self
@@ -67,7 +130,29 @@ impl<'a> From<&'a str> for Message<'a> {
     }
 }
 
-/// Header names of request/response.
+/// Header names of request/response: [`Stream::send_request`] and
+/// [`Stream::request`] set them on the request, [`Delivery::reply`] copies
+/// the correlation id onto the reply.
+///
+/// [`Stream::send_request`]: crate::Stream::send_request
+/// [`Stream::request`]: crate::Stream::request
+/// [`Delivery::reply`]: crate::Delivery::reply
+///
+/// ```
+/// use spool::{request_headers, Message, Options, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let quotes = store.stream("quotes")?;
+///     let id = quotes.send_request(Message::new(b"espresso"), "quotes.replies")?;
+///
+///     let request = quotes.read(0)?.unwrap();
+///     assert_eq!(request.header(request_headers::REPLY_TO), Some(&b"quotes.replies"[..]));
+///     assert_eq!(request.header(request_headers::CORRELATION_ID), Some(id.as_bytes()));
+///     Ok(())
+/// }
+/// ```
 pub mod request_headers {
     /// The stream a reply goes to.
     pub const REPLY_TO: &str = "reply-to";
@@ -75,7 +160,32 @@ pub mod request_headers {
     pub const CORRELATION_ID: &str = "correlation-id";
 }
 
-/// Header names set on a dead-lettered message.
+/// Header names set on a dead-lettered message, beside the headers it was
+/// sent with.
+///
+/// ```
+/// use spool::{dead_letter_headers as dl, ConsumerConfig, Options, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let jobs = store.stream("jobs")?;
+///     jobs.send(b"poison")?;
+///     let config = ConsumerConfig::default().max_deliveries(1).dead_letter("jobs.dead");
+///     let worker = jobs.consumer_with("worker", config)?;
+///     worker.try_receive()?.unwrap().nack()?;
+///     assert!(worker.try_receive()?.is_none()); // moved to "jobs.dead"
+///
+///     let dead = store.stream("jobs.dead")?.read(0)?.unwrap();
+///     assert_eq!(dead.payload(), b"poison");
+///     assert_eq!(dead.header(dl::STREAM), Some(&b"jobs"[..]));
+///     assert_eq!(dead.header(dl::CONSUMER), Some(&b"worker"[..]));
+///     assert_eq!(dead.header(dl::OFFSET), Some(&b"0"[..]));
+///     assert_eq!(dead.header(dl::ATTEMPTS), Some(&b"1"[..]));
+///     assert_eq!(dead.header(dl::REASON), None); // `nack_with` gives one
+///     Ok(())
+/// }
+/// ```
 pub mod dead_letter_headers {
     /// The stream the message came from.
     pub const STREAM: &str = "spool-dead-letter-stream";

@@ -11,16 +11,32 @@
 //! receiver sees the message.
 
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Instant;
 
-/// A sequence number with waiters.
+/// A sequence number with waiters: threads (on the condition variable) and
+/// tasks (their wakers).
 #[derive(Debug, Default)]
 pub(crate) struct Notify {
-    seq: Mutex<u64>,
+    st: Mutex<State>,
     cv: Condvar,
+    /// Registered waiters of both kinds.
     waiters: AtomicUsize,
 }
+
+#[derive(Debug, Default)]
+struct State {
+    seq: u64,
+    /// The wakers of registered tasks not woken since they registered.
+    wakers: Vec<(u64, Waker)>,
+    next_key: u64,
+}
+
+/// A task's registration (see [`Notify::register`]); give it back with
+/// [`Notify::deregister`].
+#[derive(Debug)]
+pub(crate) struct TaskKey(u64);
 
 /// A registered receiver; look for messages, then [`Waiter::wait_until`].
 #[derive(Debug)]
@@ -34,8 +50,53 @@ impl Notify {
     pub(crate) fn prepare(&self) -> Waiter<'_> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let seen = *self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = self.lock().seq;
         Waiter { notify: self, seen }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a task about to look for messages (as [`Notify::prepare`]
+    /// a thread): the next notification wakes `waker`. Called again on
+    /// every poll with the same `key` (the first time with `None`): it
+    /// stores the current waker. The task looks for messages after this.
+    pub(crate) fn register(&self, key: &mut Option<TaskKey>, waker: &Waker) {
+        let k = match key {
+            Some(k) => k.0,
+            None => {
+                self.waiters.fetch_add(1, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                let mut g = self.lock();
+                let k = g.next_key;
+                g.next_key += 1;
+                g.wakers.push((k, waker.clone()));
+                *key = Some(TaskKey(k));
+                return;
+            }
+        };
+        let mut g = self.lock();
+        match g.wakers.iter_mut().find(|(x, _)| *x == k) {
+            Some((_, w)) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+            }
+            // Woken since (and so removed): wake it again next time.
+            None => g.wakers.push((k, waker.clone())),
+        }
+    }
+
+    /// Gives a task's registration back (when its future is done or
+    /// dropped).
+    pub(crate) fn deregister(&self, key: TaskKey) {
+        let mut g = self.lock();
+        if let Some(i) = g.wakers.iter().position(|(x, _)| *x == key.0) {
+            g.wakers.swap_remove(i);
+        }
+        drop(g);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Wakes every waiter; call after publishing (cheap when none waits).
@@ -52,10 +113,14 @@ impl Notify {
         if self.waiters.fetch_add(0, Ordering::SeqCst) == 0 {
             return;
         }
-        let mut g = self.seq.lock().unwrap_or_else(|e| e.into_inner());
-        *g = g.wrapping_add(1);
+        let mut g = self.lock();
+        g.seq = g.seq.wrapping_add(1);
+        let wakers = std::mem::take(&mut g.wakers);
         drop(g);
         self.cv.notify_all();
+        for (_, w) in wakers {
+            w.wake();
+        }
     }
 }
 
@@ -63,8 +128,8 @@ impl Waiter<'_> {
     /// Waits until a notification after [`Notify::prepare`], or `deadline`.
     pub(crate) fn wait_until(self, deadline: Instant) {
         let n = self.notify;
-        let mut g = n.seq.lock().unwrap_or_else(|e| e.into_inner());
-        while *g == self.seen {
+        let mut g = n.lock();
+        while g.seq == self.seen {
             let now = Instant::now();
             if now >= deadline {
                 break;

@@ -9,6 +9,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// When a send is durable. Consumer acknowledgements follow the same setting.
+///
+/// ```
+/// use spool::{Durability, Error, Options, Store};
+/// use std::time::{Duration, Instant};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///
+///     // Always (the default): on disk when `send` returns.
+///     let store = Store::open(dir.path().join("always"), Options::default())?;
+///     let events = store.stream("events")?;
+///     events.send(b"paid")?;
+///     assert_eq!(events.stats().buckets[0].durable_offset, 1);
+///
+///     // Interval: a background thread syncs every 10 ms (and `Store::sync` on demand).
+///     let every_10ms = Durability::Interval(Duration::from_millis(10));
+///     let options = Options::default().durability(every_10ms);
+///     let store = Store::open(dir.path().join("interval"), options)?;
+///     let events = store.stream("events")?;
+///     events.send(b"viewed")?; // returns at once
+///     let deadline = Instant::now() + Duration::from_secs(10);
+///     while events.stats().buckets[0].durable_offset < 1 {
+///         assert!(Instant::now() < deadline, "the background sync ran");
+///         std::thread::sleep(Duration::from_millis(5));
+///     }
+///
+///     let zero = Options::default().durability(Durability::Interval(Duration::ZERO));
+///     let refused = Store::open(dir.path().join("zero"), zero);
+///     assert!(matches!(refused, Err(Error::InvalidConfig(_))));
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// `send` returns after its bytes are on disk (msync `MS_SYNC`).
@@ -32,10 +64,24 @@ pub enum Durability {
 /// Options of [`crate::Store::open`]. Build with the setters:
 ///
 /// ```
-/// use spool::{Durability, Options};
-/// let opts = Options::default()
-///     .durability(Durability::Never)
-///     .segment_bytes_max(8 << 20);
+/// use spool::{Durability, Error, Options, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let options = Options::default()
+///         .durability(Durability::Never) // sends never wait for the disk
+///         .segment_bytes_max(8 << 20) // 8 MiB segment files
+///         .message_bytes_max(64 << 10); // messages up to 64 KiB
+///     let store = Store::open(dir.path(), options)?;
+///     let big = store.stream("events")?.send(&[0; 100 << 10]);
+///     assert!(matches!(big, Err(Error::MessageTooLarge { .. })));
+///
+///     // Checked when the store opens.
+///     let tiny = Options::default().segment_bytes_max(4096);
+///     let refused = Store::open(dir.path().join("other"), tiny);
+///     assert!(matches!(refused, Err(Error::InvalidConfig(_))));
+///     Ok(())
+/// }
 /// ```
 #[derive(Clone)]
 pub struct Options {
@@ -235,6 +281,34 @@ impl Options {
 }
 
 /// Configuration of a stream, fixed at creation and persisted in `stream.meta`.
+///
+/// ```
+/// use spool::{Error, Options, Store, StreamConfig};
+/// use std::time::Duration;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let config = StreamConfig::default()
+///         .priorities(3) // levels 0 ..= 2
+///         .max_age(Duration::from_secs(7 * 24 * 3600)) // deleted after a week, read or not
+///         .max_bytes(10 << 30) // at most 10 GiB of segment files per level
+///         .claim_check_threshold(1 << 20); // payloads over 1 MiB go to blob files
+///     let tasks = store.create_stream("tasks", config.clone())?;
+///     assert_eq!(tasks.config(), &config);
+///     drop(tasks);
+///     store.close()?;
+///
+///     // Persisted: after a restart the stream has it.
+///     let store = Store::open(dir.path(), Options::default())?;
+///     assert_eq!(store.stream("tasks")?.config(), &config);
+///
+///     let seventeen = StreamConfig::default().priorities(17);
+///     let refused = store.create_stream("more", seventeen);
+///     assert!(matches!(refused, Err(Error::InvalidConfig(_))));
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct StreamConfig {

@@ -29,6 +29,31 @@ pub struct TornTail {
 }
 
 /// Everything recovery did while opening a store. Empty after a clean close.
+/// [`Store::recovery_report`](crate::Store::recovery_report) returns it; its
+/// `Display` gives one line per finding.
+///
+/// ```
+/// use spool::{Options, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     store.stream("orders")?.send(b"order #1")?;
+///     store.close()?;
+///
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let report = store.recovery_report();
+///     for tail in &report.torn_tails {
+///         // After a crash: an unfinished write cut from the end of a log.
+///         let kept = tail.quarantine.display();
+///         eprintln!("{}: {} bytes cut, kept in {kept}", tail.stream, tail.bytes);
+///     }
+///     assert!(report.is_clean()); // closed cleanly: nothing to recover
+///     assert_eq!(report.removed_orphan_blobs, 0);
+///     print!("{report}"); // "clean: nothing to recover"
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Torn tails cut from active segments.

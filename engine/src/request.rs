@@ -24,9 +24,13 @@ use crate::log::Record;
 use crate::message::request_headers::{CORRELATION_ID, REPLY_TO};
 use crate::message::Message;
 use crate::stream::{Stream, StreamInner, Streams};
+use crate::wake::Durable;
 use crate::{name, Error, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub use crate::stream::REPLY_CONSUMER;
@@ -57,6 +61,21 @@ const DROP_MIN: usize = 16;
 /// for a sync: a wait that drops many must not take that long).
 const DROP_TIME: Duration = Duration::from_millis(10);
 
+/// `msg` as a request: its own `reply-to` and `correlation-id` headers
+/// replaced by these.
+fn request_message<'a>(msg: Message<'a>, reply_to: &'a str, id: &'a str) -> Message<'a> {
+    let mut m = Message {
+        payload: msg.payload,
+        headers: msg.headers,
+        priority: msg.priority,
+    };
+    m.headers
+        .retain(|(k, _)| *k != CORRELATION_ID && *k != REPLY_TO);
+    m.headers.push((REPLY_TO, reply_to.as_bytes()));
+    m.headers.push((CORRELATION_ID, id.as_bytes()));
+    m
+}
+
 /// A new correlation id: 128 random bits as 32 hex digits.
 pub(crate) fn new_correlation_id() -> String {
     format!("{:016x}{:016x}", random_u64(), random_u64())
@@ -71,6 +90,35 @@ impl Stream {
     /// Only the first reply to a request is returned; duplicates (from a
     /// request answered twice) are dropped. See [`Stream::send_request`] for
     /// how long an uncollected reply is kept.
+    ///
+    /// ```
+    /// use spool::{Error, Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///
+    ///     // A responder on another thread.
+    ///     let pricing = quotes.consumer("pricing")?;
+    ///     let responder = std::thread::spawn(move || -> spool::Result<()> {
+    ///         let request = pricing.receive(Duration::from_secs(5))?.expect("a request");
+    ///         request.reply(b"EUR 2.50")?;
+    ///         request.ack()
+    ///     });
+    ///     let timeout = Duration::from_secs(5);
+    ///     let reply = quotes.request(Message::new("espresso"), "quotes.replies", timeout)?;
+    ///     assert_eq!(reply.payload(), b"EUR 2.50");
+    ///     responder.join().expect("responder panicked")?;
+    ///
+    ///     // Nobody answers now.
+    ///     let timeout = Duration::from_millis(50);
+    ///     let unanswered = quotes.request(Message::new("tea"), "quotes.replies", timeout);
+    ///     assert!(matches!(unanswered, Err(Error::Timeout { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn request(
         &self,
         msg: Message<'_>,
@@ -91,19 +139,31 @@ impl Stream {
     /// (see [`crate::StreamConfig::max_age`]), and then acknowledged and
     /// dropped unless someone waits for it; at most 100,000 such replies
     /// per reply stream are kept (beyond, the oldest go first).
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///     let id = quotes.send_request(Message::new("espresso"), "quotes.replies")?;
+    ///
+    ///     // The responder may run much later (here: on this thread).
+    ///     let request = quotes.consumer("pricing")?.try_receive()?.unwrap();
+    ///     request.reply(b"EUR 2.50")?;
+    ///     request.ack()?;
+    ///
+    ///     let reply = store.wait_reply("quotes.replies", &id, Duration::from_secs(5))?;
+    ///     assert_eq!(reply.payload(), b"EUR 2.50");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send_request(&self, msg: Message<'_>, reply_to: &str) -> Result<String> {
         name::validate(reply_to)?;
         let id = new_correlation_id();
-        let mut m = Message {
-            payload: msg.payload,
-            headers: msg.headers.clone(),
-            priority: msg.priority,
-        };
-        m.headers
-            .retain(|(k, _)| *k != CORRELATION_ID && *k != REPLY_TO);
-        m.headers.push((REPLY_TO, reply_to.as_bytes()));
-        m.headers.push((CORRELATION_ID, id.as_bytes()));
-        self.send_message(m)?;
+        self.send_message(request_message(msg, reply_to, &id))?;
         Ok(id)
     }
 
@@ -120,7 +180,33 @@ impl Delivery {
     /// Answers a request: appends `payload` to the stream named by the
     /// request's `reply-to` header, with its `correlation-id`. Fails with
     /// [`Error::NotARequest`] if the message lacks those headers. The
-    /// request itself still needs its `ack`.
+    /// request itself still needs its `ack`. Returns the reply's offset in
+    /// the reply stream.
+    ///
+    /// ```
+    /// use spool::{request_headers, Error, Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///     let id = quotes.send_request(Message::new("espresso"), "quotes.replies")?;
+    ///     quotes.send(b"not a request")?;
+    ///
+    ///     let pricing = quotes.consumer("pricing")?;
+    ///     let request = pricing.try_receive()?.unwrap();
+    ///     assert_eq!(request.header(request_headers::CORRELATION_ID), Some(id.as_bytes()));
+    ///     request.reply(b"EUR 2.50")?; // to "quotes.replies", with the same correlation id
+    ///     request.ack()?;
+    ///     let reply = store.wait_reply("quotes.replies", &id, Duration::ZERO)?;
+    ///     assert_eq!(reply.header(request_headers::CORRELATION_ID), Some(id.as_bytes()));
+    ///
+    ///     let other = pricing.try_receive()?.unwrap();
+    ///     assert!(matches!(other.reply(b"?"), Err(Error::NotARequest { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn reply(&self, payload: &[u8]) -> Result<u64> {
         self.reply_message(Message::new(payload))
     }
@@ -322,6 +408,19 @@ impl State {
     }
 }
 
+/// When a wait for `id` looks again: at `deadline` or after [`WAIT_SLICE`],
+/// whichever is first; `Timeout` once the deadline has passed.
+fn next_wake(id: &str, deadline: Option<Instant>) -> Result<Instant> {
+    let now = Instant::now();
+    match deadline {
+        Some(d) if now >= d => Err(Error::Timeout {
+            correlation_id: id.to_string(),
+        }),
+        Some(d) => Ok(d.min(now + WAIT_SLICE)),
+        None => Ok(now + WAIT_SLICE),
+    }
+}
+
 /// The replies of one reply stream, routed to their requesters. Holds no
 /// strong reference to the store (the store holds the router).
 pub(crate) struct Router {
@@ -364,19 +463,31 @@ impl Router {
     /// later dropped, unless `id` is waited for again before it is read.
     pub(crate) fn wait(&self, id: &str, timeout: Duration) -> Result<Record> {
         let deadline = Instant::now().checked_add(timeout);
+        let (consumer, keep) = self.begin(id)?;
+        let got = self.wait_for(&consumer, id, deadline, keep);
+        self.end(id, &got, timeout);
+        got
+    }
+
+    /// Starts a wait for `id`: the consumer to read replies with, and how
+    /// long an unclaimed reply is kept.
+    fn begin(&self, id: &str) -> Result<(Consumer, Duration)> {
         let consumer = self.consumer()?;
         let keep = consumer
             .stream()
             .config()
             .max_age
             .unwrap_or(UNCLAIMED_REPLY_AGE);
-        {
-            let mut st = self.lock();
-            // Waited for again: a reply is wanted after all.
-            st.timed_out.remove(id);
-            *st.waiting.entry(id.to_string()).or_insert(0) += 1;
-        }
-        let got = self.wait_for(&consumer, id, deadline, keep);
+        let mut st = self.lock();
+        // Waited for again: a reply is wanted after all.
+        st.timed_out.remove(id);
+        *st.waiting.entry(id.to_string()).or_insert(0) += 1;
+        Ok((consumer, keep))
+    }
+
+    /// Ends a wait for `id` begun with [`Router::begin`] that ended with
+    /// `got` (`None`: given up, as a dropped future does).
+    fn end(&self, id: &str, got: &Result<Record>, timeout: Duration) {
         let mut st = self.lock();
         let others = match st.waiting.get_mut(id) {
             Some(n) if *n > 1 => {
@@ -395,7 +506,6 @@ impl Router {
         {
             st.timed_out.insert(id);
         }
-        got
     }
 
     fn wait_for(
@@ -409,46 +519,45 @@ impl Router {
         loop {
             // Registered before reading: a reply sent after the read wakes us.
             let waiter = notify.prepare();
-            let mut st = self.lock();
-            let mut read = Ok(());
-            let mut found = st.take(id);
-            if found.is_none() {
-                read = self.read(&mut st, consumer, id);
-                found = st.take(id);
+            if let Some(r) = self.step(consumer, id, keep)? {
+                return Ok(r);
             }
-            st.age(Instant::now(), keep);
-            let drops = std::mem::take(&mut st.dropping);
-            std::mem::drop(st);
-            // Acknowledged out of order, outside the lock (with
-            // `Durability::Always`, an acknowledgement waits for a sync).
-            if let Some(record) = found {
-                if let Err(e) = consumer.ack_offset(record.priority(), record.offset()) {
-                    // Not taken after all: the next wait may take it.
-                    let mut st = self.lock();
-                    st.taken.remove(id);
-                    st.park(record, Instant::now());
-                    st.dropping.extend(drops);
-                    return Err(e);
-                }
-                // The reply is taken: a failure to acknowledge the dropped
-                // ones (which stay to be acknowledged) is for later calls.
-                let _ = self.ack_dropped(consumer, drops);
-                return Ok(record);
-            }
-            self.ack_dropped(consumer, drops)?;
-            read?;
-            let now = Instant::now();
-            let until = match deadline {
-                Some(d) if now >= d => {
-                    return Err(Error::Timeout {
-                        correlation_id: id.to_string(),
-                    })
-                }
-                Some(d) => d.min(now + WAIT_SLICE),
-                None => now + WAIT_SLICE,
-            };
-            waiter.wait_until(until);
+            waiter.wait_until(next_wake(id, deadline)?);
         }
+    }
+
+    /// One look for the reply to `id`: takes (and acknowledges) it if it
+    /// was read already or is in the stream now.
+    fn step(&self, consumer: &Consumer, id: &str, keep: Duration) -> Result<Option<Record>> {
+        let mut st = self.lock();
+        let mut read = Ok(());
+        let mut found = st.take(id);
+        if found.is_none() {
+            read = self.read(&mut st, consumer, id);
+            found = st.take(id);
+        }
+        st.age(Instant::now(), keep);
+        let drops = std::mem::take(&mut st.dropping);
+        std::mem::drop(st);
+        // Acknowledged out of order, outside the lock (with
+        // `Durability::Always`, an acknowledgement waits for a sync).
+        if let Some(record) = found {
+            if let Err(e) = consumer.ack_offset(record.priority(), record.offset()) {
+                // Not taken after all: the next wait may take it.
+                let mut st = self.lock();
+                st.taken.remove(id);
+                st.park(record, Instant::now());
+                st.dropping.extend(drops);
+                return Err(e);
+            }
+            // The reply is taken: a failure to acknowledge the dropped
+            // ones (which stay to be acknowledged) is for later calls.
+            let _ = self.ack_dropped(consumer, drops);
+            return Ok(Some(record));
+        }
+        self.ack_dropped(consumer, drops)?;
+        read?;
+        Ok(None)
     }
 
     /// Acknowledges dropped replies: [`DROP_MIN`] at least, for
@@ -489,6 +598,199 @@ impl Router {
             if n < BATCH || st.parked.contains_key(id) {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// The future of [`crate::Store::wait_reply_async`]: waits for the reply to
+/// one request without blocking a thread (a reply arriving wakes it, and
+/// the store's timer its deadline). Dropping it gives up the wait; a reply
+/// that arrives later stays to be collected, as after a blocking wait that
+/// was never made.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct WaitReply {
+    /// `None` if the wait failed before it began (`failed` says why).
+    router: Option<Arc<Router>>,
+    id: String,
+    timeout: Duration,
+    /// Set at the first poll.
+    started: Option<Started>,
+    /// An error found before the first poll.
+    failed: Option<Error>,
+    done: bool,
+}
+
+#[derive(Debug)]
+struct Started {
+    consumer: Consumer,
+    keep: Duration,
+    deadline: Option<Instant>,
+    task: Option<crate::notify::TaskKey>,
+    timer: Option<crate::wake::TimerKey>,
+}
+
+impl WaitReply {
+    pub(crate) fn new(router: Result<Arc<Router>>, id: String, timeout: Duration) -> WaitReply {
+        let (router, failed) = match router {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        WaitReply {
+            router,
+            id,
+            timeout,
+            started: None,
+            failed,
+            done: false,
+        }
+    }
+
+    /// Gives the registrations back.
+    fn release(&mut self) {
+        if let Some(s) = &mut self.started {
+            if let Some(k) = s.task.take() {
+                s.consumer.stream().notify().deregister(k);
+            }
+            if let (Some(k), Some(r)) = (s.timer.take(), &self.router) {
+                r.stream.ctx().timer.cancel(k);
+            }
+        }
+    }
+
+    fn finish(&mut self, got: Result<Record>) -> Poll<Result<Record>> {
+        self.release();
+        if let (Some(_), Some(r)) = (&self.started, &self.router) {
+            r.end(&self.id, &got, self.timeout);
+        }
+        self.done = true;
+        Poll::Ready(got)
+    }
+}
+
+impl Future for WaitReply {
+    type Output = Result<Record>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Record>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Err(Error::Internal(
+                "future polled after it resolved".into(),
+            )));
+        }
+        if let Some(e) = this.failed.take() {
+            return this.finish(Err(e));
+        }
+        let Some(router) = this.router.clone() else {
+            return this.finish(Err(Error::Internal("a reply wait without a router".into())));
+        };
+        if this.started.is_none() {
+            match router.begin(&this.id) {
+                Ok((consumer, keep)) => {
+                    this.started = Some(Started {
+                        consumer,
+                        keep,
+                        deadline: Instant::now().checked_add(this.timeout),
+                        task: None,
+                        timer: None,
+                    })
+                }
+                Err(e) => return this.finish(Err(e)),
+            }
+        }
+        let s = this.started.as_mut().expect("started above");
+        // Registered before reading: a reply sent after the read wakes us.
+        s.consumer
+            .stream()
+            .notify()
+            .register(&mut s.task, cx.waker());
+        match router.step(&s.consumer, &this.id, s.keep) {
+            Ok(Some(r)) => return this.finish(Ok(r)),
+            Ok(None) => {}
+            Err(e) => return this.finish(Err(e)),
+        }
+        match next_wake(&this.id, s.deadline) {
+            Err(e) => this.finish(Err(e)),
+            Ok(until) => {
+                let timer = &router.stream.ctx().timer;
+                if let Some(old) = s.timer.take() {
+                    timer.cancel(old);
+                }
+                s.timer = Some(timer.at(until, cx.waker()));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for WaitReply {
+    fn drop(&mut self) {
+        if !self.done {
+            self.release();
+            if let (Some(_), Some(r)) = (&self.started, &self.router) {
+                // Given up: neither taken nor timed out.
+                r.end(&self.id, &Err(Error::Closed), Duration::ZERO);
+            }
+        }
+    }
+}
+
+/// The future of [`Stream::request_async`]: the request's durable send,
+/// then the wait for its reply.
+#[must_use = "futures do nothing unless polled"]
+pub struct Request {
+    send: Option<Durable<u64>>,
+    wait: Pin<Box<dyn Future<Output = Result<Record>> + Send>>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("sent", &self.send.is_none())
+            .finish()
+    }
+}
+
+impl Future for Request {
+    type Output = Result<Record>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Record>> {
+        let this = self.get_mut();
+        if let Some(send) = &mut this.send {
+            match Pin::new(send).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    this.send = None;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(Ok(_)) => this.send = None,
+            }
+        }
+        this.wait.as_mut().poll(cx)
+    }
+}
+
+impl Stream {
+    /// [`Stream::request`] without blocking a thread: sends `msg` as a
+    /// request (when this is called), then waits up to `timeout` for the
+    /// reply on `reply_to`. Fails with [`Error::Timeout`] if none came in
+    /// time.
+    pub fn request_async(&self, msg: Message<'_>, reply_to: &str, timeout: Duration) -> Request {
+        let failed = |e: Error| Request {
+            send: Some(Durable::ready(Err(e))),
+            wait: Box::pin(std::future::ready(Err(Error::Internal(
+                "a failed request waited".into(),
+            )))),
+        };
+        if let Err(e) = name::validate(reply_to) {
+            return failed(e);
+        }
+        let id = new_correlation_id();
+        let wait = self.store().wait_reply_async(reply_to, id.clone(), timeout);
+        let send = self.send_message_async(request_message(msg, reply_to, &id));
+        Request {
+            send: Some(send),
+            wait,
         }
     }
 }

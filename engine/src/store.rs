@@ -9,7 +9,7 @@ use crate::layout::{self, LOCK_FILE, STORE_META_FILE, STREAMS_DIR};
 use crate::log::Record;
 use crate::options::{Durability, Options, StreamConfig};
 use crate::report::RecoveryReport;
-use crate::request::Router;
+use crate::request::{Router, WaitReply};
 use crate::stream::{self, Stream, StreamInner, Streams};
 use crate::{name, Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,6 +22,26 @@ use std::time::{Duration, Instant};
 /// Cheap to clone (an `Arc` inside), `Send + Sync`. The store stays open
 /// until the last clone (and every [`Stream`] handle) is dropped; dropping
 /// it syncs what was written.
+///
+/// ```
+/// use spool::{Options, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let orders = store.stream("orders")?;
+///     let offset = orders.send(b"order #1")?;
+///     drop(orders);
+///     store.close()?;
+///
+///     // Everything sent is there when the store opens again.
+///     let store = Store::open(dir.path(), Options::default())?;
+///     assert_eq!(store.streams(), ["orders"]);
+///     let record = store.stream("orders")?.read(offset)?.expect("sent before the close");
+///     assert_eq!(record.payload(), b"order #1");
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<StoreInner>,
@@ -51,6 +71,22 @@ impl Store {
     /// Opens the store at `path`, creating it if missing, and recovers it
     /// (see [`Store::recovery_report`]). Fails with [`Error::Locked`] if
     /// another `Store`, in this process or another, has it open.
+    ///
+    /// ```
+    /// use spool::{Durability, Error, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let options = Options::default().durability(Durability::Never);
+    ///     let store = Store::open(dir.path().join("store"), options)?; // created
+    ///     assert!(store.recovery_report().is_clean());
+    ///
+    ///     // Locked while open: a second opener is refused.
+    ///     let again = Store::open(store.path(), Options::default());
+    ///     assert!(matches!(again, Err(Error::Locked { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         let started = Instant::now();
         options.validate()?;
@@ -59,7 +95,10 @@ impl Store {
         io::create_dir_all(&*vfs, &root)?;
         let lock = vfs.lock(&root.join(LOCK_FILE)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked { path: root.clone() }
+                Error::Locked {
+                    this_process: crate::ctx::locked_by_this_process(&root),
+                    path: root.clone(),
+                }
             } else {
                 Error::io("lock", root.join(LOCK_FILE), e)
             }
@@ -155,13 +194,47 @@ impl Store {
         &self.inner.ctx.root
     }
 
-    /// What recovery found and did while opening.
+    /// What recovery found and did while opening: nothing after a clean
+    /// close; after a crash, the torn tails it cut and the leftovers it
+    /// removed (see [`RecoveryReport`]).
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     Store::open(dir.path(), Options::default())?.close()?;
+    ///
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let report = store.recovery_report();
+    ///     assert!(report.is_clean());
+    ///     assert_eq!(report.to_string(), "clean: nothing to recover\n");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
     }
 
     /// Gets the stream `name`, creating it with the default configuration if
-    /// it does not exist.
+    /// it does not exist. Every handle on one name is the same stream.
+    /// Names are 1 to 128 of `A-Z a-z 0-9 _ . -`, not starting with `.`
+    /// ([`Error::InvalidName`]).
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let offset = store.stream("orders")?.send(b"order #1")?;
+    ///     let same = store.stream("orders")?;
+    ///     assert_eq!(same.read(offset)?.unwrap().payload(), b"order #1");
+    ///
+    ///     assert!(matches!(store.stream("../etc"), Err(Error::InvalidName { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn stream(&self, name: &str) -> Result<Stream> {
         self.inner.stream(name)
     }
@@ -169,6 +242,23 @@ impl Store {
     /// Creates the stream `name` with `config`; fails with
     /// [`Error::StreamExists`] if it exists. Creation is atomic: after a
     /// crash the stream either exists whole or not at all.
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let tasks = store.create_stream("tasks", StreamConfig::default().priorities(3))?;
+    ///     assert_eq!(tasks.config().priorities, 3);
+    ///
+    ///     // Once only; `Store::stream` gets it (with the configuration it was created with).
+    ///     let again = store.create_stream("tasks", StreamConfig::default());
+    ///     assert!(matches!(again, Err(Error::StreamExists { .. })));
+    ///     assert_eq!(store.stream("tasks")?.config().priorities, 3);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn create_stream(&self, name: &str, config: StreamConfig) -> Result<Stream> {
         name::validate(name)?;
         config.validate()?;
@@ -186,7 +276,25 @@ impl Store {
             .collect()
     }
 
-    /// Makes everything sent to any stream so far durable.
+    /// Makes everything sent to any stream so far durable, and every
+    /// consumer's acknowledgements: what [`Durability::Interval`] and
+    /// [`Durability::Never`] leave to later.
+    ///
+    /// ```
+    /// use spool::{Durability, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default().durability(Durability::Never))?;
+    ///     let events = store.stream("events")?;
+    ///     for i in 0..1000u32 {
+    ///         events.send(&i.to_le_bytes())?; // returns without waiting for the disk
+    ///     }
+    ///     store.sync()?; // now all 1,000 are on disk
+    ///     assert_eq!(events.stats().buckets[0].durable_offset, 1000);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn sync(&self) -> Result<()> {
         self.inner.sync()
     }
@@ -195,6 +303,34 @@ impl Store {
     /// `correlation_id` on the stream `reply_to` (see
     /// [`Stream::send_request`]); acknowledges and returns it. Replies are
     /// durable: this also works for a request sent before a restart.
+    /// [`Error::Timeout`] if the reply does not come in time.
+    ///
+    /// ```
+    /// use spool::{Error, Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let quotes = store.stream("quotes")?;
+    ///     let id = quotes.send_request(Message::new("espresso"), "quotes.replies")?;
+    ///     let request = quotes.consumer("pricing")?.try_receive()?.expect("the request");
+    ///     request.reply(b"EUR 2.50")?;
+    ///     request.ack()?;
+    ///     drop(quotes);
+    ///     store.close()?;
+    ///
+    ///     // After a restart, the reply waits for its correlation id.
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let reply = store.wait_reply("quotes.replies", &id, Duration::from_secs(5))?;
+    ///     assert_eq!(reply.payload(), b"EUR 2.50");
+    ///
+    ///     // Taken: there is no second one.
+    ///     let again = store.wait_reply("quotes.replies", &id, Duration::from_millis(10));
+    ///     assert!(matches!(again, Err(Error::Timeout { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn wait_reply(
         &self,
         reply_to: &str,
@@ -204,24 +340,59 @@ impl Store {
         self.inner.wait_reply(reply_to, correlation_id, timeout)
     }
 
+    /// [`Store::wait_reply`] as a future: waits without blocking a thread.
+    /// Dropping it gives up the wait (a reply arriving later stays to be
+    /// collected).
+    pub fn wait_reply_async(
+        &self,
+        reply_to: &str,
+        correlation_id: &str,
+        timeout: std::time::Duration,
+    ) -> WaitReply {
+        WaitReply::new(
+            self.inner.router(reply_to),
+            correlation_id.to_string(),
+            timeout,
+        )
+    }
+
     /// True after a failed sync: nothing more is acknowledged; reopen the
     /// store to recover.
     pub fn is_poisoned(&self) -> bool {
         self.inner.ctx.is_poisoned()
     }
 
-    /// Syncs and closes this handle. The store is unlocked once every clone
-    /// and stream handle is gone: if this is the last, when `close` returns
-    /// (a background sync in progress is waited for, so that it is not the
-    /// one to let go last). A last handle that is merely dropped while a
-    /// background sync runs leaves the store locked until that sync ends.
+    /// Closes the store, for every handle: receives blocked in any thread
+    /// or task wake up with [`Error::Closed`], every later call on any
+    /// handle of it (a clone of this `Store`, a stream, a consumer, a
+    /// delivery) fails with `Closed`, and everything written is made
+    /// durable. When `close` returns, the store is unlocked: another
+    /// process, or this one, may open it, while old handles still live.
+    /// Writes in progress when it is called are waited for (an append, a
+    /// retention pass, an ack); one that starts later fails with `Closed`
+    /// and changes nothing. A second `close` (of a clone) returns `Ok`.
+    ///
+    /// Dropping the last handle without `close` closes the store too, but
+    /// quietly: the error of the final sync is lost.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let log = store.stream("log")?;
+    ///     log.send(b"last words")?;
+    ///     store.close()?; // synced and unlocked: it can be opened again at once
+    ///     assert!(matches!(log.send(b"too late"), Err(spool::Error::Closed)));
+    ///
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     assert_eq!(store.stream("log")?.stats().messages(), 1);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn close(self) -> Result<()> {
-        let Store { inner } = self;
-        let result = inner.sync();
-        let syncer = inner.ctx.syncer.clone();
-        let _quiet = syncer.hold_off();
-        drop(inner);
-        result
+        self.inner.close()
     }
 }
 
@@ -266,8 +437,24 @@ impl Streams for StoreInner {
         correlation_id: &str,
         timeout: Duration,
     ) -> Result<Record> {
+        self.router(reply_to)?.wait(correlation_id, timeout)
+    }
+
+    fn wait_reply_async(
+        &self,
+        reply_to: &str,
+        id: String,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Record>> + Send>> {
+        Box::pin(WaitReply::new(self.router(reply_to), id, timeout))
+    }
+}
+
+impl StoreInner {
+    /// The request router of the reply stream `reply_to`.
+    fn router(&self, reply_to: &str) -> Result<Arc<Router>> {
         let stream = self.stream(reply_to)?;
-        let router = self
+        Ok(self
             .routers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -276,9 +463,7 @@ impl Streams for StoreInner {
                 let store: Weak<dyn Streams> = self.me.clone();
                 Arc::new(Router::new(stream.inner().clone(), store))
             })
-            .clone();
-        drop(stream);
-        router.wait(correlation_id, timeout)
+            .clone())
     }
 }
 
@@ -301,8 +486,8 @@ impl StoreInner {
     /// Creates the stream `name` (unless it exists: then [`Error::StreamExists`]
     /// if `must_be_new`, else its handle).
     fn create(&self, name: &str, config: StreamConfig, must_be_new: bool) -> Result<Stream> {
-        self.ctx.check()?;
         let _g = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.ctx.check()?;
         if let Some(s) = self.get(name) {
             if must_be_new {
                 return Err(Error::StreamExists {
@@ -336,10 +521,56 @@ impl StoreInner {
     }
 }
 
+impl StoreInner {
+    /// See [`Store::close`].
+    fn close(&self) -> Result<()> {
+        if self.ctx.is_closed() {
+            return Ok(());
+        }
+        let streams: Vec<Arc<StreamInner>> = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        self.ctx.mark_closed();
+        // Taken under the creation lock: no stream is being created.
+        drop(self.create_lock.lock().unwrap_or_else(|e| e.into_inner()));
+        for s in &streams {
+            s.fence();
+        }
+        self.ctx.syncer.stop();
+        // Waiting futures wake (and find the store closed); steps queued
+        // for the worker run to their end.
+        self.ctx.timer.stop();
+        self.ctx.worker.stop();
+        let result = {
+            // A background sync in progress ends first.
+            let _quiet = self.ctx.syncer.hold_off();
+            let mut result = self.ctx.check_poisoned();
+            if result.is_ok() {
+                result = streams.iter().try_for_each(|s| s.close_files());
+            }
+            if result.is_ok() {
+                // Every send has returned or failed; a claim-check send cut
+                // short by the close may leave an orphan blob, which the
+                // next collection after a crash or failed send removes.
+                result = self.blobs.clear_pending();
+            }
+            result
+        };
+        self.ctx.unlock();
+        result
+    }
+}
+
 impl Drop for StoreInner {
     fn drop(&mut self) {
         self.ctx.syncer.stop();
-        if !self.ctx.is_poisoned() {
+        self.ctx.timer.stop();
+        self.ctx.worker.stop();
+        if self.ctx.check().is_ok() {
             // Best effort: a caller who wants the error calls `close`.
             // Every send has returned and its message is durable now, so
             // no blob can be an orphan: the next open need not look.

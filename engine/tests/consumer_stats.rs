@@ -176,7 +176,9 @@ fn after_retention_removed_unacknowledged_messages_the_oldest_is_the_first_retai
     }
     std::thread::sleep(Duration::from_millis(80));
     s.send(b"fresh").unwrap();
-    assert!(s.apply_retention().unwrap() > 0);
+    // Retention runs after segment rolls too: what the sends left of the
+    // old segments goes now.
+    s.apply_retention().unwrap();
     let first = s.stats().buckets[0].first_offset;
     assert!(first > 0);
     let stats = c.stats();

@@ -36,7 +36,11 @@ fn lock_child() {
         "try" => {
             let code = match Store::open(&dir, Options::default()) {
                 Ok(_) => OPENED,
-                Err(Error::Locked { .. }) => LOCKED,
+                // Held by the parent: another process.
+                Err(Error::Locked {
+                    this_process: false,
+                    ..
+                }) => LOCKED,
                 Err(e) => {
                     eprintln!("lock child: open failed: {e}");
                     OTHER_ERROR
@@ -77,9 +81,13 @@ fn try_open_elsewhere(dir: &Path) -> i32 {
     status.code().expect("child exited normally")
 }
 
-fn assert_locked(r: spool::Result<Store>, dir: &Path) {
+/// Asserts that `r` failed with `Locked`, held by this process or not.
+fn assert_locked(r: spool::Result<Store>, dir: &Path, here: bool) {
     match r {
-        Err(Error::Locked { path }) => assert_eq!(path, dir),
+        Err(Error::Locked { path, this_process }) => {
+            assert_eq!(path, dir);
+            assert_eq!(this_process, here, "who holds the lock");
+        }
         Err(e) => panic!("expected Error::Locked, got {e}"),
         Ok(_) => panic!("a second open of {} succeeded", dir.display()),
     }
@@ -93,9 +101,9 @@ fn second_open_in_process_is_locked() {
     let s = first.stream("orders").unwrap();
     assert_eq!(s.send(b"one").unwrap(), 0);
 
-    assert_locked(Store::open(dir, Options::default()), dir);
+    assert_locked(Store::open(dir, Options::default()), dir, true);
     // Again, and through another spelling of the same path.
-    assert_locked(Store::open(dir, Options::default()), dir);
+    assert_locked(Store::open(dir, Options::default()), dir, true);
     let dotted = dir.join(".");
     assert!(matches!(
         Store::open(&dotted, Options::default()),
@@ -128,10 +136,10 @@ fn lock_is_held_until_the_last_handle_is_dropped() {
     let clone = store.clone();
     let stream = store.stream("orders").unwrap();
     drop(store);
-    assert_locked(Store::open(dir, Options::default()), dir);
+    assert_locked(Store::open(dir, Options::default()), dir, true);
     drop(clone);
     // A stream handle keeps the store open too.
-    assert_locked(Store::open(dir, Options::default()), dir);
+    assert_locked(Store::open(dir, Options::default()), dir, true);
     stream.send(b"still open").unwrap();
     drop(stream);
     let store = reopen_after_release(dir);
@@ -197,7 +205,7 @@ fn lock_is_freed_when_the_holder_is_killed() {
         .any(|l| l.trim() == "held");
     assert!(held, "the holder exited without taking the lock");
 
-    assert_locked(Store::open(dir, Options::default()), dir);
+    assert_locked(Store::open(dir, Options::default()), dir, false);
     assert_eq!(try_open_elsewhere(dir), LOCKED);
 
     holder.0.kill().expect("SIGKILL the holder");

@@ -6,6 +6,32 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where a new consumer starts reading. Applies to every priority bucket.
+///
+/// ```
+/// use spool::{ConsumerConfig, Options, StartAt, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let events = store.stream("events")?;
+///     events.send(b"a")?;
+///     events.send(b"b")?;
+///     std::thread::sleep(std::time::Duration::from_millis(2));
+///     events.send(b"c")?;
+///
+///     let start = |at| ConsumerConfig::default().start(at);
+///     let from_1 = events.consumer_with("from-1", start(StartAt::Offset(1)))?;
+///     assert_eq!(from_1.try_receive()?.unwrap().payload(), b"b");
+///
+///     let sent_c = events.read(2)?.unwrap().timestamp();
+///     let since = events.consumer_with("since", start(StartAt::timestamp(sent_c)))?;
+///     assert_eq!(since.try_receive()?.unwrap().payload(), b"c");
+///
+///     let latest = events.consumer_with("latest", start(StartAt::Latest))?;
+///     assert!(latest.try_receive()?.is_none()); // only what comes next
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StartAt {
     /// The first retained message (the default).
@@ -31,6 +57,34 @@ impl StartAt {
 }
 
 /// Configuration of a consumer, persisted with it.
+///
+/// ```
+/// use spool::{ConsumerConfig, Error, Options, Store};
+/// use std::time::Duration;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let config = ConsumerConfig::default()
+///         .visibility_timeout(Duration::from_secs(60)) // a job may take a minute
+///         .max_deliveries(5) // then it is a dead letter
+///         .dead_letter("jobs.dead")
+///         .starvation_limit(10); // on a priority stream, a lower level's turn
+///     let worker = store.stream("jobs")?.consumer_with("worker", config.clone())?;
+///     drop(worker);
+///     store.close()?;
+///
+///     // Stored with the consumer: after a restart, `consumer` finds it as it was.
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let jobs = store.stream("jobs")?;
+///     assert_eq!(jobs.consumer("worker")?.config(), config);
+///
+///     // Checked when the consumer is created or updated.
+///     let never = ConsumerConfig::default().max_deliveries(0);
+///     assert!(matches!(jobs.consumer_with("bad", never), Err(Error::InvalidConfig(_))));
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ConsumerConfig {

@@ -86,7 +86,7 @@ impl Consumer {
     pub(super) fn move_dead_letters(&self, doomed: Vec<Doomed>) -> Result<()> {
         let mut failure = None;
         let sent = self.send_dead_letters(&doomed, &mut failure);
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let mut journaled = Vec::new();
         let mut back = false;
         for (i, d) in doomed.iter().enumerate() {

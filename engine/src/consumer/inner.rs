@@ -115,6 +115,13 @@ impl ConsumerInner {
         })
     }
 
+    /// Waits for a change of the state in progress to end (see
+    /// `Bucket::fence`: every journal write checks the closed flag under
+    /// the state's lock).
+    pub(crate) fn fence(&self) {
+        drop(self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// Syncs the journal (for `Store::sync`).
     pub(crate) fn sync_all(&self) -> Result<()> {
         let target = {

@@ -13,6 +13,7 @@ mod config;
 mod dead_letter;
 mod delivery;
 mod files;
+mod future;
 mod inner;
 pub(crate) mod journal;
 pub(crate) mod replay;
@@ -21,6 +22,7 @@ mod stats;
 
 pub use config::{ConsumerConfig, StartAt};
 pub(crate) use files::{create, open, update_config};
+pub use future::{Deliveries, Receive, ReceiveBatch};
 pub use stats::{ConsumerBucketStats, ConsumerStats};
 
 use crate::ctx::Ctx;
@@ -191,6 +193,28 @@ pub(crate) struct ConsumerInner {
 
 /// A handle on a durable named consumer. Cheap to clone; `Send + Sync`.
 /// All handles on the same name (in one store) share its state.
+///
+/// ```
+/// use spool::{Options, Store};
+/// use std::time::Duration;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let jobs = store.stream("jobs")?;
+///     jobs.send_batch(["job 1", "job 2"])?;
+///
+///     let worker = jobs.consumer("worker")?;
+///     let mut done = Vec::new();
+///     while let Some(job) = worker.receive(Duration::from_millis(100))? {
+///         done.push(String::from_utf8_lossy(job.payload()).into_owned());
+///         job.ack()?; // done: never delivered to "worker" again, also after a restart
+///     }
+///     assert_eq!(done, ["job 1", "job 2"]);
+///     assert_eq!(worker.stats().pending(), 0);
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Consumer {
     /// One allocation for both, so that each delivery (which holds a
@@ -208,6 +232,24 @@ struct Handle {
 /// give it back with [`Delivery::nack`]. Dropping a delivery without either
 /// leaves the lease to expire: the message is redelivered after the
 /// visibility timeout (as if the receiver had crashed).
+///
+/// ```
+/// use spool::{Message, Options, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let jobs = store.stream("jobs")?;
+///     jobs.send_message(Message::new(b"resize photo 17").header("size", "128x128"))?;
+///
+///     let job = jobs.consumer("worker")?.try_receive()?.expect("one job");
+///     assert_eq!(job.payload(), b"resize photo 17");
+///     assert_eq!(job.header("size"), Some(&b"128x128"[..]));
+///     assert_eq!((job.offset(), job.priority(), job.attempt()), (0, 0, 1));
+///     job.ack()?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Delivery {
     record: Record,
@@ -247,6 +289,14 @@ impl Consumer {
             .clone()
     }
 
+    /// Locks the state of a store that is still open: a write checks the
+    /// closed flag under the lock (see `Ctx::check`).
+    fn lock_open(&self) -> Result<MutexGuard<'_, State>> {
+        let st = self.lock();
+        self.handle.inner.ctx.check()?;
+        Ok(st)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.handle
             .inner
@@ -258,14 +308,59 @@ impl Consumer {
     /// Waits up to `timeout` for a message and leases it to the caller.
     /// Redeliveries (expired leases, nacks) come before new messages, the
     /// highest priority first, the lowest offset first. Blocks without
-    /// polling: a send wakes it.
+    /// polling: a send wakes it. `Ok(None)` when `timeout` passed without a
+    /// message.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let jobs = store.stream("jobs")?;
+    ///     let worker = jobs.consumer("worker")?;
+    ///
+    ///     let producer = jobs.clone();
+    ///     let sender = std::thread::spawn(move || {
+    ///         std::thread::sleep(Duration::from_millis(50));
+    ///         producer.send(b"late job")
+    ///     });
+    ///     let job = worker.receive(Duration::from_secs(5))?.expect("woken by the send");
+    ///     assert_eq!(job.payload(), b"late job");
+    ///     job.ack()?;
+    ///     sender.join().expect("sender panicked")?;
+    ///
+    ///     // Nothing more: it waits out the timeout.
+    ///     assert!(worker.receive(Duration::from_millis(10))?.is_none());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn receive(&self, timeout: Duration) -> Result<Option<Delivery>> {
         let mut got = None;
         self.wait_for(&mut got, 1, timeout)?;
         Ok(got)
     }
 
-    /// Leases a message if one is available now.
+    /// Leases a message if one is available now; never waits.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let jobs = store.stream("jobs")?;
+    ///     let worker = jobs.consumer("worker")?;
+    ///     assert!(worker.try_receive()?.is_none()); // nothing yet
+    ///
+    ///     jobs.send(b"job 1")?;
+    ///     let job = worker.try_receive()?.expect("sent before");
+    ///     assert!(worker.try_receive()?.is_none()); // leased: not handed out twice
+    ///     job.ack()?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn try_receive(&self) -> Result<Option<Delivery>> {
         let mut got = None;
         self.take(1, &mut got)?;
@@ -274,6 +369,28 @@ impl Consumer {
 
     /// Waits up to `timeout` for at least one message, then leases up to
     /// `max` that are available at once.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let events = store.stream("events")?;
+    ///     events.send_batch(["a", "b", "c", "d", "e"])?;
+    ///     let indexer = events.consumer("indexer")?;
+    ///
+    ///     let batch = indexer.receive_batch(3, Duration::from_secs(1))?;
+    ///     assert_eq!(batch.len(), 3); // at most `max`
+    ///     for d in batch {
+    ///         d.ack()?;
+    ///     }
+    ///     let rest = indexer.receive_batch(100, Duration::from_secs(1))?;
+    ///     assert_eq!(rest.len(), 2); // what there is: it does not wait for 100
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Delivery>> {
         let mut got = Vec::new();
         if max > 0 {
@@ -338,7 +455,7 @@ impl Consumer {
             };
             // Taken but not leased: other workers skip it meanwhile.
             let blob = self.handle.stream.load_blob(&claim);
-            let mut st = self.lock();
+            let mut st = self.lock_open()?;
             let blob = match blob {
                 Ok(b) => b,
                 Err(e) => {
@@ -368,7 +485,7 @@ impl Consumer {
             *e = self.handle.stream.deliverable_end(p as u8);
         }
         let ends = &ends[..priorities];
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let now = Instant::now();
         let hot = st.hot;
         for b in st.buckets.iter_mut() {

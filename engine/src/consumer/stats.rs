@@ -98,6 +98,28 @@ impl Consumer {
     /// per priority level, the one at the ack floor (its segment is mapped
     /// already unless it is a sealed one nobody has read since the open);
     /// nothing is scanned.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let jobs = store.stream("jobs")?;
+    ///     jobs.send_batch(["a", "b", "c"])?;
+    ///     let worker = jobs.consumer("worker")?;
+    ///
+    ///     let first = worker.try_receive()?.unwrap();
+    ///     let stats = worker.stats();
+    ///     assert_eq!((stats.pending(), stats.in_flight()), (3, 1));
+    ///     first.ack()?;
+    ///
+    ///     let p0 = &worker.stats().buckets[0];
+    ///     assert_eq!((p0.ack_floor, p0.next_offset, p0.end_offset), (1, 1, 3));
+    ///     assert_eq!(p0.lag(), 2); // b and c
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn stats(&self) -> ConsumerStats {
         let priorities = self.handle.stream.priorities();
         let ends: Vec<u64> = (0..priorities)

@@ -10,6 +10,29 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A stored message, read from the log. The payload is borrowed from the
 /// segment's memory map (no copy); the record keeps the segment mapped, even
 /// if retention deletes its file meanwhile.
+///
+/// ```
+/// use spool::{Message, Options, Store};
+/// use std::time::{SystemTime, UNIX_EPOCH};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let orders = store.stream("orders")?;
+///     let before = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as u64;
+///     let order = Message::new(b"2 x espresso").header("customer", "ada").header("table", "7");
+///     orders.send_message(order)?;
+///
+///     let record = orders.read(0)?.expect("just sent");
+///     assert_eq!((record.offset(), record.priority()), (0, 0));
+///     assert_eq!(record.payload(), b"2 x espresso");
+///     assert_eq!(record.header("table"), Some(&b"7"[..]));
+///     let headers: Vec<(&str, &[u8])> = record.headers().collect();
+///     assert_eq!(headers, [("customer", &b"ada"[..]), ("table", &b"7"[..])]);
+///     assert!(record.timestamp_us() >= before);
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Record {
     /// The segment it lies in, held through its reader's pin.
@@ -75,6 +98,23 @@ impl Record {
     /// A reader over the payload, for streaming large (claim-checked)
     /// payloads into a file or socket without copying them into memory: it
     /// reads from the memory map, so anonymous memory stays bounded.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let files = store.stream("files")?;
+    ///     let offset = files.send(&vec![1; 1 << 20])?; // a claim check: over 256 KiB
+    ///
+    ///     let record = files.read(offset)?.unwrap();
+    ///     let mut out = tempfile::tempfile()?;
+    ///     let copied = std::io::copy(&mut record.open_payload(), &mut out)?;
+    ///     assert_eq!(copied, 1 << 20);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn open_payload(&self) -> impl std::io::Read + Send + 'static {
         std::io::Cursor::new(RecordBytes(self.clone()))
     }

@@ -46,6 +46,13 @@ pub(crate) trait Streams: Send + Sync + std::fmt::Debug {
     fn collect_blobs(&self) -> Result<usize>;
     /// Waits for the reply to a request (see `request.rs`).
     fn wait_reply(&self, reply_to: &str, id: &str, timeout: Duration) -> Result<Record>;
+    /// The future of a wait for the reply to a request (see `request.rs`).
+    fn wait_reply_async(
+        &self,
+        reply_to: &str,
+        id: String,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Record>> + Send>>;
 }
 
 /// The consumer name the request router reads a reply stream with (see
@@ -69,6 +76,32 @@ fn validate_consumer_name(name: &str) -> Result<()> {
 /// A named, durable stream of messages. Cheap to clone; all clones share the
 /// same log. `Send + Sync`: any number of threads may send and read at once.
 /// A handle keeps its store open.
+///
+/// ```
+/// use spool::{Options, Store};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let dir = tempfile::tempdir()?;
+///     let store = Store::open(dir.path(), Options::default())?;
+///     let events = store.stream("events")?;
+///
+///     // Four threads send at once; concurrent sends share their syncs.
+///     let senders: Vec<_> = (0..4)
+///         .map(|t| {
+///             let events = events.clone(); // the same log
+///             std::thread::spawn(move || events.send(format!("from thread {t}").as_bytes()))
+///         })
+///         .collect();
+///     for sender in senders {
+///         sender.join().expect("sender panicked")?;
+///     }
+///     assert_eq!(events.stats().messages(), 4);
+///     for record in events.iter_from(0) {
+///         assert!(record?.payload().starts_with(b"from thread "));
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Stream {
     inner: Arc<StreamInner>,
@@ -192,6 +225,32 @@ impl Stream {
     /// Gets the consumer `name`, creating it with the default configuration
     /// (start at the earliest message) if it does not exist. The name
     /// [`REPLY_CONSUMER`] is reserved ([`Error::InvalidName`]).
+    ///
+    /// Handles on one name share one cursor and compete for its messages;
+    /// each name sees every message.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let jobs = store.stream("jobs")?;
+    ///     jobs.send(b"job 1")?;
+    ///
+    ///     let a = jobs.consumer("worker")?;
+    ///     let b = jobs.consumer("worker")?; // the same consumer
+    ///     let d = a.try_receive()?.expect("job 1");
+    ///     assert!(b.try_receive()?.is_none()); // leased to `a`
+    ///     d.ack()?;
+    ///
+    ///     // Another name has a cursor of its own: it gets job 1 too.
+    ///     let audit = jobs.consumer("audit")?;
+    ///     assert_eq!(audit.try_receive()?.unwrap().payload(), b"job 1");
+    ///     assert_eq!(jobs.consumers(), ["audit", "worker"]);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn consumer(&self, name: &str) -> Result<Consumer> {
         validate_consumer_name(name)?;
         if let Some(c) = self.get_consumer(name) {
@@ -204,6 +263,27 @@ impl Stream {
     /// consumer the new configuration replaces the stored one (its start
     /// position only matters at creation). The name [`REPLY_CONSUMER`] is
     /// reserved ([`Error::InvalidName`]).
+    ///
+    /// ```
+    /// use spool::{ConsumerConfig, Options, StartAt, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let events = store.stream("events")?;
+    ///     events.send(b"before")?;
+    ///
+    ///     let config = ConsumerConfig::default()
+    ///         .start(StartAt::Latest) // only what is sent from now on
+    ///         .visibility_timeout(Duration::from_secs(60));
+    ///     let tail = events.consumer_with("tail", config.clone())?;
+    ///     events.send(b"after")?;
+    ///     assert_eq!(tail.try_receive()?.unwrap().payload(), b"after");
+    ///     assert_eq!(tail.config(), config); // stored with the consumer
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn consumer_with(&self, name: &str, config: ConsumerConfig) -> Result<Consumer> {
         validate_consumer_name(name)?;
         self.create_consumer(name, &config, true)
@@ -307,7 +387,24 @@ impl Stream {
     }
 
     /// Reads the message at `offset` of priority 0; `None` if no message has
-    /// that offset yet.
+    /// that offset yet. An offset that retention deleted is
+    /// [`Error::OffsetNotRetained`].
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let orders = store.stream("orders")?;
+    ///     let offset = orders.send(b"order #1")?;
+    ///
+    ///     let record = orders.read(offset)?.expect("just sent");
+    ///     assert_eq!(record.payload(), b"order #1");
+    ///     assert!(orders.read(offset + 1)?.is_none()); // not written yet
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn read(&self, offset: u64) -> Result<Option<Record>> {
         self.read_priority(0, offset)
     }
@@ -317,7 +414,26 @@ impl Stream {
     /// A claim-checked payload is mapped from its blob and verified against
     /// its hash here (once per process while it stays mapped); a missing or
     /// damaged blob is `Error::Corrupt`.
+    ///
+    /// ```
+    /// use spool::{Error, Message, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let tasks = store.create_stream("tasks", StreamConfig::default().priorities(2))?;
+    ///     let offset = tasks.send_message(Message::new(b"urgent").priority(1))?;
+    ///
+    ///     assert_eq!(tasks.read_priority(1, offset)?.unwrap().payload(), b"urgent");
+    ///     assert!(tasks.read(offset)?.is_none()); // level 0 has offsets of its own
+    ///     assert!(matches!(tasks.read_priority(2, 0), Err(Error::InvalidPriority { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn read_priority(&self, priority: u8, offset: u64) -> Result<Option<Record>> {
+        if self.inner.ctx.is_closed() {
+            return Err(Error::Closed);
+        }
         let r = self.bucket(priority)?.read(offset)?;
         match r {
             Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
@@ -374,7 +490,29 @@ impl Stream {
     /// Iterates over priority 0 from `offset` to the current end. Called
     /// again after it returned `None`, the iterator goes on with messages
     /// sent since. Between calls it keeps the segment it read last mapped
-    /// (until it reaches the end or is dropped).
+    /// (until it reaches the end or is dropped). An offset below the first
+    /// retained one starts at the first retained one.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let log = store.stream("log")?;
+    ///     log.send_batch(["a", "b", "c"])?;
+    ///
+    ///     let mut tail = log.iter_from(1);
+    ///     assert_eq!(tail.next().unwrap()?.payload(), b"b");
+    ///     assert_eq!(tail.next().unwrap()?.payload(), b"c");
+    ///     assert!(tail.next().is_none()); // the end, for now
+    ///
+    ///     // Asked again, it goes on with what was sent since.
+    ///     log.send(b"d")?;
+    ///     assert_eq!(tail.next().unwrap()?.payload(), b"d");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn iter_from(&self, offset: u64) -> Iter {
         Iter {
             stream: self.clone(),
@@ -385,7 +523,28 @@ impl Stream {
         }
     }
 
-    /// Iterates over one priority level from `offset` to the current end.
+    /// Iterates over one priority level from `offset` to the current end
+    /// (see [`Stream::iter_from`]); [`Error::InvalidPriority`] for a level
+    /// the stream does not have.
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let tasks = store.create_stream("tasks", StreamConfig::default().priorities(2))?;
+    ///     tasks.send_batch([
+    ///         Message::new(b"low").priority(0),
+    ///         Message::new(b"high 1").priority(1),
+    ///         Message::new(b"high 2").priority(1),
+    ///     ])?;
+    ///     let high: Vec<_> = tasks.iter_priority(1, 0)?.collect::<Result<_, _>>()?;
+    ///     assert_eq!(high.len(), 2);
+    ///     assert_eq!(high[1].payload(), b"high 2");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn iter_priority(&self, priority: u8, offset: u64) -> Result<Iter> {
         self.bucket(priority)?;
         Ok(Iter {
@@ -404,6 +563,27 @@ impl Stream {
     }
 
     /// Offsets and sizes of each priority bucket.
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let tasks = store.create_stream("tasks", StreamConfig::default().priorities(2))?;
+    ///     tasks.send(b"a")?;
+    ///     tasks.send(b"b")?;
+    ///     tasks.send_message(Message::new(b"c").priority(1))?;
+    ///
+    ///     let stats = tasks.stats();
+    ///     assert_eq!(stats.messages(), 3);
+    ///     let low = &stats.buckets[0];
+    ///     assert_eq!((low.first_offset, low.end_offset), (0, 2));
+    ///     assert_eq!(low.durable_offset, 2); // `Durability::Always`: synced by each send
+    ///     assert_eq!(stats.buckets[1].end_offset, 1);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn stats(&self) -> StreamStats {
         StreamStats {
             buckets: self
@@ -434,6 +614,11 @@ impl Stream {
 }
 
 impl StreamInner {
+    /// The store's shared context.
+    pub(crate) fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
     /// The stream's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
@@ -497,6 +682,32 @@ impl StreamInner {
     pub(crate) fn blob_refs(&self, out: &mut std::collections::HashSet<[u8; 32]>) -> Result<()> {
         for b in &self.buckets {
             b.blob_refs(out)?;
+        }
+        Ok(())
+    }
+
+    /// After the store was marked closed: waits for the writes in progress
+    /// (appends, retention, consumer changes) to end, and wakes every
+    /// receiver waiting on the stream, to find it closed.
+    pub(crate) fn fence(&self) {
+        for b in &self.buckets {
+            b.fence();
+        }
+        drop(self.retention.lock().unwrap_or_else(|e| e.into_inner()));
+        for c in self.consumer_list() {
+            c.fence();
+        }
+        self.notify.notify();
+    }
+
+    /// Makes everything durable and marks the active segments closed
+    /// cleanly (for `Store::close`).
+    pub(crate) fn close_files(&self) -> Result<()> {
+        for c in self.consumer_list() {
+            c.sync_all()?;
+        }
+        for b in &self.buckets {
+            b.close_files()?;
         }
         Ok(())
     }

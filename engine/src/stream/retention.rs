@@ -9,10 +9,10 @@ impl StreamInner {
     /// [`super::Stream::apply_retention`]); returns the bytes of the files
     /// removed.
     pub(crate) fn apply_retention(&self) -> Result<u64> {
-        self.ctx.check()?;
         // One pass at a time: two would write the same temporary file of
         // the low-water mark, and delete the same segments.
         let _one = self.retention.lock().unwrap_or_else(|e| e.into_inner());
+        self.ctx.check()?;
         let consumers = self.consumer_list();
         let mut freed = 0;
         for b in &self.buckets {

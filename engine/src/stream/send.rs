@@ -11,6 +11,7 @@ use crate::log::bucket::Prepared;
 use crate::log::Bucket;
 use crate::message::Message;
 use crate::options::Durability;
+use crate::wake::Durable;
 use crate::{Error, Result};
 
 /// A message encoded and checked, ready to append.
@@ -52,6 +53,25 @@ impl Encoded<'_> {
 impl Stream {
     /// Appends `payload` at priority 0 and returns its offset. With
     /// [`Durability::Always`] it is on disk when this returns.
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let orders = store.stream("orders")?;
+    ///     assert_eq!(orders.send(b"order #1")?, 0);
+    ///     assert_eq!(orders.send(b"order #2")?, 1);
+    ///
+    ///     // Beyond `Options::message_bytes_max` (8 MiB by default): refused, nothing written.
+    ///     let small = Options::default().message_bytes_max(1024);
+    ///     let store = Store::open(dir.path().join("small"), small)?;
+    ///     let too_big = store.stream("orders")?.send(&[0; 2048]);
+    ///     assert!(matches!(too_big, Err(Error::MessageTooLarge { limit: 1024, .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send(&self, payload: &[u8]) -> Result<u64> {
         if payload.len() as u64 > self.inner.config.claim_check_threshold {
             return self.send_message(Message::new(payload));
@@ -73,6 +93,26 @@ impl Stream {
     /// A payload larger than the stream's `claim_check_threshold` is stored
     /// once as a content-addressed blob (see [`Stream::send_reader`]) and the
     /// message carries the reference; readers get the payload transparently.
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let orders = store.create_stream("orders", StreamConfig::default().priorities(2))?;
+    ///     let offset = orders.send_message(
+    ///         Message::new(b"2 x espresso")
+    ///             .header("customer", "ada")
+    ///             .priority(1),
+    ///     )?;
+    ///
+    ///     let record = orders.read_priority(1, offset)?.unwrap();
+    ///     assert_eq!(record.payload(), b"2 x espresso");
+    ///     assert_eq!(record.header("customer"), Some(&b"ada"[..]));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
         let hold = self.blob_hold(msg.payload.len());
         let e = self.encode(&msg)?;
@@ -90,7 +130,28 @@ impl Stream {
     /// bounded memory) as a claim check: the payload is stored once as a
     /// content-addressed blob, made durable, and only then is the message
     /// with its reference appended. `msg` supplies headers and priority; its
-    /// payload must be empty.
+    /// payload must be empty ([`Error::InvalidArgument`] otherwise).
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store};
+    /// use std::io::{Seek, Write};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let backups = store.stream("backups")?;
+    ///
+    ///     let mut file = tempfile::tempfile()?;
+    ///     file.write_all(&vec![42; 3 << 20])?;
+    ///     file.rewind()?;
+    ///     let offset = backups.send_reader(file, Message::default().header("name", "db.tar"))?;
+    ///
+    ///     let record = backups.read(offset)?.unwrap();
+    ///     assert_eq!(record.claim_check().unwrap().len, 3 << 20);
+    ///     assert_eq!(record.payload().len(), 3 << 20); // read back transparently
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send_reader(&self, reader: impl std::io::Read, msg: Message<'_>) -> Result<u64> {
         if !msg.payload.is_empty() {
             return Err(Error::InvalidArgument(
@@ -132,7 +193,110 @@ impl Stream {
     /// If writing fails midway (disk full, failed sync), the part that a
     /// roll sealed into the old segment stays in the log, readable and
     /// unacknowledged; so may it after a crash during the call.
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let events = store.stream("events")?;
+    ///
+    ///     // Anything that converts into a `Message`: byte strings, `&str`, messages.
+    ///     let offsets = events.send_batch(["signed up", "logged in"])?;
+    ///     assert_eq!(offsets, [0, 1]);
+    ///     let offsets = events.send_batch([Message::new("logged out").header("user", "ada")])?;
+    ///     assert_eq!(offsets, [2]);
+    ///     assert_eq!(events.stats().messages(), 3);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn send_batch<'m, I, M>(&self, msgs: I) -> Result<Vec<u64>>
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<Message<'m>>,
+    {
+        let (offsets, touched, pending) = self.append_batch(msgs)?;
+        for (p, end) in touched {
+            self.after_append(&self.inner.buckets[p], end)?;
+        }
+        pending.into_iter().for_each(Pending::settle);
+        Ok(offsets)
+    }
+
+    /// [`Stream::send`] without blocking a thread for durability: the
+    /// message is appended when this is called (its offset is decided);
+    /// the future resolves with the offset once it is as durable as the
+    /// store's [`Durability`] asks. Under `Always` the sync runs on the
+    /// store's worker thread, shared (group commit) with every concurrent
+    /// durable send of the bucket, blocking or async. Dropping the future
+    /// gives up waiting, not the message. (A payload above the claim-check
+    /// threshold is stored as a blob within this call.)
+    ///
+    /// ```
+    /// # fn main() -> spool::Result<()> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = spool::Store::open(dir.path(), spool::Options::default())?;
+    /// let orders = store.stream("orders")?;
+    /// let offset = futures::executor::block_on(orders.send_async(b"order 1"))?;
+    /// assert_eq!(orders.read(offset)?.unwrap().payload(), b"order 1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_async(&self, payload: &[u8]) -> Durable<u64> {
+        self.send_batch_async([payload])
+            .map_value(|offsets| offsets.first().copied().unwrap_or(0))
+    }
+
+    /// [`Stream::send_message`] without blocking a thread for durability
+    /// (see [`Stream::send_async`]).
+    pub fn send_message_async(&self, msg: Message<'_>) -> Durable<u64> {
+        self.send_batch_async([msg])
+            .map_value(|offsets| offsets.first().copied().unwrap_or(0))
+    }
+
+    /// [`Stream::send_batch`] without blocking a thread for durability
+    /// (see [`Stream::send_async`]): one sync per bucket for the batch.
+    pub fn send_batch_async<'m, I, M>(&self, msgs: I) -> Durable<Vec<u64>>
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<Message<'m>>,
+    {
+        let (offsets, touched, pending) = match self.append_batch(msgs) {
+            Ok(t) => t,
+            Err(e) => return Durable::ready(Err(e)),
+        };
+        let always = self.inner.ctx.opts.durability == Durability::Always;
+        let blocking = touched.iter().any(|&(p, end)| {
+            let b = &self.inner.buckets[p];
+            (always && b.durable_offset() < end) || b.rolled()
+        });
+        if !blocking {
+            // Nothing to wait for: wake receivers here.
+            for (p, end) in touched {
+                if let Err(e) = self.after_append(&self.inner.buckets[p], end) {
+                    return Durable::ready(Err(e));
+                }
+            }
+            pending.into_iter().for_each(Pending::settle);
+            return Durable::ready(Ok(offsets));
+        }
+        let s = self.clone();
+        let step = self.inner.ctx.worker.run(move || {
+            for (p, end) in touched {
+                s.after_append(&s.inner.buckets[p], end)?;
+            }
+            pending.into_iter().for_each(Pending::settle);
+            Ok(())
+        });
+        Durable::after(step, offsets)
+    }
+
+    /// Appends a batch (see [`Stream::send_batch`]) without waiting for
+    /// durability: the offsets, the end of what each touched bucket got,
+    /// and the pending marks of the blobs stored, to settle once durable.
+    #[allow(clippy::type_complexity)]
+    fn append_batch<'m, I, M>(&self, msgs: I) -> Result<(Vec<u64>, Vec<(usize, u64)>, Vec<Pending>)>
     where
         I: IntoIterator<Item = M>,
         M: Into<Message<'m>>,
@@ -173,13 +337,8 @@ impl Stream {
             touched.push((p, range.end));
         }
         drop(hold);
-        for (p, end) in touched {
-            self.after_append(&self.inner.buckets[p], end)?;
-        }
-        for e in encoded {
-            e.settle();
-        }
-        Ok(offsets)
+        let pending = encoded.into_iter().filter_map(|e| e.pending).collect();
+        Ok((offsets, touched, pending))
     }
 
     fn after_append(&self, bucket: &Bucket, end: u64) -> Result<()> {

@@ -282,6 +282,7 @@ impl Inspector<'_> {
             Ok(g) => Ok(StoreLock { _guard: g }),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Locked {
                 path: store.to_path_buf(),
+                this_process: crate::ctx::locked_by_this_process(store),
             }),
             Err(e) => Err(Error::io("lock", &path, e)),
         }

@@ -123,6 +123,11 @@ impl Bucket {
         Ok(())
     }
 
+    /// Whether a segment was sealed since the last `take_rolled`.
+    pub(crate) fn rolled(&self) -> bool {
+        self.rolled.load(Ordering::Relaxed)
+    }
+
     /// Whether a segment was sealed since the last call.
     pub(crate) fn take_rolled(&self) -> bool {
         // A plain load first: the common case writes nothing to the shared line.
@@ -599,15 +604,30 @@ fn remove_segment_files(ctx: &Ctx, dir: &Path, base: u64) -> Result<()> {
     Ok(())
 }
 
+impl Bucket {
+    /// Waits for an append in progress to end. Called by `Store::close`
+    /// after the closed flag is set, which every append checks under the
+    /// writer's lock: none starts after this.
+    pub(crate) fn fence(&self) {
+        drop(lock(&self.writer));
+    }
+
+    /// Syncs, then marks the active segment closed cleanly so the next open
+    /// need not check what lies past its end.
+    pub(crate) fn close_files(&self) -> Result<()> {
+        self.sync_all()?;
+        self.active_segment()
+            .mark_clean()
+            .map_err(|e| Error::io("sync", &self.dir, e))
+    }
+}
+
 impl Drop for Bucket {
-    /// The last handle is gone: sync, then mark the active segment closed
-    /// cleanly so the next open need not check what lies past its end.
+    /// The last handle is gone: close the files (unless the store is
+    /// poisoned, or closed: `Store::close` did it).
     fn drop(&mut self) {
-        if self.ctx.is_poisoned() {
-            return;
-        }
-        if self.sync_all().is_ok() {
-            let _ = self.active_segment().mark_clean();
+        if self.ctx.check().is_ok() {
+            let _ = self.close_files();
         }
     }
 }
