@@ -395,3 +395,84 @@ fn journal_rotations_are_debug_events() {
     // Nothing else on the per-message path.
     assert_eq!(rotated.len(), seen.len(), "{seen:?}");
 }
+
+fn ensure_dir(fs: &SimFs, dir: &std::path::Path) {
+    use spool::io::Vfs;
+    if fs.kind(dir).unwrap().is_none() {
+        fs.create_dir(dir).unwrap();
+    }
+}
+
+#[test]
+fn leftovers_removed_and_indexes_rebuilt_at_open_are_reported() {
+    use spool::io::Vfs;
+    use std::path::Path;
+    let c = Collector::default();
+    let fs = SimFs::new();
+    {
+        let store = Store::open("/db", sim::options(&fs, Durability::Never)).unwrap();
+        let s = store.stream("logs").unwrap();
+        for _ in 0..100 {
+            s.send(&[2u8; 1000]).unwrap();
+        }
+        assert!(s.stats().buckets[0].segments > 1);
+        store.close().unwrap();
+    }
+    let bucket = Path::new("/db/streams/logs/p0");
+    // A sealed segment's index gone, a temporary file of an interrupted
+    // write, a stream whose creation was interrupted, and an orphan blob
+    // with the pending mark a crashed send leaves.
+    let idx = bucket.join("00000000000000000000.idx");
+    fs.remove_file(&idx).unwrap();
+    let tmp = bucket.join(".retention.meta.tmp");
+    fs.write_file(&tmp, b"half").unwrap();
+    let incomplete = Path::new("/db/streams/.tmp-new-0000000000000001");
+    fs.create_dir(incomplete).unwrap();
+    let hex = blake3::hash(b"nobody").to_hex().to_string();
+    let orphan = Path::new("/db/blobs").join(&hex[..2]).join(&hex);
+    ensure_dir(&fs, Path::new("/db/blobs"));
+    ensure_dir(&fs, orphan.parent().unwrap());
+    fs.write_file(&orphan, b"nobody").unwrap();
+    ensure_dir(&fs, Path::new("/db/blobs/pending"));
+    fs.write_file(
+        &Path::new("/db/blobs/pending").join(format!("{hex}-0000000000000001")),
+        b"",
+    )
+    .unwrap();
+    let store = c.run(|| Store::open("/db", sim::options(&fs, Durability::Never)).unwrap());
+    let report = store.recovery_report().clone();
+    let seen = c.take();
+    let paths = |message: &str| -> Vec<String> {
+        named(&seen, events::RECOVERY, message)
+            .iter()
+            .map(|e| {
+                assert_eq!(e.level, Level::INFO, "{e:?}");
+                e.field("path").to_string()
+            })
+            .collect()
+    };
+    assert_eq!(paths("index rebuilt"), [idx.display().to_string()]);
+    assert_eq!(paths("temporary file removed"), [tmp.display().to_string()]);
+    assert_eq!(
+        paths("incomplete stream removed"),
+        [incomplete.display().to_string()]
+    );
+    let orphans = named(&seen, events::RECOVERY, "orphan blobs removed");
+    assert_eq!(orphans.len(), 1, "{seen:?}");
+    assert_eq!(orphans[0].u64("count"), 1);
+    let opened = named(&seen, events::RECOVERY, "store opened");
+    assert_eq!(opened.len(), 1, "{seen:?}");
+    let e = opened[0];
+    assert_eq!(
+        (
+            e.u64("rebuilt_indexes"),
+            e.u64("removed_temp_files"),
+            e.u64("removed_incomplete_streams"),
+            e.u64("removed_orphan_blobs"),
+            e.u64("torn_tails"),
+        ),
+        (1, 1, 1, 1, 0)
+    );
+    assert_eq!(report.removed_orphan_blobs, 1);
+    assert_eq!(seen.last().unwrap().message, "store opened");
+}
