@@ -197,7 +197,7 @@ impl Blobs {
                 len += n as u64;
             }
             if let Err(e) = f.sync() {
-                self.ctx.poison();
+                self.ctx.poison("sync blob", Some(&tmp), &e);
                 return Err(Error::io("sync blob", &tmp, e));
             }
             Ok(())

@@ -1,26 +1,35 @@
 //! What every part of an open store shares: the file system, the options,
-//! the poisoned and closed flags, and the store's lock.
+//! the poisoned and closed flags, and the store's lock; the `store poisoned`
+//! and `slow sync` events ([`crate::events`]).
 
 use crate::background::Syncer;
-use crate::io::{DirEntry, EntryKind, LockGuard, OpenMode, VDir, VFile, Vfs};
+use crate::events;
+use crate::io::{DirEntry, EntryKind, LockGuard, MapMemory, OpenMode, VDir, VFile, Vfs};
 use crate::options::Options;
 use crate::{Error, Result};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 /// Shared state of one open store.
 #[derive(Debug)]
 pub(crate) struct Ctx {
     /// The store's file system, through [`Poisoning`]: a failed directory
     /// sync poisons the store whoever asked for it (an atomic small-file
-    /// write of `io`, a bucket's open, [`Ctx::open_dir`]).
+    /// write of `io`, a bucket's open, [`Ctx::open_dir`]), and every file
+    /// and directory sync is timed ([`Ctx::timed_sync`]).
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) opts: Options,
     pub(crate) root: PathBuf,
     /// [`POISONED`] and [`CLOSED`] bits: one load tells an operation
     /// whether it may go on.
     flags: AtomicU8,
+    /// A sync that takes this long on [`SYNC_CLOCK`] (nanoseconds) is
+    /// reported: [`Options::slow_sync_threshold`] plus the clock's
+    /// resolution, so that a sync reported really took the threshold.
+    slow_sync_ns: u64,
     /// Wakes the background sync thread, if the store runs one (which holds
     /// this and not the context, so that it never keeps the store locked).
     pub(crate) syncer: Arc<Syncer>,
@@ -47,11 +56,14 @@ impl Ctx {
         lock: Box<dyn LockGuard>,
     ) -> Arc<Ctx> {
         register_lock(&root, true);
+        let resolution = rustix::time::clock_getres(SYNC_CLOCK);
+        let slow_sync_ns = nanos(opts.slow_sync).saturating_add(timespec_ns(resolution));
         Arc::new_cyclic(|me| Ctx {
             vfs: Arc::new(Poisoning {
                 inner: vfs,
                 ctx: me.clone(),
             }),
+            slow_sync_ns,
             opts,
             root,
             flags: AtomicU8::new(0),
@@ -87,9 +99,41 @@ impl Ctx {
     }
 
     /// Marks the store poisoned: after a failed sync the kernel may have
-    /// dropped dirty pages, so nothing may be acknowledged any more.
-    pub(crate) fn poison(&self) {
-        self.flags.fetch_or(POISONED, Ordering::AcqRel);
+    /// dropped dirty pages, so nothing may be acknowledged any more. The
+    /// first call emits the `store poisoned` event: `what` failed on `path`
+    /// (`None` where no file is known) with `error`.
+    pub(crate) fn poison(
+        &self,
+        what: &'static str,
+        path: Option<&Path>,
+        error: &dyn std::fmt::Display,
+    ) {
+        if self.flags.fetch_or(POISONED, Ordering::AcqRel) & POISONED == 0 {
+            poisoned_event(what, path, error);
+        }
+    }
+
+    /// Runs `sync`, a sync of `path` (`what`: see [`crate::events`]), and
+    /// emits the `slow sync` event if it took at least
+    /// [`Options::slow_sync_threshold`] plus the resolution of
+    /// [`SYNC_CLOCK`]: two readings of that clock (about 3 ns each, against
+    /// 20 to 25 for `Instant::now` on this project's machine), which a sync
+    /// costs in any case (tens of microseconds on a disk, a few hundred
+    /// nanoseconds on tmpfs).
+    #[inline]
+    pub(crate) fn timed_sync<T>(
+        &self,
+        what: &'static str,
+        path: &Path,
+        sync: impl FnOnce() -> T,
+    ) -> T {
+        let start = sync_clock_ns();
+        let r = sync();
+        let took = sync_clock_ns().saturating_sub(start);
+        if took >= self.slow_sync_ns {
+            slow_sync_event(what, path, Duration::from_nanos(took), self.opts.slow_sync);
+        }
+        r
     }
 
     /// Marks the store closed (see [`Ctx::check`]).
@@ -189,16 +233,63 @@ struct Poisoning {
 #[derive(Debug)]
 struct PoisoningDir {
     inner: Box<dyn VDir>,
+    path: PathBuf,
     ctx: Weak<Ctx>,
 }
 
 impl VDir for PoisoningDir {
     fn sync(&self) -> std::io::Result<()> {
-        self.inner.sync().inspect_err(|_| {
-            if let Some(ctx) = self.ctx.upgrade() {
-                ctx.poison();
-            }
-        })
+        let Some(ctx) = self.ctx.upgrade() else {
+            return self.inner.sync();
+        };
+        ctx.timed_sync("directory", &self.path, || self.inner.sync())
+            .inspect_err(|e| ctx.poison("sync directory", Some(&self.path), e))
+    }
+}
+
+/// A file opened through [`Poisoning`]: its syncs are timed (a failed file
+/// sync poisons where its caller says so: a temporary file that failed is
+/// dropped, and nothing rests on it).
+#[derive(Debug)]
+struct TimedFile {
+    inner: Arc<dyn VFile>,
+    path: PathBuf,
+    ctx: Weak<Ctx>,
+}
+
+impl VFile for TimedFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn allocate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.allocate(len)
+    }
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, pos)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        match self.ctx.upgrade() {
+            Some(ctx) => ctx.timed_sync("file", &self.path, || self.inner.sync()),
+            None => self.inner.sync(),
+        }
+    }
+    fn map_mut(&self, len: u64) -> std::io::Result<MapMemory> {
+        self.inner.map_mut(len)
+    }
+    fn map_read(&self, len: u64) -> std::io::Result<MapMemory> {
+        self.inner.map_read(len)
+    }
+    fn data_ranges(&self, range: Range<u64>) -> std::io::Result<Vec<Range<u64>>> {
+        self.inner.data_ranges(range)
+    }
+    fn allocated_bytes(&self) -> std::io::Result<Option<u64>> {
+        self.inner.allocated_bytes()
     }
 }
 
@@ -213,7 +304,11 @@ impl Vfs for Poisoning {
         self.inner.kind(path)
     }
     fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn VFile>> {
-        self.inner.open(path, mode)
+        Ok(Arc::new(TimedFile {
+            inner: self.inner.open(path, mode)?,
+            path: path.to_path_buf(),
+            ctx: self.ctx.clone(),
+        }))
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         self.inner.rename(from, to)
@@ -227,6 +322,7 @@ impl Vfs for Poisoning {
     fn open_dir(&self, path: &Path) -> std::io::Result<Box<dyn VDir>> {
         Ok(Box::new(PoisoningDir {
             inner: self.inner.open_dir(path)?,
+            path: path.to_path_buf(),
             ctx: self.ctx.clone(),
         }))
     }
@@ -254,10 +350,61 @@ impl Dir<'_> {
     /// that a power cut takes away.
     pub(crate) fn sync(&self) -> Result<()> {
         self.handle.sync().map_err(|e| {
-            self.ctx.poison();
+            self.ctx.poison("sync directory", Some(self.path), &e);
             Error::io("sync directory", self.path, e)
         })
     }
+}
+
+/// The clock of the slow-sync check: the kernel's coarse monotonic clock
+/// where there is one (read from the vDSO without the time-stamp counter;
+/// its resolution is one kernel tick, 4 ms on most kernels), else the
+/// monotonic clock.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+const SYNC_CLOCK: rustix::time::ClockId = rustix::time::ClockId::MonotonicCoarse;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+const SYNC_CLOCK: rustix::time::ClockId = rustix::time::ClockId::Monotonic;
+
+/// [`SYNC_CLOCK`] now, in nanoseconds.
+#[inline]
+fn sync_clock_ns() -> u64 {
+    timespec_ns(rustix::time::clock_gettime(SYNC_CLOCK))
+}
+
+fn timespec_ns(t: rustix::time::Timespec) -> u64 {
+    (t.tv_sec.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec.max(0) as u64)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The `store poisoned` event (cold: once per store at most).
+#[cold]
+fn poisoned_event(what: &'static str, path: Option<&Path>, error: &dyn std::fmt::Display) {
+    let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+    tracing::error!(
+        target: events::POISON,
+        what,
+        path = %path,
+        error = %error,
+        "store poisoned"
+    );
+}
+
+/// The `slow sync` event.
+#[cold]
+fn slow_sync_event(what: &'static str, path: &Path, took: Duration, threshold: Duration) {
+    tracing::warn!(
+        target: events::SYNC,
+        what,
+        path = %path.display(),
+        duration_us = crate::limits::micros_saturating(took),
+        threshold_us = crate::limits::micros_saturating(threshold),
+        "slow sync"
+    );
 }
 
 /// Microseconds since the Unix epoch (0 if the clock is before it,

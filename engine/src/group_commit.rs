@@ -167,10 +167,11 @@ impl GroupCommit {
                     }
                     g = self.lock();
                 }
-                Err(_) => {
+                Err(e) => {
                     // The kernel may have dropped the dirty pages: never retry
                     // and acknowledge. Everything after this is refused.
-                    ctx.poison();
+                    // (The engine's syncs poison first, naming their file.)
+                    ctx.poison("sync", None, &e);
                     self.wake(g);
                     return Err(Error::Poisoned);
                 }
@@ -191,7 +192,7 @@ struct Leading<'a> {
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.ctx.poison();
+            self.ctx.poison("sync", None, &"the sync panicked");
             let mut g = self.gc.lock();
             g.leader = false;
             self.gc.wake(g);

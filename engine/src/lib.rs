@@ -55,6 +55,15 @@
 //!
 //! The design (on-disk format, durability and recovery rules, the memory-map
 //! soundness argument) is in DESIGN.md at the repository root.
+//!
+//! # Observability
+//!
+//! Spool emits structured events through `tracing` (recovery findings,
+//! retention deletions, dead letters, the store poisoned, slow syncs,
+//! consumer journal rotations): [`events`] lists each by target, level,
+//! message and fields. [`Consumer::stats`] gives a consumer's figures
+//! (undelivered, in flight, lag, age of the oldest unacknowledged message,
+//! redeliveries, dead letters), cheap enough to poll.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -64,6 +73,7 @@ mod blob;
 mod consumer;
 mod ctx;
 mod error;
+pub mod events;
 #[cfg(feature = "sim")]
 #[doc(hidden)]
 pub mod format;
@@ -99,6 +109,7 @@ pub use log::Record;
 pub use message::{dead_letter_headers, request_headers, Message};
 pub use options::{
     Durability, Options, StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN,
+    SLOW_SYNC_THRESHOLD,
 };
 pub use report::{RecoveryReport, TornTail};
 pub use request::{Request, WaitReply, REPLY_CONSUMER};

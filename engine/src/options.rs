@@ -91,8 +91,14 @@ pub struct Options {
     pub(crate) durability: Durability,
     pub(crate) consumer_journal_bytes: u64,
     pub(crate) writeback_bytes: u64,
+    pub(crate) slow_sync: Duration,
     pub(crate) vfs: Option<Arc<dyn Vfs>>,
 }
+
+/// Default of [`Options::slow_sync_threshold`]: 250 ms, a thousand times a
+/// good disk's flush of a small append and several times the sync of a
+/// whole 64 MiB segment at a segment roll.
+pub const SLOW_SYNC_THRESHOLD: Duration = Duration::from_millis(250);
 
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,6 +109,7 @@ impl std::fmt::Debug for Options {
             .field("durability", &self.durability)
             .field("consumer_journal_bytes", &self.consumer_journal_bytes)
             .field("writeback_bytes", &self.writeback_bytes)
+            .field("slow_sync_threshold", &self.slow_sync)
             .finish()
     }
 }
@@ -116,6 +123,7 @@ impl Default for Options {
             durability: Durability::Always,
             consumer_journal_bytes: 16 << 20,
             writeback_bytes: 4 << 20,
+            slow_sync: SLOW_SYNC_THRESHOLD,
             vfs: None,
         }
     }
@@ -199,6 +207,20 @@ impl Options {
         self
     }
 
+    /// A sync (`msync` or `fsync` of a segment, a consumer journal, any
+    /// other file or a directory) that takes at least this long emits the
+    /// `slow sync` warning event (see [`crate::events`]): which file, how
+    /// long. Syncs are timed with the kernel's coarse monotonic clock (it
+    /// costs next to nothing; its resolution is one kernel tick, 4 ms on
+    /// most kernels), and a sync is reported once its measured time reaches
+    /// this plus that resolution, so that one reported really took this
+    /// long. Default = [`SLOW_SYNC_THRESHOLD`] (250 ms); at least 1 ms;
+    /// `Duration::MAX` reports none.
+    pub fn slow_sync_threshold(mut self, threshold: Duration) -> Self {
+        self.slow_sync = threshold;
+        self
+    }
+
     /// When sends and acknowledgements are durable. Default = [`Durability::Always`].
     pub fn durability(mut self, d: Durability) -> Self {
         self.durability = d;
@@ -241,6 +263,12 @@ impl Options {
             return bad(format!(
                 "consumer_journal_bytes {} is outside 4096..=1 GiB",
                 self.consumer_journal_bytes
+            ));
+        }
+        if self.slow_sync < Duration::from_millis(1) {
+            return bad(format!(
+                "slow_sync_threshold {:?} is below 1 ms",
+                self.slow_sync
             ));
         }
         if let Durability::Interval(d) = self.durability {

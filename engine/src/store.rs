@@ -15,7 +15,7 @@ use crate::{name, Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// An open store: a directory of streams, locked against other openers.
 ///
@@ -88,6 +88,7 @@ impl Store {
     /// }
     /// ```
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+        let started = Instant::now();
         options.validate()?;
         let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(RealFs));
         let root = path.as_ref().to_path_buf();
@@ -169,6 +170,12 @@ impl Store {
             create_lock: Mutex::new(()),
             report,
         });
+        let streams = inner
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        recovery_events(&inner.ctx.root, streams, started.elapsed(), &inner.report);
         if inner.ctx.opts.background_thread() {
             let every = match inner.ctx.opts.durability {
                 Durability::Interval(every) => Some(every),
@@ -572,6 +579,54 @@ impl Drop for StoreInner {
             }
         }
     }
+}
+
+/// The recovery events of an open (see [`crate::events`]): one per finding
+/// of `report`, then `store opened`.
+fn recovery_events(root: &Path, streams: usize, took: Duration, report: &RecoveryReport) {
+    use crate::events::RECOVERY;
+    for t in &report.torn_tails {
+        tracing::warn!(
+            target: RECOVERY,
+            stream = %t.stream,
+            priority = t.priority,
+            segment = %t.segment.display(),
+            position = t.position,
+            bytes = t.bytes,
+            scattered_bytes = t.scattered_bytes,
+            next_offset = t.first_lost_offset,
+            quarantine = %t.quarantine.display(),
+            "torn tail cut"
+        );
+    }
+    for p in &report.rebuilt_indexes {
+        tracing::info!(target: RECOVERY, path = %p.display(), "index rebuilt");
+    }
+    for p in &report.removed_temp_files {
+        tracing::info!(target: RECOVERY, path = %p.display(), "temporary file removed");
+    }
+    for p in &report.removed_incomplete_streams {
+        tracing::info!(target: RECOVERY, path = %p.display(), "incomplete stream removed");
+    }
+    if report.removed_orphan_blobs > 0 {
+        tracing::info!(
+            target: RECOVERY,
+            count = report.removed_orphan_blobs,
+            "orphan blobs removed"
+        );
+    }
+    tracing::info!(
+        target: RECOVERY,
+        path = %root.display(),
+        streams,
+        duration_us = crate::limits::micros_saturating(took),
+        torn_tails = report.torn_tails.len(),
+        rebuilt_indexes = report.rebuilt_indexes.len(),
+        removed_temp_files = report.removed_temp_files.len(),
+        removed_incomplete_streams = report.removed_incomplete_streams.len(),
+        removed_orphan_blobs = report.removed_orphan_blobs,
+        "store opened"
+    );
 }
 
 /// Creates the store's files on first open; checks the format version.

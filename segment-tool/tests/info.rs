@@ -377,3 +377,239 @@ fn open_store(path: &std::path::Path, opts: spool::Options) -> spool::Store {
         }
     }
 }
+
+/// A closed store whose stream `jobs` (64 KiB segments, 200 messages of
+/// 1000 bytes, each with its own timestamp) has consumers `early` (ack
+/// floor 30, inside the first, sealed segment), `late` (floor 190, inside
+/// the active segment) and `done` (everything acknowledged). `late` also
+/// holds two unacknowledged deliveries and one dead letter. Returns the
+/// timestamps of offsets 30 and 190.
+fn consumer_store(dir: &Path) -> (u64, u64) {
+    let store = open_store(dir, opts().segment_bytes_max(64 * 1024));
+    let jobs = store.stream("jobs").expect("stream");
+    for _ in 0..200 {
+        jobs.send(&[5u8; 1000]).expect("send");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let early = jobs.consumer("early").expect("consumer");
+    early.ack_up_to(0, 29).expect("ack");
+    let done = jobs.consumer("done").expect("consumer");
+    done.ack_up_to(0, 199).expect("ack");
+    let late = jobs
+        .consumer_with(
+            "late",
+            spool::ConsumerConfig::default()
+                .max_deliveries(1)
+                .dead_letter("jobs.dead"),
+        )
+        .expect("consumer");
+    late.ack_up_to(0, 189).expect("ack");
+    // 190 delivered and given back: dead-lettered when 191 is taken next
+    // (it was delivered its one time); 191 and 192 stay unacknowledged.
+    late.try_receive()
+        .expect("receive")
+        .expect("190")
+        .nack()
+        .expect("nack");
+    let a = late.try_receive().expect("receive").expect("191");
+    let b = late.try_receive().expect("receive").expect("192");
+    assert_eq!((a.offset(), b.offset()), (191, 192));
+    assert_eq!(late.stats().dead_lettered, 1);
+    let ts = |o: u64| jobs.read(o).expect("read").expect("record").timestamp_us();
+    let t = (ts(30), ts(191));
+    drop((a, b));
+    store.close().expect("close");
+    t
+}
+
+fn consumer_record<'a>(recs: &'a [(String, Value)], name: &str) -> &'a Value {
+    of_kind(recs, "consumer")
+        .into_iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no consumer {name}"))
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as u64
+}
+
+#[test]
+fn consumers_show_what_is_left_and_the_age_of_the_oldest_unacknowledged_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (t30, t191) = consumer_store(dir.path());
+    let before = now_us();
+    let o = info(dir.path(), "json");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let after = now_us();
+    let recs = json_records(&o);
+    // The floor of `early` lies inside a sealed segment (read through its
+    // index), that of `late` inside the active one (found by a scan).
+    let segs: Vec<&Value> = of_kind(&recs, "segment")
+        .into_iter()
+        .filter(|s| s["stream"] == "jobs")
+        .collect();
+    let holds = |s: &Value, o: u64| {
+        let base = s["base_offset"].as_u64().expect("base");
+        base < o && o + 1 < base + s["records"].as_u64().expect("records")
+    };
+    assert!(segs[0]["sealed"] == true && holds(segs[0], 30), "{segs:?}");
+    let last = segs[segs.len() - 1];
+    assert!(last["sealed"] == false && holds(last, 191), "{segs:?}");
+
+    let early = consumer_record(&recs, "early");
+    assert_eq!(early["undelivered"], 170);
+    assert_eq!(early["lag"], 170);
+    assert_eq!(early["buckets"][0]["undelivered"], 170);
+    assert_eq!(early["buckets"][0]["oldest_unacked_offset"], 30);
+    assert_eq!(early["buckets"][0]["oldest_unacked_timestamp_us"], t30);
+    assert_eq!(early["oldest_unacked_timestamp_us"], t30);
+    let age = early["oldest_unacked_age_us"].as_u64().expect("age");
+    assert!(age >= before - t30 && age <= after - t30, "{age}");
+
+    let late = consumer_record(&recs, "late");
+    // 190 dead-lettered (acknowledged), 191 and 192 delivered: the oldest
+    // unacknowledged is 191.
+    assert_eq!(late["undelivered"], 7);
+    assert_eq!(late["lag"], 9);
+    assert_eq!(late["dead_lettered"], 1);
+    assert_eq!(late["buckets"][0]["unacked_deliveries"], 2);
+    assert_eq!(late["buckets"][0]["oldest_unacked_offset"], 191);
+    assert_eq!(late["oldest_unacked_timestamp_us"], t191);
+    assert!(late["oldest_unacked_age_us"].as_u64().expect("age") >= before - t191);
+
+    let done = consumer_record(&recs, "done");
+    assert_eq!(done["undelivered"], 0);
+    assert_eq!(done["lag"], 0);
+    assert_eq!(done["oldest_unacked_timestamp_us"], Value::Null);
+    assert_eq!(done["oldest_unacked_age_us"], Value::Null);
+    assert_eq!(done["buckets"][0]["oldest_unacked_offset"], Value::Null);
+
+    let o = info(dir.path(), "human");
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("  consumer {name} figures: ")))
+            .unwrap_or_else(|| panic!("no figures of {name}: {text}"))
+            .to_string()
+    };
+    let late = line("late");
+    assert!(
+        late.contains("undelivered 7, 2 unacknowledged deliveries"),
+        "{late}"
+    );
+    assert!(late.contains("lag 9"), "{late}");
+    assert!(late.contains("dead-lettered 1"), "{late}");
+    assert!(late.contains("oldest unacknowledged 20"), "{late}");
+    assert!(late.contains("(age "), "{late}");
+    assert!(line("done").contains("nothing unacknowledged"), "{text}");
+}
+
+/// Sums (files, lengths, allocated bytes) of the regular files under `dir`.
+fn du(dir: &Path) -> (u64, u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut t = (0, 0, 0);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return t;
+    };
+    for e in entries {
+        let e = e.expect("entry");
+        let m = std::fs::symlink_metadata(e.path()).expect("stat");
+        if m.is_dir() {
+            let (f, a, d) = du(&e.path());
+            t = (t.0 + f, t.1 + a, t.2 + d);
+        } else if m.is_file() {
+            t = (t.0 + 1, t.1 + m.len(), t.2 + m.blocks() * 512);
+        }
+    }
+    t
+}
+
+#[test]
+fn disk_use_is_reported_next_to_apparent_size_per_stream_and_in_total() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    consumer_store(dir.path());
+    let o = info(dir.path(), "json");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let recs = json_records(&o);
+    let disks = of_kind(&recs, "disk");
+    // One per stream (`jobs`, `jobs.dead`), then the store's.
+    assert_eq!(disks.len(), 3, "{disks:?}");
+    let streams = dir.path().join("streams");
+    for (d, name) in disks.iter().zip(["jobs", "jobs.dead"]) {
+        assert_eq!(d["stream"], name);
+        let (files, apparent, used) = du(&streams.join(name));
+        assert_eq!(
+            (
+                d["files"].as_u64(),
+                d["apparent_bytes"].as_u64(),
+                d["disk_bytes"].as_u64()
+            ),
+            (Some(files), Some(apparent), Some(used)),
+            "{name}"
+        );
+        let (files, apparent, used) = du(&streams.join(name).join("consumers"));
+        assert_eq!(
+            (
+                d["consumer_files"].as_u64(),
+                d["consumer_apparent_bytes"].as_u64(),
+                d["consumer_disk_bytes"].as_u64()
+            ),
+            (Some(files), Some(apparent), Some(used)),
+            "{name}"
+        );
+    }
+    // `jobs` has three consumers: each a config, a checkpoint, a journal.
+    assert_eq!(disks[0]["consumer_files"], 9);
+    assert_eq!(disks[1]["consumer_files"], 0);
+    let total = disks[2];
+    assert_eq!(total["stream"], Value::Null);
+    let (files, apparent, used) = du(dir.path());
+    assert_eq!(total["files"], files);
+    assert_eq!(total["apparent_bytes"], apparent);
+    assert_eq!(total["disk_bytes"], used);
+    assert!(disks[1]["disk_bytes"].as_u64() > Some(0), "{disks:?}");
+    // A segment of the default 64 MiB holding one message is sparse: its
+    // blocks are reserved one 1 MiB chunk at a time.
+    let sparse = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(sparse.path(), opts());
+        store
+            .stream("one")
+            .expect("stream")
+            .send(b"m")
+            .expect("send");
+        store.close().expect("close");
+    }
+    let o = info(sparse.path(), "json");
+    let recs_sparse = json_records(&o);
+    let d = of_kind(&recs_sparse, "disk")[0];
+    let (apparent, used) = (
+        d["apparent_bytes"].as_u64().expect("apparent"),
+        d["disk_bytes"].as_u64().expect("used"),
+    );
+    assert!(apparent >= 64 << 20 && used < apparent / 8, "{d}");
+    // The `disk` line of the store comes right before the summary.
+    let kinds: Vec<&str> = recs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(&kinds[kinds.len() - 2..], ["disk", "summary"]);
+
+    let o = info(dir.path(), "human");
+    let text = stdout(&o);
+    assert!(
+        text.lines().any(|l| l.starts_with("  disk: ")
+            && l.contains("used on disk")
+            && l.contains("; consumers ")),
+        "{text}"
+    );
+    let last_disk = text
+        .lines()
+        .find(|l| l.starts_with("disk: "))
+        .expect("store disk line");
+    assert!(
+        last_disk.contains(&format!("({files} files)")),
+        "{last_disk}"
+    );
+}

@@ -87,7 +87,7 @@ impl Consumer {
         let mut failure = None;
         let sent = self.send_dead_letters(&doomed, &mut failure);
         let mut st = self.lock_open()?;
-        let mut journaled = false;
+        let mut journaled = Vec::new();
         let mut back = false;
         for (i, d) in doomed.iter().enumerate() {
             let b = &st.buckets[d.priority];
@@ -117,18 +117,43 @@ impl Consumer {
             st.nack_reasons.remove(&key);
             st.buckets[d.priority].ack(d.offset);
             st.dead_lettered += 1;
-            journaled = true;
+            journaled.push(i);
         }
         let target = st.logical();
         drop(st);
+        if !journaled.is_empty() {
+            self.dead_letter_events(&doomed, &journaled);
+        }
         if back {
             // Waiting again: a receiver asleep meanwhile may take it.
             self.handle.stream.notify().notify();
         }
-        if journaled {
+        if !journaled.is_empty() {
             self.persist(target)?;
         }
         failure.map_or(Ok(()), Err)
+    }
+
+    /// The `message dead-lettered` events of `doomed[i]` for each `i` of
+    /// `moved` (see [`crate::events`]).
+    #[cold]
+    fn dead_letter_events(&self, doomed: &[Doomed], moved: &[usize]) {
+        let config = self.config();
+        let own = self.handle.stream.name();
+        let to = config.dead_letter.as_deref().filter(|d| *d != own);
+        for d in moved.iter().filter_map(|&i| doomed.get(i)) {
+            tracing::warn!(
+                target: crate::events::DEAD_LETTER,
+                stream = own,
+                consumer = self.name(),
+                priority = d.priority,
+                offset = d.offset,
+                attempts = d.attempts,
+                reason = d.reason.as_deref().unwrap_or(""),
+                dead_letter_stream = to.unwrap_or(""),
+                "message dead-lettered"
+            );
+        }
     }
 
     /// Appends the copies of `doomed` to the dead-letter stream, in order,

@@ -303,6 +303,7 @@ pub(crate) fn open(
         .map(|b| AtomicU64::new(b.floor))
         .collect();
     let map = journal.map().clone();
+    let journal_path: Arc<Path> = Arc::from(journal.path.as_path());
     let logical_base = base - journal.written();
     Ok(ConsumerInner {
         name: name.to_string(),
@@ -323,7 +324,7 @@ pub(crate) fn open(
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),
-        current: RwLock::new((map, logical_base)),
+        current: RwLock::new((map, logical_base, journal_path)),
         next_lease: AtomicU64::new(1),
         checkpointed_floors,
     })

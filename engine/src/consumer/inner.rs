@@ -4,6 +4,7 @@
 use super::{files, journal, ConsumerInner, State};
 use crate::{Error, Result};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 impl ConsumerInner {
@@ -36,15 +37,37 @@ impl ConsumerInner {
             }
         };
         st.disk_full_since = None;
+        tracing::debug!(
+            target: crate::events::CONSUMER,
+            stream = %self.stream_name(),
+            consumer = %self.name,
+            generation = g,
+            journal = %journal.path.display(),
+            journal_bytes = journal.capacity(),
+            "journal rotated"
+        );
         st.journal = journal;
         st.logical_base = base - st.journal.written();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-            (st.journal.map().clone(), st.logical_base);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (
+            st.journal.map().clone(),
+            st.logical_base,
+            Arc::from(st.journal.path.as_path()),
+        );
         self.commit.advance(base);
         for (i, b) in body.buckets.iter().enumerate() {
             self.checkpointed_floors[i].store(b.floor, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// The name of the consumer's stream (`streams/<stream>/consumers/<name>`).
+    fn stream_name(&self) -> std::borrow::Cow<'_, str> {
+        self.dir
+            .parent()
+            .and_then(|c| c.parent())
+            .and_then(|s| s.file_name())
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     }
 
     /// Makes the current ack floors durable (a checkpoint) if they moved
@@ -79,13 +102,15 @@ impl ConsumerInner {
 
     pub(super) fn sync_to(&self, target: u64) -> Result<()> {
         self.commit.sync_to(&self.ctx, target, || {
-            let (map, base) = self
+            let (map, base, path) = self
                 .current
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             let end = map.committed();
-            map.flush(0..end)?;
+            self.ctx
+                .timed_sync("consumer journal", &path, || map.flush(0..end))
+                .inspect_err(|e| self.ctx.poison("sync consumer journal", Some(&path), e))?;
             Ok(base + end as u64)
         })
     }

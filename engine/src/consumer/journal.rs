@@ -203,7 +203,7 @@ pub(crate) fn stage_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<Pat
 /// `Dir::sync`).
 pub(crate) fn install_checkpoint(ctx: &Ctx, d: &Dir<'_>, dir: &Path, tmp: &Path) -> Result<()> {
     if let Err(e) = ctx.vfs.rename(tmp, &dir.join(CHECKPOINT_FILE)) {
-        ctx.poison();
+        ctx.poison("rename checkpoint", Some(tmp), &e);
         return Err(Error::io("rename", tmp, e));
     }
     d.sync()

@@ -40,7 +40,7 @@ use journal::Journal;
 use serde::{Deserialize, Serialize};
 use state::{BucketCheckpoint, BucketState};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
@@ -183,9 +183,9 @@ pub(crate) struct ConsumerInner {
     config: RwLock<ConsumerConfig>,
     state: Mutex<State>,
     commit: GroupCommit,
-    /// The current journal's map and logical base, for syncing without the
-    /// state lock.
-    current: RwLock<(Arc<SharedMap>, u64)>,
+    /// The current journal's map, logical base and path, for syncing
+    /// without the state lock.
+    current: RwLock<(Arc<SharedMap>, u64, Arc<Path>)>,
     next_lease: AtomicU64,
     /// Ack floors as of the last checkpoint (what retention may trust).
     checkpointed_floors: Vec<AtomicU64>,

@@ -1,9 +1,16 @@
-//! Figures of a consumer.
+//! Figures of a consumer, cheap to poll: counters kept in memory, the ends
+//! of the buckets, and at most one record read per priority level (the
+//! oldest unacknowledged message's, for its timestamp). The log is never
+//! scanned.
 
 use super::Consumer;
+use crate::ctx::now_us;
+use crate::Error;
+use std::time::Duration;
 
 /// Figures of one consumer in one priority bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerBucketStats {
     /// Priority level.
     pub priority: u8,
@@ -14,12 +21,21 @@ pub struct ConsumerBucketStats {
     /// End of the bucket's log.
     pub end_offset: u64,
     /// Messages not yet acknowledged (`end_offset - ack_floor` minus those
-    /// acknowledged out of order).
+    /// acknowledged out of order): undelivered, in flight and waiting for
+    /// redelivery together.
     pub pending: u64,
+    /// Messages never delivered: `end_offset - next_offset`.
+    pub undelivered: u64,
     /// Messages leased right now.
     pub in_flight: u64,
-    /// Messages waiting to be redelivered.
+    /// Messages waiting to be redelivered (delivered before; their lease
+    /// ran out, or they were given back).
     pub waiting_redelivery: u64,
+    /// Timestamp ([`crate::Record::timestamp_us`]) of the oldest message not
+    /// yet acknowledged: the one at the ack floor, or the first retained
+    /// one if retention removed those below it; `None` if every message is
+    /// acknowledged.
+    pub oldest_unacked_timestamp_us: Option<u64>,
 }
 
 impl ConsumerBucketStats {
@@ -29,8 +45,9 @@ impl ConsumerBucketStats {
     }
 }
 
-/// Figures of one consumer.
+/// Figures of one consumer ([`Consumer::stats`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerStats {
     /// The consumer's name.
     pub name: String,
@@ -43,6 +60,11 @@ pub struct ConsumerStats {
     pub dead_lettered: u64,
     /// Messages removed by retention limits before this consumer acknowledged them.
     pub skipped: u64,
+    /// How long ago the oldest unacknowledged message (of all levels) was
+    /// sent: now minus the lowest
+    /// [`ConsumerBucketStats::oldest_unacked_timestamp_us`]; `None` if every
+    /// message is acknowledged. Zero if the clock is behind that timestamp.
+    pub oldest_unacked_age: Option<Duration>,
 }
 
 impl ConsumerStats {
@@ -50,14 +72,32 @@ impl ConsumerStats {
     pub fn pending(&self) -> u64 {
         self.buckets.iter().map(|b| b.pending).sum()
     }
+    /// Messages never delivered, all levels.
+    pub fn undelivered(&self) -> u64 {
+        self.buckets.iter().map(|b| b.undelivered).sum()
+    }
     /// Messages leased right now, all levels.
     pub fn in_flight(&self) -> u64 {
         self.buckets.iter().map(|b| b.in_flight).sum()
     }
+    /// Messages waiting to be redelivered, all levels.
+    pub fn waiting_redelivery(&self) -> u64 {
+        self.buckets.iter().map(|b| b.waiting_redelivery).sum()
+    }
+    /// Messages behind the ends of the logs, all levels (the sum of
+    /// [`ConsumerBucketStats::lag`]).
+    pub fn lag(&self) -> u64 {
+        self.buckets.iter().map(|b| b.lag()).sum()
+    }
 }
 
 impl Consumer {
-    /// Figures of this consumer.
+    /// Figures of this consumer: positions, counts of messages by state,
+    /// counters, and the age of the oldest unacknowledged message. Cheap to
+    /// poll: it takes the consumer's lock once and reads at most one record
+    /// per priority level, the one at the ack floor (its segment is mapped
+    /// already unless it is a sealed one nobody has read since the open);
+    /// nothing is scanned.
     ///
     /// ```
     /// use spool::{Options, Store};
@@ -86,31 +126,68 @@ impl Consumer {
             .map(|p| self.handle.stream.end_offset(p))
             .collect();
         let st = self.lock();
+        let mut buckets: Vec<ConsumerBucketStats> = st
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(p, b)| {
+                let c = b.checkpoint();
+                let end = ends[p];
+                ConsumerBucketStats {
+                    priority: p as u8,
+                    ack_floor: b.floor(),
+                    next_offset: b.next(),
+                    end_offset: end,
+                    pending: end
+                        .saturating_sub(b.floor())
+                        .saturating_sub(c.acked.len() as u64),
+                    undelivered: end.saturating_sub(b.next()),
+                    in_flight: b.in_flight(),
+                    waiting_redelivery: b.waiting_redelivery(),
+                    oldest_unacked_timestamp_us: None,
+                }
+            })
+            .collect();
+        let (redelivered, dead_lettered, skipped) = (st.redelivered, st.dead_lettered, st.skipped);
+        drop(st);
+        // The record at the floor is the oldest unacknowledged one (the
+        // floor never rests on an acknowledged offset); read without the
+        // consumer's lock.
+        for b in &mut buckets {
+            b.oldest_unacked_timestamp_us =
+                self.timestamp_at(b.priority, b.ack_floor, b.end_offset);
+        }
+        let oldest = buckets
+            .iter()
+            .filter_map(|b| b.oldest_unacked_timestamp_us)
+            .min();
         ConsumerStats {
             name: self.handle.inner.name.clone(),
-            buckets: st
-                .buckets
-                .iter()
-                .enumerate()
-                .map(|(p, b)| {
-                    let c = b.checkpoint();
-                    let end = ends[p];
-                    ConsumerBucketStats {
-                        priority: p as u8,
-                        ack_floor: b.floor(),
-                        next_offset: b.next(),
-                        end_offset: end,
-                        pending: end
-                            .saturating_sub(b.floor())
-                            .saturating_sub(c.acked.len() as u64),
-                        in_flight: b.in_flight(),
-                        waiting_redelivery: b.waiting_redelivery(),
-                    }
-                })
-                .collect(),
-            redelivered: st.redelivered,
-            dead_lettered: st.dead_lettered,
-            skipped: st.skipped,
+            buckets,
+            redelivered,
+            dead_lettered,
+            skipped,
+            oldest_unacked_age: oldest.map(|ts| Duration::from_micros(now_us().saturating_sub(ts))),
+        }
+    }
+
+    /// Timestamp of the first retained message at or after `offset` in
+    /// bucket `priority`, if there is one below `end`.
+    fn timestamp_at(&self, priority: u8, offset: u64, end: u64) -> Option<u64> {
+        if offset >= end {
+            return None;
+        }
+        let stream = self.handle.stream.inner();
+        match stream.read_raw(priority, offset) {
+            Ok(r) => r.map(|r| r.timestamp_us()),
+            // Retention removed it (and what follows up to `first`): the
+            // oldest message left to acknowledge is the first retained one.
+            Err(Error::OffsetNotRetained { first, .. }) if first > offset && first < end => stream
+                .read_raw(priority, first)
+                .ok()
+                .flatten()
+                .map(|r| r.timestamp_us()),
+            Err(_) => None,
         }
     }
 }

@@ -483,6 +483,10 @@ fn bucket_figures(
         unacked_deliveries: 0,
         unacked_redelivered: 0,
         max_attempts: 0,
+        undelivered: end.map(|e| e.saturating_sub(next)),
+        // Filled by `Inspector::fill_oldest_unacked` (it reads a record).
+        oldest_unacked_offset: None,
+        oldest_unacked_timestamp_us: None,
     };
     for n in unacked_attempts {
         b.unacked_deliveries += 1;

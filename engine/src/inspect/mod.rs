@@ -82,6 +82,7 @@
 
 mod blob;
 mod consumer;
+mod disk;
 mod follow;
 mod read;
 pub mod repair;
@@ -89,9 +90,11 @@ mod segment;
 #[cfg(test)]
 mod tests;
 mod types;
+mod unacked;
 
 pub use blob::{blob_path, hash_hex, parse_hash_hex, BlobStatus, BLOBS_DIR, BLOBS_TMP_DIR};
 pub use consumer::CONSUMER_SPAN_MAX;
+pub use disk::{disk_usage, DiskUsage, StoreDiskUsage, StreamDiskUsage};
 pub use follow::{Appended, SegmentCursor};
 pub use read::bytes_read;
 pub use types::*;
@@ -451,7 +454,7 @@ impl Inspector<'_> {
             .into_iter()
             .map(|p| self.inspect_bucket(p, &dir.join(layout::bucket_dir_name(p)), problems))
             .collect();
-        let consumers = raw_consumers
+        let mut consumers: Vec<ConsumerInfo> = raw_consumers
             .into_iter()
             .map(|c| {
                 let info = consumer::fold_consumer(c, &buckets);
@@ -459,6 +462,7 @@ impl Inspector<'_> {
                 info
             })
             .collect();
+        self.fill_oldest_unacked(&mut consumers, &buckets);
         Some(StreamInfo {
             name: name.to_string(),
             path: dir.to_path_buf(),

@@ -219,6 +219,27 @@ pub struct ConsumerInfo {
     pub problems: Vec<Problem>,
 }
 
+impl ConsumerInfo {
+    /// Timestamp of the oldest unacknowledged message of all priority
+    /// levels (see [`ConsumerBucketInfo::oldest_unacked_timestamp_us`]).
+    pub fn oldest_unacked_timestamp_us(&self) -> Option<u64> {
+        self.buckets
+            .iter()
+            .filter_map(|b| b.oldest_unacked_timestamp_us)
+            .min()
+    }
+
+    /// Messages never delivered, all levels whose end is known.
+    pub fn undelivered(&self) -> u64 {
+        self.buckets.iter().filter_map(|b| b.undelivered).sum()
+    }
+
+    /// Messages behind the ends of the logs, all levels whose end is known.
+    pub fn lag(&self) -> u64 {
+        self.buckets.iter().filter_map(|b| b.lag).sum()
+    }
+}
+
 /// One consumer's position in one priority bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumerBucketInfo {
@@ -243,6 +264,16 @@ pub struct ConsumerBucketInfo {
     pub unacked_redelivered: u64,
     /// The highest delivery count among them (0 if there is none).
     pub max_attempts: u32,
+    /// Messages never delivered: `end − next` (0 if the next offset is
+    /// past the end); `None` if the end is unknown.
+    pub undelivered: Option<u64>,
+    /// The oldest message not acknowledged: the ack floor, or the first
+    /// retained offset if retention removed those below it; `None` if every
+    /// message is acknowledged or the end is unknown.
+    pub oldest_unacked_offset: Option<u64>,
+    /// Its timestamp, microseconds since the Unix epoch; `None` also if the
+    /// record could not be read.
+    pub oldest_unacked_timestamp_us: Option<u64>,
 }
 
 /// Whether a segment's `.idx` file is present and matches the segment.

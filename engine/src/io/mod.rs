@@ -132,6 +132,12 @@ pub trait VFile: Send + Sync + std::fmt::Debug {
             vec![range]
         })
     }
+    /// Bytes of disk the file takes (allocated blocks, `st_blocks * 512`),
+    /// which for a sparse or preallocated file differs from its length;
+    /// `None` where the file system cannot tell.
+    fn allocated_bytes(&self) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.

@@ -265,6 +265,11 @@ impl VFile for RealFile {
         Ok(self.file.metadata()?.len())
     }
 
+    fn allocated_bytes(&self) -> io::Result<Option<u64>> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(Some(self.file.metadata()?.blocks().saturating_mul(512)))
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
     }

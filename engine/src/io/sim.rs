@@ -947,6 +947,12 @@ impl VFile for SimFile {
         Ok(self.state().len() as u64)
     }
 
+    /// The bytes reserved for the file (by `allocate` and writes). Not an
+    /// operation (never fails).
+    fn allocated_bytes(&self) -> io::Result<Option<u64>> {
+        Ok(Some(self.state().allocated))
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.fs.op()?;
         self.check_writable()?;

@@ -169,8 +169,7 @@ pub(crate) fn recover_active(
                     scattered += r.len() as u64;
                 }
                 raw.writer.slice_mut(r.clone()).fill(0);
-                raw.map
-                    .flush(r.clone())
+                ctx.timed_sync("recovered segment", &path, || raw.map.flush(r.clone()))
                     .map_err(|e| Error::io("sync", &path, e))?;
             }
             report.torn_tails.push(TornTail {
@@ -192,8 +191,7 @@ pub(crate) fn recover_active(
     }
     // Make the recovered prefix durable, then record the new epoch and the
     // watermark; records of the new epoch are written only after that.
-    raw.map
-        .flush(0..end)
+    ctx.timed_sync("recovered segment", &path, || raw.map.flush(0..end))
         .map_err(|e| Error::io("sync", &path, e))?;
     let state = SegmentState {
         epoch,
@@ -202,9 +200,10 @@ pub(crate) fn recover_active(
     };
     raw.map
         .write_header(STATE_OFFSET, &state.encode(raw.header.segment_id));
-    raw.map
-        .flush(0..SEGMENT_HEADER_BYTES)
-        .map_err(|e| Error::io("sync", &path, e))?;
+    ctx.timed_sync("recovered segment", &path, || {
+        raw.map.flush(0..SEGMENT_HEADER_BYTES)
+    })
+    .map_err(|e| Error::io("sync", &path, e))?;
     let positions = scan.positions;
     raw.map.read_ahead(true);
     Ok((raw.into_writer(&positions, end as u64, epoch), true))

@@ -61,7 +61,18 @@ impl StreamInner {
                 }
             }
             if new_first > first_base {
-                freed += b.delete_before(new_first)?;
+                let bytes = b.delete_before(new_first)?;
+                freed += bytes;
+                let segments = sealed.iter().filter(|&&(_, end)| end <= new_first).count();
+                tracing::info!(
+                    target: crate::events::RETENTION,
+                    stream = %self.name(),
+                    priority = b.priority,
+                    segments,
+                    bytes,
+                    low_water = b.first_offset(),
+                    "segments deleted"
+                );
             }
         }
         Ok(freed)

@@ -5,7 +5,7 @@
 //!
 //! | type | data |
 //! |---|---|
-//! | `consumer` | as in `info` (see [`consumer_json`]) |
+//! | `consumer` | as in `info` (see [`consumer_json`]), without `oldest_unacked_age_us` |
 //! | `problem` | `file`, `position`, `reason` |
 //! | `summary` | `stream`, `consumers`, `problems` |
 //!
@@ -232,6 +232,9 @@ fn bucket_json(b: &ConsumerBucketInfo) -> Value {
         "unacked_deliveries": b.unacked_deliveries,
         "unacked_redelivered": b.unacked_redelivered,
         "max_attempts": b.max_attempts,
+        "undelivered": b.undelivered,
+        "oldest_unacked_offset": b.oldest_unacked_offset,
+        "oldest_unacked_timestamp_us": b.oldest_unacked_timestamp_us,
     })
 }
 
@@ -251,5 +254,8 @@ pub fn consumer_json(stream: &StreamInfo, c: &ConsumerInfo) -> Value {
         "dead_lettered": c.dead_lettered,
         "skipped": c.skipped,
         "problems": c.problems.len(),
+        "undelivered": c.undelivered(),
+        "lag": c.lag(),
+        "oldest_unacked_timestamp_us": c.oldest_unacked_timestamp_us(),
     })
 }

@@ -12,12 +12,27 @@
 //! | `bucket` | `stream`, `priority`, `path`, `messages`, `first_offset`, `last_offset`, `first_timestamp_us`, `last_timestamp_us`, `segments`, `file_bytes`, `data_bytes`, `quarantined` (paths) |
 //! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `problems` (count) |
 //! | `consumer` | `stream`, `name`, `path`, `config` (`start`: `"earliest"`/`"latest"`/`{"offset": n}`/`{"timestamp_us": n}`, `visibility_timeout_ms`, `max_deliveries`, `dead_letter`, `starvation_limit`; `null` if unreadable), `generation` (of the checkpoint), `journal` (path of the journal replayed), `journal_records` (valid records replayed), `stale_journals` (paths), `buckets` (one per priority: `priority`, `ack_floor`, `next_offset`, `end_offset`, `lag` = end − floor, `acked_out_of_order`, `unacked_deliveries` (delivered, not acknowledged: in flight or waiting for redelivery), `unacked_redelivered` (of those, delivered 2+ times), `max_attempts`), `redelivered`, `dead_lettered`, `skipped`, `problems` (count) |
+//! | `disk` | `stream` (`null` for the whole store), `files`, `apparent_bytes` (sum of the files' lengths), `disk_bytes` (blocks allocated to them, `st_blocks` × 512; `null` if the file system does not tell), `consumer_files`, `consumer_apparent_bytes`, `consumer_disk_bytes` (of those, the consumers' files; `null` for the store) |
 //! | `problem` | `file`, `position`, `reason` |
 //! | `summary` | `streams`, `buckets`, `segments`, `messages`, `consumers`, `file_bytes`, `problems` |
 //!
 //! Each `bucket` line is followed by its `segment` lines, and a stream's
-//! `consumer` lines follow its last bucket; all `problem` lines come after
-//! the last stream, and `summary` is last.
+//! `consumer` lines follow its last bucket, then its `disk` line; all
+//! `problem` lines come after the last stream, then the store's `disk`
+//! line, and `summary` is last.
+//!
+//! The `consumer` record also holds `undelivered` (never delivered, all
+//! levels), `lag` (all levels), `oldest_unacked_timestamp_us` (the oldest
+//! message not acknowledged, all levels; `null` if none) and
+//! `oldest_unacked_age_us` (now − that timestamp), and each of its
+//! `buckets` `undelivered`, `oldest_unacked_offset` and
+//! `oldest_unacked_timestamp_us`; the human output shows them on the line
+//! `consumer <name> figures:` after the stream's consumers.
+//!
+//! Disk figures count every regular file: segments (created at their full
+//! size and filled in, so their apparent size runs ahead of the disk they
+//! use), indexes, marks, quarantined tails, consumer configurations,
+//! checkpoints and journals; for the store also blobs and its own files.
 
 use super::consumers::{consumer_json, human_summary};
 use super::{Failure, Outcome};
@@ -25,16 +40,19 @@ use crate::cli::{Format, InfoArgs};
 use crate::output::{bytes, duration, json_line, timestamp};
 use serde_json::{json, Value};
 use spool::inspect::{
-    self, BucketInfo, IndexStatus, Problem, ScanEnd, SegmentInfo, StoreInfo, StreamInfo,
+    self, BucketInfo, ConsumerInfo, DiskUsage, IndexStatus, Problem, ScanEnd, SegmentInfo,
+    StoreDiskUsage, StoreInfo, StreamDiskUsage, StreamInfo,
 };
 use std::io::Write;
 
 /// Inspects the store and prints what was found.
 pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
     let info = inspect::inspect_store(&args.store)?;
+    let disk = inspect::disk_usage(&args.store)?;
+    let now = now_us();
     match args.format {
-        Format::Human => human(&info, out)?,
-        Format::Json => json_lines(&info, out)?,
+        Format::Human => human(&info, &disk, now, out)?,
+        Format::Json => json_lines(&info, &disk, now, out)?,
     }
     Ok(if info.problems.is_empty() {
         Outcome::Clean
@@ -89,7 +107,64 @@ fn time_span(first: Option<u64>, last: Option<u64>) -> Option<String> {
     ))
 }
 
-fn human(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
+/// Microseconds since the Unix epoch now (ages are measured from it).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The disk usage of stream `name`, if it was measured.
+fn stream_disk<'a>(disk: &'a StoreDiskUsage, name: &str) -> Option<&'a StreamDiskUsage> {
+    disk.streams.iter().find(|d| d.name == name)
+}
+
+/// `1.2 MiB used on disk, 64.0 MiB apparent (7 files)`.
+fn disk_human(d: &DiskUsage) -> String {
+    let used = match d.allocated_bytes {
+        Some(b) => bytes(b),
+        None => "unknown".to_string(),
+    };
+    format!(
+        "{used} used on disk, {} apparent ({})",
+        bytes(d.apparent_bytes),
+        plural(d.files, "file", "files")
+    )
+}
+
+/// The figures of a consumer an operator watches: what is left to deliver
+/// and to acknowledge, and how old the oldest unacknowledged message is.
+fn consumer_figures_human(c: &ConsumerInfo, now: u64) -> String {
+    let unacked: u64 = c.buckets.iter().map(|b| b.unacked_deliveries).sum();
+    let oldest = match c.oldest_unacked_timestamp_us() {
+        Some(ts) => format!(
+            "oldest unacknowledged {} (age {})",
+            timestamp(ts),
+            duration(now.saturating_sub(ts))
+        ),
+        None => "nothing unacknowledged".to_string(),
+    };
+    format!(
+        "undelivered {}, {} (in flight or waiting for redelivery), lag {}, {oldest}, \
+         redelivered {}, dead-lettered {}",
+        c.undelivered(),
+        plural(
+            unacked,
+            "unacknowledged delivery",
+            "unacknowledged deliveries"
+        ),
+        c.lag(),
+        c.redelivered,
+        c.dead_lettered
+    )
+}
+
+fn human(
+    info: &StoreInfo,
+    disk: &StoreDiskUsage,
+    now: u64,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let version = match info.format_version {
         Some(v) => format!("format {v}"),
         None => "format unknown".to_string(),
@@ -102,10 +177,27 @@ fn human(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "store {} ({version}{in_use})", info.path.display())?;
     for s in &info.streams {
         human_stream(s, info.in_use, out)?;
+        for c in &s.consumers {
+            writeln!(
+                out,
+                "  consumer {} figures: {}",
+                c.name,
+                consumer_figures_human(c, now)
+            )?;
+        }
+        if let Some(d) = stream_disk(disk, &s.name) {
+            writeln!(
+                out,
+                "  disk: {}; consumers {}",
+                disk_human(&d.total),
+                disk_human(&d.consumers)
+            )?;
+        }
     }
     for p in &info.problems {
         writeln!(out, "problem: {p}")?;
     }
+    writeln!(out, "disk: {}", disk_human(&disk.total))?;
     let t = totals(info);
     writeln!(
         out,
@@ -214,7 +306,25 @@ fn human_segment(
     }
 }
 
-fn json_lines(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
+/// The `disk` JSON record of a stream (`consumers` given) or the store.
+fn disk_json(stream: Option<&str>, total: &DiskUsage, consumers: Option<&DiskUsage>) -> Value {
+    json!({
+        "stream": stream,
+        "files": total.files,
+        "apparent_bytes": total.apparent_bytes,
+        "disk_bytes": total.allocated_bytes,
+        "consumer_files": consumers.map(|c| c.files),
+        "consumer_apparent_bytes": consumers.map(|c| c.apparent_bytes),
+        "consumer_disk_bytes": consumers.and_then(|c| c.allocated_bytes),
+    })
+}
+
+fn json_lines(
+    info: &StoreInfo,
+    disk: &StoreDiskUsage,
+    now: u64,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     json_line(
         out,
         "store",
@@ -244,12 +354,24 @@ fn json_lines(info: &StoreInfo, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
         for c in &s.consumers {
-            json_line(out, "consumer", consumer_json(s, c))?;
+            let mut record = consumer_json(s, c);
+            record["oldest_unacked_age_us"] = json!(c
+                .oldest_unacked_timestamp_us()
+                .map(|ts| now.saturating_sub(ts)));
+            json_line(out, "consumer", record)?;
+        }
+        if let Some(d) = stream_disk(disk, &s.name) {
+            json_line(
+                out,
+                "disk",
+                disk_json(Some(&s.name), &d.total, Some(&d.consumers)),
+            )?;
         }
     }
     for p in &info.problems {
         json_line(out, "problem", problem_json(p))?;
     }
+    json_line(out, "disk", disk_json(None, &disk.total, None))?;
     let t = totals(info);
     json_line(
         out,

@@ -346,9 +346,13 @@ impl Bucket {
     /// records of it. A failed sync poisons the store.
     #[cold]
     fn raise_epoch(&self, w: &mut Writer) -> Result<()> {
-        if let Err(e) = w.active.seg.raise_epoch() {
-            self.ctx.poison();
-            return Err(Error::io("sync", &w.active.seg.path, e));
+        let seg = &w.active.seg;
+        if let Err(e) = self
+            .ctx
+            .timed_sync("segment header", &seg.path, || seg.raise_epoch())
+        {
+            self.ctx.poison("sync segment header", Some(&seg.path), &e);
+            return Err(Error::io("sync", &seg.path, e));
         }
         w.epoch_durable = true;
         Ok(())
@@ -406,9 +410,12 @@ impl Bucket {
         // end already durable as the watermark, and msyncs are idempotent).
         self.ctx.check()?;
         if self.commit.durable() < next {
-            if old.sync().is_err() {
+            let synced = self
+                .ctx
+                .timed_sync("sealed segment", &old.path, || old.sync());
+            if let Err(e) = synced {
                 // As after any failed sync (see `GroupCommit::sync_to`).
-                self.ctx.poison();
+                self.ctx.poison("sync sealed segment", Some(&old.path), &e);
                 return Err(Error::Poisoned);
             }
             self.commit.advance(next.min(self.end_offset()));
@@ -459,7 +466,12 @@ impl Bucket {
     pub(crate) fn sync_to(&self, target: u64) -> Result<()> {
         self.commit.sync_to(&self.ctx, target, || {
             let end = self.end_offset();
-            Ok(self.active_segment().sync()?.min(end))
+            let seg = self.active_segment();
+            let synced = self
+                .ctx
+                .timed_sync("segment", &seg.path, || seg.sync())
+                .inspect_err(|e| self.ctx.poison("sync segment", Some(&seg.path), e))?;
+            Ok(synced.min(end))
         })
     }
 
