@@ -1,12 +1,12 @@
-//! fjall: a partition `q` keyed by the big-endian sequence number. Writes go
+//! fjall: a keyspace `q` keyed by the big-endian sequence number. Writes go
 //! to the journal without fsync (fjall's default hands them to the OS);
-//! durable writes are followed by `Keyspace::persist(PersistMode::SyncData)`.
+//! durable writes are followed by `Database::persist(PersistMode::SyncData)`.
 //! Bulk loads put 1,000 inserts in one write batch; a take reads the oldest
 //! entries from a cursor (so it never rescans deleted keys) and removes them
 //! in one batch.
 
 use crate::engine::{Engine, Producer, Queue, Result, Shared};
-use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,16 +16,16 @@ pub struct Fjall;
 /// Inserts (or removes) per write batch in the bulk loads.
 const GROUP: usize = 1000;
 
-/// Opens the keyspace in `dir` and its partition `q`; returns them with the
+/// Opens the database in `dir` and its keyspace `q`; returns them with the
 /// key the next message gets.
-fn open_partition(dir: &Path) -> Result<(Keyspace, PartitionHandle, u64)> {
-    let keyspace = Config::new(dir).open()?;
-    let part = keyspace.open_partition("q", PartitionCreateOptions::default())?;
-    let next = match part.last_key_value()? {
-        Some((k, _)) => key_of(&k)? + 1,
+fn open_keyspace(dir: &Path) -> Result<(Database, Keyspace, u64)> {
+    let db = Database::builder(dir).open()?;
+    let part = db.keyspace("q", KeyspaceCreateOptions::default)?;
+    let next = match part.last_key_value() {
+        Some(kv) => key_of(&kv.key()?)? + 1,
         None => 0,
     };
-    Ok((keyspace, part, next))
+    Ok((db, part, next))
 }
 
 /// The sequence number a key holds.
@@ -42,8 +42,8 @@ impl Engine for Fjall {
     }
 
     fn legend(&self) -> String {
-        "fjall 2.11.2: default config (journal handed to the OS, no fsync); durable rows call \
-         `Keyspace::persist(PersistMode::SyncData)` after each write; 1,000 inserts per write \
+        "fjall 3.1.13: default config (journal handed to the OS, no fsync); durable rows call \
+         `Database::persist(PersistMode::SyncData)` after each write; 1,000 inserts per write \
          batch in bulk loads, one batch per 64 (W2), `insert` per message (W3); receive: range \
          from a cursor + one batch removing 1,000; W3c: shared keyspace, persist after each insert"
             .to_string()
@@ -58,9 +58,9 @@ impl Engine for Fjall {
     }
 
     fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>> {
-        let (keyspace, part, next) = open_partition(dir)?;
+        let (db, part, next) = open_keyspace(dir)?;
         Ok(Box::new(FjallQueue {
-            keyspace,
+            db,
             part,
             next,
             cursor: 0,
@@ -69,19 +69,19 @@ impl Engine for Fjall {
     }
 
     fn shared(&self, dir: &Path) -> Result<Box<dyn Shared>> {
-        let (keyspace, part, next) = open_partition(dir)?;
+        let (db, part, next) = open_keyspace(dir)?;
         Ok(Box::new(FjallShared {
-            keyspace,
+            db,
             part,
             next: AtomicU64::new(next),
         }))
     }
 }
 
-/// The keyspace, its partition, and the write and read positions.
+/// The database, its keyspace, and the write and read positions.
 struct FjallQueue {
-    keyspace: Keyspace,
-    part: PartitionHandle,
+    db: Database,
+    part: Keyspace,
     next: u64,
     /// Keys below this one have been taken.
     cursor: u64,
@@ -94,7 +94,7 @@ impl Queue for FjallQueue {
             self.part.insert(&self.next.to_be_bytes()[..], *one)?;
             self.next += 1;
         } else {
-            let mut batch = self.keyspace.batch();
+            let mut batch = self.db.batch();
             for m in msgs {
                 batch.insert(&self.part, &self.next.to_be_bytes()[..], *m);
                 self.next += 1;
@@ -102,7 +102,7 @@ impl Queue for FjallQueue {
             batch.commit()?;
         }
         if self.durable {
-            self.keyspace.persist(PersistMode::SyncData)?;
+            self.db.persist(PersistMode::SyncData)?;
         }
         Ok(())
     }
@@ -110,7 +110,7 @@ impl Queue for FjallQueue {
     fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
         let mut keys = Vec::with_capacity(max.min(4096));
         for kv in self.part.range(self.cursor.to_be_bytes()..).take(max) {
-            let (k, v) = kv?;
+            let (k, v) = kv.into_inner()?;
             seen(&v)?;
             keys.push(k);
         }
@@ -119,22 +119,22 @@ impl Queue for FjallQueue {
         };
         self.cursor = key_of(last)? + 1;
         let count = keys.len();
-        let mut batch = self.keyspace.batch();
+        let mut batch = self.db.batch();
         for k in keys {
             batch.remove(&self.part, k);
         }
         batch.commit()?;
         if self.durable {
-            self.keyspace.persist(PersistMode::SyncData)?;
+            self.db.persist(PersistMode::SyncData)?;
         }
         Ok(count)
     }
 }
 
-/// One keyspace shared by the producer threads: each inserts, then persists.
+/// One database shared by the producer threads: each inserts, then persists.
 struct FjallShared {
-    keyspace: Keyspace,
-    part: PartitionHandle,
+    db: Database,
+    part: Keyspace,
     next: AtomicU64,
 }
 
@@ -149,7 +149,7 @@ impl Producer for &FjallShared {
         // Each producer's keys increase, so its messages stay in its order.
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         self.part.insert(&key.to_be_bytes()[..], msg)?;
-        self.keyspace.persist(PersistMode::SyncData)?;
+        self.db.persist(PersistMode::SyncData)?;
         Ok(())
     }
 }

@@ -37,7 +37,7 @@ impl Engine for Redb {
     }
 
     fn legend(&self) -> String {
-        "redb 2.6.4: `Durability::None` without fsync, `Immediate` (the default) for durable \
+        "redb 4.6.0: `Durability::None` without fsync, `Immediate` (the default) for durable \
          rows; 1,000 inserts per write transaction in bulk loads, one per batch of 64 (W2) or per \
          message (W3); receive: 1,000 `pop_first` per write transaction; W3c: one shared \
          `Database`, write transactions take turns"
@@ -84,7 +84,7 @@ struct RedbQueue {
 impl Queue for RedbQueue {
     fn append(&mut self, msgs: &[&[u8]]) -> Result<()> {
         let mut w = self.db.begin_write()?;
-        w.set_durability(self.durability);
+        w.set_durability(self.durability)?;
         {
             let mut t = w.open_table(TABLE)?;
             for m in msgs {
@@ -98,7 +98,7 @@ impl Queue for RedbQueue {
 
     fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
         let mut w = self.db.begin_write()?;
-        w.set_durability(self.durability);
+        w.set_durability(self.durability)?;
         let mut count = 0;
         {
             let mut t = w.open_table(TABLE)?;

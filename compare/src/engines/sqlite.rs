@@ -40,7 +40,7 @@ impl Engine for Sqlite {
 
     fn legend(&self) -> String {
         format!(
-            "SQLite {} (rusqlite 0.40.2, bundled): WAL, `synchronous=OFF` without fsync, `FULL` \
+            "SQLite {} (rusqlite 0.43.0, bundled): WAL, `synchronous=OFF` without fsync, `FULL` \
              for durable rows; 1,000 inserts per transaction in bulk loads, one transaction per \
              batch of 64 (W2) or per message (W3); receive: SELECT + DELETE of 1,000 rows per \
              transaction; W3c: one connection per thread, `busy_timeout`",
