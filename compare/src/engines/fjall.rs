@@ -1,9 +1,10 @@
 //! fjall: a keyspace `q` keyed by the big-endian sequence number. Writes go
 //! to the journal without fsync (fjall's default hands them to the OS);
 //! durable writes are followed by `Database::persist(PersistMode::SyncData)`.
-//! Bulk loads put 1,000 inserts in one write batch; a take reads the oldest
-//! entries from a cursor (so it never rescans deleted keys) and removes them
-//! in one batch.
+//! One message per call is `Keyspace::insert`, and reading the oldest entry
+//! from a cursor (so that no read rescans deleted keys) and
+//! `Keyspace::remove`; batched is one write batch (`Database::batch`) for
+//! the batch: its inserts, or the removal of the oldest entries read.
 
 use crate::engine::{Engine, Producer, Queue, Result, Shared};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -12,9 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The fjall engine.
 pub struct Fjall;
-
-/// Inserts (or removes) per write batch in the bulk loads.
-const GROUP: usize = 1000;
 
 /// Opens the database in `dir` and its keyspace `q`; returns them with the
 /// key the next message gets.
@@ -43,18 +41,11 @@ impl Engine for Fjall {
 
     fn legend(&self) -> String {
         "fjall 3.1.13: default config (journal handed to the OS, no fsync); durable rows call \
-         `Database::persist(PersistMode::SyncData)` after each write; 1,000 inserts per write \
-         batch in bulk loads, one batch per 64 (W2), `insert` per message (W3); receive: range \
-         from a cursor + one batch removing 1,000; W3c: shared keyspace, persist after each insert"
+         `Database::persist(PersistMode::SyncData)` after each write; one per call: \
+         `Keyspace::insert`, and the oldest entry from a cursor + `Keyspace::remove`; batched: \
+         one write batch per batch (its inserts, or the removal of the entries read from the \
+         cursor); W3c: shared keyspace, persist after each insert"
             .to_string()
-    }
-
-    fn bulk_append(&self) -> usize {
-        GROUP
-    }
-
-    fn bulk_take(&self) -> usize {
-        GROUP
     }
 
     fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>> {
@@ -108,6 +99,19 @@ impl Queue for FjallQueue {
     }
 
     fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+        if max == 1 {
+            let Some(kv) = self.part.range(self.cursor.to_be_bytes()..).next() else {
+                return Ok(0);
+            };
+            let (k, v) = kv.into_inner()?;
+            seen(&v)?;
+            self.cursor = key_of(&k)? + 1;
+            self.part.remove(k)?;
+            if self.durable {
+                self.db.persist(PersistMode::SyncData)?;
+            }
+            return Ok(1);
+        }
         let mut keys = Vec::with_capacity(max.min(4096));
         for kv in self.part.range(self.cursor.to_be_bytes()..).take(max) {
             let (k, v) = kv.into_inner()?;
