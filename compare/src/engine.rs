@@ -9,15 +9,22 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Result of a run.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A FIFO queue on one engine, in one directory.
+/// A FIFO queue on one engine, in one directory. Each engine is driven two
+/// ways through it: one message per call, with the call the engine offers
+/// for one message, and many per call, with the batched API it documents
+/// for bulk work (one transaction, one write batch or one batch call).
 pub trait Queue {
-    /// Appends `msgs` as one unit: one call, one transaction or one batch.
-    /// If the queue was opened durable, they are on disk when this returns.
+    /// Appends `msgs` as one unit: for one message the engine's call for one
+    /// message, for more its batched call (or one transaction). If the queue
+    /// was opened durable, they are on disk when this returns.
     fn append(&mut self, msgs: &[&[u8]]) -> Result<()>;
 
     /// Receives up to `max` of the oldest messages, hands each to `seen` in
-    /// order, and acknowledges (removes) them as one unit. Returns how many
-    /// it received: 0 when the queue is empty.
+    /// order, and acknowledges (removes) them as one unit: for `max` 1 the
+    /// engine's receive and acknowledgement of one message, for more its
+    /// batched receive and one acknowledgement of the batch (or one
+    /// transaction). Returns how many it received: 0 when the queue is
+    /// empty.
     fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize>;
 }
 
@@ -40,16 +47,8 @@ pub trait Engine: Sync {
     fn name(&self) -> &'static str;
 
     /// One line for the table's legend: the version and how the workloads
-    /// use the engine.
+    /// use the engine, one message per call and batched.
     fn legend(&self) -> String;
-
-    /// Messages per [`Queue::append`] in the no-fsync bulk loads: 1 for a
-    /// call per message, more where the engine's documentation recommends
-    /// grouping bulk writes into transactions or batches.
-    fn bulk_append(&self) -> usize;
-
-    /// Messages per [`Queue::take`] in the timed receive phase.
-    fn bulk_take(&self) -> usize;
 
     /// Whether the engine can make a write durable at all (fsync). Engines
     /// that cannot are "n/a" in the durable rows.
@@ -58,7 +57,8 @@ pub trait Engine: Sync {
     }
 
     /// Opens (creating if needed) the queue stored in `dir`. With `durable`,
-    /// every append is on disk when it returns; without, nothing is synced.
+    /// every append, and every take's acknowledgement, is on disk when it
+    /// returns; without, nothing is synced.
     fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>>;
 
     /// Opens the queue in `dir` for durable producers on many threads.

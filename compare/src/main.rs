@@ -12,6 +12,7 @@
 //! temporary directory. `--help` lists the options.
 
 mod async_rows;
+mod both_ways;
 mod check;
 mod engine;
 mod engines;
@@ -89,15 +90,17 @@ struct Args {
 /// The workloads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
 pub enum Workload {
-    /// 128-byte messages without fsync: send, then receive and acknowledge.
+    /// 128-byte messages without fsync: send, then receive and acknowledge,
+    /// one per call and in batches of 64.
     W1,
-    /// Durable sends in batches of 64.
+    /// Durable sends in batches of 64, then durable receives of them.
     W2,
     /// Durable sends, one at a time.
     W3,
     /// Durable sends, one at a time, from 8 threads.
     W3c,
-    /// 4 KiB messages without fsync: send, then receive and acknowledge.
+    /// 4 KiB messages without fsync: send, then receive and acknowledge,
+    /// one per call and in batches of 64.
     W4,
     /// Fan-out: 8 subscribers against 1 (Spool only).
     F8,
@@ -144,6 +147,8 @@ impl Workload {
 const SMALL: usize = 128;
 /// Payload size of W4.
 const LARGE: usize = 4096;
+/// Messages per call in the batched rows of W1 and W4.
+const BATCH: usize = 64;
 /// Messages per batch in W2.
 const W2_BATCH: usize = 64;
 /// Bytes Spool appends for one W2 batch: 64 records of a 128 B payload and
@@ -335,7 +340,7 @@ fn run_workload(w: Workload, ctx: Context<'_>) -> Result<()> {
 }
 
 /// A cell's content from one run.
-enum Cell {
+pub enum Cell {
     /// A figure.
     Value(f64),
     /// Not applicable, with a short reason (or none).
@@ -351,33 +356,30 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
     let na = |rows: &[Row], why| rows.iter().map(|&r| (r, Cell::Na(why))).collect();
     Ok(match w {
         Workload::W1 => {
-            let p = workloads::send_then_receive(e, dir, sizes.w1, SMALL)?;
-            vec![
-                (Row::W1Send, per_sec(sizes.w1, p.send)),
-                (Row::W1Receive, per_sec(sizes.w1, p.receive)),
-            ]
+            let figure = |d| per_sec(sizes.w1, d);
+            both_ways::send_receive(e, dir, sizes.w1, SMALL, &both_ways::W1, &figure)?
         }
         Workload::W4 => {
-            let p = workloads::send_then_receive(e, dir, sizes.w4, LARGE)?;
+            let figure = |d| mb_per_sec(sizes.w4, d);
+            let mut cells =
+                both_ways::send_receive(e, dir, sizes.w4, LARGE, &both_ways::W4, &figure)?;
             let one_segment = if is_spool {
                 let d = spool_only::w4_send_one_segment(&dir.join("one-segment"), sizes.w4, LARGE)?;
                 mb_per_sec(sizes.w4, d)
             } else {
                 Cell::Na("")
             };
-            vec![
-                (Row::W4Send, mb_per_sec(sizes.w4, p.send)),
-                (Row::W4Receive, mb_per_sec(sizes.w4, p.receive)),
-                (Row::W4SendOneSegment, one_segment),
-            ]
+            cells.push((Row::W4SendOneSegment, one_segment));
+            cells
         }
-        Workload::W2 if !e.can_sync() => na(&[Row::W2], "no fsync"),
+        Workload::W2 if !e.can_sync() => {
+            let mut rows = vec![Row::W2];
+            rows.extend(both_ways::W2_RECEIVES.iter().map(|r| r.row));
+            na(&rows, "no fsync")
+        }
         Workload::W3 if !e.can_sync() => na(&[Row::W3], "no fsync"),
         Workload::W3c if !e.can_sync() => na(&[Row::W3c, Row::W3cAsync], "no fsync"),
-        Workload::W2 => {
-            let d = workloads::durable_sends(e, dir, sizes.w2, SMALL, W2_BATCH)?;
-            vec![(Row::W2, per_sec(sizes.w2, d))]
-        }
+        Workload::W2 => both_ways::w2(e, dir, sizes, &per_sec)?,
         Workload::W3 => {
             let d = workloads::durable_sends(e, dir, sizes.w3, SMALL, 1)?;
             vec![(Row::W3, per_sec(sizes.w3, d))]

@@ -3,17 +3,24 @@
 
 use crate::numbers::{bytes, megabytes, rate, sig3, thousands};
 use crate::sizes::Sizes;
-use crate::{COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
+use crate::{BATCH, COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
 
 /// A row of the table, in table order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Row {
-    /// W1 send, msg/s.
+    /// W1 send, one message per call, msg/s.
     W1Send,
-    /// W1 receive + ack, msg/s.
+    /// W1 receive + ack, one message per call, msg/s.
     W1Receive,
+    /// W1 send, batches of [`BATCH`], msg/s.
+    W1SendBatched,
+    /// W1 receive + ack, batches of [`BATCH`] (one acknowledgement each), msg/s.
+    W1ReceiveBatched,
     /// W2, msg/s.
     W2,
+    /// W2's messages received back durably, one receive and durable ack
+    /// per message, msg/s.
+    W2Receive,
     /// W3, msg/s.
     W3,
     /// W3c, msg/s.
@@ -24,6 +31,10 @@ pub enum Row {
     W4Send,
     /// W4 receive + ack, MB/s.
     W4Receive,
+    /// W4 send, batches of [`BATCH`], MB/s.
+    W4SendBatched,
+    /// W4 receive + ack, batches of [`BATCH`], MB/s.
+    W4ReceiveBatched,
     /// W4 send with 1 GiB segments (Spool only), MB/s.
     W4SendOneSegment,
     /// F8, one subscriber, ms.
@@ -72,7 +83,11 @@ enum Unit {
 impl Row {
     fn unit(self) -> Unit {
         match self {
-            Row::W4Send | Row::W4Receive | Row::W4SendOneSegment => Unit::MegabytesPerSec,
+            Row::W4Send
+            | Row::W4Receive
+            | Row::W4SendBatched
+            | Row::W4ReceiveBatched
+            | Row::W4SendOneSegment => Unit::MegabytesPerSec,
             Row::F8One
             | Row::F8Many
             | Row::OpenClean
@@ -93,11 +108,16 @@ impl Row {
             self,
             Row::W1Send
                 | Row::W1Receive
+                | Row::W1SendBatched
+                | Row::W1ReceiveBatched
                 | Row::W2
+                | Row::W2Receive
                 | Row::W3
                 | Row::W3c
                 | Row::W4Send
                 | Row::W4Receive
+                | Row::W4SendBatched
+                | Row::W4ReceiveBatched
         )
     }
 
@@ -106,11 +126,20 @@ impl Row {
         let n = thousands;
         let small = format!("{SMALL} B");
         match self {
-            Row::W1Send => format!("W1 send, {} \u{d7} {small}, no fsync (msg/s)", n(sizes.w1)),
-            Row::W1Receive => "W1 receive + ack (msg/s)".into(),
+            Row::W1Send => format!(
+                "W1 send, {} \u{d7} {small}, one per call, no fsync (msg/s)",
+                n(sizes.w1)
+            ),
+            Row::W1Receive => "W1 receive + ack, one per call (msg/s)".into(),
+            Row::W1SendBatched => format!("W1 send, batches of {BATCH} \u{d7} {small} (msg/s)"),
+            Row::W1ReceiveBatched => format!("W1 receive, batches of {BATCH} + ack (msg/s)"),
             Row::W2 => format!(
                 "W2 durable, batches of {W2_BATCH}, {} \u{d7} {small} (msg/s)",
                 n(sizes.w2)
+            ),
+            Row::W2Receive => format!(
+                "W2 receive + ack, durable, one at a time, the first {} (msg/s)",
+                n(sizes.w2_receive)
             ),
             Row::W3 => format!(
                 "W3 durable, one at a time, {} \u{d7} {small} (msg/s)",
@@ -122,11 +151,18 @@ impl Row {
             ),
             Row::W3cAsync => format!("W3c async: {PRODUCERS} tokio tasks, `send_async` (msg/s)"),
             Row::W4Send => format!(
-                "W4 send, {} \u{d7} {} KiB, no fsync (MB/s)",
+                "W4 send, {} \u{d7} {} KiB, one per call, no fsync (MB/s)",
                 n(sizes.w4),
                 LARGE / 1024
             ),
-            Row::W4Receive => "W4 receive + ack (MB/s)".into(),
+            Row::W4Receive => "W4 receive + ack, one per call (MB/s)".into(),
+            Row::W4SendBatched => format!(
+                "W4 send, batches of {BATCH} \u{d7} {} KiB (MB/s)",
+                LARGE / 1024
+            ),
+            Row::W4ReceiveBatched => {
+                format!("W4 receive batched: batches of {BATCH} + ack (MB/s)")
+            }
             Row::W4SendOneSegment => "W4 send with 1 GiB segments: no segment sealed (MB/s)".into(),
             Row::F8One => format!("F8 1 subscriber, {} \u{d7} {small} (ms)", n(sizes.f8)),
             Row::F8Many => format!("F8 {SUBSCRIBERS} subscribers at once (ms)"),
@@ -169,9 +205,12 @@ impl Row {
     /// reports; empty for a workload's only row).
     pub fn part(self) -> &'static str {
         match self {
-            Row::W1Send | Row::W4Send => "send",
+            Row::W1Send | Row::W4Send | Row::W2 => "send",
             Row::W4SendOneSegment => "send with 1 GiB segments",
             Row::W1Receive | Row::W4Receive => "receive + ack",
+            Row::W1SendBatched | Row::W4SendBatched => "batched send",
+            Row::W1ReceiveBatched | Row::W4ReceiveBatched => "batched receive + ack",
+            Row::W2Receive => "durable receive + ack",
             Row::F8One => "1 subscriber",
             Row::F8Many => "all at once",
             Row::F8Ratio => "ratio",
@@ -184,7 +223,7 @@ impl Row {
             Row::DiskQueued => "disk queued",
             Row::DiskDrained => "disk drained",
             Row::W3cAsync | Row::C4Async => "async",
-            Row::W2 | Row::W3 | Row::W3c | Row::C4 => "",
+            Row::W3 | Row::W3c | Row::C4 => "",
         }
     }
 

@@ -1,5 +1,6 @@
 //! Workload sizes at a given scale.
 
+use crate::both_ways::W2_RECEIVES;
 use crate::{PRODUCERS, W2_BATCH};
 
 /// Workload sizes at a given scale (each has a floor that keeps it meaningful).
@@ -8,6 +9,9 @@ pub struct Sizes {
     pub w1: u64,
     /// W2 messages (a multiple of the batch).
     pub w2: u64,
+    /// W2 messages each durable receive row receives back (at most W2's
+    /// messages over the number of those rows).
+    pub w2_receive: u64,
     /// W3 messages.
     pub w3: u64,
     /// W3c messages per producer.
@@ -36,9 +40,11 @@ impl Sizes {
         let s = |full: u64, min: u64| ((full as f64 * scale).round() as u64).max(min);
         let batch = W2_BATCH as u64;
         let mib = |full: u64, min: u64| s(full, min) >> 20 << 20;
+        let w2 = s(200_000, 10 * batch).div_ceil(batch) * batch;
         Sizes {
             w1: s(1_000_000, 1_000),
-            w2: s(200_000, 10 * batch).div_ceil(batch) * batch,
+            w2,
+            w2_receive: s(2_000, 50).min(w2 / W2_RECEIVES.len() as u64),
             w3: s(2_000, 50),
             w3c_per: s(2_000 / PRODUCERS as u64, 10),
             w4: s(200_000, 500),

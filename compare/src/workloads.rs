@@ -1,6 +1,8 @@
 //! The workloads every engine runs (W1 to W4), written once against
 //! [`Engine`]. Each checks its result: after the timed part, every message
-//! must come back exactly once and in order, or the run fails.
+//! must come back exactly once and in order, or the run fails. Each takes
+//! how many messages one call covers: 1 for the engine's call for one
+//! message, more for its batched API (see [`Queue`]).
 
 use crate::check::{self, Fifo, PerProducer};
 use crate::engine::{Engine, Queue, Result};
@@ -18,17 +20,22 @@ pub struct Phases {
     pub receive: Duration,
 }
 
-/// W1 and W4: sends `n` messages of `size` bytes without fsync in groups of
-/// the engine's [`Engine::bulk_append`], then receives and acknowledges
-/// them in groups of [`Engine::bulk_take`]; times both phases.
-pub fn send_then_receive(engine: &dyn Engine, dir: &Path, n: u64, size: usize) -> Result<Phases> {
+/// W1 and W4: sends `n` messages of `size` bytes without fsync, `group` per
+/// call, then receives and acknowledges them, `group` per call; times both
+/// phases.
+pub fn send_then_receive(
+    engine: &dyn Engine,
+    dir: &Path,
+    n: u64,
+    size: usize,
+    group: usize,
+) -> Result<Phases> {
     let mut q = engine.open(dir, false)?;
     let start = Instant::now();
-    send_all(&mut *q, n, size, engine.bulk_append())?;
+    send_all(&mut *q, n, size, group)?;
     let send = start.elapsed();
 
     let mut fifo = Fifo::new(n, size);
-    let group = engine.bulk_take();
     let start = Instant::now();
     let mut got = 0u64;
     while got < n {
@@ -44,7 +51,7 @@ pub fn send_then_receive(engine: &dyn Engine, dir: &Path, n: u64, size: usize) -
     Ok(Phases { send, receive })
 }
 
-/// W2 and W3: sends `n` messages of `size` bytes durably, `batch` per
+/// W3: sends `n` messages of `size` bytes durably, `batch` per
 /// append (each append returns once durable); times that. Then reopens the
 /// queue and checks that everything is there.
 pub fn durable_sends(
@@ -63,6 +70,62 @@ pub fn durable_sends(
     drain_reopened(engine, dir, &mut |p| fifo.see(p))?;
     fifo.finish()?;
     Ok(elapsed)
+}
+
+/// W2 with its durable receives: sends `n` messages of `size` bytes
+/// durably, `batch` per append, and times that; then reopens the queue
+/// durably and, for each of `receives` in turn, times the receiving and
+/// acknowledging of the next `per_receive` messages, that many per take
+/// (each take returns once its acknowledgement is durable). Then reopens the
+/// queue once more and receives the rest: every message must come back
+/// exactly once and in order across all of it (a message acknowledged
+/// durably does not come back after the reopen). Returns the time of the
+/// sends and one time per receive.
+pub fn durable_sends_and_receives(
+    engine: &dyn Engine,
+    dir: &Path,
+    n: u64,
+    size: usize,
+    batch: usize,
+    receives: &[usize],
+    per_receive: u64,
+) -> Result<(Duration, Vec<Duration>)> {
+    if per_receive * receives.len() as u64 > n {
+        return Err(format!(
+            "{} receives of {per_receive} need more than the {n} messages sent",
+            receives.len()
+        )
+        .into());
+    }
+    let mut q = engine.open(dir, true)?;
+    let start = Instant::now();
+    send_all(&mut *q, n, size, batch)?;
+    let sends = start.elapsed();
+    drop(q);
+
+    let mut fifo = Fifo::new(n, size);
+    let mut q = engine.open(dir, true)?;
+    let mut times = Vec::with_capacity(receives.len());
+    for &group in receives {
+        let start = Instant::now();
+        let mut got = 0u64;
+        while got < per_receive {
+            let max = group.min((per_receive - got) as usize);
+            let k = q.take(max, &mut |p| fifo.see(p))?;
+            if k == 0 {
+                return Err(format!(
+                    "lost messages: the queue is empty after {got} of {per_receive}"
+                )
+                .into());
+            }
+            got += k as u64;
+        }
+        times.push(start.elapsed());
+    }
+    drop(q);
+    drain_reopened(engine, dir, &mut |p| fifo.see(p))?;
+    fifo.finish()?;
+    Ok((sends, times))
 }
 
 /// W3c: `producers` threads share one store and each sends `per` messages

@@ -1,31 +1,29 @@
-//! fjall: a partition `q` keyed by the big-endian sequence number. Writes go
+//! fjall: a keyspace `q` keyed by the big-endian sequence number. Writes go
 //! to the journal without fsync (fjall's default hands them to the OS);
-//! durable writes are followed by `Keyspace::persist(PersistMode::SyncData)`.
-//! Bulk loads put 1,000 inserts in one write batch; a take reads the oldest
-//! entries from a cursor (so it never rescans deleted keys) and removes them
-//! in one batch.
+//! durable writes are followed by `Database::persist(PersistMode::SyncData)`.
+//! One message per call is `Keyspace::insert`, and reading the oldest entry
+//! from a cursor (so that no read rescans deleted keys) and
+//! `Keyspace::remove`; batched is one write batch (`Database::batch`) for
+//! the batch: its inserts, or the removal of the oldest entries read.
 
 use crate::engine::{Engine, Producer, Queue, Result, Shared};
-use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The fjall engine.
 pub struct Fjall;
 
-/// Inserts (or removes) per write batch in the bulk loads.
-const GROUP: usize = 1000;
-
-/// Opens the keyspace in `dir` and its partition `q`; returns them with the
+/// Opens the database in `dir` and its keyspace `q`; returns them with the
 /// key the next message gets.
-fn open_partition(dir: &Path) -> Result<(Keyspace, PartitionHandle, u64)> {
-    let keyspace = Config::new(dir).open()?;
-    let part = keyspace.open_partition("q", PartitionCreateOptions::default())?;
-    let next = match part.last_key_value()? {
-        Some((k, _)) => key_of(&k)? + 1,
+fn open_keyspace(dir: &Path) -> Result<(Database, Keyspace, u64)> {
+    let db = Database::builder(dir).open()?;
+    let part = db.keyspace("q", KeyspaceCreateOptions::default)?;
+    let next = match part.last_key_value() {
+        Some(kv) => key_of(&kv.key()?)? + 1,
         None => 0,
     };
-    Ok((keyspace, part, next))
+    Ok((db, part, next))
 }
 
 /// The sequence number a key holds.
@@ -42,25 +40,18 @@ impl Engine for Fjall {
     }
 
     fn legend(&self) -> String {
-        "fjall 2.11.2: default config (journal handed to the OS, no fsync); durable rows call \
-         `Keyspace::persist(PersistMode::SyncData)` after each write; 1,000 inserts per write \
-         batch in bulk loads, one batch per 64 (W2), `insert` per message (W3); receive: range \
-         from a cursor + one batch removing 1,000; W3c: shared keyspace, persist after each insert"
+        "fjall 3.1.13: default config (journal handed to the OS, no fsync); durable rows call \
+         `Database::persist(PersistMode::SyncData)` after each write; one per call: \
+         `Keyspace::insert`, and the oldest entry from a cursor + `Keyspace::remove`; batched: \
+         one write batch per batch (its inserts, or the removal of the entries read from the \
+         cursor); W3c: shared keyspace, persist after each insert"
             .to_string()
     }
 
-    fn bulk_append(&self) -> usize {
-        GROUP
-    }
-
-    fn bulk_take(&self) -> usize {
-        GROUP
-    }
-
     fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>> {
-        let (keyspace, part, next) = open_partition(dir)?;
+        let (db, part, next) = open_keyspace(dir)?;
         Ok(Box::new(FjallQueue {
-            keyspace,
+            db,
             part,
             next,
             cursor: 0,
@@ -69,19 +60,19 @@ impl Engine for Fjall {
     }
 
     fn shared(&self, dir: &Path) -> Result<Box<dyn Shared>> {
-        let (keyspace, part, next) = open_partition(dir)?;
+        let (db, part, next) = open_keyspace(dir)?;
         Ok(Box::new(FjallShared {
-            keyspace,
+            db,
             part,
             next: AtomicU64::new(next),
         }))
     }
 }
 
-/// The keyspace, its partition, and the write and read positions.
+/// The database, its keyspace, and the write and read positions.
 struct FjallQueue {
-    keyspace: Keyspace,
-    part: PartitionHandle,
+    db: Database,
+    part: Keyspace,
     next: u64,
     /// Keys below this one have been taken.
     cursor: u64,
@@ -94,7 +85,7 @@ impl Queue for FjallQueue {
             self.part.insert(&self.next.to_be_bytes()[..], *one)?;
             self.next += 1;
         } else {
-            let mut batch = self.keyspace.batch();
+            let mut batch = self.db.batch();
             for m in msgs {
                 batch.insert(&self.part, &self.next.to_be_bytes()[..], *m);
                 self.next += 1;
@@ -102,15 +93,28 @@ impl Queue for FjallQueue {
             batch.commit()?;
         }
         if self.durable {
-            self.keyspace.persist(PersistMode::SyncData)?;
+            self.db.persist(PersistMode::SyncData)?;
         }
         Ok(())
     }
 
     fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+        if max == 1 {
+            let Some(kv) = self.part.range(self.cursor.to_be_bytes()..).next() else {
+                return Ok(0);
+            };
+            let (k, v) = kv.into_inner()?;
+            seen(&v)?;
+            self.cursor = key_of(&k)? + 1;
+            self.part.remove(k)?;
+            if self.durable {
+                self.db.persist(PersistMode::SyncData)?;
+            }
+            return Ok(1);
+        }
         let mut keys = Vec::with_capacity(max.min(4096));
         for kv in self.part.range(self.cursor.to_be_bytes()..).take(max) {
-            let (k, v) = kv?;
+            let (k, v) = kv.into_inner()?;
             seen(&v)?;
             keys.push(k);
         }
@@ -119,22 +123,22 @@ impl Queue for FjallQueue {
         };
         self.cursor = key_of(last)? + 1;
         let count = keys.len();
-        let mut batch = self.keyspace.batch();
+        let mut batch = self.db.batch();
         for k in keys {
             batch.remove(&self.part, k);
         }
         batch.commit()?;
         if self.durable {
-            self.keyspace.persist(PersistMode::SyncData)?;
+            self.db.persist(PersistMode::SyncData)?;
         }
         Ok(count)
     }
 }
 
-/// One keyspace shared by the producer threads: each inserts, then persists.
+/// One database shared by the producer threads: each inserts, then persists.
 struct FjallShared {
-    keyspace: Keyspace,
-    part: PartitionHandle,
+    db: Database,
+    part: Keyspace,
     next: AtomicU64,
 }
 
@@ -149,7 +153,7 @@ impl Producer for &FjallShared {
         // Each producer's keys increase, so its messages stay in its order.
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         self.part.insert(&key.to_be_bytes()[..], msg)?;
-        self.keyspace.persist(PersistMode::SyncData)?;
+        self.db.persist(PersistMode::SyncData)?;
         Ok(())
     }
 }

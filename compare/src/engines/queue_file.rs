@@ -1,8 +1,9 @@
-//! queue-file: one `QueueFile` (a ring buffer in one file). One message is
-//! `add`, more are `add_n`; writes are synced (`set_sync_writes`) only for
-//! the durable workloads, and removed elements are not zeroed
-//! (`set_overwrite_on_remove(false)`, as Spool does not zero either). A take
-//! reads the oldest elements with its iterator, then `remove_n`.
+//! queue-file: one `QueueFile` (a ring buffer in one file). One message per
+//! call is `add`, and `peek_into` + `remove`; batched is `add_n`, and
+//! reading the oldest elements with its iterator + one `remove_n`. Writes are
+//! synced (`set_sync_writes`) only for the durable workloads, and removed
+//! elements are not zeroed (`set_overwrite_on_remove(false)`, as Spool does
+//! not zero either).
 //!
 //! A `QueueFile` may not move between threads, so the W3c producers hand
 //! their messages to the one thread that owns it and wait for its answer.
@@ -14,9 +15,6 @@ use std::thread::JoinHandle;
 
 /// The queue-file engine.
 pub struct QueueFile;
-
-/// Elements per take in the timed receive phase.
-const TAKE: usize = 1000;
 
 /// Opens the queue file in `dir`.
 fn open_file(dir: &Path, durable: bool) -> Result<queue_file::QueueFile> {
@@ -37,24 +35,17 @@ impl Engine for QueueFile {
     }
 
     fn legend(&self) -> String {
-        "queue-file 2.0.0: `add` per message (`add_n` of 64 in W2), sync writes on only for \
-         durable rows, no zeroing on remove; receive: iterator + `remove_n` of 1,000; W3c: \
-         `QueueFile` cannot be shared between threads, so one owner thread adds for all \
-         producers, each waiting for its answer"
+        "queue-file 2.0.0: sync writes on only for durable rows, no zeroing on remove; one per \
+         call: `add`, and `peek_into` + `remove`; batched: `add_n`, and its iterator + one \
+         `remove_n`; W3c: `QueueFile` cannot be shared between threads, so one owner thread \
+         adds for all producers, each waiting for its answer"
             .to_string()
-    }
-
-    fn bulk_append(&self) -> usize {
-        1
-    }
-
-    fn bulk_take(&self) -> usize {
-        TAKE
     }
 
     fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>> {
         Ok(Box::new(QfQueue {
             qf: open_file(dir, durable)?,
+            buf: Vec::new(),
         }))
     }
 
@@ -87,9 +78,10 @@ impl Engine for QueueFile {
     }
 }
 
-/// The queue file.
+/// The queue file, and the buffer a message is peeked into.
 struct QfQueue {
     qf: queue_file::QueueFile,
+    buf: Vec<u8>,
 }
 
 impl Queue for QfQueue {
@@ -102,12 +94,25 @@ impl Queue for QfQueue {
     }
 
     fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
-        let items: Vec<Vec<u8>> = self.qf.iter().take(max).collect();
-        for item in &items {
-            seen(item)?;
+        if max == 1 {
+            if !self.qf.peek_into(&mut self.buf)? {
+                return Ok(0);
+            }
+            seen(&self.buf)?;
+            self.qf.remove()?;
+            return Ok(1);
         }
-        self.qf.remove_n(items.len())?;
-        Ok(items.len())
+        let mut count = 0;
+        let mut items = self.qf.iter();
+        while count < max {
+            let Some(item) = items.borrowed_next() else {
+                break;
+            };
+            seen(item)?;
+            count += 1;
+        }
+        self.qf.remove_n(count)?;
+        Ok(count)
     }
 }
 

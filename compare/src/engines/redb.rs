@@ -1,8 +1,9 @@
 //! redb: a table `q` of `u64 -> &[u8]` keyed by sequence. Without fsync every
 //! write transaction commits with `Durability::None`; durable ones with the
-//! default, `Durability::Immediate`. Bulk loads put 1,000 inserts in one
-//! write transaction (redb's advice for throughput); a take pops the first
-//! entries inside one write transaction.
+//! default, `Durability::Immediate`. One message per call is one write
+//! transaction inserting it, and one popping the first entry; batched is one
+//! write transaction for the batch (redb's advice for throughput): its
+//! inserts, or as many `pop_first` calls.
 
 use crate::engine::{Engine, Producer, Queue, Result, Shared};
 use redb::{Database, Durability, ReadableTable, TableDefinition};
@@ -11,9 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The redb engine.
 pub struct Redb;
-
-/// Inserts (or pops) per write transaction in the bulk loads.
-const GROUP: usize = 1000;
 
 const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("q");
 
@@ -37,19 +35,11 @@ impl Engine for Redb {
     }
 
     fn legend(&self) -> String {
-        "redb 2.6.4: `Durability::None` without fsync, `Immediate` (the default) for durable \
-         rows; 1,000 inserts per write transaction in bulk loads, one per batch of 64 (W2) or per \
-         message (W3); receive: 1,000 `pop_first` per write transaction; W3c: one shared \
+        "redb 4.6.0: `Durability::None` without fsync, `Immediate` (the default) for durable \
+         rows; one per call: a write transaction per insert and per `pop_first`; batched: one \
+         write transaction per batch (its inserts, or its `pop_first` calls); W3c: one shared \
          `Database`, write transactions take turns"
             .to_string()
-    }
-
-    fn bulk_append(&self) -> usize {
-        GROUP
-    }
-
-    fn bulk_take(&self) -> usize {
-        GROUP
     }
 
     fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>> {
@@ -84,7 +74,7 @@ struct RedbQueue {
 impl Queue for RedbQueue {
     fn append(&mut self, msgs: &[&[u8]]) -> Result<()> {
         let mut w = self.db.begin_write()?;
-        w.set_durability(self.durability);
+        w.set_durability(self.durability)?;
         {
             let mut t = w.open_table(TABLE)?;
             for m in msgs {
@@ -98,7 +88,7 @@ impl Queue for RedbQueue {
 
     fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
         let mut w = self.db.begin_write()?;
-        w.set_durability(self.durability);
+        w.set_durability(self.durability)?;
         let mut count = 0;
         {
             let mut t = w.open_table(TABLE)?;

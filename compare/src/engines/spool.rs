@@ -1,7 +1,7 @@
-//! Spool: one stream `q` and one consumer `c`. Sends are `Stream::send`
-//! (one message) or `Stream::send_batch`; receiving one at a time is
-//! `Consumer::try_receive` and `Delivery::ack`, more at a time is
-//! `Consumer::receive_batch` and `Consumer::ack_up_to`.
+//! Spool: one stream `q` and one consumer `c`. One message per call is
+//! `Stream::send`, and `Consumer::try_receive` + `Delivery::ack`; batched is
+//! `Stream::send_batch`, and `Consumer::receive_batch` + one
+//! `Consumer::ack_up_to` for the batch.
 
 use crate::engine::{Engine, Producer, Queue, Result, Shared};
 use spool::{Consumer, Durability, Options, Store, Stream};
@@ -27,18 +27,11 @@ impl Engine for Spool {
 
     fn legend(&self) -> String {
         "Spool (this repository): `Durability::Never` without fsync, `Always` for durable rows; \
-         one `Stream::send` per message (`send_batch` of 64 in W2); receive one at a time with \
-         `Consumer::try_receive` + `Delivery::ack`; W3c: 8 threads share one `Stream`, whose \
+         one per call: `Stream::send`, and `Consumer::try_receive` + `Delivery::ack`; batched: \
+         `Stream::send_batch`, and `Consumer::receive_batch` + `Consumer::ack_up_to` (one \
+         acknowledgement, one sync when durable); W3c: 8 threads share one `Stream`, whose \
          concurrent durable sends share syncs (group commit)"
             .to_string()
-    }
-
-    fn bulk_append(&self) -> usize {
-        1
-    }
-
-    fn bulk_take(&self) -> usize {
-        1
     }
 
     fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>> {

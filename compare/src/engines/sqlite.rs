@@ -1,8 +1,10 @@
 //! SQLite (rusqlite, bundled): a table `q (id INTEGER PRIMARY KEY, payload
 //! BLOB)` in WAL mode, `synchronous=OFF` without fsync and `FULL` for
-//! durable writes. Appends and takes are one transaction each (bulk loads
-//! group 1,000 rows per transaction, as SQLite's documentation advises);
-//! a take selects the oldest rows and deletes them.
+//! durable writes. One message per call is one INSERT in its own
+//! (autocommit) transaction, and one transaction selecting and deleting the
+//! oldest row; batched is one transaction for the batch (SQLite's advice
+//! for bulk work): its INSERTs, or one SELECT of the oldest rows and one
+//! DELETE of them.
 
 use crate::engine::{Engine, Producer, Queue, Result, Shared};
 use rusqlite::{params, Connection};
@@ -11,9 +13,6 @@ use std::time::Duration;
 
 /// The SQLite engine.
 pub struct Sqlite;
-
-/// Rows per transaction in the bulk loads.
-const GROUP: usize = 1000;
 
 const INSERT: &str = "INSERT INTO q (payload) VALUES (?1)";
 
@@ -40,20 +39,13 @@ impl Engine for Sqlite {
 
     fn legend(&self) -> String {
         format!(
-            "SQLite {} (rusqlite 0.40.2, bundled): WAL, `synchronous=OFF` without fsync, `FULL` \
-             for durable rows; 1,000 inserts per transaction in bulk loads, one transaction per \
-             batch of 64 (W2) or per message (W3); receive: SELECT + DELETE of 1,000 rows per \
-             transaction; W3c: one connection per thread, `busy_timeout`",
+            "SQLite {} (rusqlite 0.43.0, bundled): WAL, `synchronous=OFF` without fsync, `FULL` \
+             for durable rows; one per call: an INSERT in its own transaction, and a transaction \
+             of SELECT + DELETE of the oldest row; batched: one transaction per batch (its \
+             INSERTs, or SELECT + DELETE of the batch's rows); W3c: one connection per thread, \
+             `busy_timeout`",
             rusqlite::version()
         )
-    }
-
-    fn bulk_append(&self) -> usize {
-        GROUP
-    }
-
-    fn bulk_take(&self) -> usize {
-        GROUP
     }
 
     fn open(&self, dir: &Path, durable: bool) -> Result<Box<dyn Queue>> {
@@ -78,6 +70,10 @@ struct SqliteQueue {
 
 impl Queue for SqliteQueue {
     fn append(&mut self, msgs: &[&[u8]]) -> Result<()> {
+        if let [one] = msgs {
+            self.conn.prepare_cached(INSERT)?.execute(params![one])?;
+            return Ok(());
+        }
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(INSERT)?;

@@ -1,7 +1,9 @@
 //! yaque: an on-disk channel (`yaque::channel`), used from synchronous code
-//! through `futures::executor::block_on` as its documentation shows. Sends
-//! are `Sender::send`, one message per call; receives are `recv` (here its
-//! non-blocking form, `try_recv`) followed by `RecvGuard::commit`.
+//! through `futures::executor::block_on` as its documentation shows. One
+//! message per call is `Sender::send`, and `recv` (here its non-blocking
+//! form, `try_recv`) + `RecvGuard::commit`; batched is `Sender::send_batch`
+//! (one write and flush for the batch), and `try_recv_batch_up_to` + one
+//! `commit`.
 //!
 //! yaque never calls fsync, so it cannot make a write durable: the durable
 //! rows are "n/a" for it.
@@ -20,17 +22,10 @@ impl Engine for Yaque {
     }
 
     fn legend(&self) -> String {
-        "yaque 0.6.6 (driven by `futures::executor::block_on`): `send` per message; receive: \
-         `try_recv` + `commit` per message; it never calls fsync, so durable rows are n/a"
+        "yaque 0.6.6 (driven by `futures::executor::block_on`): one per call: `send`, and \
+         `try_recv` + `commit`; batched: `send_batch`, and `try_recv_batch_up_to` + one \
+         `commit`; it never calls fsync, so durable rows are n/a"
             .to_string()
-    }
-
-    fn bulk_append(&self) -> usize {
-        1
-    }
-
-    fn bulk_take(&self) -> usize {
-        1
     }
 
     fn can_sync(&self) -> bool {
@@ -66,18 +61,28 @@ impl Queue for YaqueQueue {
     }
 
     fn take(&mut self, max: usize, seen: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
-        let mut count = 0;
-        while count < max {
-            match self.rx.try_recv() {
+        if max == 1 {
+            return match self.rx.try_recv() {
                 Ok(guard) => {
                     seen(&guard)?;
                     guard.commit()?;
-                    count += 1;
+                    Ok(1)
                 }
-                Err(TryRecvError::QueueEmpty) => break,
-                Err(TryRecvError::Io(e)) => return Err(e.into()),
-            }
+                Err(TryRecvError::QueueEmpty) => Ok(0),
+                Err(TryRecvError::Io(e)) => Err(e.into()),
+            };
         }
-        Ok(count)
+        match self.rx.try_recv_batch_up_to(max) {
+            Ok(guard) => {
+                for m in guard.iter() {
+                    seen(m)?;
+                }
+                let count = guard.len();
+                guard.commit()?;
+                Ok(count)
+            }
+            Err(TryRecvError::QueueEmpty) => Ok(0),
+            Err(TryRecvError::Io(e)) => Err(e.into()),
+        }
     }
 }

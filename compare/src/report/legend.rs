@@ -18,9 +18,12 @@ impl Report<'_> {
                 if self.runs == 1 { "" } else { "s" },
             ),
             "Durable rows: each call returns once its messages are on disk; they are read back \
-             after reopening the store. Bulk loads (W1, W4) group 1,000 messages per \
-             transaction or batch for SQLite, redb and fjall, as their documentation advises; \
-             Spool, queue-file and yaque make one call per message."
+             after reopening the store. W1 and W4 drive every engine both ways, each in a fresh \
+             directory: one message per call (the engine's call for one message: a send, or a \
+             receive and its acknowledgement; one transaction per message where the engine is a \
+             database), and batches of 64 with the batched API the engine documents for bulk \
+             work (one batch call, write batch or transaction per 64 messages, and one \
+             acknowledgement per 64 received)."
                 .into(),
         ];
         lines.extend(self.engines.iter().map(|e| e.legend()));
@@ -33,6 +36,17 @@ impl Report<'_> {
                  `try_receive` + `ack`, one thread each. Without fsync."
                     .into(),
             );
+        }
+        if self.workloads.contains(&Workload::W2) {
+            lines.push(format!(
+                "W2 receive + ack, durable: the W2 store reopened with durable writes, and the \
+                 first {} of its messages received one at a time, each acknowledgement durable \
+                 before the next receive (Spool: `Durability::Always`, `try_receive` + \
+                 `Delivery::ack`; the databases: a durable transaction per message); the rest \
+                 is then read after another reopen, so every message is checked, and none \
+                 acknowledged comes back.",
+                thousands(self.sizes.w2_receive)
+            ));
         }
         if self.workloads.contains(&Workload::W4) {
             lines.push(

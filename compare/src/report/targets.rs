@@ -34,10 +34,24 @@ impl Report<'_> {
                 });
             }
         };
+        // Each way against the peers driven the same way: one per call, and
+        // batches of 64.
         vs_best("W1 send >= 4x best peer", Row::W1Send, 4.0);
+        vs_best("W1 send >= 4x best peer, batched", Row::W1SendBatched, 4.0);
         vs_best("W1 receive >= 2x best peer", Row::W1Receive, 2.0);
+        vs_best(
+            "W1 receive >= 2x best peer, batched",
+            Row::W1ReceiveBatched,
+            2.0,
+        );
         vs_best("W4 send >= 2x best peer (MB/s)", Row::W4Send, 2.0);
+        vs_best("W4 send >= 2x best peer, batched", Row::W4SendBatched, 2.0);
         vs_best("W4 receive >= 2x best peer (MB/s)", Row::W4Receive, 2.0);
+        vs_best(
+            "W4 receive >= 2x best peer, batched",
+            Row::W4ReceiveBatched,
+            2.0,
+        );
         let syncs = self.limits.syncs_per_sec();
         if let Some(s) = spool(Row::W2) {
             let need = 0.8 * W2_BATCH as f64 * syncs;
