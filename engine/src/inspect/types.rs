@@ -164,8 +164,15 @@ pub struct ConsumerInfo {
     pub generation: Option<u64>,
     /// The journal of that generation, if it exists.
     pub journal: Option<PathBuf>,
+    /// The format version of that journal (1, or 2 if it may hold
+    /// acknowledged sets); `None` without a journal.
+    pub journal_version: Option<u32>,
     /// Valid journal records replayed on top of the checkpoint.
     pub journal_records: u64,
+    /// Of those, acknowledged sets (each written by one batch ack).
+    pub journal_ack_sets: u64,
+    /// Offsets those sets name, in all.
+    pub journal_set_acks: u64,
     /// Journals of other generations (left over by an interrupted rotation;
     /// removed at the next open, not a problem).
     pub stale_journals: Vec<PathBuf>,
