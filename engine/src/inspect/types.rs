@@ -191,6 +191,40 @@ pub struct ConsumerInfo {
     pub problems: Vec<Problem>,
 }
 
+/// A consumer journal file as the engine replays it
+/// ([`read_journal_file`](super::read_journal_file)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size.
+    pub file_bytes: u64,
+    /// Its header; `None` if unreadable (a problem: the engine replays
+    /// nothing of the file).
+    pub header: Option<super::JournalHeader>,
+    /// The records the replay takes, in order.
+    pub records: Vec<JournalRecordInfo>,
+    /// The byte after the last of them (where the next would be written).
+    pub end: u64,
+    /// `Some(end)` if the bytes there are no valid record and not the zeros
+    /// that end a journal: a write a crash tore (an ack that never
+    /// returned), or damage. Nothing from there on is replayed.
+    pub stopped_at: Option<u64>,
+    /// What is wrong with the file.
+    pub problems: Vec<Problem>,
+}
+
+/// One record of a journal file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRecordInfo {
+    /// Its byte position.
+    pub position: u64,
+    /// Bytes it takes (24, or a multiple for an acknowledged set).
+    pub bytes: u64,
+    /// What it says.
+    pub record: super::JournalRecord,
+}
+
 /// One consumer's position in one priority bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumerBucketInfo {
