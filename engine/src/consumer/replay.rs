@@ -6,6 +6,7 @@
 use super::state::{bounded_record, BucketState, Replayed};
 use super::CheckpointBody;
 use crate::format::journal::Record;
+use std::borrow::Borrow;
 use std::ops::Range;
 
 /// What folding journal records added to the checkpoint's counters.
@@ -21,14 +22,14 @@ pub(crate) struct Counts {
 
 /// Applies `records`, in order, to the bucket states rebuilt from a
 /// checkpoint. Records for a priority level beyond `buckets` are ignored.
-pub(crate) fn fold<'a>(
+pub(crate) fn fold<R: Borrow<Record>>(
     buckets: &mut [BucketState],
-    records: impl IntoIterator<Item = &'a Record>,
+    records: impl IntoIterator<Item = R>,
 ) -> Counts {
     let mut counts = Counts::default();
     for r in records {
         counts.entries += 1;
-        match super::state::replay_record(buckets, r) {
+        match super::state::replay_record(buckets, r.borrow()) {
             Replayed::Nothing => {}
             Replayed::Redelivery => counts.redelivered += 1,
             Replayed::DeadLetter => counts.dead_lettered += 1,
@@ -65,11 +66,10 @@ pub(crate) fn resume(ckpt: &CheckpointBody, records: &[Record], logs: &[Range<u6
         .zip(&ends)
         .map(|(c, &end)| BucketState::from_checkpoint(&c.clamped(end)))
         .collect();
-    let bounded: Vec<Record> = records
-        .iter()
-        .filter_map(|r| bounded_record(r, &ends))
-        .collect();
-    let counts = fold(&mut buckets, &bounded);
+    let counts = fold(
+        &mut buckets,
+        records.iter().filter_map(|r| bounded_record(r, &ends)),
+    );
     let mut skipped = ckpt.skipped;
     for (b, log) in buckets.iter_mut().zip(logs) {
         b.all_ready();

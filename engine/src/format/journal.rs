@@ -153,13 +153,6 @@ pub struct AckSet {
 impl AckSet {
     /// The set of `positions` (`(priority level, offset)`), in any order;
     /// repeats count once.
-    #[cfg_attr(
-        not(any(feature = "sim", test)),
-        expect(
-            dead_code,
-            reason = "codec API of the fuzz targets and tests (public with `sim`)"
-        )
-    )]
     pub fn from_positions(positions: impl IntoIterator<Item = (u8, u64)>) -> AckSet {
         let mut v: Vec<(u8, u64)> = positions.into_iter().collect();
         v.sort_unstable();
@@ -192,13 +185,6 @@ impl AckSet {
     /// priority level, then offset, each with `first <= last`, neither
     /// overlapping nor touching within a level, at most `u64::MAX` offsets
     /// in all.
-    #[cfg_attr(
-        not(any(feature = "sim", test)),
-        expect(
-            dead_code,
-            reason = "codec API of the fuzz targets and tests (public with `sim`)"
-        )
-    )]
     pub fn from_runs(runs: Vec<AckRun>) -> Option<AckSet> {
         let mut offsets = 0u64;
         for (i, r) in runs.iter().enumerate() {
@@ -233,13 +219,6 @@ impl AckSet {
     }
 
     /// Every `(priority level, offset)` of the set, in order.
-    #[cfg_attr(
-        not(any(feature = "sim", test)),
-        expect(
-            dead_code,
-            reason = "codec API of the fuzz targets and tests (public with `sim`)"
-        )
-    )]
     pub fn positions(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
         self.runs
             .iter()
@@ -253,7 +232,7 @@ pub enum Record {
     /// A record of one slot (kinds 1 to 4).
     Entry(Entry),
     /// An acknowledged set (kind 5): each of its offsets was acknowledged,
-    /// as by an [`Entry::Acked`] of its own.
+    /// as by an `Entry::Acked` of its own.
     AckSet(AckSet),
 }
 
@@ -264,8 +243,7 @@ pub struct JournalHeader {
     pub journal_id: u64,
     /// The checkpoint generation this journal follows.
     pub generation: u64,
-    /// [`JOURNAL_VERSION_1`], or [`JOURNAL_VERSION_2`] if acknowledged sets
-    /// may follow.
+    /// The format version: 1, or 2 if acknowledged sets may follow.
     pub version: u32,
 }
 
