@@ -3,7 +3,7 @@
 
 use crate::numbers::{bytes, megabytes, rate, sig3, thousands};
 use crate::sizes::Sizes;
-use crate::{COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
+use crate::{C4_BATCH, COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
 
 /// A row of the table, in table order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -32,6 +32,12 @@ pub enum Row {
     F8Ratio,
     /// C4, msg/s.
     C4,
+    /// C4 durable (`Always`), `receive_batch` and one `Delivery::ack` per
+    /// message, msg/s.
+    C4AlwaysEach,
+    /// C4 durable (`Always`), `receive_batch` and one `Consumer::ack_batch`
+    /// per batch, msg/s.
+    C4AlwaysBatch,
     /// O, full size, clean close, ms.
     OpenClean,
     /// O, quarter size, clean close, ms.
@@ -130,6 +136,16 @@ impl Row {
                 "C4 {COMPETING} competing consumers, {} \u{d7} {small} (msg/s)",
                 n(sizes.c4)
             ),
+            Row::C4AlwaysEach => format!(
+                "C4 durable (`Always`), {COMPETING} competing workers, receive_batch({C4_BATCH}) + \
+                 ack each, {} \u{d7} {small} (msg/s)",
+                n(sizes.c4_each)
+            ),
+            Row::C4AlwaysBatch => format!(
+                "C4 durable (`Always`), {COMPETING} competing workers, receive_batch({C4_BATCH}) + \
+                 batch ack, {} \u{d7} {small} (msg/s)",
+                n(sizes.c4_batch)
+            ),
             Row::OpenClean => format!(
                 "O open, {}, {open_segments} segment{}, clean close (ms)",
                 bytes(sizes.open_bytes),
@@ -175,6 +191,8 @@ impl Row {
             Row::MemoryQueued => "anonymous memory",
             Row::DiskQueued => "disk queued",
             Row::DiskDrained => "disk drained",
+            Row::C4AlwaysEach => "durable, ack each",
+            Row::C4AlwaysBatch => "durable, batch ack",
             Row::W2 | Row::W3 | Row::W3c | Row::C4 => "",
         }
     }
