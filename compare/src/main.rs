@@ -160,6 +160,8 @@ const PRODUCERS: usize = 8;
 const SUBSCRIBERS: usize = 8;
 /// Competing consumer threads in C4.
 const COMPETING: usize = 4;
+/// Messages per `receive_batch` of a worker in C4's durable rows.
+const C4_BATCH: usize = 256;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -402,7 +404,10 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
             vec![(Row::W3c, per_sec(n, d)), (Row::W3cAsync, tasks)]
         }
         Workload::F8 if !is_spool => na(&[Row::F8One, Row::F8Many, Row::F8Ratio], ""),
-        Workload::C4 if !is_spool => na(&[Row::C4, Row::C4Async], ""),
+        Workload::C4 if !is_spool => na(
+            &[Row::C4, Row::C4Async, Row::C4AlwaysEach, Row::C4AlwaysBatch],
+            "",
+        ),
         Workload::F8 => {
             let t = spool_only::fan_out(dir, sizes.f8, SMALL, SUBSCRIBERS)?;
             let (one, many) = (secs(t.one) * 1e3, secs(t.many) * 1e3);
@@ -413,11 +418,27 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
             ]
         }
         Workload::C4 => {
-            let d = spool_only::competing(dir, sizes.c4, SMALL, COMPETING)?;
+            let d = spool_only::competing(&dir.join("never"), sizes.c4, SMALL, COMPETING)?;
             let a = async_rows::competing(&dir.join("async"), sizes.c4, SMALL, COMPETING)?;
+            let each = spool_only::competing_durable(
+                &dir.join("each"),
+                sizes.c4_each,
+                SMALL,
+                COMPETING,
+                spool_only::Acks::Each,
+            )?;
+            let batch = spool_only::competing_durable(
+                &dir.join("batch"),
+                sizes.c4_batch,
+                SMALL,
+                COMPETING,
+                spool_only::Acks::Batch,
+            )?;
             vec![
                 (Row::C4, per_sec(sizes.c4, d)),
                 (Row::C4Async, per_sec(sizes.c4, a)),
+                (Row::C4AlwaysEach, per_sec(sizes.c4_each, each)),
+                (Row::C4AlwaysBatch, per_sec(sizes.c4_batch, batch)),
             ]
         }
         Workload::O => return Err("workload O is run by run_open".into()),

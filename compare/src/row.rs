@@ -3,7 +3,7 @@
 
 use crate::numbers::{bytes, megabytes, rate, sig3, thousands};
 use crate::sizes::Sizes;
-use crate::{BATCH, COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
+use crate::{BATCH, C4_BATCH, COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
 
 /// A row of the table, in table order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -47,6 +47,12 @@ pub enum Row {
     C4,
     /// C4 with tokio tasks, `receive_async` + `ack_async`, msg/s.
     C4Async,
+    /// C4 durable (`Always`), `receive_batch` and one `Delivery::ack` per
+    /// message, msg/s.
+    C4AlwaysEach,
+    /// C4 durable (`Always`), `receive_batch` and one `Consumer::ack_batch`
+    /// per batch, msg/s.
+    C4AlwaysBatch,
     /// O, full size, clean close, ms.
     OpenClean,
     /// O, quarter size, clean close, ms.
@@ -174,6 +180,16 @@ impl Row {
             Row::C4Async => {
                 format!("C4 async: {COMPETING} tokio tasks, `receive_async` + `ack_async` (msg/s)")
             }
+            Row::C4AlwaysEach => format!(
+                "C4 durable (`Always`), {COMPETING} competing workers, receive_batch({C4_BATCH}) + \
+                 ack each, {} \u{d7} {small} (msg/s)",
+                n(sizes.c4_each)
+            ),
+            Row::C4AlwaysBatch => format!(
+                "C4 durable (`Always`), {COMPETING} competing workers, receive_batch({C4_BATCH}) + \
+                 batch ack, {} \u{d7} {small} (msg/s)",
+                n(sizes.c4_batch)
+            ),
             Row::OpenClean => format!(
                 "O open, {}, {open_segments} segment{}, clean close (ms)",
                 bytes(sizes.open_bytes),
@@ -223,6 +239,8 @@ impl Row {
             Row::DiskQueued => "disk queued",
             Row::DiskDrained => "disk drained",
             Row::W3cAsync | Row::C4Async => "async",
+            Row::C4AlwaysEach => "durable, ack each",
+            Row::C4AlwaysBatch => "durable, batch ack",
             Row::W3 | Row::W3c | Row::C4 => "",
         }
     }

@@ -22,6 +22,10 @@ pub struct Sizes {
     pub f8: u64,
     /// C4 messages.
     pub c4: u64,
+    /// Messages of C4 durable with one ack per message (a sync each).
+    pub c4_each: u64,
+    /// Messages of C4 durable with batch acks.
+    pub c4_batch: u64,
     /// Bytes of the large store of O.
     pub open_bytes: u64,
     /// Streams of the many-streams store of O.
@@ -50,6 +54,8 @@ impl Sizes {
             w4: s(200_000, 500),
             f8: s(200_000, 1_000),
             c4: s(200_000, 1_000),
+            c4_each: s(20_000, 500),
+            c4_batch: s(200_000, 1_000),
             open_bytes: mib(4 << 30, 16 << 20),
             open_streams: s(2_000, 20) as usize,
             m: s(10_000_000, 10_000),

@@ -1,8 +1,9 @@
 //! Workloads only Spool runs, for patterns its peers have no native form of:
-//! fan-out to many subscribers (F8) and competing consumers (C4). Messages
-//! are sent without fsync before the timer starts; only receiving and
-//! acknowledging is timed, and every delivery is checked. Also a variant of
-//! W4's send that shows what sealing segments costs Spool.
+//! fan-out to many subscribers (F8) and competing consumers (C4, also
+//! durable: per-message acks against batch acks). Messages are sent before
+//! the timer starts; only receiving and acknowledging is timed, and every
+//! delivery is checked. Also a variant of W4's send that shows what sealing
+//! segments costs Spool.
 
 use crate::check::{self, ExactlyOnce, Fifo};
 use crate::engine::Result;
@@ -25,7 +26,13 @@ pub struct FanOut {
 /// Opens a store in `dir` (no fsync) with stream `q` holding `n` messages
 /// of `size` bytes, sequence numbers `0..n`.
 fn filled(dir: &Path, n: u64, size: usize) -> Result<(Store, Stream)> {
-    let store = Store::open(dir, options(false))?;
+    filled_with(dir, n, size, false)
+}
+
+/// [`filled`], with `Durability::Always` if `durable` (every batch of the
+/// fill is synced).
+fn filled_with(dir: &Path, n: u64, size: usize, durable: bool) -> Result<(Store, Stream)> {
+    let store = Store::open(dir, options(durable))?;
     let stream = store.stream("q")?;
     let mut bufs: Vec<Vec<u8>> = (0..1000).map(|_| check::blank(size)).collect();
     let mut seq = 0;
@@ -125,6 +132,90 @@ pub fn competing(dir: &Path, n: u64, size: usize, threads: usize) -> Result<Dura
         check.receiver(i, seqs)?;
     }
     check.finish()?;
+    Ok(elapsed)
+}
+
+/// How the workers of [`competing_durable`] acknowledge a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// `Delivery::ack` of each message: a journal record and a sync each
+    /// (concurrent ones share syncs).
+    Each,
+    /// One `Consumer::ack_batch` per batch: one record, one sync.
+    Batch,
+}
+
+/// C4 durable: `n` messages of `size` bytes in a store with
+/// `Durability::Always`; `threads` threads share one consumer name, each
+/// taking up to [`C4_BATCH`](crate::C4_BATCH) messages at once with
+/// `receive_batch` and acknowledging them as `acks` says, until none is
+/// left. Checks that each message was received exactly once overall, and
+/// that none comes back after reopening the store.
+pub fn competing_durable(
+    dir: &Path,
+    n: u64,
+    size: usize,
+    threads: usize,
+    acks: Acks,
+) -> Result<Duration> {
+    let (store, stream) = filled_with(dir, n, size, true)?;
+    let consumer = stream.consumer("workers")?;
+    let start = Instant::now();
+    let shares = std::thread::scope(|s| -> Result<Vec<Vec<u64>>> {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let c = consumer.clone();
+                s.spawn(move || -> Result<Vec<u64>> {
+                    let mut seqs = Vec::new();
+                    loop {
+                        let batch = c.receive_batch(crate::C4_BATCH, Duration::ZERO)?;
+                        if batch.is_empty() {
+                            break;
+                        }
+                        for d in &batch {
+                            seqs.push(check::parse(d.payload(), size)?.1);
+                        }
+                        match acks {
+                            Acks::Each => {
+                                for d in batch {
+                                    d.ack()?;
+                                }
+                            }
+                            Acks::Batch => c.ack_batch(batch)?,
+                        }
+                    }
+                    Ok(seqs)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                h.join()
+                    .map_err(|_| format!("worker {i} panicked"))?
+                    .map_err(|e| format!("worker {i}: {e}").into())
+            })
+            .collect()
+    })?;
+    let elapsed = start.elapsed();
+    let mut check = ExactlyOnce::new(n);
+    for (i, seqs) in shares.iter().enumerate() {
+        check.receiver(i, seqs)?;
+    }
+    check.finish()?;
+    // Every acknowledgement is durable: nothing comes back after a reopen.
+    drop((consumer, stream));
+    store.close()?;
+    let store = Store::open(dir, options(true))?;
+    let again = store.stream("q")?.consumer("workers")?.try_receive()?;
+    if let Some(d) = again {
+        return Err(format!(
+            "offset {} delivered again after a reopen: its ack did not hold",
+            d.offset()
+        )
+        .into());
+    }
     Ok(elapsed)
 }
 

@@ -181,11 +181,13 @@ impl Options {
     }
 
     /// Largest size of a consumer's journal file: every delivery and
-    /// acknowledgement takes 24 bytes; when the journal is full, the
+    /// acknowledgement takes 24 bytes (a batch ack 24 bytes and 2 or more
+    /// per run of consecutive offsets); when the journal is full, the
     /// consumer writes a checkpoint and starts a new one. The first journal
     /// after an open is 1/256 of this (4 KiB..=64 KiB), and each that fills
-    /// up is followed by one twice its size, up to this, so an idle
-    /// consumer holds 64 KiB and an open needs little disk. Default = 16 MiB
+    /// up is followed by one twice its size, up to this (or larger, for a
+    /// batch ack whose record needs more), so an idle consumer holds 64 KiB
+    /// and an open needs little disk. Default = 16 MiB
     /// (about 700,000 records, some 350,000 messages received and
     /// acknowledged one by one); 4 KiB..=1 GiB. Disk space for each journal
     /// is reserved when it is created; if the disk has no room for a new

@@ -1,6 +1,8 @@
 //! Goal: a power cut at any I/O operation of a consumer workload (deliveries,
-//! acks, cursor acks, nacks, journal checkpoints, retention deletes) never
-//! undoes an acknowledged ack and never loses a message for any consumer.
+//! acks, batch acks, cursor acks, nacks, journal checkpoints, retention
+//! deletes) never undoes an acknowledged ack and never loses a message for
+//! any consumer; every batch ack whose call returned holds whole, also one
+//! whose record is larger than a journal.
 //!
 //! Method: the workload runs on the simulated file system with tiny
 //! journals (so checkpoints happen) and tiny segments (so retention deletes
@@ -25,7 +27,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 const ROOT: &str = "/c";
-const CONSUMERS: [&str; 2] = ["one", "cursor"];
+const CONSUMERS: [&str; 3] = ["one", "cursor", "batch"];
 
 fn payload(offset: u64) -> Vec<u8> {
     let mut p = offset.to_le_bytes().to_vec();
@@ -36,8 +38,12 @@ fn payload(offset: u64) -> Vec<u8> {
 /// Per consumer: offsets whose ack returned, and offsets an ack was issued for.
 #[derive(Debug, Default)]
 struct Acked {
-    confirmed: [BTreeSet<u64>; 2],
-    attempted: [BTreeSet<u64>; 2],
+    confirmed: [BTreeSet<u64>; 3],
+    attempted: [BTreeSet<u64>; 3],
+    /// The big-set workload (payloads are the offsets).
+    big: bool,
+    /// The operation its first batch ack starts at.
+    acks_from_op: u64,
 }
 
 fn workload(fs: &SimFs, acked: &mut Acked) -> spool::Result<()> {
@@ -54,6 +60,9 @@ fn run_workload(fs: &SimFs, acked: &mut Acked, carry_on: bool) -> spool::Result<
     let config = ConsumerConfig::default().visibility_timeout(Duration::from_secs(60));
     let one = retry(carry_on, || s.consumer_with("one", config.clone()))?;
     let cursor = retry(carry_on, || s.consumer("cursor"))?;
+    let batcher = retry(carry_on, || s.consumer_with("batch", config.clone()))?;
+    // A delivery of "batch" held over to the next round's batch ack.
+    let mut held = None;
     for round in 0..6u64 {
         let base = s.stats().buckets[0].end_offset;
         let batch: Vec<Vec<u8>> = (base..base + 12).map(payload).collect();
@@ -80,7 +89,51 @@ fn run_workload(fs: &SimFs, acked: &mut Acked, carry_on: bool) -> spool::Result<
                 }
             }
         }
+        // "batch": receives up to 9, nacks every seventh once, acks the
+        // rest and the one held since the round before in one call, and
+        // holds one back.
+        let got = step(carry_on, batcher.receive_batch(9, Duration::ZERO))?.unwrap_or_default();
+        let mut set: Vec<spool::Delivery> = held.take().into_iter().collect();
+        for d in got {
+            if d.offset() % 7 == 3 && d.attempt() == 1 {
+                step(carry_on, d.nack())?;
+            } else if held.is_none() && round % 2 == 0 {
+                held = Some(d);
+            } else {
+                set.push(d);
+            }
+        }
+        let offsets: Vec<u64> = set.iter().map(|d| d.offset()).collect();
+        acked.attempted[2].extend(&offsets);
+        if step(carry_on, batcher.ack_batch(set))?.is_some() {
+            acked.confirmed[2].extend(&offsets);
+        }
         step(carry_on, s.apply_retention())?;
+    }
+    Ok(())
+}
+
+/// A stream of `n` small messages, all received by consumer "batch" at
+/// once; then every odd offset acknowledged with one batch ack (a record
+/// larger than the 4 KiB journal), then the first ten even ones (a set
+/// that fits).
+fn big_set_workload(fs: &SimFs, n: u64, acked: &mut Acked) -> spool::Result<()> {
+    let store = Store::open(ROOT, sim::consumer_options(fs))?;
+    let s = store.stream("q")?;
+    let msgs: Vec<Vec<u8>> = (0..n).map(|o| o.to_le_bytes().to_vec()).collect();
+    s.send_batch(msgs.iter())?;
+    let c = s.consumer_with(
+        "batch",
+        ConsumerConfig::default().visibility_timeout(Duration::from_secs(60)),
+    )?;
+    let all = c.receive_batch(n as usize, Duration::ZERO)?;
+    let (odd, even): (Vec<_>, Vec<_>) = all.into_iter().partition(|d| d.offset() % 2 == 1);
+    acked.acks_from_op = fs.stats().ops + 1;
+    for set in [odd, even.into_iter().take(10).collect()] {
+        let offsets: Vec<u64> = set.iter().map(|d| d.offset()).collect();
+        acked.attempted[2].extend(&offsets);
+        c.ack_batch(set)?;
+        acked.confirmed[2].extend(&offsets);
     }
     Ok(())
 }
@@ -107,6 +160,14 @@ fn check(fs: &SimFs, acked: &Acked, what: &str) {
         }
         let c = s.consumer(name).unwrap();
         let mut delivered = BTreeSet::new();
+        // Payloads of the big-set workload are the offset alone.
+        let expected = |o: u64| {
+            if acked.big {
+                o.to_le_bytes().to_vec()
+            } else {
+                payload(o)
+            }
+        };
         loop {
             let batch = c
                 .receive_batch(64, Duration::ZERO)
@@ -117,7 +178,7 @@ fn check(fs: &SimFs, acked: &Acked, what: &str) {
             for d in batch {
                 assert_eq!(
                     d.payload(),
-                    payload(d.offset()),
+                    expected(d.offset()),
                     "{what}: {name} got a wrong payload"
                 );
                 assert!(
@@ -174,6 +235,10 @@ fn power_cut_at_every_operation_of_a_consumer_workload() {
         "no journal was checkpointed by the workload: generation {max_gen}"
     );
     assert!(total > 200, "workload too small: {total}");
+    // Consumer "batch" journaled acknowledged sets: its files are version 2.
+    let batch_dir = std::path::Path::new(ROOT).join("streams/q/consumers/batch");
+    let ckpt = fs.read_file(&batch_dir.join("checkpoint")).unwrap();
+    assert_eq!(ckpt[8..12], 2u32.to_le_bytes(), "checkpoint version");
     for n in 1..=total {
         for mode in [
             CutMode::DropUnsynced,
@@ -189,6 +254,61 @@ fn power_cut_at_every_operation_of_a_consumer_workload() {
                 &SimFs::from_image(&image),
                 &acked,
                 &format!("cut at op {n}/{total} {mode:?}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn power_cut_at_every_operation_of_a_batch_ack_larger_than_the_journal() {
+    // 4,400 messages delivered at once, every odd one acknowledged by one
+    // call: 2,200 runs, a record of some 4.4 KiB, more than the 4 KiB
+    // journals hold, so the call starts a journal that holds it; then ten
+    // more in a set that fits. Cut at every operation from the first batch
+    // ack on (the sends and deliveries before are the other tests' ground).
+    const N: u64 = 4400;
+    let fs = SimFs::new();
+    let mut acked = Acked {
+        big: true,
+        ..Acked::default()
+    };
+    big_set_workload(&fs, N, &mut acked).expect("clean run");
+    let total = fs.stats().ops;
+    assert!(fs.violations().is_empty());
+    let journals: Vec<usize> = fs
+        .files()
+        .iter()
+        .filter(|f| {
+            f.to_str()
+                .is_some_and(|f| f.contains("/consumers/batch/journal."))
+        })
+        .map(|f| fs.read_file(f).unwrap().len())
+        .collect();
+    assert_eq!(journals, [8192], "the journal grew to hold the record");
+    let from = acked.acks_from_op;
+    assert!(
+        total - from >= 10,
+        "batch acks of {} operations",
+        total - from
+    );
+    for n in from..=total {
+        for mode in [
+            CutMode::DropUnsynced,
+            CutMode::RandomPages(n),
+            CutMode::RandomPages(n + 7_000_000),
+        ] {
+            let fs = SimFs::new();
+            fs.crash_at(n, mode);
+            let mut acked = Acked {
+                big: true,
+                ..Acked::default()
+            };
+            let _ = big_set_workload(&fs, N, &mut acked);
+            let image = fs.crashed_image().expect("crashed");
+            check(
+                &SimFs::from_image(&image),
+                &acked,
+                &format!("big set, cut at op {n}/{total} {mode:?}"),
             );
         }
     }

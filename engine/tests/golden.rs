@@ -1,7 +1,9 @@
 //! Goal: format stability. A store written by format version 1 (checked in
 //! under `tests/golden/v1`) opens and reads the same with this build:
 //! messages, headers, priorities, sealed and active segments, a consumer's
-//! state, a dead letter and a claim-check blob.
+//! state, a dead letter and a claim-check blob. And a store whose consumer
+//! batch-acked (`tests/golden/journal-v2`: a checkpoint and a journal of
+//! version 2, the journal holding acknowledged sets) resumes the same state.
 //!
 //! Method: copy the golden store to a temporary directory (opening recovers
 //! and writes), open it, and compare everything with what the generator
@@ -10,7 +12,8 @@
 //! add one for the new version).
 
 use spool::{
-    dead_letter_headers, ConsumerConfig, Durability, Message, Options, Store, StreamConfig,
+    dead_letter_headers, ConsumerConfig, Delivery, Durability, Message, Options, Store,
+    StreamConfig,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -154,4 +157,82 @@ fn version_1_store_reads_the_same() {
     // Offset 10 was delivered and not acknowledged: it comes back, second attempt.
     let d = c.receive(Duration::from_secs(1)).unwrap().unwrap();
     assert_eq!((d.offset(), d.attempt()), (10, 2));
+}
+
+fn journal_v2_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/journal-v2")
+}
+
+/// Stream `jobs` of two levels, 20 messages each (message `i` at level
+/// `i % 2`); consumer `workers` received 30 (level 1's 20 first, then
+/// level 0's 0..10), acknowledged all but offsets 1, 5, 9, 13, 17 of them
+/// with one batch ack, then received level 0's 10..16 and acknowledged them
+/// with another; the 8 held back were still leased at the close.
+fn write_journal_v2(dir: &Path) {
+    let store = Store::open(dir, options()).unwrap();
+    let s = store
+        .create_stream("jobs", StreamConfig::default().priorities(2))
+        .unwrap();
+    for i in 0..40u64 {
+        s.send_message(Message::new(&payload(i)).priority((i % 2) as u8))
+            .unwrap();
+    }
+    let c = s.consumer("workers").unwrap();
+    let got = c.receive_batch(30, Duration::ZERO).unwrap();
+    let (done, held): (Vec<Delivery>, Vec<Delivery>) =
+        got.into_iter().partition(|d| d.offset() % 4 != 1);
+    c.ack_batch(done).unwrap();
+    c.ack_batch(c.receive_batch(6, Duration::ZERO).unwrap())
+        .unwrap();
+    drop(held);
+    store.close().unwrap();
+}
+
+#[test]
+fn journal_version_2_consumer_resumes_the_same() {
+    let golden = journal_v2_dir();
+    if std::env::var_os("SPOOL_WRITE_GOLDEN").is_some() {
+        let _ = std::fs::remove_dir_all(&golden);
+        write_journal_v2(&golden);
+        let _ = std::fs::remove_file(golden.join("LOCK"));
+    }
+    let cdir = golden.join("streams/jobs/consumers/workers");
+    let ckpt = std::fs::read(cdir.join("checkpoint")).unwrap();
+    assert_eq!(ckpt[8..12], 2u32.to_le_bytes(), "a version 2 checkpoint");
+    let journals: Vec<Vec<u8>> = std::fs::read_dir(&cdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("journal.")
+        })
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(
+        journals
+            .iter()
+            .any(|j| j[8..12] == 2u32.to_le_bytes() && j[64 + 4] == 5),
+        "a version 2 journal starting with an acknowledged set"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&golden, dir.path());
+    let store = Store::open(dir.path(), options()).unwrap();
+    let s = store.stream("jobs").unwrap();
+    let c = s.consumer("workers").unwrap();
+    let floors: Vec<u64> = c.stats().buckets.iter().map(|b| b.ack_floor).collect();
+    assert_eq!(floors, [1, 1]);
+    let mut left = Vec::new();
+    while let Some(d) = c.try_receive().unwrap() {
+        let i = d.offset() * 2 + u64::from(d.priority());
+        assert_eq!(d.payload(), payload(i));
+        left.push((d.priority(), d.offset(), d.attempt()));
+        d.ack().unwrap();
+    }
+    let mut want: Vec<(u8, u64, u32)> = [1, 5, 9, 13, 17].map(|o| (1, o, 2)).to_vec();
+    want.extend([1, 5, 9].map(|o| (0, o, 2)));
+    want.extend((16..20).map(|o| (0, o, 1)));
+    assert_eq!(left, want);
 }

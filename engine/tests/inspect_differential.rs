@@ -19,7 +19,8 @@
 //!
 //! Method: a store built once on the simulated file system (a stream of
 //! several sealed segments with headers and a claim-check blob, a consumer
-//! with a journal, a stream of two priorities, a stream whose retention
+//! with a journal, consumers that batch-acked (journals of format version 2
+//! holding acknowledged sets), a stream of two priorities, a stream whose retention
 //! left a low-water mark), as closed cleanly and as cut by a power failure
 //! while live; then copies of it damaged one way each (bit flips in every
 //! small file and sampled in segments, indexes, journals and blobs; files
@@ -35,6 +36,7 @@ use spool::{Durability, Error, Message, Options, RecoveryReport, Store, StreamCo
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 const ROOT: &str = "/d";
 
@@ -93,6 +95,18 @@ fn fill(store: &Store) {
     drop(c.try_receive().unwrap().unwrap());
     let q = p.consumer("q").unwrap();
     q.try_receive().unwrap().unwrap().ack().unwrap();
+    // Batch acks: on `s`, all but offset 2 of six; on `p`, across both
+    // levels. Their journals are of version 2 and hold acknowledged sets.
+    let b = s.consumer("b").unwrap();
+    let got = b.receive_batch(6, Duration::ZERO).unwrap();
+    let (done, kept): (Vec<_>, Vec<_>) = got.into_iter().partition(|d| d.offset() != 2);
+    b.ack_batch(done).unwrap();
+    drop(kept);
+    let pb = p.consumer("pb").unwrap();
+    let mut got = pb.receive_batch(5, Duration::ZERO).unwrap();
+    let kept = got.remove(1);
+    pb.ack_batch(got).unwrap();
+    drop(kept);
     for i in 0..4u64 {
         s.send(&payload(10_000 + i)).unwrap();
     }
@@ -635,6 +649,46 @@ fn forged_files_are_judged_alike() {
         &with_file(&base, &jpath, &j),
         "a journal of another generation",
     );
+
+    // Acknowledged sets with valid CRCs: one in a version 1 journal (no
+    // record there: the replay of both ends before it), one of a version 2
+    // journal naming offsets never delivered and past the end of the log
+    // (acks that change nothing, to both).
+    let set = journal::AckSet::from_positions([(0, 0), (0, 1), (0, 7), (0, 1 << 40)]);
+    for (consumer, version) in [
+        ("c", journal::JOURNAL_VERSION_1),
+        ("b", journal::JOURNAL_VERSION_2),
+    ] {
+        // The newest: a power cut may bring back the one a rotation removed.
+        let jpath = base
+            .files()
+            .into_iter()
+            .filter(|f| file_name(f).contains(&format!("/consumers/{consumer}/journal.")))
+            .max()
+            .unwrap();
+        let mut j = base.read_file(&jpath).unwrap();
+        let (h, records) = journal::decode_all(&j).unwrap();
+        assert_eq!(h.version, version, "consumer {consumer}");
+        let end = records
+            .last()
+            .map(|(at, r)| {
+                *at as usize
+                    + match r {
+                        journal::Record::Entry(_) => 24,
+                        journal::Record::AckSet(s) => journal::ack_set_record_bytes(s),
+                    }
+            })
+            .unwrap();
+        let n = journal::ack_set_record_bytes(&set);
+        journal::encode_ack_set(h.journal_id, &set, &mut j[end..end + n]);
+        let (_, after) = journal::decode_all(&j).unwrap();
+        let want = records.len() + usize::from(version == journal::JOURNAL_VERSION_2);
+        assert_eq!(after.len(), want, "consumer {consumer}");
+        check(
+            &with_file(&base, &jpath, &j),
+            &format!("an acknowledged set in the version {version} journal of {consumer}"),
+        );
+    }
 
     // A segment's name on a directory: refused by the open.
     let fs = base.power_cut(CutMode::DropUnsynced);

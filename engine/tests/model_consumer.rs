@@ -1,5 +1,5 @@
 //! Goal: a consumer behaves like a simple model under any sequence of sends,
-//! receives, acks, nacks, reopens and power cuts: deliveries come in the
+//! receives, acks, batch acks, nacks, reopens and power cuts: deliveries come in the
 //! model's order (redeliveries lowest offset first, then new messages), an
 //! acknowledged message never comes back, nothing is lost, and delivery
 //! counts are exact (after a power cut they may only be lower, since
@@ -23,6 +23,9 @@ enum Op {
     Send(u8),
     Receive,
     Ack(usize),
+    /// A batch ack of the outstanding deliveries whose bit is set (bit `i
+    /// % 64` for the `i`-th).
+    AckBatch(u64),
     Nack(usize),
     AckUpTo,
     Reopen,
@@ -34,6 +37,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1u8..6).prop_map(Op::Send),
         6 => Just(Op::Receive),
         4 => any::<usize>().prop_map(Op::Ack),
+        3 => any::<u64>().prop_map(Op::AckBatch),
         2 => any::<usize>().prop_map(Op::Nack),
         1 => Just(Op::AckUpTo),
         1 => Just(Op::Reopen),
@@ -120,6 +124,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let d = out.remove(i % out.len());
                 m.ready.insert(d.offset());
                 d.nack().expect("nack");
+            }
+            Op::AckBatch(mask) => {
+                let (set, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut out)
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(i, _)| mask & (1 << (i % 64)) != 0);
+                out = kept.into_iter().map(|(_, d)| d).collect();
+                for (_, d) in &set {
+                    m.acked.insert(d.offset());
+                }
+                c.ack_batch(set.into_iter().map(|(_, d)| d))
+                    .expect("ack_batch");
             }
             Op::Ack(_) | Op::Nack(_) => {}
             Op::AckUpTo => {

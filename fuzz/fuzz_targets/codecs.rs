@@ -1,7 +1,8 @@
 //! The pure codecs of `spool::format` on arbitrary bytes (segment header,
 //! segment state, index, meta frame, header section, consumer journal header
-//! and record), then encode -> decode round trips of structured values built
-//! from the same bytes.
+//! and records of both journal versions, acknowledged sets among them, and
+//! whole journals), then encode -> decode round trips of structured values
+//! built from the same bytes.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -9,7 +10,8 @@ use libfuzzer_sys::fuzz_target;
 use spool::format::headers::{self, HeaderIter};
 use spool::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
 use spool::format::journal::{
-    self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
+    self, AckRun, AckSet, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES,
+    JOURNAL_RECORD_BYTES, JOURNAL_VERSION_1, JOURNAL_VERSION_2,
 };
 use spool::format::meta::{self, META_BODY_BYTES_MAX, STREAM_META_MAGIC};
 use spool::format::record::{self, RecordHeader, FLAGS_KNOWN};
@@ -60,6 +62,12 @@ struct JnlIn {
     generation: u64,
     /// `(kind, bucket, offset, attempt)`.
     entries: Vec<(u8, u8, u64, u32)>,
+    /// Acknowledged sets: `(priority level, offset)`s.
+    sets: Vec<Vec<(u8, u64)>>,
+    /// Runs for `AckSet::from_runs`: `(level, first, length - 1)`.
+    runs: Vec<(u8, u64, u64)>,
+    /// Where to damage each set's record: `(byte, xor)`.
+    damage: (u16, u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -137,6 +145,33 @@ fn raw(data: &[u8]) {
         let Some(rec) = data.get(start..) else {
             continue;
         };
+        // Version 2: kinds 1 to 4 as in version 1, and acknowledged sets,
+        // which must be canonical too.
+        let v1 = journal::decode(jid, rec);
+        match journal::decode_record(jid, JOURNAL_VERSION_2, rec) {
+            Ok(Some((Record::AckSet(set), n))) => {
+                assert!(v1.is_err(), "a set is no version 1 record");
+                assert!(!set.is_empty());
+                assert_eq!(n, journal::ack_set_record_bytes(&set));
+                assert_eq!(n % JOURNAL_RECORD_BYTES, 0);
+                let mut enc = vec![0u8; n];
+                journal::encode_ack_set(jid, &set, &mut enc);
+                assert_eq!(&enc[..], &rec[..n], "set record is not canonical");
+                assert_eq!(AckSet::from_runs(set.runs().to_vec()), Some(set.clone()));
+                let total: u64 = set.runs().iter().map(|r| r.last - r.first + 1).sum();
+                assert_eq!(total, set.len());
+            }
+            Ok(Some((Record::Entry(e), n))) => {
+                assert_eq!(n, JOURNAL_RECORD_BYTES);
+                assert_eq!(v1, Ok(Some(e)));
+            }
+            Ok(None) => assert_eq!(v1, Ok(None)),
+            Err(()) => assert!(v1.is_err()),
+        }
+        assert_eq!(
+            journal::decode_record(jid, JOURNAL_VERSION_1, rec),
+            v1.map(|o| o.map(|e| (Record::Entry(e), JOURNAL_RECORD_BYTES)))
+        );
         match journal::decode(jid, rec) {
             Ok(Some(e)) => {
                 let enc = journal::encode(jid, &e);
@@ -225,10 +260,14 @@ fn structured(s: Structured) {
     let h = JournalHeader {
         journal_id: j.journal_id,
         generation: j.generation,
+        version: JOURNAL_VERSION_2,
     };
     let hb = h.encode();
     assert_eq!(JournalHeader::decode(&hb), Some(h));
     assert_eq!(JournalHeader::decode(&hb[..JOURNAL_HEADER_BYTES - 1]), None);
+    // A whole version 2 journal: the entries, then the sets, in order.
+    let mut file = hb.to_vec();
+    let mut want = Vec::new();
     for &(kind, bucket, offset, attempt) in &j.entries {
         let e = match kind % 4 {
             0 => Entry::Delivered {
@@ -241,12 +280,86 @@ fn structured(s: Structured) {
             _ => Entry::DeadLettered { bucket, offset },
         };
         let b = journal::encode(j.journal_id, &e);
+        want.push((file.len() as u64, Record::Entry(e)));
+        file.extend_from_slice(&b);
         assert_eq!(journal::decode(j.journal_id, &b), Ok(Some(e)));
         assert_eq!(journal::decode(j.journal_id ^ 1, &b), Err(()));
         assert_eq!(
             journal::decode(j.journal_id, &b[..JOURNAL_RECORD_BYTES - 1]),
             Err(())
         );
+    }
+    for positions in &j.sets {
+        let set = AckSet::from_positions(positions.iter().copied());
+        let mut sorted = positions.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(set.positions().collect::<Vec<_>>(), sorted);
+        assert_eq!(set.len(), sorted.len() as u64);
+        if set.is_empty() {
+            continue;
+        }
+        let mut b = vec![0u8; journal::ack_set_record_bytes(&set)];
+        journal::encode_ack_set(j.journal_id, &set, &mut b);
+        let id = j.journal_id;
+        assert_eq!(
+            journal::decode_record(id, JOURNAL_VERSION_2, &b),
+            Ok(Some((Record::AckSet(set.clone()), b.len())))
+        );
+        assert_eq!(journal::decode_record(id, JOURNAL_VERSION_1, &b), Err(()));
+        assert_eq!(journal::decode_record(id ^ 1, JOURNAL_VERSION_2, &b), Err(()));
+        assert_eq!(
+            journal::decode_record(id, JOURNAL_VERSION_2, &b[..b.len() - 1]),
+            Err(())
+        );
+        let (at, xor) = j.damage;
+        if xor != 0 {
+            let mut bad = b.clone();
+            let i = at as usize % bad.len();
+            bad[i] ^= xor;
+            assert_eq!(
+                journal::decode_record(id, JOURNAL_VERSION_2, &bad),
+                Err(()),
+                "damage at byte {i} went unnoticed"
+            );
+        }
+        want.push((file.len() as u64, Record::AckSet(set)));
+        file.extend_from_slice(&b);
+    }
+    assert_eq!(journal::decode_all(&file), Some((h, want.clone())));
+    // Cut anywhere: the records before the cut, and none after it.
+    let cut = (j.damage.0 as usize) % (file.len() + 1);
+    if cut >= JOURNAL_HEADER_BYTES {
+        let (_, got) = journal::decode_all(&file[..cut]).expect("header intact");
+        let whole: Vec<_> = want
+            .iter()
+            .filter(|(at, r)| {
+                let len = match r {
+                    Record::Entry(_) => JOURNAL_RECORD_BYTES,
+                    Record::AckSet(s) => journal::ack_set_record_bytes(s),
+                };
+                *at as usize + len <= cut
+            })
+            .cloned()
+            .collect();
+        assert_eq!(got, whole);
+    }
+    // Runs in any form: accepted only in the canonical one, which is the
+    // form `from_positions` builds.
+    let runs: Vec<AckRun> = j
+        .runs
+        .iter()
+        .map(|&(bucket, first, extra)| AckRun {
+            bucket,
+            first,
+            last: first.saturating_add(extra),
+        })
+        .collect();
+    if let Some(set) = AckSet::from_runs(runs.clone()) {
+        assert_eq!(set.runs(), &runs[..]);
+        if set.len() <= 10_000 {
+            assert_eq!(AckSet::from_positions(set.positions()), set);
+        }
     }
 
     let r = &s.rec;

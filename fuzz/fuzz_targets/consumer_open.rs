@@ -4,8 +4,9 @@
 //! copied into a fresh directory; the input then damages the consumer's
 //! `checkpoint` or journal: raw bytes, a validly framed checkpoint with a
 //! fuzzed postcard body (or one built field by field from the input), a
-//! journal with a valid header and records with valid CRCs built from the
-//! input, overwrites, truncations, extensions, deletions, stale journals.
+//! journal with a valid header (format version 1 or 2) and records with
+//! valid CRCs built from the input (acknowledged sets among them),
+//! overwrites, truncations, extensions, deletions, stale journals.
 //! Then `Store::open` and a drain of the consumer with `try_receive`/`ack`.
 //!
 //! Never a panic; every delivered message is the one sent at its offset;
@@ -15,7 +16,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spool::format::journal::{self, Entry, JournalHeader, JOURNAL_HEADER_BYTES};
+use spool::format::journal::{self, AckSet, Entry, JournalHeader, JOURNAL_HEADER_BYTES};
 use spool::format::meta;
 use spool::{Message, Options, Store};
 use spool_fuzz::{golden_message, options, scratch_dir, Expected, Golden, Reader, STREAM};
@@ -99,6 +100,11 @@ fn golden() -> &'static ConsumerGolden {
             let again = c.try_receive().expect("receive").expect("redelivery");
             assert_eq!(again.attempt(), 2);
             d5.ack().expect("ack");
+            // Two more acknowledged with one batch ack: the journal is of
+            // version 2 and holds an acknowledged set.
+            let d6 = c.try_receive().expect("receive").expect("6");
+            let d7 = c.try_receive().expect("receive").expect("7");
+            c.ack_batch([d7, d6]).expect("batch ack");
             drop((again, d4));
             store.sync().expect("sync");
             // Dropped without reopening: the journal holds the records.
@@ -198,7 +204,7 @@ fn forged_records(g: &ConsumerGolden, mode: u8, id: u64, r: &mut Reader<'_>) -> 
         let kind = r.u8();
         let bucket = if mode & 0x08 == 0 { 0 } else { r.u8() % 3 };
         let off = offset(r, wide);
-        let e = match kind % 5 {
+        let e = match kind % 6 {
             0 => Entry::Delivered {
                 bucket,
                 offset: off,
@@ -216,6 +222,20 @@ fn forged_records(g: &ConsumerGolden, mode: u8, id: u64, r: &mut Reader<'_>) -> 
                 bucket,
                 offset: off,
             },
+            4 => {
+                // An acknowledged set (a record of version 2 journals).
+                let n = r.u8() % 40;
+                let mut positions = vec![(bucket, off)];
+                for _ in 0..n {
+                    let bucket = if mode & 0x08 == 0 { 0 } else { r.u8() % 3 };
+                    positions.push((bucket, offset(r, wide)));
+                }
+                let set = AckSet::from_positions(positions);
+                let mut b = vec![0u8; journal::ack_set_record_bytes(&set)];
+                journal::encode_ack_set(id, &set, &mut b);
+                out.extend_from_slice(&b);
+                continue;
+            }
             _ => {
                 // Any bytes, with the CRC made right.
                 let mut b = [0u8; 24];
@@ -242,13 +262,19 @@ fn edit(root: &Path, g: &ConsumerGolden, kind: u8, mode: u8, data: &[u8]) {
     match kind % 8 {
         0 => std::fs::write(&ckpt, data).expect("write checkpoint"),
         1 => {
-            let version = if mode & 0xf0 == 0xf0 { 2 } else { 1 };
+            // Versions 1 and 2 are known; 3 is not.
+            let version = match mode >> 6 {
+                3 => 3,
+                2 => 2,
+                _ => 1,
+            };
             std::fs::write(&ckpt, meta::encode(CHECKPOINT_MAGIC, version, data))
                 .expect("write checkpoint");
         }
         2 => {
             let body = structured_checkpoint(g, mode, &mut r);
-            std::fs::write(&ckpt, meta::encode(CHECKPOINT_MAGIC, 1, &body))
+            let version = if mode & 0x20 == 0 { 1 } else { 2 };
+            std::fs::write(&ckpt, meta::encode(CHECKPOINT_MAGIC, version, &body))
                 .expect("write checkpoint");
         }
         3 => {
@@ -282,9 +308,11 @@ fn edit(root: &Path, g: &ConsumerGolden, kind: u8, mode: u8, data: &[u8]) {
             } else {
                 u64::from(r.u8())
             };
+            let version = if mode & 0x10 == 0 { 2 } else { 1 };
             let mut file = JournalHeader {
                 journal_id: id,
                 generation,
+                version,
             }
             .encode()
             .to_vec();

@@ -49,13 +49,18 @@ pub enum Command {
     /// with 1 if a problem was found, 2 if there is no such stream.
     Consumers(ConsumersArgs),
 
-    /// Print the messages of a stream, or the records of one segment file.
+    /// Print the messages of a stream, the records of one segment file, or
+    /// the records of one consumer journal.
     ///
     /// Each message with its priority, offset, timestamp, headers and
     /// payload. Filters combine (all must match). A claim-check record shows
     /// its reference (BLAKE3 hash, length); unless `--payload none`, the blob
-    /// file is read (up to `--max-blob-bytes`) and its hash checked. Exits
-    /// with 1 if a problem was found on the way (damaged segment, bad blob).
+    /// file is read (up to `--max-blob-bytes`) and its hash checked. With
+    /// --journal, each record the engine's replay takes from the journal
+    /// (deliveries, acks, cursor acks, dead letters, acknowledged sets with
+    /// their runs of offsets) with its byte position, and where the replay
+    /// stops. Exits with 1 if a problem was found on the way (damaged
+    /// segment, bad blob, a file that is no journal).
     Dump(DumpArgs),
 
     /// Check everything: records (CRC, offsets), indexes, consumer states
@@ -93,17 +98,26 @@ pub enum Command {
 /// Arguments of `dump`.
 #[derive(Debug, clap::Args)]
 pub struct DumpArgs {
-    /// The store directory (not with --segment).
-    #[arg(required_unless_present = "segment")]
+    /// The store directory (not with --segment or --journal).
+    #[arg(required_unless_present_any = ["segment", "journal"])]
     pub store: Option<PathBuf>,
 
     /// The stream to dump.
-    #[arg(required_unless_present = "segment")]
+    #[arg(required_unless_present_any = ["segment", "journal"])]
     pub stream: Option<String>,
 
     /// Dump this one segment file instead, with byte positions.
-    #[arg(long, conflicts_with_all = ["store", "stream"])]
+    #[arg(long, conflicts_with_all = ["store", "stream", "journal"])]
     pub segment: Option<PathBuf>,
+
+    /// Dump this consumer journal file instead
+    /// (`<store>/streams/<s>/consumers/<c>/journal.<generation>`): its
+    /// records with byte positions (only --limit and --format apply).
+    #[arg(
+        long,
+        conflicts_with_all = ["store", "stream", "from", "to", "since", "until", "headers", "grep", "priority"]
+    )]
+    pub journal: Option<PathBuf>,
 
     /// How payloads are shown.
     #[arg(long, value_enum, default_value_t = PayloadFormat::Utf8)]

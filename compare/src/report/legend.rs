@@ -3,7 +3,7 @@
 use super::Report;
 use crate::memory;
 use crate::numbers::{bytes, thousands};
-use crate::{Workload, SMALL};
+use crate::{Workload, C4_BATCH, COMPETING, SMALL};
 
 impl Report<'_> {
     /// The lines below the table: how to read it and how each engine is used.
@@ -29,13 +29,18 @@ impl Report<'_> {
         lines.extend(self.engines.iter().map(|e| e.legend()));
         let spool_only = [Workload::F8, Workload::C4, Workload::O];
         if self.workloads.iter().any(|w| spool_only.contains(w)) {
-            lines.push(
+            lines.push(format!(
                 "F8, C4 and O are Spool only (n/a for the peers: none has named subscribers \
-                 that each see every message, or competing consumers sharing one cursor). F8: \
-                 `receive_batch(256)` + `ack_up_to`, one thread per subscriber. C4: \
-                 `try_receive` + `ack`, one thread each. Without fsync."
-                    .into(),
-            );
+                     that each see every message, or competing consumers sharing one cursor). \
+                     F8: `receive_batch(256)` + `ack_up_to`, one thread per subscriber. C4: \
+                     `try_receive` + `ack`, one thread each, without fsync. C4 durable: a store \
+                     with `Durability::Always` (filled before the timer starts), {COMPETING} \
+                     threads each taking `receive_batch({C4_BATCH})` and acknowledging it with \
+                     one `Delivery::ack` per message (each waits for a sync of the journal; \
+                     concurrent ones share it) or with one `Consumer::ack_batch` (one journal \
+                     record and one sync per batch); then the store is reopened and must \
+                     deliver nothing."
+            ));
         }
         if self.workloads.contains(&Workload::W2) {
             lines.push(format!(

@@ -124,6 +124,16 @@ impl Report<'_> {
                 met: f <= 2.0,
             });
         }
+        if let Some(s) = spool(Row::C4AlwaysBatch) {
+            let each = spool(Row::C4AlwaysEach)
+                .map(|e| format!(" ({}x acking each)", sig3(s / e)))
+                .unwrap_or_default();
+            out.push(Target {
+                what: "C4 durable, batch ack >= 200 k msg/s",
+                detail: format!("{}{each}", Row::C4AlwaysBatch.format(s)),
+                met: s >= 200_000.0,
+            });
+        }
         if let Some(ms) = spool(Row::OpenKilled) {
             out.push(Target {
                 what: "open after kill -9 <= 100 ms",

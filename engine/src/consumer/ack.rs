@@ -1,11 +1,12 @@
-//! Acknowledgements: ack, cursor ack, nack and lease extension.
+//! Acknowledgements: ack, batch ack, cursor ack, nack and lease extension.
 
-use super::Consumer;
-use crate::format::journal::Entry;
+use super::{journal, Consumer, Delivery};
+use crate::format::journal::{self as format, AckSet, Entry, JOURNAL_VERSION_1, JOURNAL_VERSION_2};
 use crate::limits::saturating_deadline;
 use crate::options::Durability;
 use crate::wake::Durable;
 use crate::{Error, Result};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl Consumer {
@@ -60,6 +61,132 @@ impl Consumer {
             inner.ctx.worker.run(move || c.handle.inner.sync_to(target)),
             value,
         )
+    }
+
+    /// Acknowledges every delivery of `deliveries` with one journal record
+    /// and, under `Durability::Always`, one sync: durable when this
+    /// returns. Any set of this consumer's deliveries will do (any offsets,
+    /// any priorities, received by any of its handles), so competing
+    /// workers can each acknowledge what they processed; in effect, each is
+    /// acknowledged as by [`Delivery::ack`]:
+    ///
+    /// - a delivery whose lease expired still counts, even if the message
+    ///   was delivered again meanwhile (the later delivery's ack then
+    ///   changes nothing), and one already acknowledged changes nothing:
+    ///   neither fails the batch, nor is either reported;
+    /// - all or nothing: if the record cannot be journaled (no room for a
+    ///   new journal on a full disk, an I/O error), the call fails and none
+    ///   of them is acknowledged. A failed sync poisons the store, as it
+    ///   does for a single ack, and a crash before the call returns may
+    ///   keep all of them acknowledged or none.
+    ///
+    /// A delivery of another consumer fails the call with
+    /// [`Error::InvalidArgument`] before anything is acknowledged. The
+    /// deliveries are consumed either way: ones not acknowledged are
+    /// delivered again when their leases expire.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    /// use std::time::Duration;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// let jobs = store.stream("jobs")?;
+    /// jobs.send_batch([&b"resize 1"[..], b"resize 2", b"corrupt", b"resize 3"])?;
+    /// let worker = jobs.consumer("workers")?;
+    /// let mut done = Vec::new();
+    /// for d in worker.receive_batch(100, Duration::from_secs(1))? {
+    ///     if d.payload() == b"corrupt" {
+    ///         d.nack()?; // given back, delivered again
+    ///     } else {
+    ///         done.push(d);
+    ///     }
+    /// }
+    /// worker.ack_batch(done)?; // three acks, one write, one sync
+    /// let again = worker.try_receive()?.expect("the one given back");
+    /// assert_eq!(again.payload(), b"corrupt");
+    /// # Ok::<(), spool::Error>(())
+    /// ```
+    pub fn ack_batch(&self, deliveries: impl IntoIterator<Item = Delivery>) -> Result<()> {
+        let mut positions = Vec::new();
+        for d in deliveries {
+            if !Arc::ptr_eq(&d.consumer.handle.inner, &self.handle.inner) {
+                return Err(Error::InvalidArgument(format!(
+                    "a delivery of consumer {:?} of stream {:?} in a batch ack of consumer {:?} \
+                     of stream {:?}; nothing was acknowledged",
+                    d.consumer.name(),
+                    d.consumer.stream().name(),
+                    self.name(),
+                    self.stream().name()
+                )));
+            }
+            positions.push((d.priority(), d.offset()));
+        }
+        self.ack_positions(positions)
+    }
+
+    /// Acknowledges the messages at `positions` (`(priority, offset)`, in
+    /// any order) with one journal record and one sync: each as
+    /// [`Consumer::ack_lease`] would, all or none.
+    pub(crate) fn ack_positions(&self, mut positions: Vec<(u8, u64)>) -> Result<()> {
+        self.handle.inner.ctx.check()?;
+        positions.sort_unstable();
+        positions.dedup();
+        let mut st = self.lock();
+        // What an ack of each changes: only a delivered message not yet
+        // acknowledged (a duplicate delivery's ack changes nothing).
+        positions.retain(|&(p, o)| st.buckets.get(p as usize).is_some_and(|b| b.is_unacked(o)));
+        match positions[..] {
+            [] => return Ok(()),
+            [(priority, offset)] => {
+                // The record of a single ack, which any journal holds.
+                self.make_room(&mut st)?;
+                st.buckets[priority as usize].ack(offset);
+                st.nack_reasons.remove(&(priority, offset));
+                self.journal(
+                    &mut st,
+                    Entry::Acked {
+                        bucket: priority,
+                        offset,
+                    },
+                )?;
+            }
+            _ => {
+                let set = AckSet::from_sorted(&positions);
+                let bytes = format::ack_set_record_bytes(&set);
+                // Room first, for the whole record: an ack that cannot be
+                // journaled must not take effect, nor any part of a batch.
+                if !st.journal.fits(bytes, JOURNAL_VERSION_2) {
+                    if journal::bytes_holding(bytes).is_none() {
+                        return Err(Error::InvalidArgument(format!(
+                            "{} acknowledgements take {bytes} bytes, more than a journal \
+                             holds; nothing was acknowledged",
+                            positions.len()
+                        )));
+                    }
+                    // Sets need a journal of version 2: a version 1 journal
+                    // with room left is followed by one of its size.
+                    st.sets = true;
+                    let full = !st.journal.fits(bytes, JOURNAL_VERSION_1);
+                    self.handle.inner.rotate_for(&mut st, full, bytes)?;
+                }
+                for &(p, o) in &positions {
+                    st.buckets[p as usize].ack(o);
+                }
+                if !st.nack_reasons.is_empty() {
+                    for key in &positions {
+                        st.nack_reasons.remove(key);
+                    }
+                }
+                if !st.journal.append_set(&set, bytes) {
+                    return Err(Error::Internal(
+                        "a consumer journal made for an acknowledged set cannot hold it".into(),
+                    ));
+                }
+            }
+        }
+        let target = st.logical();
+        drop(st);
+        self.persist(target)
     }
 
     /// Acknowledges every message of `priority` up to and including

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 /// Writes the checkpoint of generation `body.generation`, creates its
 /// journal of `bytes` bytes (or, if the disk has no room for that, of
-/// [`journal::first_bytes`]), removes the previous journal. Returns the new
+/// [`journal::first_bytes`], or `min` if that is more), both in the format
+/// of journal `version`, removes the previous journal. Returns the new
 /// journal and the logical position where it starts. On an error the store
 /// is poisoned if the rotation may have taken effect (see
 /// [`journal::install_checkpoint`]); otherwise nothing changed: the old
@@ -32,7 +33,8 @@ pub(super) fn rotate_files(
     body: &CheckpointBody,
     old: &Path,
     logical_end: u64,
-    bytes: u64,
+    (bytes, min): (u64, u64),
+    version: u32,
 ) -> Result<(Journal, u64)> {
     // Both new files are synced, renamed into place, and made durable by one
     // directory sync. Whichever renames a power cut keeps, open finds a
@@ -45,20 +47,21 @@ pub(super) fn rotate_files(
     // to open it (no descriptor left) must come before the point where a
     // failure poisons.
     let d = ctx.open_dir(dir)?;
-    let staged = match journal::stage_checkpoint(ctx, dir, &encoded) {
-        Ok(t) => t,
-        Err(e) => {
-            // A partial temporary file holds space a full disk needs.
-            let _ = ctx
-                .vfs
-                .remove_file(&dir.join(layout::tmp_file_name(layout::CHECKPOINT_FILE)));
-            return Err(e);
-        }
-    };
-    let first = journal::first_bytes(ctx.opts.consumer_journal_bytes);
-    let created = match Journal::create(ctx, dir, body.generation, bytes) {
+    let staged =
+        match journal::stage_checkpoint(ctx, dir, &encoded, journal::checkpoint_version(version)) {
+            Ok(t) => t,
+            Err(e) => {
+                // A partial temporary file holds space a full disk needs.
+                let _ = ctx
+                    .vfs
+                    .remove_file(&dir.join(layout::tmp_file_name(layout::CHECKPOINT_FILE)));
+                return Err(e);
+            }
+        };
+    let first = journal::first_bytes(ctx.opts.consumer_journal_bytes).max(min);
+    let created = match Journal::create(ctx, dir, body.generation, bytes, version) {
         Err(Error::DiskFull { .. }) if bytes > first => {
-            Journal::create(ctx, dir, body.generation, first)
+            Journal::create(ctx, dir, body.generation, first, version)
         }
         r => r,
     };
@@ -321,6 +324,7 @@ pub(crate) fn open(
             hot: HotConfig::of(&config),
             segments: vec![None; priorities],
             disk_full_since: None,
+            sets: false,
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),

@@ -2,6 +2,7 @@
 //! journal syncs.
 
 use super::{files, journal, ConsumerInner, State};
+use crate::format::journal::{JOURNAL_RECORD_BYTES, JOURNAL_VERSION_1, JOURNAL_VERSION_2};
 use crate::{Error, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,12 +13,28 @@ impl ConsumerInner {
     /// new journal is twice the size of a full one (`grow`), else as large
     /// as the current one.
     pub(super) fn rotate(&self, st: &mut State, grow: bool) -> Result<()> {
+        self.rotate_for(st, grow, JOURNAL_RECORD_BYTES)
+    }
+
+    /// [`ConsumerInner::rotate`] to a journal that holds a record of `need`
+    /// bytes (larger than `consumer_journal_bytes` if it must be), in
+    /// format version 2 if the consumer journals acknowledged sets.
+    pub(super) fn rotate_for(&self, st: &mut State, grow: bool, need: usize) -> Result<()> {
         let g = st.journal.generation + 1;
         let body = st.checkpoint_body(g);
         let max = self.ctx.opts.consumer_journal_bytes;
+        let min = journal::bytes_holding(need).ok_or_else(|| {
+            Error::Internal(format!("a journal record of {need} bytes is too large"))
+        })?;
         let bytes = match st.journal.capacity() {
             n if grow || n == 0 => journal::grown_bytes(n, max),
             n => n.min(max),
+        }
+        .max(min);
+        let version = if st.sets {
+            JOURNAL_VERSION_2
+        } else {
+            JOURNAL_VERSION_1
         };
         let rotated = files::rotate_files(
             &self.ctx,
@@ -25,7 +42,8 @@ impl ConsumerInner {
             &body,
             &st.journal.path,
             st.logical(),
-            bytes,
+            (bytes, min),
+            version,
         );
         let (journal, base) = match rotated {
             Ok(r) => r,

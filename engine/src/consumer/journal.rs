@@ -1,5 +1,5 @@
 //! The consumer journal file: a memory-mapped, preallocated file of
-//! fixed-size records (see `format::journal`), and its checkpoint.
+//! records (see `format::journal`), and its checkpoint.
 //!
 //! Generations: the checkpoint names generation `g`; the journal of
 //! generation `g` holds what happened since. Every open and every full
@@ -15,9 +15,12 @@
 use crate::background::Syncer;
 use crate::ctx::{random_u64, Ctx, Dir};
 use crate::format::journal::{
-    self, Entry, JournalHeader, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
+    self, AckSet, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
+    JOURNAL_VERSION_1, JOURNAL_VERSION_2,
 };
-use crate::format::meta::{self, CHECKPOINT_BODY_BYTES_MAX, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
+use crate::format::meta::{
+    self, CHECKPOINT_BODY_BYTES_MAX, CHECKPOINT_MAGIC, CHECKPOINT_VERSION, CHECKPOINT_VERSION_2,
+};
 use crate::io::map::HeapBuf;
 use crate::io::{self, MapMemory, MapWriter, OpenMode, SharedMap};
 use crate::layout::{self, CHECKPOINT_FILE};
@@ -34,6 +37,8 @@ pub(crate) struct Journal {
     pub(crate) path: PathBuf,
     pub(crate) generation: u64,
     id: u64,
+    /// The format version: acknowledged sets only in version 2.
+    version: u32,
     map: Arc<SharedMap>,
     writer: MapWriter,
     pos: usize,
@@ -63,6 +68,16 @@ pub(crate) fn grown_bytes(bytes: u64, max: u64) -> u64 {
     }
 }
 
+/// Size of the smallest journal that holds a record of `record` bytes: a
+/// power of two, 4 KiB at least; `None` if that is more than
+/// [`JOURNAL_BYTES_LIMIT`].
+pub(crate) fn bytes_holding(record: usize) -> Option<u64> {
+    let n = ((JOURNAL_HEADER_BYTES + record) as u64)
+        .next_power_of_two()
+        .max(4096);
+    (n <= JOURNAL_BYTES_LIMIT).then_some(n)
+}
+
 impl Journal {
     /// No journal: the consumer could not start one (a full disk when it
     /// was opened). Every append fails, so the next one that must be
@@ -75,6 +90,7 @@ impl Journal {
             path,
             generation: g,
             id: 0,
+            version: JOURNAL_VERSION_1,
             map,
             writer,
             pos: 0,
@@ -84,9 +100,16 @@ impl Journal {
     }
 
     /// Creates the empty journal of generation `g` in `dir`, of `bytes`
-    /// bytes (reserved): the file is durable; its directory entry is durable
-    /// once the caller syncs `dir`. If it cannot be built, it is removed.
-    pub(crate) fn create(ctx: &Ctx, dir: &Path, g: u64, bytes: u64) -> Result<Journal> {
+    /// bytes (reserved), in format `version`: the file is durable; its
+    /// directory entry is durable once the caller syncs `dir`. If it cannot
+    /// be built, it is removed.
+    pub(crate) fn create(
+        ctx: &Ctx,
+        dir: &Path,
+        g: u64,
+        bytes: u64,
+        version: u32,
+    ) -> Result<Journal> {
         let vfs = &*ctx.vfs;
         let name = layout::journal_file_name(g);
         let path = dir.join(&name);
@@ -94,6 +117,7 @@ impl Journal {
         let header = JournalHeader {
             journal_id: random_u64(),
             generation: g,
+            version,
         };
         let file =
             io::create_preallocated(vfs, &tmp, bytes, bytes, &header.encode(), "create journal")?;
@@ -107,6 +131,7 @@ impl Journal {
             path,
             generation: g,
             id: header.journal_id,
+            version,
             map,
             writer,
             pos: JOURNAL_HEADER_BYTES,
@@ -130,6 +155,28 @@ impl Journal {
             self.prefault_ahead();
         }
         true
+    }
+
+    /// Appends the record of an acknowledged set of `bytes` bytes
+    /// ([`journal::ack_set_record_bytes`]); `false` if it does not fit or
+    /// the journal is of version 1 (a new generation first).
+    pub(crate) fn append_set(&mut self, set: &AckSet, bytes: usize) -> bool {
+        let end = self.pos + bytes;
+        if self.version < JOURNAL_VERSION_2 || end > self.map.len() {
+            return false;
+        }
+        journal::encode_ack_set(self.id, set, self.writer.slice_mut(self.pos..end));
+        self.pos = end;
+        self.writer.commit(end);
+        if end + PREFAULT_STEP > self.prefaulted {
+            self.prefault_ahead();
+        }
+        true
+    }
+
+    /// Whether a record of `bytes` bytes in format `version` can be appended.
+    pub(crate) fn fits(&self, bytes: usize, version: u32) -> bool {
+        self.version >= version && self.pos + bytes <= self.map.len()
     }
 
     /// Hands the next step of the journal to the prefaulter.
@@ -168,10 +215,10 @@ impl Journal {
     }
 }
 
-/// Reads a journal with plain reads and returns its generation and entries,
+/// Reads a journal with plain reads and returns its generation and records,
 /// stopping at the end marker or the first invalid record (a torn tail).
 /// A journal whose header is unreadable holds nothing (it was never synced).
-pub(crate) fn replay(ctx: &Ctx, path: &Path) -> Result<Option<(u64, Vec<Entry>)>> {
+pub(crate) fn replay(ctx: &Ctx, path: &Path) -> Result<Option<(u64, Vec<Record>)>> {
     let f = match ctx.vfs.open(path, OpenMode::ReadOnly) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -179,7 +226,8 @@ pub(crate) fn replay(ctx: &Ctx, path: &Path) -> Result<Option<(u64, Vec<Entry>)>
     };
     let bytes =
         io::read_file_limited(&*f, JOURNAL_BYTES_LIMIT).map_err(|e| Error::io("read", path, e))?;
-    Ok(journal::decode_all(&bytes).map(|(h, entries)| (h.generation, entries)))
+    Ok(journal::decode_all(&bytes)
+        .map(|(h, records)| (h.generation, records.into_iter().map(|(_, r)| r).collect())))
 }
 
 /// Writes a checkpoint body crash-safely.
@@ -188,10 +236,24 @@ pub(crate) fn write_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<()>
     io::write_file_atomic(&*ctx.vfs, dir, CHECKPOINT_FILE, &bytes)
 }
 
-/// Writes a checkpoint to its temporary file and syncs it; returns the
-/// temporary path, for [`install_checkpoint`].
-pub(crate) fn stage_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<PathBuf> {
-    let bytes = meta::encode(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, body);
+/// The checkpoint version that goes with a journal of format `version`.
+pub(crate) fn checkpoint_version(journal_version: u32) -> u32 {
+    if journal_version >= JOURNAL_VERSION_2 {
+        CHECKPOINT_VERSION_2
+    } else {
+        CHECKPOINT_VERSION
+    }
+}
+
+/// Writes a checkpoint, in format `version`, to its temporary file and
+/// syncs it; returns the temporary path, for [`install_checkpoint`].
+pub(crate) fn stage_checkpoint(
+    ctx: &Ctx,
+    dir: &Path,
+    body: &[u8],
+    version: u32,
+) -> Result<PathBuf> {
+    let bytes = meta::encode(CHECKPOINT_MAGIC, version, body);
     io::write_tmp_synced(&*ctx.vfs, dir, CHECKPOINT_FILE, &bytes)
 }
 
@@ -209,14 +271,16 @@ pub(crate) fn install_checkpoint(ctx: &Ctx, d: &Dir<'_>, dir: &Path, tmp: &Path)
     d.sync()
 }
 
-/// Reads a checkpoint body; `None` if there is no checkpoint file.
+/// Reads a checkpoint body (of version 1 or 2); `None` if there is no
+/// checkpoint file.
 pub(crate) fn read_checkpoint(ctx: &Ctx, dir: &Path) -> Result<Option<Vec<u8>>> {
-    io::read_framed(
+    Ok(io::read_framed_versions(
         &*ctx.vfs,
         &dir.join(CHECKPOINT_FILE),
         CHECKPOINT_MAGIC,
-        CHECKPOINT_VERSION,
+        CHECKPOINT_VERSION..=CHECKPOINT_VERSION_2,
         CHECKPOINT_BODY_BYTES_MAX,
         "consumer checkpoint",
-    )
+    )?
+    .map(|(_, body)| body))
 }

@@ -73,6 +73,10 @@ struct State {
     /// When starting a journal generation last failed for want of space
     /// (cleared when one starts).
     disk_full_since: Option<Instant>,
+    /// Whether this consumer journals acknowledged sets (a batch ack since
+    /// it was opened): its new journals are then of format version 2, the
+    /// others of version 1, which builds that know no sets read.
+    sets: bool,
 }
 
 /// How long after a rotation failed for want of space deliveries go

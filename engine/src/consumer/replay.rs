@@ -3,15 +3,16 @@
 //! engine's open and the inspector both fold with [`fold`], so they count
 //! the same deliveries, redeliveries and dead letters.
 
-use super::state::{bounded_entry, BucketState, Replayed};
+use super::state::{bounded_record, BucketState, Replayed};
 use super::CheckpointBody;
-use crate::format::journal::Entry;
+use crate::format::journal::Record;
+use std::borrow::Borrow;
 use std::ops::Range;
 
-/// What folding journal entries added to the checkpoint's counters.
+/// What folding journal records added to the checkpoint's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
-    /// Entries applied.
+    /// Records applied.
     pub entries: u64,
     /// Deliveries after the first of their message.
     pub redelivered: u64,
@@ -19,16 +20,16 @@ pub(crate) struct Counts {
     pub dead_lettered: u64,
 }
 
-/// Applies `entries`, in order, to the bucket states rebuilt from a
-/// checkpoint. Entries for a priority level beyond `buckets` are ignored.
-pub(crate) fn fold(
+/// Applies `records`, in order, to the bucket states rebuilt from a
+/// checkpoint. Records for a priority level beyond `buckets` are ignored.
+pub(crate) fn fold<R: Borrow<Record>>(
     buckets: &mut [BucketState],
-    entries: impl IntoIterator<Item = Entry>,
+    records: impl IntoIterator<Item = R>,
 ) -> Counts {
     let mut counts = Counts::default();
-    for e in entries {
+    for r in records {
         counts.entries += 1;
-        match super::state::replay_entry(buckets, &e) {
+        match super::state::replay_record(buckets, r.borrow()) {
             Replayed::Nothing => {}
             Replayed::Redelivery => counts.redelivered += 1,
             Replayed::DeadLetter => counts.dead_lettered += 1,
@@ -52,12 +53,12 @@ pub(crate) struct Resumed {
 }
 
 /// The state of a consumer whose checkpoint is `ckpt` and whose journal of
-/// the checkpoint's generation holds `entries`, against logs that hold the
+/// the checkpoint's generation holds `records`, against logs that hold the
 /// offsets `logs[priority]`. Offsets are trusted only below each log's end:
 /// past it they refer to messages a crash took back (or to nothing, in a
 /// hostile file), and would make the state grow without bound. What
 /// retention removed below a log's start counts as skipped.
-pub(crate) fn resume(ckpt: &CheckpointBody, entries: &[Entry], logs: &[Range<u64>]) -> Resumed {
+pub(crate) fn resume(ckpt: &CheckpointBody, records: &[Record], logs: &[Range<u64>]) -> Resumed {
     let ends: Vec<u64> = logs.iter().map(|l| l.end).collect();
     let mut buckets: Vec<BucketState> = ckpt
         .buckets
@@ -67,7 +68,7 @@ pub(crate) fn resume(ckpt: &CheckpointBody, entries: &[Entry], logs: &[Range<u64
         .collect();
     let counts = fold(
         &mut buckets,
-        entries.iter().filter_map(|e| bounded_entry(e, &ends)),
+        records.iter().filter_map(|r| bounded_record(r, &ends)),
     );
     let mut skipped = ckpt.skipped;
     for (b, log) in buckets.iter_mut().zip(logs) {
@@ -86,18 +87,19 @@ pub(crate) fn resume(ckpt: &CheckpointBody, entries: &[Entry], logs: &[Range<u64
 mod tests {
     use super::*;
     use crate::consumer::state::BucketCheckpoint;
+    use crate::format::journal::{AckRun, AckSet, Entry};
 
     /// The logs of a one-priority stream holding `first..end`.
     fn one_log(first: u64, end: u64) -> Vec<Range<u64>> {
         std::iter::once(first..end).collect()
     }
 
-    fn delivered(offset: u64, attempt: u32) -> Entry {
-        Entry::Delivered {
+    fn delivered(offset: u64, attempt: u32) -> Record {
+        Record::Entry(Entry::Delivered {
             bucket: 0,
             offset,
             attempt,
-        }
+        })
     }
 
     /// Regression: the engine's open counted only dead letters when it
@@ -116,10 +118,10 @@ mod tests {
             delivered(0, 1),
             delivered(0, 2),
             delivered(1, 1),
-            Entry::DeadLettered {
+            Record::Entry(Entry::DeadLettered {
                 bucket: 0,
                 offset: 1,
-            },
+            }),
             delivered(0, 3),
         ];
         let logs = one_log(0, 10);
@@ -129,7 +131,7 @@ mod tests {
         assert_eq!(r.buckets[0].floor(), 0);
         assert_eq!(r.buckets[0].next(), 2);
         let mut states = vec![BucketState::new(0)];
-        let c = fold(&mut states, entries);
+        let c = fold(&mut states, &entries);
         assert_eq!(
             c,
             Counts {
@@ -138,6 +140,52 @@ mod tests {
                 dead_lettered: 1
             }
         );
+    }
+
+    #[test]
+    fn an_acknowledged_set_acks_what_was_delivered_as_one_record() {
+        let ckpt = CheckpointBody {
+            generation: 1,
+            buckets: vec![BucketCheckpoint::default(), BucketCheckpoint::default()],
+            ..CheckpointBody::default()
+        };
+        let mut records: Vec<Record> = (0..6).map(|o| delivered(o, 1)).collect();
+        records.push(Record::Entry(Entry::Delivered {
+            bucket: 1,
+            offset: 0,
+            attempt: 1,
+        }));
+        // 0, 1, 3 of level 0, 0 of level 1; 9 of level 0 and level 7 were
+        // never delivered (or do not exist): nothing to do for them.
+        records.push(Record::AckSet(AckSet::from_positions([
+            (0, 0),
+            (0, 1),
+            (0, 3),
+            (0, 9),
+            (1, 0),
+            (7, 2),
+        ])));
+        let logs = vec![0..10, 0..10];
+        let r = resume(&ckpt, &records, &logs);
+        let b = &r.buckets[0];
+        assert_eq!((b.floor(), b.next()), (2, 6));
+        assert!(b.is_unacked(2) && !b.is_unacked(3) && b.is_unacked(4));
+        assert_eq!((r.buckets[1].floor(), r.buckets[1].next()), (1, 1));
+        let mut states = vec![BucketState::new(0), BucketState::new(0)];
+        assert_eq!(fold(&mut states, &records).entries, 8);
+        // A hostile run as wide as the offsets go costs what the slots do.
+        let mut states = vec![BucketState::new(0)];
+        fold(&mut states, &records[..6]);
+        let wide = AckSet::from_runs(vec![AckRun {
+            bucket: 0,
+            first: 1,
+            last: u64::MAX - 1,
+        }])
+        .unwrap();
+        fold(&mut states, [&Record::AckSet(wide)]);
+        assert_eq!((states[0].floor(), states[0].next()), (0, 6));
+        assert!(states[0].is_unacked(0));
+        assert!((1..6).all(|o| !states[0].is_unacked(o)));
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub const CONSUMER_CONFIG_VERSION: u32 = 1;
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"SPOOLCKP";
 /// Version of the checkpoint body.
 pub const CHECKPOINT_VERSION: u32 = 1;
+/// Version of a checkpoint whose journal is of version 2 (it may hold
+/// acknowledged sets); the body is the same as in version 1. A build that
+/// knows only version 1 refuses it (`UnsupportedVersion`) rather than
+/// replay the checkpoint without its journal, whose header it cannot read.
+pub const CHECKPOINT_VERSION_2: u32 = 2;
 
 /// Largest body of a configuration file; anything longer is corruption.
 pub const META_BODY_BYTES_MAX: usize = 64 * 1024;
@@ -147,19 +152,19 @@ pub fn decode_limited(
     Ok((get_u32(b, VERSION_OFFSET), &b[BODY_OFFSET..]))
 }
 
-/// Checks the frame and the version: the body of a file of `magic` in
-/// format `version`, of up to `body_max` bytes.
+/// Checks the frame and the version: the version and the body of a file of
+/// `magic` in one of the format `versions`, of up to `body_max` bytes.
 pub fn decode_versioned(
     magic: [u8; 8],
-    version: u32,
+    versions: std::ops::RangeInclusive<u32>,
     b: &[u8],
     body_max: usize,
-) -> Result<&[u8], MetaDecodeError> {
+) -> Result<(u32, &[u8]), MetaDecodeError> {
     let (found, body) = decode_limited(magic, b, body_max)?;
-    if found != version {
+    if !versions.contains(&found) {
         return Err(MetaDecodeError::Version(found));
     }
-    Ok(body)
+    Ok((found, body))
 }
 
 fn frame_crc(b: &[u8]) -> u32 {
@@ -189,7 +194,12 @@ mod tests {
     fn versions_are_checked() {
         let b = encode(RETENTION_MAGIC, 2, b"x");
         assert_eq!(
-            decode_versioned(RETENTION_MAGIC, RETENTION_VERSION, &b, 8),
+            decode_versioned(
+                RETENTION_MAGIC,
+                RETENTION_VERSION..=RETENTION_VERSION,
+                &b,
+                8
+            ),
             Err(MetaDecodeError::Version(2))
         );
         assert_eq!(
@@ -197,9 +207,21 @@ mod tests {
             VERSION_OFFSET as u64
         );
         let b = encode(RETENTION_MAGIC, 1, b"x");
-        assert_eq!(decode_versioned(RETENTION_MAGIC, 1, &b, 8), Ok(&b"x"[..]));
         assert_eq!(
-            decode_versioned(RETENTION_MAGIC, 1, &b, 0),
+            decode_versioned(RETENTION_MAGIC, 1..=1, &b, 8),
+            Ok((1, &b"x"[..]))
+        );
+        assert_eq!(
+            decode_versioned(RETENTION_MAGIC, 1..=2, &b, 8),
+            Ok((1, &b"x"[..]))
+        );
+        let b3 = encode(RETENTION_MAGIC, 3, b"x");
+        assert_eq!(
+            decode_versioned(RETENTION_MAGIC, 1..=2, &b3, 8),
+            Err(MetaDecodeError::Version(3))
+        );
+        assert_eq!(
+            decode_versioned(RETENTION_MAGIC, 1..=1, &b, 0),
             Err(MetaDecodeError::BadLength)
         );
         assert_eq!(

@@ -4,15 +4,18 @@
 //! the inspector shows what is on disk, and a state past the end of the log
 //! is a problem (the open clamps it by design).
 
-use super::read::{list_dir, read_bounded, read_framed, too_large, Bounded, Framed};
+use super::read::{
+    list_dir, read_bounded, read_framed, read_framed_versions, too_large, Bounded, Framed,
+};
 use super::{BucketInfo, ConsumerBucketInfo, ConsumerInfo, Inspector, Problem};
 use crate::consumer::journal::JOURNAL_BYTES_LIMIT;
 use crate::consumer::{replay, state, CheckpointBody, ConsumerConfig};
-use crate::format::journal::{self, Entry, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES};
+use crate::format::journal::{self, Entry, Record};
 use crate::format::meta;
 use crate::io::EntryKind;
 use crate::layout::{self, CHECKPOINT_FILE, CONSUMER_CONFIG_FILE};
 use crate::name;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 /// Widest range `floor..next` (offsets) of one bucket that the inspector
@@ -35,17 +38,18 @@ pub(super) struct RawConsumer {
     problems: Vec<Problem>,
 }
 
-/// The valid records of a journal, in order; record `i` is at byte
-/// `JOURNAL_HEADER_BYTES + i * JOURNAL_RECORD_BYTES`.
+/// The valid records of a journal, in order, each with its byte position.
 struct RawJournal {
     path: PathBuf,
-    entries: Vec<Entry>,
+    version: u32,
+    records: Vec<(u64, Record)>,
 }
 
-/// The checkpoint file's limits, as the engine reads it.
-const CHECKPOINT_FRAME: ([u8; 8], u32, usize) = (
+/// The checkpoint file's limits, as the engine reads it (version 2 goes
+/// with a journal of version 2; the body is the same).
+const CHECKPOINT_FRAME: ([u8; 8], RangeInclusive<u32>, usize) = (
     meta::CHECKPOINT_MAGIC,
-    meta::CHECKPOINT_VERSION,
+    meta::CHECKPOINT_VERSION..=meta::CHECKPOINT_VERSION_2,
     meta::CHECKPOINT_BODY_BYTES_MAX,
 );
 
@@ -161,7 +165,7 @@ impl Inspector<'_> {
         path: &Path,
         problems: &mut Vec<Problem>,
     ) -> Option<(Vec<u8>, CheckpointBody)> {
-        let body = match read_framed(
+        let body = match read_framed_versions(
             self.vfs,
             path,
             CHECKPOINT_FRAME,
@@ -211,7 +215,7 @@ impl Inspector<'_> {
                 return None;
             }
         };
-        let (header, entries) = journal::decode_all(&bytes)?;
+        let (header, records) = journal::decode_all(&bytes)?;
         if header.generation != generation {
             problems.push(Problem::warn(
                 path,
@@ -226,7 +230,8 @@ impl Inspector<'_> {
         }
         Some(RawJournal {
             path: path.to_path_buf(),
-            entries,
+            version: header.version,
+            records,
         })
     }
 }
@@ -291,7 +296,10 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
         config: c.config,
         generation: c.checkpoint.as_ref().map(|b| b.generation),
         journal: None,
+        journal_version: None,
         journal_records: 0,
+        journal_ack_sets: 0,
+        journal_set_acks: 0,
         stale_journals: c.stale_journals,
         buckets: Vec::new(),
         redelivered: 0,
@@ -306,6 +314,7 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
     info.dead_lettered = body.dead_lettered;
     info.skipped = body.skipped;
     info.journal = c.journal.as_ref().map(|j| j.path.clone());
+    info.journal_version = c.journal.as_ref().map(|j| j.version);
     let ckpt_path = info.path.join(CHECKPOINT_FILE);
     if body.buckets.len() != buckets.len() {
         info.problems.push(Problem::at(
@@ -381,13 +390,18 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
         .map(state::BucketState::from_checkpoint)
         .collect();
     if let Some(j) = &c.journal {
-        for (k, e) in j.entries.iter().enumerate() {
-            let position = (JOURNAL_HEADER_BYTES + k * JOURNAL_RECORD_BYTES) as u64;
-            let (bucket, offset) = match *e {
-                Entry::Delivered { bucket, offset, .. }
-                | Entry::Acked { bucket, offset }
-                | Entry::AckedUpTo { bucket, offset }
-                | Entry::DeadLettered { bucket, offset } => (bucket as usize, offset),
+        for (position, r) in &j.records {
+            let position = *position;
+            let (bucket, offset) = match r {
+                Record::Entry(
+                    Entry::Delivered { bucket, offset, .. }
+                    | Entry::Acked { bucket, offset }
+                    | Entry::AckedUpTo { bucket, offset }
+                    | Entry::DeadLettered { bucket, offset },
+                ) => (*bucket as usize, *offset),
+                // An acknowledged set grows no slots (an ack of an offset
+                // never delivered changes nothing), however wide its runs.
+                Record::AckSet(_) => (usize::MAX, 0),
             };
             // The replay grows a bucket's slots up to the offset named: keep
             // that bounded (hostile or damaged journals).
@@ -409,13 +423,22 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
                 }
             }
             info.journal_records += 1;
-            let counts = replay::fold(&mut states, [*e]);
+            if let Record::AckSet(set) = r {
+                info.journal_ack_sets += 1;
+                info.journal_set_acks += set.len();
+            }
+            let counts = replay::fold(&mut states, [r]);
             info.redelivered += counts.redelivered;
             info.dead_lettered += counts.dead_lettered;
-            if let (Some(s), Some(p)) = (states.get(bucket), past.get_mut(bucket)) {
-                p.note(s.floor(), s.next(), ends[bucket], || {
-                    (j.path.clone(), position)
-                });
+            // A set may move several levels' floors: each level it names.
+            let touched: Vec<usize> = match r {
+                Record::Entry(_) => vec![bucket],
+                Record::AckSet(set) => set.runs().iter().map(|r| r.bucket as usize).collect(),
+            };
+            for b in touched {
+                if let (Some(s), Some(p)) = (states.get(b), past.get_mut(b)) {
+                    p.note(s.floor(), s.next(), ends[b], || (j.path.clone(), position));
+                }
             }
         }
     }

@@ -84,6 +84,7 @@ mod blob;
 mod consumer;
 mod disk;
 mod follow;
+mod journal;
 mod read;
 pub mod repair;
 mod segment;
@@ -99,6 +100,15 @@ pub use follow::{Appended, SegmentCursor};
 pub use read::bytes_read;
 pub use types::*;
 
+/// A journal record of one slot (kinds 1 to 4: delivered, acknowledged,
+/// acknowledged up to, dead-lettered; DESIGN.md 3.5).
+pub use crate::format::journal::Entry as JournalEntry;
+/// A consumer journal's header: id, generation, format version (DESIGN.md 3.5).
+pub use crate::format::journal::JournalHeader;
+/// A journal record, decoded: an entry, or an acknowledged set (kind 5).
+pub use crate::format::journal::Record as JournalRecord;
+/// Offsets acknowledged by one batch ack, as runs by priority level.
+pub use crate::format::journal::{AckRun, AckSet};
 /// The static header of a segment file (DESIGN.md 3.1).
 pub use crate::format::segment::SegmentHeader;
 /// The mutable state block of a segment file: epoch, durable watermark,
@@ -217,6 +227,16 @@ pub fn read_segment_from(path: &Path, from: Option<SegmentCursor>) -> Result<App
 /// `<base:020>.seg`), by base offset.
 pub fn list_segments(bucket_dir: &Path) -> io::Result<Vec<(u64, std::path::PathBuf)>> {
     Inspector::real().list_segments(bucket_dir)
+}
+
+/// Reads one consumer journal file (at most 1 GiB) record by record, as the
+/// engine's replay reads it: its header, the records the replay takes, in
+/// order, and where the replay stops if bytes that are no valid record
+/// follow them (a write a crash tore, or damage: nothing after it is
+/// replayed). An unreadable header is a problem: the engine replays nothing
+/// of such a file (a journal never synced).
+pub fn read_journal_file(path: &Path) -> Result<JournalInfo> {
+    Inspector::real().read_journal_file(path)
 }
 
 /// Checks the blob file at `path` against a reference: a regular file (not

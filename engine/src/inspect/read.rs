@@ -6,6 +6,7 @@ use super::types::Problem;
 use crate::format::meta::{self, MetaDecodeError};
 use crate::io::{DirEntry, EntryKind, OpenMode, VFile, Vfs};
 use std::io;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -124,6 +125,24 @@ pub(super) fn read_framed(
     what: &str,
     problems: &mut Vec<Problem>,
 ) -> Framed {
+    read_framed_versions(
+        vfs,
+        path,
+        (magic, version..=version, body_max),
+        what,
+        problems,
+    )
+}
+
+/// [`read_framed`] of a file in any of the format `versions` (as the
+/// engine's `io::read_framed_versions`).
+pub(super) fn read_framed_versions(
+    vfs: &dyn Vfs,
+    path: &Path,
+    (magic, versions, body_max): ([u8; 8], RangeInclusive<u32>, usize),
+    what: &str,
+    problems: &mut Vec<Problem>,
+) -> Framed {
     let limit = meta::file_bytes_max(body_max);
     let mut bytes = match read_bounded(vfs, path, limit) {
         Ok(Bounded::Bytes(b)) => b,
@@ -137,7 +156,7 @@ pub(super) fn read_framed(
             return Framed::Bad(None);
         }
     };
-    match meta::decode_versioned(magic, version, &bytes, body_max) {
+    match meta::decode_versioned(magic, versions, &bytes, body_max) {
         Ok(_) => {
             bytes.drain(..meta::BODY_OFFSET);
             Framed::Body(bytes)

@@ -293,6 +293,50 @@ fn consumers_agree_with_the_engine_and_hostile_checkpoints_are_problems() {
 }
 
 #[test]
+fn batch_acks_are_folded_as_the_engine_folds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = {
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let s = store
+            .create_stream("p", StreamConfig::default().priorities(2))
+            .unwrap();
+        for i in 0..12u8 {
+            s.send_message(Message::new(&[i]).priority(i % 2)).unwrap();
+        }
+        let c = s.consumer("c").unwrap();
+        let got = c.receive_batch(10, std::time::Duration::ZERO).unwrap();
+        // Acknowledged: all but the 3rd and the 7th received, in one call;
+        // then one more set of two.
+        let (kept, done): (Vec<_>, Vec<_>) = got
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| *i == 2 || *i == 6);
+        c.ack_batch(done.into_iter().map(|(_, d)| d)).unwrap();
+        drop(kept);
+        let more = c.receive_batch(2, std::time::Duration::ZERO).unwrap();
+        c.ack_batch(more).unwrap();
+        c.stats()
+    };
+    let info = inspect_store(dir.path()).unwrap();
+    assert!(info.problems.is_empty(), "{:?}", info.problems);
+    let ci = &info.streams[0].consumers[0];
+    assert_eq!(ci.journal_version, Some(2));
+    assert_eq!((ci.journal_ack_sets, ci.journal_set_acks), (2, 10));
+    // The first ten deliveries went into the checkpoint of the version 2
+    // generation the first batch ack started: a set, two deliveries, a set.
+    assert_eq!(ci.journal_records, 4);
+    for (b, s) in ci.buckets.iter().zip(&stats.buckets) {
+        assert_eq!(b.ack_floor, s.ack_floor, "{ci:?}");
+        assert_eq!(b.next_offset, s.next_offset, "{ci:?}");
+        assert_eq!(b.unacked_deliveries, s.in_flight + s.waiting_redelivery);
+    }
+    assert_eq!(
+        ci.buckets.iter().map(|b| b.unacked_deliveries).sum::<u64>(),
+        2
+    );
+}
+
+#[test]
 fn bucket_directory_names() {
     assert_eq!(parse_bucket_dir("p0"), Some(0));
     assert_eq!(parse_bucket_dir("p15"), Some(15));

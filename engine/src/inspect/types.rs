@@ -199,8 +199,15 @@ pub struct ConsumerInfo {
     pub generation: Option<u64>,
     /// The journal of that generation, if it exists.
     pub journal: Option<PathBuf>,
+    /// The format version of that journal (1, or 2 if it may hold
+    /// acknowledged sets); `None` without a journal.
+    pub journal_version: Option<u32>,
     /// Valid journal records replayed on top of the checkpoint.
     pub journal_records: u64,
+    /// Of those, acknowledged sets (each written by one batch ack).
+    pub journal_ack_sets: u64,
+    /// Offsets those sets name, in all.
+    pub journal_set_acks: u64,
     /// Journals of other generations (left over by an interrupted rotation;
     /// removed at the next open, not a problem).
     pub stale_journals: Vec<PathBuf>,
@@ -238,6 +245,40 @@ impl ConsumerInfo {
     pub fn lag(&self) -> u64 {
         self.buckets.iter().filter_map(|b| b.lag).sum()
     }
+}
+
+/// A consumer journal file as the engine replays it
+/// ([`read_journal_file`](super::read_journal_file)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size.
+    pub file_bytes: u64,
+    /// Its header; `None` if unreadable (a problem: the engine replays
+    /// nothing of the file).
+    pub header: Option<super::JournalHeader>,
+    /// The records the replay takes, in order.
+    pub records: Vec<JournalRecordInfo>,
+    /// The byte after the last of them (where the next would be written).
+    pub end: u64,
+    /// `Some(end)` if the bytes there are no valid record and not the zeros
+    /// that end a journal: a write a crash tore (an ack that never
+    /// returned), or damage. Nothing from there on is replayed.
+    pub stopped_at: Option<u64>,
+    /// What is wrong with the file.
+    pub problems: Vec<Problem>,
+}
+
+/// One record of a journal file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRecordInfo {
+    /// Its byte position.
+    pub position: u64,
+    /// Bytes it takes (24, or a multiple for an acknowledged set).
+    pub bytes: u64,
+    /// What it says.
+    pub record: super::JournalRecord,
 }
 
 /// One consumer's position in one priority bucket.

@@ -213,6 +213,19 @@ pub(crate) fn read_framed(
     body_max: usize,
     what: &str,
 ) -> crate::Result<Option<Vec<u8>>> {
+    Ok(read_framed_versions(vfs, path, magic, version..=version, body_max, what)?.map(|(_, b)| b))
+}
+
+/// Like [`read_framed`], for a file in any of the format `versions`: the
+/// version found and the body.
+pub(crate) fn read_framed_versions(
+    vfs: &dyn Vfs,
+    path: &Path,
+    magic: [u8; 8],
+    versions: std::ops::RangeInclusive<u32>,
+    body_max: usize,
+    what: &str,
+) -> crate::Result<Option<(u32, Vec<u8>)>> {
     use crate::format::meta::{self, MetaDecodeError};
     let f = match vfs.open(path, OpenMode::ReadOnly) {
         Ok(f) => f,
@@ -221,10 +234,10 @@ pub(crate) fn read_framed(
     };
     let mut bytes = read_file_limited(&*f, meta::file_bytes_max(body_max))
         .map_err(|e| crate::Error::io("read", path, e))?;
-    match meta::decode_versioned(magic, version, &bytes, body_max) {
-        Ok(_) => {
+    match meta::decode_versioned(magic, versions, &bytes, body_max) {
+        Ok((version, _)) => {
             bytes.drain(..meta::BODY_OFFSET);
-            Ok(Some(bytes))
+            Ok(Some((version, bytes)))
         }
         Err(MetaDecodeError::Version(v)) => Err(crate::Error::UnsupportedVersion {
             file: path.to_path_buf(),

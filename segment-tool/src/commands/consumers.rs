@@ -156,8 +156,21 @@ pub fn human_counters(c: &ConsumerInfo) -> String {
         Some(g) => format!("generation {g}"),
         None => "checkpoint unreadable".to_string(),
     };
+    let version = match c.journal_version {
+        Some(v) => format!(" (journal version {v})"),
+        None => String::new(),
+    };
+    let sets = if c.journal_ack_sets > 0 {
+        format!(
+            ", {} of {}",
+            plural(c.journal_ack_sets, "acknowledged set", "acknowledged sets"),
+            plural(c.journal_set_acks, "ack", "acks")
+        )
+    } else {
+        String::new()
+    };
     let mut s = format!(
-        "{generation}, {} replayed; redelivered {}, dead-lettered {}, skipped {}",
+        "{generation}, {}{sets} replayed{version}; redelivered {}, dead-lettered {}, skipped {}",
         plural(c.journal_records, "journal record", "journal records"),
         c.redelivered,
         c.dead_lettered,
@@ -247,7 +260,10 @@ pub fn consumer_json(stream: &StreamInfo, c: &ConsumerInfo) -> Value {
         "config": c.config.as_ref().map(config_json),
         "generation": c.generation,
         "journal": c.journal.as_ref().map(|p| p.to_string_lossy()),
+        "journal_version": c.journal_version,
         "journal_records": c.journal_records,
+        "journal_ack_sets": c.journal_ack_sets,
+        "journal_set_acks": c.journal_set_acks,
         "stale_journals": c.stale_journals.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "buckets": c.buckets.iter().map(bucket_json).collect::<Vec<_>>(),
         "redelivered": c.redelivered,

@@ -1,19 +1,22 @@
-//! `dump`: the messages of a stream, or the records of one segment file.
+//! `dump`: the messages of a stream, the records of one segment file, or
+//! the records of one consumer journal.
 //!
 //! JSON Lines output (absent values are `null`):
 //!
 //! | type | data |
 //! |---|---|
 //! | `message` | `stream`, `priority`, `offset`, `timestamp_us`, `segment`, `position` (byte in the segment), `stored_bytes`, `headers` (object; values UTF-8, lossy), `payload` (as `--payload` says; `null` with `none`), `payload_bytes`, `claim_check` (`hash`, `length`, `blob` path, `status`: `valid`/`missing`/…/`too_large`/`not_read`) |
+//! | `journal` | (`--journal`) `path`, `file_bytes`, `generation`, `version` (format: 1, or 2 if it may hold acknowledged sets), `journal_id` (16 hex digits); `null`s if the header is unreadable |
+//! | `journal_record` | (`--journal`) `position`, `bytes`, `kind` (`delivered`/`acked`/`acked_up_to`/`dead_lettered`/`acked_set`), `priority` and `offset` (`null` for a set), `attempt` (`delivered` only), `acks` and `runs` (`acked_set` only: the number of offsets, and `[{"priority", "first", "last"}]`, every offset of `first..=last` of that level) |
 //! | `problem` | `file`, `position`, `reason` |
-//! | `summary` | `messages` (shown), `problems` |
+//! | `summary` | `messages` (shown), `problems`; with `--journal`: `records` (shown) instead of `messages`, `end` (byte after the last record), `stopped_at` (where bytes that are no valid record stop the replay: a torn write or damage; `null` if the journal ends with zeros) |
 
 use super::info::problem_json;
 use super::{Failure, Outcome};
 use crate::cli::{DumpArgs, Format, PayloadFormat};
 use crate::output::{base64, hex, json_line, parse_time, timestamp};
 use serde_json::{json, Map, Value};
-use spool::inspect::{self, BlobStatus, Problem, RecordInfo};
+use spool::inspect::{self, BlobStatus, JournalEntry, JournalRecord, Problem, RecordInfo};
 use spool::ClaimCheck;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -255,8 +258,188 @@ fn build_filter(args: &DumpArgs) -> Result<Filter, Failure> {
     })
 }
 
-/// Dumps the stream or segment.
+/// One journal record: its kind, priority, offset, attempt, and for a set
+/// its size and runs.
+fn journal_record_json(position: u64, bytes: u64, r: &JournalRecord) -> Value {
+    let entry = |kind: &str, priority: u8, offset: u64, attempt: Option<u32>| {
+        json!({
+            "position": position,
+            "bytes": bytes,
+            "kind": kind,
+            "priority": priority,
+            "offset": offset,
+            "attempt": attempt,
+            "acks": null,
+            "runs": null,
+        })
+    };
+    match r {
+        JournalRecord::Entry(JournalEntry::Delivered {
+            bucket,
+            offset,
+            attempt,
+        }) => entry("delivered", *bucket, *offset, Some(*attempt)),
+        JournalRecord::Entry(JournalEntry::Acked { bucket, offset }) => {
+            entry("acked", *bucket, *offset, None)
+        }
+        JournalRecord::Entry(JournalEntry::AckedUpTo { bucket, offset }) => {
+            entry("acked_up_to", *bucket, *offset, None)
+        }
+        JournalRecord::Entry(JournalEntry::DeadLettered { bucket, offset }) => {
+            entry("dead_lettered", *bucket, *offset, None)
+        }
+        JournalRecord::AckSet(set) => json!({
+            "position": position,
+            "bytes": bytes,
+            "kind": "acked_set",
+            "priority": null,
+            "offset": null,
+            "attempt": null,
+            "acks": set.len(),
+            "runs": set
+                .runs()
+                .iter()
+                .map(|r| json!({ "priority": r.bucket, "first": r.first, "last": r.last }))
+                .collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// One journal record for people.
+fn journal_record_human(r: &JournalRecord) -> String {
+    match r {
+        JournalRecord::Entry(JournalEntry::Delivered {
+            bucket,
+            offset,
+            attempt,
+        }) => format!("delivered p{bucket} #{offset}, attempt {attempt}"),
+        JournalRecord::Entry(JournalEntry::Acked { bucket, offset }) => {
+            format!("acked p{bucket} #{offset}")
+        }
+        JournalRecord::Entry(JournalEntry::AckedUpTo { bucket, offset }) => {
+            format!("acked p{bucket} up to #{offset}")
+        }
+        JournalRecord::Entry(JournalEntry::DeadLettered { bucket, offset }) => {
+            format!("dead-lettered p{bucket} #{offset}")
+        }
+        JournalRecord::AckSet(set) => {
+            let mut line = format!(
+                "acked set of {} in {}:",
+                set.len(),
+                if set.runs().len() == 1 {
+                    "1 run".to_string()
+                } else {
+                    format!("{} runs", set.runs().len())
+                }
+            );
+            let mut level = None;
+            for r in set.runs() {
+                if level != Some(r.bucket) {
+                    line.push_str(&format!(" p{}", r.bucket));
+                    level = Some(r.bucket);
+                } else {
+                    line.push(',');
+                }
+                if r.first == r.last {
+                    line.push_str(&format!(" #{}", r.first));
+                } else {
+                    line.push_str(&format!(" #{}..=#{}", r.first, r.last));
+                }
+            }
+            line
+        }
+    }
+}
+
+/// Dumps one consumer journal file.
+fn run_journal(args: &DumpArgs, path: &Path, out: &mut dyn Write) -> Result<Outcome, Failure> {
+    let j = inspect::read_journal_file(path)?;
+    let limit = args.limit.unwrap_or(u64::MAX);
+    let shown = (j.records.len() as u64).min(limit) as usize;
+    match args.format {
+        Format::Human => {
+            match &j.header {
+                Some(h) => writeln!(
+                    out,
+                    "journal {}: generation {}, format version {}, id {:016x}, {} bytes",
+                    path.display(),
+                    h.generation,
+                    h.version,
+                    h.journal_id,
+                    j.file_bytes
+                )?,
+                None => writeln!(out, "journal {}: header unusable", path.display())?,
+            }
+            for r in &j.records[..shown] {
+                writeln!(
+                    out,
+                    "@{}+{} {}",
+                    r.position,
+                    r.bytes,
+                    journal_record_human(&r.record)
+                )?;
+            }
+            if j.header.is_some() {
+                match j.stopped_at {
+                    Some(at) => writeln!(
+                        out,
+                        "replay stops at byte {at}: the bytes there are no valid record (a write \
+                         a crash tore, or damage); nothing after is replayed"
+                    )?,
+                    None => writeln!(out, "end of records at byte {}", j.end)?,
+                }
+            }
+            for p in &j.problems {
+                writeln!(out, "problem: {p}")?;
+            }
+            writeln!(out, "{shown} records, {} problems", j.problems.len())?;
+        }
+        Format::Json => {
+            json_line(
+                out,
+                "journal",
+                json!({
+                    "path": path.to_string_lossy(),
+                    "file_bytes": j.file_bytes,
+                    "generation": j.header.map(|h| h.generation),
+                    "version": j.header.map(|h| h.version),
+                    "journal_id": j.header.map(|h| format!("{:016x}", h.journal_id)),
+                }),
+            )?;
+            for r in &j.records[..shown] {
+                json_line(
+                    out,
+                    "journal_record",
+                    journal_record_json(r.position, r.bytes, &r.record),
+                )?;
+            }
+            for p in &j.problems {
+                json_line(out, "problem", problem_json(p))?;
+            }
+            json_line(
+                out,
+                "summary",
+                json!({
+                    "records": shown,
+                    "end": j.end,
+                    "stopped_at": j.stopped_at,
+                    "problems": j.problems.len(),
+                }),
+            )?;
+        }
+    }
+    Ok(if j.problems.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Problems
+    })
+}
+
+/// Dumps the stream, segment or journal.
 pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
+    if let Some(path) = &args.journal {
+        return run_journal(args, path, out);
+    }
     let filter = build_filter(args)?;
     let mut problems: Vec<Problem> = Vec::new();
     let mut shown = 0u64;

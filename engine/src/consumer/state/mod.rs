@@ -5,7 +5,7 @@
 //! slot each (delivered at least once, or acknowledged out of order). Offsets
 //! from `next` on were never delivered.
 
-use crate::format::journal::Entry;
+use crate::format::journal::{Entry, Record};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
@@ -64,9 +64,19 @@ impl BucketCheckpoint {
     }
 }
 
-/// A journal entry limited to the logs' ends (`ends[bucket]`): entries about
-/// offsets at or past the end are dropped, an ack-up-to is cut at the end.
-pub(crate) fn bounded_entry(e: &Entry, ends: &[u64]) -> Option<Entry> {
+/// A journal record limited to the logs' ends (`ends[bucket]`): entries
+/// about offsets at or past the end are dropped, an ack-up-to is cut at the
+/// end. An acknowledged set is kept whole: an ack of an offset never
+/// delivered changes nothing.
+pub(crate) fn bounded_record(r: &Record, ends: &[u64]) -> Option<Record> {
+    match r {
+        Record::Entry(e) => bounded_entry(e, ends).map(Record::Entry),
+        Record::AckSet(_) => Some(r.clone()),
+    }
+}
+
+/// [`bounded_record`] of one entry.
+fn bounded_entry(e: &Entry, ends: &[u64]) -> Option<Entry> {
     let end = |bucket: u8| ends.get(bucket as usize).copied().unwrap_or(0);
     match *e {
         Entry::Delivered { bucket, offset, .. }
@@ -288,6 +298,25 @@ impl BucketState {
         self.advance_floor();
         self.prune_leases();
         true
+    }
+
+    /// Whether [`BucketState::ack`] of `offset` would change something: it
+    /// was delivered and is not acknowledged.
+    pub(crate) fn is_unacked(&self, offset: u64) -> bool {
+        self.slot(offset)
+            .is_some_and(|s| s.state != SlotState::Acked)
+    }
+
+    /// [`BucketState::ack`] of every offset of `first..=last`, in time
+    /// proportional to the offsets that have a slot (those in
+    /// `floor..next`), however wide the run.
+    pub(crate) fn ack_run(&mut self, first: u64, last: u64) {
+        let Some(end) = self.next.checked_sub(1) else {
+            return;
+        };
+        for offset in first.max(self.floor)..=last.min(end) {
+            self.ack(offset);
+        }
     }
 
     /// Acknowledges every offset up to and including `offset`, delivered or
@@ -519,10 +548,27 @@ pub(crate) enum Replayed {
     DeadLetter,
 }
 
-/// Applies one journal entry on top of the states rebuilt from a checkpoint
-/// (the replay at open; `inspect` folds journals with it too). Entries for a
+/// Applies one journal record on top of the states rebuilt from a
+/// checkpoint (the replay at open; `inspect` folds journals with it too):
+/// an acknowledged set as an ack of each of its offsets. Records for a
 /// priority level beyond `buckets` are ignored. Pure: no I/O, no clock.
-pub(crate) fn replay_entry(buckets: &mut [BucketState], e: &Entry) -> Replayed {
+pub(crate) fn replay_record(buckets: &mut [BucketState], r: &Record) -> Replayed {
+    match r {
+        Record::Entry(e) => replay_entry(buckets, e),
+        Record::AckSet(set) => {
+            for run in set.runs() {
+                if let Some(b) = buckets.get_mut(run.bucket as usize) {
+                    b.ack_run(run.first, run.last);
+                }
+            }
+            Replayed::Nothing
+        }
+    }
+}
+
+/// Applies one journal entry on top of the states rebuilt from a checkpoint.
+/// Entries for a priority level beyond `buckets` are ignored.
+fn replay_entry(buckets: &mut [BucketState], e: &Entry) -> Replayed {
     match *e {
         Entry::Delivered {
             bucket,
