@@ -23,18 +23,7 @@ fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
 /// timed), then `tasks` tasks receive and acknowledge them until none is
 /// left; times that.
 pub fn competing(dir: &Path, n: u64, size: usize, tasks: usize) -> Result<Duration> {
-    let store = Store::open(dir, options(false))?;
-    let stream = store.stream("q")?;
-    let mut bufs: Vec<Vec<u8>> = (0..1000).map(|_| check::blank(size)).collect();
-    let mut seq = 0;
-    while seq < n {
-        let k = 1000.min(n - seq) as usize;
-        for (i, b) in bufs[..k].iter_mut().enumerate() {
-            check::stamp(b, 0, seq + i as u64);
-        }
-        stream.send_batch(bufs[..k].iter())?;
-        seq += k as u64;
-    }
+    let (_store, stream) = crate::spool_only::filled(dir, n, size)?;
     let consumer = stream.consumer("workers")?;
     let rt = runtime(tasks)?;
     let start = Instant::now();

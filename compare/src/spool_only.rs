@@ -25,7 +25,7 @@ pub struct FanOut {
 
 /// Opens a store in `dir` (no fsync) with stream `q` holding `n` messages
 /// of `size` bytes, sequence numbers `0..n`.
-fn filled(dir: &Path, n: u64, size: usize) -> Result<(Store, Stream)> {
+pub fn filled(dir: &Path, n: u64, size: usize) -> Result<(Store, Stream)> {
     filled_with(dir, n, size, false)
 }
 
