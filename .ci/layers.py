@@ -13,7 +13,7 @@ import sys
 # Layer of each top-level module of the crate. A module may use modules of
 # strictly lower layers; modules listed in SIDEWAYS may also use each other.
 LAYERS = {
-    "error": 0, "limits": 0, "events": 0,
+    "error": 0, "limits": 0, "events": 0, "threads": 0,
     "name": 1, "layout": 1, "message": 1, "report": 1,
     "format": 2,
     "io": 3,

@@ -6,6 +6,7 @@
 
 use crate::io::SharedMap;
 use crate::limits::saturating_deadline;
+use crate::threads::Threads;
 use crate::Result;
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,11 +20,10 @@ use std::time::{Duration, Instant};
 /// to need.
 #[derive(Debug, Default)]
 pub(crate) struct Syncer {
-    /// Held by the sync thread while it holds the store, and by `close`.
-    running: Mutex<()>,
     state: Mutex<SyncerState>,
     sync_cv: Condvar,
     prefault_cv: Condvar,
+    threads: Threads,
 }
 
 #[derive(Debug, Default)]
@@ -37,11 +37,6 @@ struct SyncerState {
 impl Syncer {
     fn lock(&self) -> std::sync::MutexGuard<'_, SyncerState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Excludes the sync thread's use of the store (see `Store::close`).
-    pub(crate) fn hold_off(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks for a sync soon (never waits for it).
@@ -64,6 +59,11 @@ impl Syncer {
         self.lock().stopped = true;
         self.sync_cv.notify_all();
         self.prefault_cv.notify_all();
+    }
+
+    /// Waits for both threads to end (after [`Syncer::stop`]).
+    pub(crate) fn join(&self) {
+        self.threads.join();
     }
 
     /// Waits until a sync is due: kicked, or `deadline` passed (if given);
@@ -109,38 +109,32 @@ impl Syncer {
 /// `Never` until `sync` and the writer takes its own page faults; there is no
 /// error channel from `open` for this rare case.
 ///
-/// `sync` syncs the store; it returns `None` once the store is gone (the
-/// threads hold no strong reference to it, so they never keep it open) and
-/// the threads end when it fails (the store is poisoned then).
+/// `sync` syncs the store's streams (the threads hold no reference to the
+/// store itself, so the drop of its last handle, which stops and joins
+/// them, never runs on one of them); the sync thread ends when it fails
+/// (the store is poisoned then).
 pub(crate) fn spawn(
     syncer: Arc<Syncer>,
     every: Option<Duration>,
-    sync: impl Fn() -> Option<Result<()>> + Send + 'static,
+    sync: impl Fn() -> Result<()> + Send + 'static,
 ) {
     let prefaulter = syncer.clone();
-    let _ = std::thread::Builder::new()
-        .name("spool-prefault".into())
-        .spawn(move || {
-            while let Some(work) = prefaulter.wait_prefault() {
-                for (map, range) in work {
-                    map.prefault(range);
-                }
+    syncer.threads.spawn("spool-prefault", move || {
+        while let Some(work) = prefaulter.wait_prefault() {
+            for (map, range) in work {
+                map.prefault(range);
             }
-        });
-    let _ = std::thread::Builder::new()
-        .name("spool-sync".into())
-        .spawn(move || loop {
-            let due = every.map(|d| saturating_deadline(Instant::now(), d));
-            if !syncer.wait_sync(due) {
-                return;
-            }
-            // `Store::close` holds this off while it lets go of its handle,
-            // so that the last reference is never this thread's then.
-            let _running = syncer.hold_off();
-            match sync() {
-                Some(Ok(())) => {}
-                // Gone, or poisoned: later sends report it.
-                None | Some(Err(_)) => return,
-            }
-        });
+        }
+    });
+    let me = syncer.clone();
+    syncer.threads.spawn("spool-sync", move || loop {
+        let due = every.map(|d| saturating_deadline(Instant::now(), d));
+        if !me.wait_sync(due) {
+            return;
+        }
+        if sync().is_err() {
+            // Poisoned: later sends report it.
+            return;
+        }
+    });
 }

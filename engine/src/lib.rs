@@ -97,6 +97,7 @@ mod report;
 mod request;
 mod store;
 mod stream;
+mod threads;
 mod wake;
 
 pub use blob::ClaimCheck;

@@ -47,6 +47,9 @@ pub struct Store {
     inner: Arc<StoreInner>,
 }
 
+/// The open streams by name.
+type StreamMap = RwLock<BTreeMap<String, Arc<StreamInner>>>;
+
 pub(crate) struct StoreInner {
     /// This store, for the stream handles it gives out.
     me: Weak<StoreInner>,
@@ -54,7 +57,9 @@ pub(crate) struct StoreInner {
     blobs: Arc<Blobs>,
     /// Request routers, one per reply stream in use.
     routers: Mutex<HashMap<String, Arc<Router>>>,
-    streams: RwLock<BTreeMap<String, Arc<StreamInner>>>,
+    /// Shared with the sync thread, which never holds the store itself (so
+    /// that the last handle's drop runs, and joins it, on the user's thread).
+    streams: Arc<StreamMap>,
     create_lock: Mutex<()>,
     report: RecoveryReport,
 }
@@ -166,7 +171,7 @@ impl Store {
             ctx,
             blobs,
             routers: Mutex::new(HashMap::new()),
-            streams: RwLock::new(streams),
+            streams: Arc::new(RwLock::new(streams)),
             create_lock: Mutex::new(()),
             report,
         });
@@ -181,9 +186,9 @@ impl Store {
                 Durability::Interval(every) => Some(every),
                 _ => None,
             };
-            let store = Arc::downgrade(&inner);
+            let (ctx, streams) = (inner.ctx.clone(), inner.streams.clone());
             background::spawn(inner.ctx.syncer.clone(), every, move || {
-                store.upgrade().map(|s| s.sync())
+                sync_all(&ctx, &streams)
             });
         }
         Ok(Store { inner })
@@ -506,22 +511,19 @@ impl StoreInner {
     }
 
     fn sync(&self) -> Result<()> {
-        self.ctx.check()?;
-        let streams: Vec<Arc<StreamInner>> = self
-            .streams
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for s in streams {
-            s.sync()?;
-        }
-        Ok(())
+        sync_all(&self.ctx, &self.streams)
     }
 }
 
 impl StoreInner {
+    /// Waits for the store's threads to end (they were told to stop): none
+    /// outlives `close` or the last handle.
+    fn join_threads(&self) {
+        self.ctx.syncer.join();
+        self.ctx.timer.join();
+        self.ctx.worker.join();
+    }
+
     /// See [`Store::close`].
     fn close(&self) -> Result<()> {
         if self.ctx.is_closed() {
@@ -542,12 +544,12 @@ impl StoreInner {
         }
         self.ctx.syncer.stop();
         // Waiting futures wake (and find the store closed); steps queued
-        // for the worker run to their end.
+        // for the worker run to their end, and a background sync in
+        // progress ends, before the files close.
         self.ctx.timer.stop();
         self.ctx.worker.stop();
+        self.join_threads();
         let result = {
-            // A background sync in progress ends first.
-            let _quiet = self.ctx.syncer.hold_off();
             let mut result = self.ctx.check_poisoned();
             if result.is_ok() {
                 result = streams.iter().try_for_each(|s| s.close_files());
@@ -570,6 +572,7 @@ impl Drop for StoreInner {
         self.ctx.syncer.stop();
         self.ctx.timer.stop();
         self.ctx.worker.stop();
+        self.join_threads();
         if self.ctx.check().is_ok() {
             // Best effort: a caller who wants the error calls `close`.
             // Every send has returned and its message is durable now, so
@@ -579,6 +582,21 @@ impl Drop for StoreInner {
             }
         }
     }
+}
+
+/// Syncs every stream of `streams`.
+fn sync_all(ctx: &Ctx, streams: &StreamMap) -> Result<()> {
+    ctx.check()?;
+    let streams: Vec<Arc<StreamInner>> = streams
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    for s in streams {
+        s.sync()?;
+    }
+    Ok(())
 }
 
 /// The recovery events of an open (see [`crate::events`]): one per finding

@@ -8,6 +8,7 @@
 //! goes through the same group commit as a blocking caller's: concurrent
 //! durable sends of many tasks share one sync.
 
+use crate::threads::Threads;
 use crate::{Error, Result};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -25,6 +26,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Timer {
     st: Mutex<TimerState>,
     cv: Condvar,
+    threads: Threads,
 }
 
 #[derive(Debug, Default)]
@@ -60,11 +62,7 @@ impl Timer {
             // If no thread can be started, waits end at their next wake-up
             // by a send instead of at their deadline (and the next `at`
             // tries again).
-            if std::thread::Builder::new()
-                .name("spool-timer".into())
-                .spawn(move || me.run())
-                .is_err()
-            {
+            if !self.threads.spawn("spool-timer", move || me.run()) {
                 g.started = false;
             }
         } else if first {
@@ -88,6 +86,11 @@ impl Timer {
         for w in due.into_values() {
             w.wake();
         }
+    }
+
+    /// Waits for the thread to end (after [`Timer::stop`]).
+    pub(crate) fn join(&self) {
+        self.threads.join();
     }
 
     fn run(&self) {
@@ -133,6 +136,7 @@ type Job = Box<dyn FnOnce() + Send>;
 pub(crate) struct Worker {
     st: Mutex<WorkerState>,
     cv: Condvar,
+    threads: Threads,
 }
 
 #[derive(Default)]
@@ -172,17 +176,13 @@ impl Worker {
         g.jobs.push_back(job);
         if !g.started {
             let me = self.clone();
-            match std::thread::Builder::new()
-                .name("spool-worker".into())
-                .spawn(move || me.serve())
-            {
-                Ok(_) => g.started = true,
-                Err(_) => {
-                    let jobs = std::mem::take(&mut g.jobs);
-                    drop(g);
-                    jobs.into_iter().for_each(|j| j());
-                    return done;
-                }
+            if self.threads.spawn("spool-worker", move || me.serve()) {
+                g.started = true;
+            } else {
+                let jobs = std::mem::take(&mut g.jobs);
+                drop(g);
+                jobs.into_iter().for_each(|j| j());
+                return done;
             }
         } else {
             self.cv.notify_one();
@@ -195,6 +195,12 @@ impl Worker {
     pub(crate) fn stop(&self) {
         lock(&self.st).stopped = true;
         self.cv.notify_all();
+    }
+
+    /// Waits for the thread to end, having run every step queued (after
+    /// [`Worker::stop`]).
+    pub(crate) fn join(&self) {
+        self.threads.join();
     }
 
     fn serve(&self) {
