@@ -146,6 +146,8 @@ const SMALL: usize = 128;
 const LARGE: usize = 4096;
 /// Messages per batch in W2.
 const W2_BATCH: usize = 64;
+/// Messages per `send_batch` in Spool's batched rows of W1 and W4.
+const SEND_BATCH: usize = 64;
 /// Bytes Spool appends for one W2 batch: 64 records of a 128 B payload and
 /// a 32-byte header (the size of the batch sync probe's appends).
 const W2_BATCH_BYTES: usize = W2_BATCH * (SMALL + 32);
@@ -352,23 +354,34 @@ fn measure(w: Workload, e: &dyn Engine, dir: &Path, sizes: &Sizes) -> Result<Vec
     Ok(match w {
         Workload::W1 => {
             let p = workloads::send_then_receive(e, dir, sizes.w1, SMALL)?;
+            let batched = if is_spool {
+                let d =
+                    spool_only::send_batches(&dir.join("batched"), sizes.w1, SMALL, SEND_BATCH)?;
+                per_sec(sizes.w1, d)
+            } else {
+                Cell::Na("")
+            };
             vec![
                 (Row::W1Send, per_sec(sizes.w1, p.send)),
                 (Row::W1Receive, per_sec(sizes.w1, p.receive)),
+                (Row::W1SendBatch, batched),
             ]
         }
         Workload::W4 => {
             let p = workloads::send_then_receive(e, dir, sizes.w4, LARGE)?;
-            let one_segment = if is_spool {
+            let (one_segment, batched) = if is_spool {
                 let d = spool_only::w4_send_one_segment(&dir.join("one-segment"), sizes.w4, LARGE)?;
-                mb_per_sec(sizes.w4, d)
+                let b =
+                    spool_only::send_batches(&dir.join("batched"), sizes.w4, LARGE, SEND_BATCH)?;
+                (mb_per_sec(sizes.w4, d), mb_per_sec(sizes.w4, b))
             } else {
-                Cell::Na("")
+                (Cell::Na(""), Cell::Na(""))
             };
             vec![
                 (Row::W4Send, mb_per_sec(sizes.w4, p.send)),
                 (Row::W4Receive, mb_per_sec(sizes.w4, p.receive)),
                 (Row::W4SendOneSegment, one_segment),
+                (Row::W4SendBatch, batched),
             ]
         }
         Workload::W2 if !e.can_sync() => na(&[Row::W2], "no fsync"),

@@ -3,7 +3,7 @@
 
 use crate::numbers::{bytes, megabytes, rate, sig3, thousands};
 use crate::sizes::Sizes;
-use crate::{COMPETING, LARGE, PRODUCERS, SMALL, SUBSCRIBERS, W2_BATCH};
+use crate::{COMPETING, LARGE, PRODUCERS, SEND_BATCH, SMALL, SUBSCRIBERS, W2_BATCH};
 
 /// A row of the table, in table order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -12,6 +12,8 @@ pub enum Row {
     W1Send,
     /// W1 receive + ack, msg/s.
     W1Receive,
+    /// W1's messages sent with `send_batch` of 64 (Spool only), msg/s.
+    W1SendBatch,
     /// W2, msg/s.
     W2,
     /// W3, msg/s.
@@ -26,6 +28,8 @@ pub enum Row {
     W4Receive,
     /// W4 send with 1 GiB segments (Spool only), MB/s.
     W4SendOneSegment,
+    /// W4's messages sent with `send_batch` of 64 (Spool only), MB/s.
+    W4SendBatch,
     /// F8, one subscriber, ms.
     F8One,
     /// F8, all subscribers at once, ms.
@@ -72,7 +76,9 @@ enum Unit {
 impl Row {
     fn unit(self) -> Unit {
         match self {
-            Row::W4Send | Row::W4Receive | Row::W4SendOneSegment => Unit::MegabytesPerSec,
+            Row::W4Send | Row::W4Receive | Row::W4SendOneSegment | Row::W4SendBatch => {
+                Unit::MegabytesPerSec
+            }
             Row::F8One
             | Row::F8Many
             | Row::OpenClean
@@ -108,6 +114,9 @@ impl Row {
         match self {
             Row::W1Send => format!("W1 send, {} \u{d7} {small}, no fsync (msg/s)", n(sizes.w1)),
             Row::W1Receive => "W1 receive + ack (msg/s)".into(),
+            Row::W1SendBatch => {
+                format!("W1 send in `send_batch` of {SEND_BATCH}, no fsync (msg/s)")
+            }
             Row::W2 => format!(
                 "W2 durable, batches of {W2_BATCH}, {} \u{d7} {small} (msg/s)",
                 n(sizes.w2)
@@ -128,6 +137,9 @@ impl Row {
             ),
             Row::W4Receive => "W4 receive + ack (MB/s)".into(),
             Row::W4SendOneSegment => "W4 send with 1 GiB segments: no segment sealed (MB/s)".into(),
+            Row::W4SendBatch => {
+                format!("W4 send in `send_batch` of {SEND_BATCH}, no fsync (MB/s)")
+            }
             Row::F8One => format!("F8 1 subscriber, {} \u{d7} {small} (ms)", n(sizes.f8)),
             Row::F8Many => format!("F8 {SUBSCRIBERS} subscribers at once (ms)"),
             Row::F8Ratio => format!("F8 time of {SUBSCRIBERS} / time of 1"),
@@ -171,6 +183,7 @@ impl Row {
         match self {
             Row::W1Send | Row::W4Send => "send",
             Row::W4SendOneSegment => "send with 1 GiB segments",
+            Row::W1SendBatch | Row::W4SendBatch => "send_batch",
             Row::W1Receive | Row::W4Receive => "receive + ack",
             Row::F8One => "1 subscriber",
             Row::F8Many => "all at once",

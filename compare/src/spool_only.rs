@@ -2,7 +2,8 @@
 //! fan-out to many subscribers (F8) and competing consumers (C4). Messages
 //! are sent without fsync before the timer starts; only receiving and
 //! acknowledging is timed, and every delivery is checked. Also a variant of
-//! W4's send that shows what sealing segments costs Spool.
+//! W4's send that shows what sealing segments costs Spool, and W1's and
+//! W4's sends made with `send_batch`.
 
 use crate::check::{self, ExactlyOnce, Fifo};
 use crate::engine::Result;
@@ -147,6 +148,33 @@ pub fn w4_send_one_segment(dir: &Path, n: u64, size: usize) -> Result<Duration> 
     for seq in 0..n {
         check::stamp(&mut payload, 0, seq);
         stream.send(&payload)?;
+    }
+    let elapsed = start.elapsed();
+    let mut fifo = Fifo::new(n, size);
+    for r in stream.iter_from(0) {
+        fifo.see(r?.payload())?;
+    }
+    fifo.finish()?;
+    Ok(elapsed)
+}
+
+/// W1's or W4's send made with `Stream::send_batch`: `n` messages of `size`
+/// bytes without fsync, `batch` per call (the payloads are stamped before
+/// each call, as W1 stamps each message before its send). The messages
+/// are then read back and checked (not timed).
+pub fn send_batches(dir: &Path, n: u64, size: usize, batch: usize) -> Result<Duration> {
+    let store = Store::open(dir, options(false))?;
+    let stream = store.stream("q")?;
+    let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| check::blank(size)).collect();
+    let mut seq = 0u64;
+    let start = Instant::now();
+    while seq < n {
+        let k = batch.min((n - seq) as usize);
+        for (i, b) in bufs[..k].iter_mut().enumerate() {
+            check::stamp(b, 0, seq + i as u64);
+        }
+        stream.send_batch(bufs[..k].iter())?;
+        seq += k as u64;
     }
     let elapsed = start.elapsed();
     let mut fifo = Fifo::new(n, size);

@@ -34,6 +34,14 @@ impl Report<'_> {
                     .into(),
             );
         }
+        if self.workloads.contains(&Workload::W1) || self.workloads.contains(&Workload::W4) {
+            lines.push(format!(
+                "W1 and W4 send in `send_batch` (Spool only): the same messages, {} per \
+                 `Stream::send_batch` call, a fresh store; read back and checked after the \
+                 timed part.",
+                crate::SEND_BATCH
+            ));
+        }
         if self.workloads.contains(&Workload::W4) {
             lines.push(
                 "W4 send with 1 GiB segments (Spool only): the same sends into a store whose \
