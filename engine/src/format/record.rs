@@ -77,23 +77,54 @@ pub struct RecordHeader {
 
 /// Encodes a record into `out`, which must be exactly
 /// `stored_len(headers.len(), body.len())` bytes and zeroed where padding goes.
+#[cfg_attr(
+    not(feature = "sim"),
+    expect(
+        dead_code,
+        reason = "codec API of the fuzz targets and tests (public with `sim`)"
+    )
+)]
+pub fn encode(out: &mut [u8], segment_id: u64, h: &RecordHeader, headers: &[u8], body: &[u8]) {
+    encode_with(
+        out,
+        segment_id,
+        h,
+        headers.len(),
+        |o| o.copy_from_slice(headers),
+        body,
+    );
+}
+
+/// [`encode`] with the header section written in place by `headers`, which
+/// gets exactly `hdr_len` bytes to fill (so that a message's header pairs
+/// are encoded straight into the segment, with no buffer of their own).
 ///
 /// The bytes are copied in first and the CRC is computed over them in one
 /// pass (they are still in the cache), then written into its field.
-pub fn encode(out: &mut [u8], segment_id: u64, h: &RecordHeader, headers: &[u8], body: &[u8]) {
-    let len = RECORD_HEADER_BYTES + headers.len() + body.len();
+#[inline]
+pub fn encode_with(
+    out: &mut [u8],
+    segment_id: u64,
+    h: &RecordHeader,
+    hdr_len: usize,
+    headers: impl FnOnce(&mut [u8]),
+    body: &[u8],
+) {
+    let len = RECORD_HEADER_BYTES + hdr_len + body.len();
     debug_assert_eq!(out.len() as u64, align8(len as u64));
-    debug_assert!(headers.len() <= u16::MAX as usize);
+    debug_assert!(hdr_len <= u16::MAX as usize);
     let mut fixed = [0u8; RECORD_HEADER_BYTES];
     put_u32(&mut fixed, LEN_OFFSET, len as u32);
     put_u64(&mut fixed, OFFSET_OFFSET, h.offset);
     put_u64(&mut fixed, TIMESTAMP_OFFSET, h.timestamp_us);
     put_u32(&mut fixed, EPOCH_OFFSET, h.epoch);
     put_u16(&mut fixed, FLAGS_OFFSET, h.flags);
-    put_u16(&mut fixed, HDR_LEN_OFFSET, headers.len() as u16);
+    put_u16(&mut fixed, HDR_LEN_OFFSET, hdr_len as u16);
     out[..RECORD_HEADER_BYTES].copy_from_slice(&fixed);
-    let hdr_end = RECORD_HEADER_BYTES + headers.len();
-    out[RECORD_HEADER_BYTES..hdr_end].copy_from_slice(headers);
+    let hdr_end = RECORD_HEADER_BYTES + hdr_len;
+    if hdr_len > 0 {
+        headers(&mut out[RECORD_HEADER_BYTES..hdr_end]);
+    }
     out[hdr_end..len].copy_from_slice(body);
     out[len..].fill(0);
     let crc = record_crc(segment_id, &out[..len]);

@@ -1,12 +1,13 @@
-//! Sending: messages encoded and checked, appended, made durable as the
-//! store's durability asks, receivers woken.
+//! Sending: messages checked, appended, made durable as the store's
+//! durability asks, receivers woken.
 
 use super::Stream;
 use crate::blob::Pending;
 use crate::format::headers;
 use crate::format::record::{
-    encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CHECK, RECORD_HEADER_BYTES,
+    self, encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CHECK, RECORD_HEADER_BYTES,
 };
+use crate::limits::PRIORITIES_MAX;
 use crate::log::bucket::Prepared;
 use crate::log::Bucket;
 use crate::message::Message;
@@ -14,41 +15,96 @@ use crate::options::Durability;
 use crate::wake::Durable;
 use crate::{Error, Result};
 
-/// A message encoded and checked, ready to append.
-struct Encoded<'a> {
-    headers: Vec<u8>,
-    payload: &'a [u8],
-    /// The claim-check reference that replaces a large payload.
-    claim: Option<[u8; CLAIM_CHECK_BYTES]>,
-    /// The pending mark of a blob stored for it.
-    pending: Option<Pending>,
-    priority: u8,
+const LEVELS: usize = PRIORITIES_MAX as usize;
+
+/// What the checks found of a message.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// Bytes of its encoded header section.
+    hdr_len: usize,
+    /// The payload goes to a blob; the record carries its reference.
+    claim: bool,
 }
 
-impl Encoded<'_> {
-    /// The message is appended (and synced, if the store's durability asks):
-    /// its blob, if it has one, is referred to.
-    fn settle(self) {
-        if let Some(p) = self.pending {
-            p.settle();
+impl Shape {
+    /// Bytes the message's record takes in a segment.
+    fn stored_len(self, payload_len: usize) -> u64 {
+        let body = if self.claim {
+            CLAIM_CHECK_BYTES
+        } else {
+            payload_len
+        };
+        record::stored_len(self.hdr_len, body)
+    }
+}
+
+/// What the first walk over a batch found.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Messages.
+    n: usize,
+    /// Messages per priority level.
+    counts: [usize; LEVELS],
+    /// Bytes their records take, per level.
+    bytes: [u64; LEVELS],
+    /// Messages sent as claim checks.
+    claims: usize,
+}
+
+impl Plan {
+    fn add(&mut self, priority: u8, stored: u64, claim: bool) {
+        self.n += 1;
+        self.counts[priority as usize] += 1;
+        self.bytes[priority as usize] += stored;
+        self.claims += claim as usize;
+    }
+
+    /// The level of every message, if they share one.
+    fn one_level(&self) -> Option<u8> {
+        let p = self.counts.iter().position(|&c| c > 0)?;
+        (self.counts[p] == self.n).then_some(p as u8)
+    }
+}
+
+/// A claim check of a batch: its blob is stored, its record not yet
+/// appended.
+struct Claim {
+    /// Position of its message in the batch.
+    index: usize,
+    /// The reference its record carries.
+    reference: [u8; CLAIM_CHECK_BYTES],
+    /// The pending mark of its blob.
+    pending: Pending,
+}
+
+/// The end offset of each bucket a batch appended to, lowest level first.
+#[derive(Debug, Clone, Copy)]
+struct Touched {
+    ends: [(u8, u64); LEVELS],
+    len: usize,
+}
+
+impl Touched {
+    fn new() -> Touched {
+        Touched {
+            ends: [(0, 0); LEVELS],
+            len: 0,
         }
     }
 
-    fn prepared(&self) -> Prepared<'_> {
-        match &self.claim {
-            Some(c) => Prepared {
-                headers: &self.headers,
-                body: c,
-                flags: FLAG_CLAIM_CHECK,
-            },
-            None => Prepared {
-                headers: &self.headers,
-                body: self.payload,
-                flags: 0,
-            },
-        }
+    fn push(&mut self, priority: u8, end: u64) {
+        self.ends[self.len] = (priority, end);
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.ends[..self.len].iter().map(|&(p, e)| (p as usize, e))
     }
 }
+
+/// A batch appended, not yet waited for: the offsets, the end of what each
+/// touched bucket got, the pending marks of the blobs stored.
+type Appended = (Vec<u64>, Touched, Vec<Pending>);
 
 impl Stream {
     /// Appends `payload` at priority 0 and returns its offset. With
@@ -78,11 +134,14 @@ impl Stream {
         }
         self.check_size(0, payload.len())?;
         let bucket = &self.inner.buckets[0];
-        let range = bucket.append(&[Prepared {
-            headers: &[],
+        let p = Prepared {
+            headers: Vec::new(),
+            hdr_len: 0,
             body: payload,
             flags: 0,
-        }])?;
+        };
+        let bytes = p.stored_len();
+        let range = bucket.append(std::iter::once(Ok(p)), bytes)?;
         self.after_append(bucket, range.end)?;
         Ok(range.start)
     }
@@ -114,15 +173,50 @@ impl Stream {
     /// }
     /// ```
     pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
-        let hold = self.blob_hold(msg.payload.len());
-        let e = self.encode(&msg)?;
-        let bucket = &self.inner.buckets[e.priority as usize];
-        let range = bucket.append(&[e.prepared()])?;
-        // Referenced now: the collector may run again (retention after a
-        // roll, in `after_append`, takes its lock on this very thread).
-        drop(hold);
+        let shape = self.check(&msg)?;
+        if !shape.claim {
+            return self.append_one(msg, shape.hdr_len, None);
+        }
+        let hold = self.inner.blobs.hold();
+        let (cc, pending) = self.inner.blobs.put_reader(msg.payload)?;
+        let reference = encode_claim_check(&cc.hash, cc.len);
+        self.append_one(msg, shape.hdr_len, Some((&reference, pending, hold)))
+    }
+
+    /// Appends one checked message (with the claim-check reference that
+    /// replaces its payload, its blob's pending mark and the collector's
+    /// hold), waits as the durability asks, and settles the mark.
+    fn append_one(
+        &self,
+        msg: Message<'_>,
+        hdr_len: usize,
+        claim: Option<(&[u8; CLAIM_CHECK_BYTES], Pending, BlobHold<'_>)>,
+    ) -> Result<u64> {
+        let bucket = &self.inner.buckets[msg.priority as usize];
+        let (body, flags, settle) = match claim {
+            Some((reference, pending, hold)) => {
+                (&reference[..], FLAG_CLAIM_CHECK, Some((pending, hold)))
+            }
+            None => (msg.payload, 0, None),
+        };
+        let p = Prepared {
+            headers: msg.headers,
+            hdr_len,
+            body,
+            flags,
+        };
+        let bytes = p.stored_len();
+        let range = bucket.append(std::iter::once(Ok(p)), bytes)?;
+        let pending = settle.map(|(pending, hold)| {
+            // Referenced now: the collector may run again (retention after
+            // a roll, in `after_append`, takes its lock on this very thread).
+            drop(hold);
+            pending
+        });
         self.after_append(bucket, range.end)?;
-        e.settle();
+        if let Some(p) = pending {
+            p.settle();
+        }
         Ok(range.start)
     }
 
@@ -161,28 +255,24 @@ impl Stream {
         }
         let blobs = &self.inner.blobs;
         let hold = blobs.hold();
-        let mut e = self.encode_inline(&msg)?;
+        // An empty payload is checked as the reference that replaces it.
+        let shape = self.check(&msg)?;
         let (cc, pending) = blobs.put_reader(reader)?;
-        e.claim = Some(encode_claim_check(&cc.hash, cc.len));
-        e.pending = Some(pending);
-        let bucket = &self.inner.buckets[e.priority as usize];
-        let range = bucket.append(&[e.prepared()])?;
-        drop(hold);
-        self.after_append(bucket, range.end)?;
-        e.settle();
-        Ok(range.start)
-    }
-
-    /// Holds the blob collector off while a large payload is stored and
-    /// referenced.
-    fn blob_hold(&self, payload_len: usize) -> Option<std::sync::RwLockReadGuard<'_, ()>> {
-        (payload_len as u64 > self.inner.config.claim_check_threshold)
-            .then(|| self.inner.blobs.hold())
+        let reference = encode_claim_check(&cc.hash, cc.len);
+        self.append_one(msg, shape.hdr_len, Some((&reference, pending, hold)))
     }
 
     /// Appends many messages with one reservation and one sync per bucket.
     /// Returns their offsets in input order. Every message is checked before
     /// anything is written.
+    ///
+    /// The messages are walked twice, checked, then written (with nothing
+    /// copied or allocated in between but the offsets returned), so the
+    /// iterator is `Clone`: a slice's iterator, an array, a `map` over one
+    /// cost nothing to clone (a `Vec` passed by value would be copied:
+    /// pass `v.iter()`). An iterator whose clone yields other messages fails
+    /// with [`Error::InvalidArgument`] once it is found, as a failed write
+    /// would (below).
     ///
     /// The messages of one priority level become readable together, when
     /// their bucket's append ends, also if they do not fit the active segment
@@ -214,10 +304,11 @@ impl Stream {
     pub fn send_batch<'m, I, M>(&self, msgs: I) -> Result<Vec<u64>>
     where
         I: IntoIterator<Item = M>,
+        I::IntoIter: Clone,
         M: Into<Message<'m>>,
     {
         let (offsets, touched, pending) = self.append_batch(msgs)?;
-        for (p, end) in touched {
+        for (p, end) in touched.iter() {
             self.after_append(&self.inner.buckets[p], end)?;
         }
         pending.into_iter().for_each(Pending::settle);
@@ -260,6 +351,7 @@ impl Stream {
     pub fn send_batch_async<'m, I, M>(&self, msgs: I) -> Durable<Vec<u64>>
     where
         I: IntoIterator<Item = M>,
+        I::IntoIter: Clone,
         M: Into<Message<'m>>,
     {
         let (offsets, touched, pending) = match self.append_batch(msgs) {
@@ -267,13 +359,13 @@ impl Stream {
             Err(e) => return Durable::ready(Err(e)),
         };
         let always = self.inner.ctx.opts.durability == Durability::Always;
-        let blocking = touched.iter().any(|&(p, end)| {
+        let blocking = touched.iter().any(|(p, end)| {
             let b = &self.inner.buckets[p];
             (always && b.durable_offset() < end) || b.rolled()
         });
         if !blocking {
             // Nothing to wait for: wake receivers here.
-            for (p, end) in touched {
+            for (p, end) in touched.iter() {
                 if let Err(e) = self.after_append(&self.inner.buckets[p], end) {
                     return Durable::ready(Err(e));
                 }
@@ -283,7 +375,7 @@ impl Stream {
         }
         let s = self.clone();
         let step = self.inner.ctx.worker.run(move || {
-            for (p, end) in touched {
+            for (p, end) in touched.iter() {
                 s.after_append(&s.inner.buckets[p], end)?;
             }
             pending.into_iter().for_each(Pending::settle);
@@ -293,52 +385,136 @@ impl Stream {
     }
 
     /// Appends a batch (see [`Stream::send_batch`]) without waiting for
-    /// durability: the offsets, the end of what each touched bucket got,
-    /// and the pending marks of the blobs stored, to settle once durable.
-    #[allow(clippy::type_complexity)]
-    fn append_batch<'m, I, M>(&self, msgs: I) -> Result<(Vec<u64>, Vec<(usize, u64)>, Vec<Pending>)>
+    /// durability.
+    ///
+    /// The first walk checks every message and sums up the records per
+    /// level. A batch of one level without claim checks is then one append,
+    /// fed by the second walk; others store their blobs first (a third
+    /// walk), then append level by level, lowest first, each append walking
+    /// the batch for its level's messages. Nothing is allocated but the
+    /// offsets (and, with claim checks, their references and marks).
+    fn append_batch<'m, I, M>(&self, msgs: I) -> Result<Appended>
     where
         I: IntoIterator<Item = M>,
+        I::IntoIter: Clone,
         M: Into<Message<'m>>,
     {
-        let msgs: Vec<Message<'m>> = msgs.into_iter().map(Into::into).collect();
-        let largest = msgs.iter().map(|m| m.payload.len()).max().unwrap_or(0);
-        let hold = self.blob_hold(largest);
-        for m in &msgs {
-            // Size and header checks before any blob is written.
-            if m.payload.len() as u64 <= self.inner.config.claim_check_threshold {
-                self.encode_inline(m)?;
-            }
+        let msgs = msgs.into_iter();
+        let mut plan = Plan::default();
+        for m in msgs.clone() {
+            let m: Message<'m> = m.into();
+            let shape = self.check(&m)?;
+            plan.add(m.priority, shape.stored_len(m.payload.len()), shape.claim);
         }
-        let encoded = msgs
-            .iter()
-            .map(|m| self.encode(m))
-            .collect::<Result<Vec<_>>>()?;
-        let mut offsets = vec![0u64; encoded.len()];
-        let priorities = self.inner.buckets.len();
-        let mut touched = Vec::new();
-        for p in 0..priorities {
-            let mut which = Vec::new();
-            let mut prepared: Vec<Prepared<'_>> = Vec::new();
-            for (i, e) in encoded.iter().enumerate() {
-                if e.priority as usize == p {
-                    which.push(i);
-                    prepared.push(e.prepared());
+        let mut touched = Touched::new();
+        if plan.n == 0 {
+            return Ok((Vec::new(), touched, Vec::new()));
+        }
+        let mut offsets = Vec::with_capacity(plan.n);
+        if let (0, Some(p)) = (plan.claims, plan.one_level()) {
+            let bucket = &self.inner.buckets[p as usize];
+            let records = msgs.enumerate().map(|(i, m)| match i < plan.n {
+                true => self.prepare(m.into(), p, None),
+                false => Err(changed_batch()),
+            });
+            let range = bucket.append(records, plan.bytes[p as usize])?;
+            if range.end - range.start != plan.n as u64 {
+                return Err(changed_batch());
+            }
+            offsets.extend(range.clone());
+            touched.push(p, range.end);
+            return Ok((offsets, touched, Vec::new()));
+        }
+
+        let hold = (plan.claims > 0).then(|| self.inner.blobs.hold());
+        let mut claims = Vec::with_capacity(plan.claims);
+        if plan.claims > 0 {
+            let threshold = self.inner.config.claim_check_threshold;
+            for (index, m) in msgs.clone().enumerate() {
+                let m: Message<'m> = m.into();
+                if m.payload.len() as u64 > threshold {
+                    let (cc, pending) = self.inner.blobs.put_reader(m.payload)?;
+                    claims.push(Claim {
+                        index,
+                        reference: encode_claim_check(&cc.hash, cc.len),
+                        pending,
+                    });
                 }
             }
-            if prepared.is_empty() {
+        }
+        // Each level's append tags its messages' entries with the level;
+        // the offsets follow from the levels' first offsets at the end.
+        offsets.resize(plan.n, 0);
+        let mut starts = [0u64; LEVELS];
+        for p in 0..self.inner.priorities() {
+            let planned = plan.counts[p as usize];
+            if planned == 0 {
                 continue;
             }
-            let bucket = &self.inner.buckets[p];
-            let range = bucket.append(&prepared)?;
-            for (k, i) in which.into_iter().enumerate() {
-                offsets[i] = range.start + k as u64;
+            let tags = &mut offsets;
+            let claims = &claims;
+            let mut seen = 0;
+            let records = msgs.clone().enumerate().filter_map(|(i, m)| {
+                let m: Message<'m> = m.into();
+                if m.priority != p {
+                    return None;
+                }
+                seen += 1;
+                match tags.get_mut(i) {
+                    Some(tag) if seen <= planned => *tag = p as u64,
+                    _ => return Some(Err(changed_batch())),
+                }
+                let claim = claims
+                    .binary_search_by_key(&i, |c| c.index)
+                    .ok()
+                    .map(|j| &claims[j].reference);
+                Some(self.prepare(m, p, claim))
+            });
+            let bucket = &self.inner.buckets[p as usize];
+            let range = bucket.append(records, plan.bytes[p as usize])?;
+            starts[p as usize] = range.start;
+            touched.push(p, range.end);
+            if range.end - range.start != planned as u64 {
+                return Err(changed_batch());
             }
-            touched.push((p, range.end));
         }
         drop(hold);
-        let pending = encoded.into_iter().filter_map(|e| e.pending).collect();
+        let mut next = starts;
+        for o in &mut offsets {
+            let level = (*o as usize).min(LEVELS - 1);
+            *o = next[level];
+            next[level] += 1;
+        }
+        let pending = claims.into_iter().map(|c| c.pending).collect();
         Ok((offsets, touched, pending))
+    }
+
+    /// A message of a batch's second walk, to append at level `level`, with
+    /// the reference of its blob if the first walk found it a claim check.
+    /// It is measured again: writing it needs the length of its header
+    /// section, and a cloned iterator is not trusted to yield the same
+    /// messages twice (one that does not fails the append).
+    #[inline]
+    fn prepare<'a>(
+        &self,
+        m: Message<'a>,
+        level: u8,
+        claim: Option<&'a [u8; CLAIM_CHECK_BYTES]>,
+    ) -> Result<Prepared<'a>> {
+        let shape = self.check(&m)?;
+        if m.priority != level || shape.claim != claim.is_some() {
+            return Err(changed_batch());
+        }
+        let (body, flags) = match claim {
+            Some(reference) => (&reference[..], FLAG_CLAIM_CHECK),
+            None => (m.payload, 0),
+        };
+        Ok(Prepared {
+            headers: m.headers,
+            hdr_len: shape.hdr_len,
+            body,
+            flags,
+        })
     }
 
     fn after_append(&self, bucket: &Bucket, end: u64) -> Result<()> {
@@ -365,24 +541,11 @@ impl Stream {
         Ok(())
     }
 
-    /// Encodes a message; a payload above the claim-check threshold is
-    /// written as a blob first (the caller holds the blob lock).
-    fn encode<'m>(&self, m: &Message<'m>) -> Result<Encoded<'m>> {
-        if m.payload.len() as u64 > self.inner.config.claim_check_threshold {
-            let mut e = self.encode_inline(&Message {
-                payload: &[],
-                headers: m.headers.clone(),
-                priority: m.priority,
-            })?;
-            let (cc, pending) = self.inner.blobs.put_reader(m.payload)?;
-            e.claim = Some(encode_claim_check(&cc.hash, cc.len));
-            e.pending = Some(pending);
-            return Ok(e);
-        }
-        self.encode_inline(m)
-    }
-
-    fn encode_inline<'m>(&self, m: &Message<'m>) -> Result<Encoded<'m>> {
+    /// Checks a message against the stream and the limits (its priority
+    /// level, its headers, its size; a claim check by the reference that
+    /// replaces its payload). Writes and allocates nothing.
+    #[inline]
+    fn check(&self, m: &Message<'_>) -> Result<Shape> {
         let priorities = self.inner.priorities();
         if m.priority >= priorities {
             return Err(Error::InvalidPriority {
@@ -390,23 +553,31 @@ impl Stream {
                 priorities,
             });
         }
-        let mut hdr = Vec::new();
-        if !m.headers.is_empty() {
-            let n = headers::encoded_len(m.headers.iter().copied()).ok_or(Error::InvalidHeaders {
+        let hdr_len = if m.headers.is_empty() {
+            0
+        } else {
+            headers::encoded_len(m.headers.iter().copied()).ok_or(Error::InvalidHeaders {
                 reason: "a key is empty or longer than 255 bytes, a value longer than 65,535 bytes, or all together longer than 65,535 bytes",
-            })?;
-            hdr.reserve_exact(n);
-            for (k, v) in &m.headers {
-                headers::encode_pair(&mut hdr, k, v);
-            }
-        }
-        self.check_size(hdr.len(), m.payload.len().max(CLAIM_CHECK_BYTES))?;
-        Ok(Encoded {
-            headers: hdr,
-            payload: m.payload,
-            claim: None,
-            pending: None,
-            priority: m.priority,
-        })
+            })?
+        };
+        let claim = m.payload.len() as u64 > self.inner.config.claim_check_threshold;
+        let body = if claim {
+            CLAIM_CHECK_BYTES
+        } else {
+            m.payload.len().max(CLAIM_CHECK_BYTES)
+        };
+        self.check_size(hdr_len, body)?;
+        Ok(Shape { hdr_len, claim })
     }
+}
+
+/// The collector's hold, kept while a blob is stored and referenced.
+type BlobHold<'a> = std::sync::RwLockReadGuard<'a, ()>;
+
+/// The error of a batch whose iterator yielded other messages the second
+/// time it was walked.
+fn changed_batch() -> Error {
+    Error::InvalidArgument(
+        "send_batch: the batch's iterator yielded other messages when walked again".into(),
+    )
 }

@@ -6,6 +6,7 @@ use super::scan;
 use super::segment::{self, ActiveWriter, Pin, Segment};
 use super::Record;
 use crate::ctx::{now_us, Ctx};
+use crate::format::headers;
 use crate::format::record::{self, RecordHeader};
 use crate::format::segment::SEGMENT_HEADER_BYTES;
 use crate::group_commit::GroupCommit;
@@ -56,11 +57,14 @@ impl Writer {
     }
 }
 
-/// One message to append, already encoded and checked.
-#[derive(Debug, Clone, Copy)]
+/// One message to append, checked against the limits.
+#[derive(Debug)]
 pub(crate) struct Prepared<'a> {
-    /// The encoded header section.
-    pub headers: &'a [u8],
+    /// The header pairs, written straight into the record.
+    pub headers: Vec<(&'a str, &'a [u8])>,
+    /// Bytes of their encoded section (checked with
+    /// [`headers::encoded_len`]).
+    pub hdr_len: usize,
     /// The payload, or a claim-check reference.
     pub body: &'a [u8],
     /// Record flags (`FLAG_CLAIM_CHECK`).
@@ -70,8 +74,8 @@ pub(crate) struct Prepared<'a> {
 impl Prepared<'_> {
     /// Bytes the record takes in a segment.
     #[inline]
-    fn stored_len(&self) -> u64 {
-        record::stored_len(self.headers.len(), self.body.len())
+    pub(crate) fn stored_len(&self) -> u64 {
+        record::stored_len(self.hdr_len, self.body.len())
     }
 }
 
@@ -236,14 +240,23 @@ impl Bucket {
             .len()
     }
 
-    /// Appends `msgs` (all validated against the size limits) and returns
-    /// their offsets. They become readable together, when this returns, also
-    /// across a segment roll (the part in the old segment is made durable by
-    /// the roll but not published to readers), and durable together: the
-    /// durable offset never stops inside them (see `sync_to`). On error,
-    /// nothing of the failed part is kept; a prefix that a roll sealed into
-    /// the old segment stays and is published (it is in the log either way).
-    pub(crate) fn append(&self, msgs: &[Prepared<'_>]) -> Result<Range<u64>> {
+    /// Appends `msgs` (all validated against the size limits; `bytes` is
+    /// what their records take, to reserve disk space for at once) and
+    /// returns their offsets. They become readable together, when this
+    /// returns, also across a segment roll (the part in the old segment is
+    /// made durable by the roll but not published to readers), and durable
+    /// together: the durable offset never stops inside them (see
+    /// `sync_to`). On error (also one that `msgs` yields), nothing of the
+    /// failed part is kept; a prefix that a roll sealed into the old
+    /// segment stays and is published (it is in the log either way).
+    ///
+    /// Per call, not per message: the writer's lock, the clock, and the
+    /// publication (the segment's `(count, end)`, then the end offset).
+    pub(crate) fn append<'a>(
+        &self,
+        msgs: impl IntoIterator<Item = Result<Prepared<'a>>>,
+        bytes: u64,
+    ) -> Result<Range<u64>> {
         self.ctx.check()?;
         let mut w = lock(&self.writer);
         self.ctx.check()?;
@@ -254,37 +267,52 @@ impl Bucket {
         w.last_ts = ts;
         let first = w.next_offset();
         let (start_seg, start_pos) = (w.active.seg.base, w.write_pos);
-        let mut remaining: u64 = msgs.iter().map(Prepared::stored_len).sum();
+        let mut remaining = bytes;
         let result = (|| {
+            let (mut id, mut epoch) = (w.active.seg.id, w.active.seg_epoch());
             for m in msgs {
+                let m = m?;
                 let stored = m.stored_len();
                 if w.write_pos + stored > w.active.seg.file_bytes() {
+                    if SEGMENT_HEADER_BYTES as u64 + stored > w.active.seg.file_bytes() {
+                        // Checked against the limits by the caller: only a
+                        // message that changed since cannot fit a segment.
+                        return Err(Error::MessageTooLarge {
+                            bytes: stored,
+                            limit: self.ctx.opts.message_limit(),
+                        });
+                    }
                     self.publish_segment(&mut w);
                     self.roll(&mut w)?;
+                    (id, epoch) = (w.active.seg.id, w.active.seg_epoch());
                 }
                 if w.write_pos + stored > w.reserved_end {
-                    self.reserve(&mut w, remaining)?;
+                    self.reserve(&mut w, remaining.max(stored))?;
                 }
                 let pos = w.write_pos;
-                let offset = w.next_offset();
-                let epoch = w.active.seg_epoch();
                 let h = RecordHeader {
-                    offset,
+                    offset: w.next_offset(),
                     timestamp_us: ts,
                     epoch,
                     flags: m.flags,
                 };
-                let id = w.active.seg.id;
                 let dst = w
                     .active
                     .map
                     .slice_mut(pos as usize..(pos + stored) as usize);
-                record::encode(dst, id, &h, m.headers, m.body);
+                record::encode_with(
+                    dst,
+                    id,
+                    &h,
+                    m.hdr_len,
+                    |out| headers::encode_into(out, m.headers.iter().copied()),
+                    m.body,
+                );
                 let i = w.count;
                 w.active.seg.push(i, pos as u32, m.flags);
                 w.count += 1;
                 w.write_pos += stored;
-                remaining -= stored;
+                remaining = remaining.saturating_sub(stored);
             }
             Ok(())
         })();
