@@ -165,7 +165,7 @@ impl Consumer {
                     }
                     // Sets need a journal of version 2: a version 1 journal
                     // with room left is followed by one of its size.
-                    st.sets = true;
+                    st.version_2 = true;
                     let full = !st.journal.fits(bytes, JOURNAL_VERSION_1);
                     self.handle.inner.rotate_for(&mut st, full, bytes)?;
                 }

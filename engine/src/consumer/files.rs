@@ -324,7 +324,7 @@ pub(crate) fn open(
             hot: HotConfig::of(&config),
             segments: vec![None; priorities],
             disk_full_since: None,
-            sets: false,
+            version_2: false,
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),

@@ -31,7 +31,7 @@ impl ConsumerInner {
             n => n.min(max),
         }
         .max(min);
-        let version = if st.sets {
+        let version = if st.version_2 {
             JOURNAL_VERSION_2
         } else {
             JOURNAL_VERSION_1

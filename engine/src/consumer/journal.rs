@@ -140,11 +140,12 @@ impl Journal {
         })
     }
 
-    /// Appends a record; `false` if the journal is full (checkpoint first).
+    /// Appends a record; `false` if the journal is full (checkpoint first)
+    /// or of a version that cannot hold it.
     #[inline]
     pub(crate) fn append(&mut self, e: &Entry) -> bool {
         let end = self.pos + JOURNAL_RECORD_BYTES;
-        if end > self.map.len() {
+        if end > self.map.len() || !e.fits_version(self.version) {
             return false;
         }
         let rec = journal::encode(self.id, e);
@@ -172,6 +173,11 @@ impl Journal {
             self.prefault_ahead();
         }
         true
+    }
+
+    /// The format version.
+    pub(crate) fn version(&self) -> u32 {
+        self.version
     }
 
     /// Whether a record of `bytes` bytes in format `version` can be appended.

@@ -73,10 +73,12 @@ struct State {
     /// When starting a journal generation last failed for want of space
     /// (cleared when one starts).
     disk_full_since: Option<Instant>,
-    /// Whether this consumer journals acknowledged sets (a batch ack since
-    /// it was opened): its new journals are then of format version 2, the
-    /// others of version 1, which builds that know no sets read.
-    sets: bool,
+    /// Whether this consumer journals records of format version 2
+    /// (acknowledged sets or delivered ranges: a batch ack, or a receive of
+    /// several new messages at once, since it was opened): its new journals
+    /// are then of version 2, the others of version 1, which builds that
+    /// know neither read.
+    version_2: bool,
 }
 
 /// How long after a rotation failed for want of space deliveries go
@@ -135,6 +137,62 @@ struct Reserved {
 
 /// Where [`Consumer::take`] puts the deliveries it leases: a `Vec` for
 /// batches, an `Option` for a single receive (no allocation).
+/// First deliveries (attempt 1) of consecutive offsets of one priority
+/// level, handed out by one take: journaled as one record when it ends.
+#[derive(Debug, Default)]
+struct FreshRun {
+    bucket: u8,
+    first: u64,
+    count: u64,
+}
+
+impl FreshRun {
+    /// Adds `offset` of `bucket` if it continues the run (or the run is
+    /// empty); false if it does not.
+    fn extend(&mut self, bucket: u8, offset: u64) -> bool {
+        if self.count == 0 {
+            self.start(bucket, offset);
+            return true;
+        }
+        let next = self.first + self.count;
+        if bucket != self.bucket || offset != next || next == u64::MAX {
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+
+    fn start(&mut self, bucket: u8, offset: u64) {
+        *self = FreshRun {
+            bucket,
+            first: offset,
+            count: 1,
+        };
+    }
+
+    /// The record of the run, which is left empty.
+    fn take(&mut self) -> Option<Entry> {
+        let FreshRun {
+            bucket,
+            first,
+            count,
+        } = std::mem::take(self);
+        match count {
+            0 => None,
+            1 => Some(Entry::Delivered {
+                bucket,
+                offset: first,
+                attempt: 1,
+            }),
+            count => Some(Entry::DeliveredRange {
+                bucket,
+                first,
+                count,
+            }),
+        }
+    }
+}
+
 trait Sink {
     fn put(&mut self, d: Delivery);
     fn count(&self) -> usize;
@@ -473,7 +531,10 @@ impl Consumer {
             }
             let now = Instant::now();
             let record = record.with_blob(blob);
-            if let Some(d) = self.hand_out(&mut st, p, taken, record, now, out)? {
+            let mut run = FreshRun::default();
+            let doomed = self.hand_out(&mut st, p, taken, record, now, out, &mut run);
+            self.journal_run(&mut st, &mut run)?;
+            if let Some(d) = doomed? {
                 drop(st);
                 self.move_dead_letters(vec![d])?;
             }
@@ -497,6 +558,7 @@ impl Consumer {
         }
         let mut doomed = Vec::new();
         let mut needs_blob = None;
+        let mut run = FreshRun::default();
         while out.count() < max && doomed.len() < DOOMED_AT_ONCE {
             let Some(p) = choose_bucket(&mut st, ends, hot.starvation_limit) else {
                 break;
@@ -547,16 +609,24 @@ impl Consumer {
                     break;
                 }
             };
-            match self.hand_out(&mut st, p, taken, record, now, out) {
+            match self.hand_out(&mut st, p, taken, record, now, out, &mut run) {
                 Ok(None) => {}
                 Ok(Some(d)) => doomed.push(d),
                 Err(e) => {
+                    // What was handed out is leased: journal it if it can be.
+                    let _ = self.journal_run(&mut st, &mut run);
                     for d in &doomed {
                         st.buckets[d.priority].untake(d.offset);
                     }
                     return Err(e);
                 }
             }
+        }
+        if let Err(e) = self.journal_run(&mut st, &mut run) {
+            for d in &doomed {
+                st.buckets[d.priority].untake(d.offset);
+            }
+            return Err(e);
         }
         let wake = st.buckets.iter().filter_map(|b| b.next_wake()).min();
         drop(st);
@@ -571,6 +641,7 @@ impl Consumer {
     /// was delivered `max_deliveries` times already, keeps it taken and
     /// returns it, to be moved to the dead-letter stream without the lock
     /// ([`Consumer::move_dead_letters`]).
+    #[allow(clippy::too_many_arguments)]
     fn hand_out<S: Sink>(
         &self,
         st: &mut State,
@@ -579,6 +650,7 @@ impl Consumer {
         record: Record,
         now: Instant,
         out: &mut S,
+        run: &mut FreshRun,
     ) -> Result<Option<Doomed>> {
         let hot = st.hot;
         if hot.is_dead(taken.attempts) {
@@ -590,14 +662,21 @@ impl Consumer {
         if attempt > 1 {
             st.redelivered += 1;
         }
-        self.journal_delivery(
-            st,
-            Entry::Delivered {
-                bucket: p as u8,
-                offset: taken.offset,
-                attempt,
-            },
-        )?;
+        if attempt > 1 || !run.extend(p as u8, taken.offset) {
+            self.journal_run(st, run)?;
+            if attempt == 1 {
+                run.start(p as u8, taken.offset);
+            } else {
+                self.journal_delivery(
+                    st,
+                    Entry::Delivered {
+                        bucket: p as u8,
+                        offset: taken.offset,
+                        attempt,
+                    },
+                )?;
+            }
+        }
         out.put(Delivery {
             record,
             consumer: self.clone(),
@@ -605,6 +684,37 @@ impl Consumer {
             attempt,
         });
         Ok(None)
+    }
+
+    /// Journals the first deliveries of `run` (and empties it): one
+    /// delivered range (format version 2), or one record each in a journal
+    /// of version 1 that has room, whose successor will be of version 2.
+    fn journal_run(&self, st: &mut State, run: &mut FreshRun) -> Result<()> {
+        let Some(e) = run.take() else {
+            return Ok(());
+        };
+        let Entry::DeliveredRange {
+            bucket,
+            first,
+            count,
+        } = e
+        else {
+            return self.journal_delivery(st, e);
+        };
+        st.version_2 = true;
+        if e.fits_version(st.journal.version()) || !st.journal.has_room() {
+            // A journal without room is followed by one of version 2.
+            return self.journal_delivery(st, e);
+        }
+        for offset in first..first + count {
+            let one = Entry::Delivered {
+                bucket,
+                offset,
+                attempt: 1,
+            };
+            self.journal_delivery(st, one)?;
+        }
+        Ok(())
     }
 
     /// Appends a journal entry, writing a checkpoint and starting a new

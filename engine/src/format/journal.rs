@@ -7,7 +7,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `SPOOLJNL` |
-//! | 8 | 4 | format version: 1, or 2 (acknowledged sets may follow) |
+//! | 8 | 4 | format version: 1, or 2 (acknowledged sets and delivered ranges may follow) |
 //! | 12 | 4 | reserved, zero |
 //! | 16 | 8 | journal id (random; seeds every record CRC) |
 //! | 24 | 8 | generation (matches the checkpoint it follows) |
@@ -20,11 +20,15 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | CRC-32 of the journal id (8 bytes LE) and bytes 4..24 |
-//! | 4 | 1 | kind: 1 = delivered, 2 = acknowledged, 3 = acknowledged up to, 4 = dead-lettered |
+//! | 4 | 1 | kind: 1 = delivered, 2 = acknowledged, 3 = acknowledged up to, 4 = dead-lettered, 6 = delivered range |
 //! | 5 | 1 | bucket (priority level) |
 //! | 6 | 2 | reserved, zero |
-//! | 8 | 8 | offset |
-//! | 16 | 8 | value: the delivery attempt for kind 1, zero otherwise |
+//! | 8 | 8 | offset (the first of the range for kind 6) |
+//! | 16 | 8 | value: the delivery attempt for kind 1, the number of offsets (at least 2) for kind 6, zero otherwise |
+//!
+//! Kind 6, a delivered range (version 2 journals only), says that offsets
+//! `offset .. offset + value` were each delivered for the first time: a
+//! batch receive's fresh deliveries in one slot.
 //!
 //! Kind 5, an acknowledged set (version 2 journals only), takes
 //! `1 + ceil(b / 24)` slots for a body of `b` bytes:
@@ -53,7 +57,8 @@ use super::{get_u32, get_u64, put_u32, put_u64};
 pub const JOURNAL_MAGIC: [u8; 8] = *b"SPOOLJNL";
 /// The journal format version of fixed-size records only (kinds 1 to 4).
 pub const JOURNAL_VERSION_1: u32 = 1;
-/// The journal format version that may also hold acknowledged sets (kind 5).
+/// The journal format version that may also hold acknowledged sets (kind 5)
+/// and delivered ranges (kind 6).
 /// Its checkpoint has [`CHECKPOINT_VERSION_2`](super::meta::CHECKPOINT_VERSION_2),
 /// so that a build that knows only version 1 refuses the consumer instead
 /// of taking the journal for one never synced.
@@ -115,6 +120,25 @@ pub enum Entry {
         /// Offset in the bucket.
         offset: u64,
     },
+    /// Offsets `first .. first + count` of `bucket` were each delivered for
+    /// the first time (attempt 1). Version 2 journals only; `count` is at
+    /// least 2 and the range does not pass `u64::MAX` (one delivery is a
+    /// [`Entry::Delivered`]).
+    DeliveredRange {
+        /// Priority level.
+        bucket: u8,
+        /// First offset of the range.
+        first: u64,
+        /// Offsets in the range.
+        count: u64,
+    },
+}
+
+impl Entry {
+    /// Whether a journal of format `version` may hold this entry.
+    pub fn fits_version(&self, version: u32) -> bool {
+        !matches!(self, Entry::DeliveredRange { .. }) || version >= JOURNAL_VERSION_2
+    }
 }
 
 /// Kind byte of an acknowledged set.
@@ -280,7 +304,11 @@ impl JournalHeader {
     }
 }
 
-/// Encodes one record of kinds 1 to 4.
+/// Encodes one record of kinds 1 to 4 or 6.
+///
+/// # Panics
+///
+/// On a [`Entry::DeliveredRange`] of fewer than 2 offsets or past `u64::MAX`.
 pub fn encode(journal_id: u64, e: &Entry) -> [u8; JOURNAL_RECORD_BYTES] {
     let mut b = [0u8; JOURNAL_RECORD_BYTES];
     let (kind, bucket, offset, value) = match *e {
@@ -292,6 +320,17 @@ pub fn encode(journal_id: u64, e: &Entry) -> [u8; JOURNAL_RECORD_BYTES] {
         Entry::Acked { bucket, offset } => (2, bucket, offset, 0),
         Entry::AckedUpTo { bucket, offset } => (3, bucket, offset, 0),
         Entry::DeadLettered { bucket, offset } => (4, bucket, offset, 0),
+        Entry::DeliveredRange {
+            bucket,
+            first,
+            count,
+        } => {
+            assert!(
+                range_is_valid(first, count),
+                "delivered range {first}+{count}"
+            );
+            (KIND_DELIVERED_RANGE, bucket, first, count)
+        }
     };
     b[RECORD_KIND] = kind;
     b[RECORD_BUCKET] = bucket;
@@ -300,6 +339,14 @@ pub fn encode(journal_id: u64, e: &Entry) -> [u8; JOURNAL_RECORD_BYTES] {
     let crc = record_crc(journal_id, &b);
     put_u32(&mut b, RECORD_CRC, crc);
     b
+}
+
+/// Kind byte of a delivered range.
+const KIND_DELIVERED_RANGE: u8 = 6;
+
+/// Whether `first .. first + count` is a range a record may hold.
+fn range_is_valid(first: u64, count: u64) -> bool {
+    count >= 2 && first.checked_add(count - 1).is_some()
 }
 
 fn record_crc(journal_id: u64, b: &[u8]) -> u32 {
@@ -312,7 +359,8 @@ fn record_crc(journal_id: u64, b: &[u8]) -> u32 {
 
 /// Decodes one record of kinds 1 to 4: `Ok(None)` for the all-zero end
 /// marker, `Err(())` for anything that is not a valid record (a torn write;
-/// an acknowledged set, too, which [`decode_record`] reads).
+/// an acknowledged set or a delivered range, too, which [`decode_record`]
+/// reads).
 #[cfg_attr(
     feature = "sim",
     expect(
@@ -320,7 +368,13 @@ fn record_crc(journal_id: u64, b: &[u8]) -> u32 {
         reason = "a record is valid or it is not: the replay stops at the first that is not, whatever the cause"
     )
 )]
+#[cfg(any(test, feature = "sim"))]
 pub fn decode(journal_id: u64, b: &[u8]) -> Result<Option<Entry>, ()> {
+    decode_slot(journal_id, b, JOURNAL_VERSION_1)
+}
+
+/// [`decode`] in a journal of format `version`: kind 6 from version 2 on.
+fn decode_slot(journal_id: u64, b: &[u8], version: u32) -> Result<Option<Entry>, ()> {
     if b.len() < JOURNAL_RECORD_BYTES {
         return Err(());
     }
@@ -347,6 +401,13 @@ pub fn decode(journal_id: u64, b: &[u8]) -> Result<Option<Entry>, ()> {
         2 if value == 0 => Entry::Acked { bucket, offset },
         3 if value == 0 => Entry::AckedUpTo { bucket, offset },
         4 if value == 0 => Entry::DeadLettered { bucket, offset },
+        KIND_DELIVERED_RANGE if version >= JOURNAL_VERSION_2 && range_is_valid(offset, value) => {
+            Entry::DeliveredRange {
+                bucket,
+                first: offset,
+                count: value,
+            }
+        }
         _ => return Err(()),
     };
     Ok(Some(e))
@@ -542,8 +603,8 @@ fn decode_ack_set(journal_id: u64, b: &[u8]) -> Result<(AckSet, usize), ()> {
 /// Decodes the record at the start of `b`, in a journal of format
 /// `version`: `Ok(None)` for the end marker (an all-zero slot),
 /// `Ok(Some((record, bytes it takes)))`, or `Err(())` for anything that is
-/// not a valid record (a torn write). Acknowledged sets are records of
-/// version 2 journals only.
+/// not a valid record (a torn write). Acknowledged sets and delivered
+/// ranges are records of version 2 journals only.
 #[cfg_attr(
     feature = "sim",
     expect(
@@ -562,7 +623,7 @@ pub fn decode_record(
     {
         return decode_ack_set(journal_id, b).map(|(s, n)| Some((Record::AckSet(s), n)));
     }
-    Ok(decode(journal_id, b)?.map(|e| (Record::Entry(e), JOURNAL_RECORD_BYTES)))
+    Ok(decode_slot(journal_id, b, version)?.map(|e| (Record::Entry(e), JOURNAL_RECORD_BYTES)))
 }
 
 /// A journal file's header and its valid records, in order, each with its
@@ -656,6 +717,57 @@ mod tests {
         for version in [0, 3, u32::MAX] {
             assert_eq!(JournalHeader::decode(&header(version).encode()), None);
         }
+    }
+
+    #[test]
+    fn delivered_ranges_are_version_2_records_of_two_offsets_or_more() {
+        let e = Entry::DeliveredRange {
+            bucket: 3,
+            first: 10,
+            count: 64,
+        };
+        let b = encode(9, &e);
+        assert_eq!(b[4], 6);
+        assert_eq!(
+            decode_record(9, JOURNAL_VERSION_2, &b),
+            Ok(Some((Record::Entry(e), 24)))
+        );
+        // Not in a version 1 journal, nor through the kinds-1-to-4 decoder.
+        assert_eq!(decode_record(9, JOURNAL_VERSION_1, &b), Err(()));
+        assert_eq!(decode(9, &b), Err(()));
+        assert!(e.fits_version(JOURNAL_VERSION_2) && !e.fits_version(JOURNAL_VERSION_1));
+        for i in 0..b.len() {
+            let mut bad = b;
+            bad[i] ^= 0x04;
+            assert_eq!(
+                decode_record(9, JOURNAL_VERSION_2, &bad),
+                Err(()),
+                "byte {i}"
+            );
+        }
+        // A count of 0 or 1, or a range past u64::MAX, is not a record
+        // (with a valid CRC: one form per set of deliveries).
+        for (first, count) in [(5u64, 0u64), (5, 1), (u64::MAX, 2), (u64::MAX - 5, 7)] {
+            let mut bad = b;
+            bad[8..16].copy_from_slice(&first.to_le_bytes());
+            bad[16..24].copy_from_slice(&count.to_le_bytes());
+            let crc = record_crc(9, &bad);
+            bad[..4].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(
+                decode_record(9, JOURNAL_VERSION_2, &bad),
+                Err(()),
+                "{first}+{count}"
+            );
+        }
+        let last = Entry::DeliveredRange {
+            bucket: 0,
+            first: u64::MAX - 1,
+            count: 2,
+        };
+        assert_eq!(
+            decode_record(9, JOURNAL_VERSION_2, &encode(9, &last)),
+            Ok(Some((Record::Entry(last), 24)))
+        );
     }
 
     #[test]

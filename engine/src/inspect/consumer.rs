@@ -399,6 +399,12 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
                     | Entry::AckedUpTo { bucket, offset }
                     | Entry::DeadLettered { bucket, offset },
                 ) => (*bucket as usize, *offset),
+                // Its last offset: the slots grow that far.
+                Record::Entry(Entry::DeliveredRange {
+                    bucket,
+                    first,
+                    count,
+                }) => (*bucket as usize, first.saturating_add(count - 1)),
                 // An acknowledged set grows no slots (an ack of an offset
                 // never delivered changes nothing), however wide its runs.
                 Record::AckSet(_) => (usize::MAX, 0),

@@ -288,6 +288,20 @@ fn journal_record_json(position: u64, bytes: u64, r: &JournalRecord) -> Value {
         JournalRecord::Entry(JournalEntry::DeadLettered { bucket, offset }) => {
             entry("dead_lettered", *bucket, *offset, None)
         }
+        JournalRecord::Entry(JournalEntry::DeliveredRange {
+            bucket,
+            first,
+            count,
+        }) => json!({
+            "position": position,
+            "bytes": bytes,
+            "kind": "delivered_range",
+            "priority": bucket,
+            "offset": first,
+            "attempt": 1,
+            "acks": null,
+            "runs": [{ "priority": bucket, "first": first, "last": first + (count - 1) }],
+        }),
         JournalRecord::AckSet(set) => json!({
             "position": position,
             "bytes": bytes,
@@ -322,6 +336,14 @@ fn journal_record_human(r: &JournalRecord) -> String {
         JournalRecord::Entry(JournalEntry::DeadLettered { bucket, offset }) => {
             format!("dead-lettered p{bucket} #{offset}")
         }
+        JournalRecord::Entry(JournalEntry::DeliveredRange {
+            bucket,
+            first,
+            count,
+        }) => format!(
+            "delivered p{bucket} #{first}..=#{}, {count} first deliveries",
+            first + (count - 1)
+        ),
         JournalRecord::AckSet(set) => {
             let mut line = format!(
                 "acked set of {} in {}:",

@@ -89,6 +89,23 @@ fn bounded_entry(e: &Entry, ends: &[u64]) -> Option<Entry> {
                 offset: offset.min(last),
             })
         }
+        Entry::DeliveredRange {
+            bucket,
+            first,
+            count,
+        } => match end(bucket).saturating_sub(first).min(count) {
+            0 => None,
+            1 => Some(Entry::Delivered {
+                bucket,
+                offset: first,
+                attempt: 1,
+            }),
+            count => Some(Entry::DeliveredRange {
+                bucket,
+                first,
+                count,
+            }),
+        },
     }
 }
 
@@ -263,6 +280,22 @@ impl BucketState {
         if let Some(s) = self.slot_mut(offset) {
             if s.state != SlotState::Acked {
                 s.attempts = s.attempts.max(attempt);
+            }
+        }
+    }
+
+    /// Replays the first deliveries of `first .. first + count`.
+    pub(crate) fn replay_delivered_range(&mut self, first: u64, count: u64) {
+        let end = first.saturating_add(count);
+        let start = first.max(self.floor);
+        if start >= end {
+            return;
+        }
+        self.extend_to(end);
+        let (from, to) = ((start - self.floor) as usize, (end - self.floor) as usize);
+        for s in self.slots.range_mut(from..to) {
+            if s.state != SlotState::Acked {
+                s.attempts = s.attempts.max(1);
             }
         }
     }
@@ -596,6 +629,15 @@ fn replay_entry(buckets: &mut [BucketState], e: &Entry) -> Replayed {
             if let Some(b) = buckets.get_mut(bucket as usize) {
                 b.ack(offset);
                 return Replayed::DeadLetter;
+            }
+        }
+        Entry::DeliveredRange {
+            bucket,
+            first,
+            count,
+        } => {
+            if let Some(b) = buckets.get_mut(bucket as usize) {
+                b.replay_delivered_range(first, count);
             }
         }
     }
