@@ -209,6 +209,28 @@ pub fn decode(
     len_max: u32,
     expected_offset: Option<u64>,
 ) -> Result<DecodedRecord, DecodeError> {
+    decode_with(bytes, Some(segment_id), len_max, expected_offset)
+}
+
+/// [`decode`] of a record whose checksum was checked before, in this
+/// process, at this position (see the segment's verified range): every
+/// check but the CRC.
+pub fn decode_verified(
+    bytes: &[u8],
+    len_max: u32,
+    expected_offset: Option<u64>,
+) -> Result<DecodedRecord, DecodeError> {
+    decode_with(bytes, None, len_max, expected_offset)
+}
+
+/// [`decode`], checking the CRC only with a `segment_id`.
+#[inline(always)]
+fn decode_with(
+    bytes: &[u8],
+    segment_id: Option<u64>,
+    len_max: u32,
+    expected_offset: Option<u64>,
+) -> Result<DecodedRecord, DecodeError> {
     if bytes.len() < 4 {
         return Err(DecodeError::Truncated);
     }
@@ -223,8 +245,10 @@ pub fn decode(
         return Err(DecodeError::Truncated);
     }
     let rec = &bytes[..len as usize];
-    if get_u32(rec, CRC_OFFSET) != record_crc(segment_id, rec) {
-        return Err(DecodeError::BadCrc);
+    if let Some(id) = segment_id {
+        if get_u32(rec, CRC_OFFSET) != record_crc(id, rec) {
+            return Err(DecodeError::BadCrc);
+        }
     }
     let d = DecodedRecord {
         len,

@@ -52,6 +52,17 @@ pub(crate) struct Segment {
     pub(crate) id: u64,
     map: Arc<SharedMap>,
     index: SegIndex,
+    /// `start << 32 | end`: the records `start..end` of the segment (offsets
+    /// `base + start ..`) were read at the positions the index gives and
+    /// their checksums checked by a reader of this process (empty at
+    /// first). A read of one of them checks everything but the CRC; a read
+    /// of the record next to either edge checks it and widens the range.
+    /// So each record's CRC is computed once per process, however many
+    /// consumers read it (fan-out): the bytes of a published record, and
+    /// its index entry, never change. A range of records, not of bytes: an
+    /// index entry damaged before it was first read cannot point into
+    /// checked bytes and be believed.
+    verified: AtomicU64,
 }
 
 /// A reader's own hold on a segment, which its records share.
@@ -217,6 +228,14 @@ impl Segment {
                 "record outside the mapped data",
             ));
         };
+        let verified = self.verified.load(Ordering::Acquire);
+        let (start, end) = (verified >> 32, verified & 0xffff_ffff);
+        if (start..end).contains(&i) {
+            return match record::decode_verified(bytes, u32::MAX, Some(offset)) {
+                Ok(d) => Ok(Some((pos as u32, d))),
+                Err(e) => Err(Error::corrupt(&self.path, pos as u64, e.to_string())),
+            };
+        }
         match record::decode(bytes, self.id, u32::MAX, Some(offset)) {
             Ok(d) => {
                 if d.hdr_len > 0
@@ -224,10 +243,35 @@ impl Segment {
                 {
                     return Err(Error::corrupt(&self.path, pos as u64, "malformed headers"));
                 }
+                self.widen_verified(verified, i);
                 Ok(Some((pos as u32, d)))
             }
             Err(e) => Err(Error::corrupt(&self.path, pos as u64, e.to_string())),
         }
+    }
+
+    /// Adds record `i`, just checked, to the verified range (read as
+    /// `seen`) if it is next to it, or starts the range with it if it is
+    /// empty. A lost race leaves the range as another reader set it.
+    #[inline]
+    fn widen_verified(&self, seen: u64, i: u64) {
+        let (start, end) = (seen >> 32, seen & 0xffff_ffff);
+        let (start, end) = if start == end {
+            (i, i + 1)
+        } else if i == end {
+            (start, end + 1)
+        } else if i + 1 == start {
+            (i, end)
+        } else {
+            return;
+        };
+        if end > u64::from(u32::MAX) {
+            return;
+        }
+        let new = (start << 32) | end;
+        let _ = self
+            .verified
+            .compare_exchange(seen, new, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// The bytes of a record decoded earlier by [`Segment::read`].
@@ -441,6 +485,7 @@ impl RawActive {
                 epoch,
                 blobs: AtomicBool::new(true),
             },
+            verified: AtomicU64::new(0),
         });
         ActiveWriter {
             seg,

@@ -67,6 +67,7 @@ impl Segment {
                 epoch,
                 blobs: AtomicBool::new(false),
             },
+            verified: AtomicU64::new(0),
         });
         Ok(ActiveWriter {
             seg,
@@ -169,6 +170,7 @@ impl Segment {
                 data_end: ih.data_end,
                 idx,
             },
+            verified: AtomicU64::new(0),
         };
         Ok((Arc::new(seg), rebuilt))
     }
