@@ -63,10 +63,16 @@ pub struct DurableReceive {
 
 /// W2's durable receives, in run order: each receives the next
 /// [`Sizes::w2_receive`] of W2's messages.
-pub const W2_RECEIVES: [DurableReceive; 1] = [DurableReceive {
-    row: Row::W2Receive,
-    group: 1,
-}];
+pub const W2_RECEIVES: [DurableReceive; 2] = [
+    DurableReceive {
+        row: Row::W2Receive,
+        group: 1,
+    },
+    DurableReceive {
+        row: Row::W2ReceiveBatched,
+        group: BATCH,
+    },
+];
 
 /// Runs every way of `ways` on engine `e`, each in a fresh subdirectory of
 /// `dir` (removed after it), with `n` messages of `size` bytes; `figure`

@@ -21,6 +21,9 @@ pub enum Row {
     /// W2's messages received back durably, one receive and durable ack
     /// per message, msg/s.
     W2Receive,
+    /// W2's next messages received back durably in batches of
+    /// [`BATCH`], one durable acknowledgement per batch, msg/s.
+    W2ReceiveBatched,
     /// W3, msg/s.
     W3,
     /// W3c, msg/s.
@@ -118,6 +121,7 @@ impl Row {
                 | Row::W1ReceiveBatched
                 | Row::W2
                 | Row::W2Receive
+                | Row::W2ReceiveBatched
                 | Row::W3
                 | Row::W3c
                 | Row::W4Send
@@ -145,6 +149,10 @@ impl Row {
             ),
             Row::W2Receive => format!(
                 "W2 receive + ack, durable, one at a time, the first {} (msg/s)",
+                n(sizes.w2_receive)
+            ),
+            Row::W2ReceiveBatched => format!(
+                "W2 receive, durable, batches of {BATCH} + one ack each, the next {} (msg/s)",
                 n(sizes.w2_receive)
             ),
             Row::W3 => format!(
@@ -227,6 +235,7 @@ impl Row {
             Row::W1SendBatched | Row::W4SendBatched => "batched send",
             Row::W1ReceiveBatched | Row::W4ReceiveBatched => "batched receive + ack",
             Row::W2Receive => "durable receive + ack",
+            Row::W2ReceiveBatched => "durable batched receive + ack",
             Row::F8One => "1 subscriber",
             Row::F8Many => "all at once",
             Row::F8Ratio => "ratio",

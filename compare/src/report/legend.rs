@@ -3,7 +3,7 @@
 use super::Report;
 use crate::memory;
 use crate::numbers::{bytes, thousands};
-use crate::{Workload, C4_BATCH, COMPETING, SMALL};
+use crate::{Workload, BATCH, C4_BATCH, COMPETING, SMALL};
 
 impl Report<'_> {
     /// The lines below the table: how to read it and how each engine is used.
@@ -47,9 +47,13 @@ impl Report<'_> {
                 "W2 receive + ack, durable: the W2 store reopened with durable writes, and the \
                  first {} of its messages received one at a time, each acknowledgement durable \
                  before the next receive (Spool: `Durability::Always`, `try_receive` + \
-                 `Delivery::ack`; the databases: a durable transaction per message); the rest \
-                 is then read after another reopen, so every message is checked, and none \
-                 acknowledged comes back.",
+                 `Delivery::ack`; the databases: a durable transaction per message); then the \
+                 next {} in batches of {BATCH}, each batch acknowledged durably before the next \
+                 (Spool: `receive_batch` + `ack_up_to`; the databases: a durable transaction \
+                 per batch; queue-file: `remove_n` with sync writes); the rest is then read \
+                 after another reopen, so every message is checked, and none acknowledged \
+                 comes back.",
+                thousands(self.sizes.w2_receive),
                 thousands(self.sizes.w2_receive)
             ));
         }
