@@ -1,7 +1,7 @@
 //! Goal: the async API works on any executor without blocking its threads:
 //! waiting receives let other tasks run, sends and lease expiries wake
-//! them, durable sends and acks resolve once synced (and survive a power
-//! cut), a dropped future loses and leases nothing, and `close` ends every
+//! them, durable sends, acks and batch acks resolve once synced (and
+//! survive a power cut), a dropped future loses and leases nothing, and `close` ends every
 //! wait.
 //!
 //! Executors: tokio (current-thread and multi-thread) and the `futures`
@@ -288,6 +288,19 @@ fn resolved_durable_sends_and_acks_survive_a_power_cut() {
                 let off = d.offset();
                 d.ack_async().await.unwrap();
                 acked.push(off);
+            }
+            // Then in batches, every other delivery of each, one record
+            // and one shared sync per batch.
+            for _ in 0..10 {
+                let batch = c.receive_batch_async(16, LIVENESS).await.unwrap();
+                assert!(!batch.is_empty());
+                let (done, kept): (Vec<_>, Vec<_>) =
+                    batch.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+                acked.extend(done.iter().map(|(_, d)| d.offset()));
+                c.ack_batch_async(done.into_iter().map(|(_, d)| d))
+                    .await
+                    .unwrap();
+                drop(kept);
             }
             (sent, acked)
         });

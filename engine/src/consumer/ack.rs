@@ -107,6 +107,48 @@ impl Consumer {
     /// # Ok::<(), spool::Error>(())
     /// ```
     pub fn ack_batch(&self, deliveries: impl IntoIterator<Item = Delivery>) -> Result<()> {
+        match self.ack_batch_journaled(deliveries)? {
+            Some(target) => self.persist(target),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Consumer::ack_batch`] without blocking a thread: the set is
+    /// journaled (one record) when this is called, and the future resolves
+    /// once it is durable (under `Durability::Always`: the sync runs on the
+    /// store's worker thread and is shared with concurrent acks; otherwise
+    /// at once). Dropping the future gives up waiting, not the acks.
+    ///
+    /// ```
+    /// use spool::{Options, Store};
+    /// use std::time::Duration;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// let jobs = store.stream("jobs")?;
+    /// jobs.send_batch([&b"a"[..], b"b", b"c"])?;
+    /// let worker = jobs.consumer("workers")?;
+    /// futures::executor::block_on(async {
+    ///     let batch = worker.receive_batch_async(10, Duration::from_secs(1)).await?;
+    ///     assert_eq!(batch.len(), 3);
+    ///     worker.ack_batch_async(batch).await // one record, one shared sync
+    /// })?;
+    /// assert!(worker.try_receive()?.is_none());
+    /// # Ok::<(), spool::Error>(())
+    /// ```
+    pub fn ack_batch_async(&self, deliveries: impl IntoIterator<Item = Delivery>) -> Durable<()> {
+        match self.ack_batch_journaled(deliveries) {
+            Err(e) => Durable::ready(Err(e)),
+            Ok(None) => Durable::ready(Ok(())),
+            Ok(Some(target)) => self.durable_after(target, ()),
+        }
+    }
+
+    /// Journals the acks of [`Consumer::ack_batch`]; the journal position
+    /// to make durable, if anything changed.
+    fn ack_batch_journaled(
+        &self,
+        deliveries: impl IntoIterator<Item = Delivery>,
+    ) -> Result<Option<u64>> {
         let mut positions = Vec::new();
         for d in deliveries {
             if !Arc::ptr_eq(&d.consumer.handle.inner, &self.handle.inner) {
@@ -121,13 +163,14 @@ impl Consumer {
             }
             positions.push((d.priority(), d.offset()));
         }
-        self.ack_positions(positions)
+        self.ack_positions_journaled(positions)
     }
 
     /// Acknowledges the messages at `positions` (`(priority, offset)`, in
-    /// any order) with one journal record and one sync: each as
-    /// [`Consumer::ack_lease`] would, all or none.
-    pub(crate) fn ack_positions(&self, mut positions: Vec<(u8, u64)>) -> Result<()> {
+    /// any order) with one journal record, each as [`Consumer::ack_lease`]
+    /// would, all or none; the journal position to make durable, if
+    /// anything changed.
+    fn ack_positions_journaled(&self, mut positions: Vec<(u8, u64)>) -> Result<Option<u64>> {
         self.handle.inner.ctx.check()?;
         positions.sort_unstable();
         positions.dedup();
@@ -136,7 +179,7 @@ impl Consumer {
         // acknowledged (a duplicate delivery's ack changes nothing).
         positions.retain(|&(p, o)| st.buckets.get(p as usize).is_some_and(|b| b.is_unacked(o)));
         match positions[..] {
-            [] => return Ok(()),
+            [] => return Ok(None),
             [(priority, offset)] => {
                 // The record of a single ack, which any journal holds.
                 self.make_room(&mut st)?;
@@ -184,9 +227,7 @@ impl Consumer {
                 }
             }
         }
-        let target = st.logical();
-        drop(st);
-        self.persist(target)
+        Ok(Some(st.logical()))
     }
 
     /// Acknowledges every message of `priority` up to and including
