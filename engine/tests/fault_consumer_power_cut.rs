@@ -17,13 +17,26 @@
 //! either stopping there or carrying on (as a program that retries would)
 //! until a power cut a few operations later: acks that return after a
 //! failure must hold too.
+//!
+//! Batch receives journal their first deliveries as delivered ranges (one
+//! record per run of a priority level, DESIGN §3.5): a workload of batch
+//! receives over three levels, by a consumer that starts with one (its
+//! first journal is of version 2 at once) and by one that receives one at
+//! a time first (a version 1 journal with room, which gets one record per
+//! message of a batch, and a version 2 generation after it), mixed with
+//! nacks and leases that run out, is cut at every operation too. After the
+//! reopen, besides the checks above, no message comes back with more than
+//! one delivery above the most it was handed out with (a range replayed
+//! too wide would count deliveries that never were).
 
 pub mod common;
 
 use common::sim;
+use spool::format::journal::{self, Entry, Record, JOURNAL_VERSION_1, JOURNAL_VERSION_2};
 use spool::io::sim::{fault_then_cut, retry, step, CutMode, SimFs};
-use spool::{ConsumerConfig, Store};
-use std::collections::BTreeSet;
+use spool::{ConsumerConfig, Message, Store, StreamConfig};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 const ROOT: &str = "/c";
@@ -363,6 +376,283 @@ fn io_error_at_every_operation_of_a_consumer_workload() {
                     &format!("{kind:?} at op {n} (forever: {forever})"),
                 );
             }
+        }
+    }
+}
+
+/// Consumers of the delivered-range workload: one that receives in batches
+/// from its first take on, one that receives one at a time first.
+const RANGE_CONSUMERS: [&str; 2] = ["fresh", "single"];
+/// Priority levels of its stream `r`.
+const RANGE_LEVELS: u8 = 3;
+
+/// What the delivered-range workload did, per consumer.
+#[derive(Debug, Default)]
+struct RangeRun {
+    /// `(level, offset)`s whose ack returned.
+    confirmed: [BTreeSet<(u8, u64)>; 2],
+    /// `(level, offset)`s an ack was issued for.
+    attempted: [BTreeSet<(u8, u64)>; 2],
+    /// The highest attempt each message was handed out with.
+    attempts: [BTreeMap<(u8, u64), u32>; 2],
+    /// A receive failed (the power went in its journal rotation): what it
+    /// leased may be in a checkpoint without having been handed out.
+    receive_failed: bool,
+    /// Whether to keep `journals` (the clean run).
+    observe: bool,
+    /// After each batch receive: the consumer, its journal's version and
+    /// records.
+    journals: Vec<(usize, u32, Vec<Record>)>,
+}
+
+fn range_payload(p: u8, offset: u64) -> Vec<u8> {
+    let mut v = vec![p];
+    v.extend_from_slice(&payload(offset));
+    v
+}
+
+/// The journal of consumer `name` of stream `r`: version and records.
+fn range_journal(fs: &SimFs, name: &str) -> Option<(u32, Vec<Record>)> {
+    let dir = Path::new(ROOT).join("streams/r/consumers").join(name);
+    let path = fs
+        .files()
+        .into_iter()
+        .filter(|f| f.parent() == Some(dir.as_path()))
+        .filter(|f| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("journal."))
+        })
+        .max()?;
+    let (h, records) = journal::decode_all(&fs.read_file(&path).ok()?)?;
+    Some((h.version, records.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// Three levels of messages, received in batches by "fresh" (from its
+/// first take on, under a starvation limit, so that a batch interleaves
+/// levels) and by "single" (one at a time first: a version 1 journal with
+/// room; a batch ack then starts a version 2 generation). Messages are
+/// nacked once, or their lease runs out once (extended to end now), before
+/// they are acknowledged, alone or in batches; one of each consumer is held
+/// unacknowledged from round to round.
+fn range_workload(fs: &SimFs, run: &mut RangeRun) -> spool::Result<()> {
+    let store = Store::open(ROOT, sim::consumer_options(fs))?;
+    let s = store.create_stream("r", StreamConfig::default().priorities(RANGE_LEVELS))?;
+    let config = ConsumerConfig::default().visibility_timeout(Duration::from_secs(60));
+    let fresh = s.consumer_with("fresh", config.clone().starvation_limit(3))?;
+    let single = s.consumer_with("single", config)?;
+    let mut ends = [0u64; RANGE_LEVELS as usize];
+    let mut held: [Option<spool::Delivery>; 2] = [None, None];
+    for round in 0..5u64 {
+        let msgs: Vec<(u8, Vec<u8>)> = (0..15u64)
+            .map(|i| {
+                let p = ((i * 7 + round) % u64::from(RANGE_LEVELS)) as u8;
+                ends[p as usize] += 1;
+                (p, range_payload(p, ends[p as usize] - 1))
+            })
+            .collect();
+        let offsets = s.send_batch(msgs.iter().map(|(p, m)| Message::new(m).priority(*p)))?;
+        for ((p, m), o) in msgs.iter().zip(offsets) {
+            assert_eq!(*m, range_payload(*p, o), "offset of a send");
+        }
+        for (i, c) in [&fresh, &single].into_iter().enumerate() {
+            let mut got = Vec::new();
+            if i == 1 && round != 1 {
+                // One at a time first (in round 0 the journal's first
+                // records: it is of version 1).
+                for _ in 0..2 {
+                    match c.try_receive() {
+                        Ok(Some(d)) => got.push(d),
+                        Ok(None) => {}
+                        Err(e) => {
+                            run.receive_failed = true;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            let max = [7, 12, 5, 30, 9][round as usize] + i;
+            match c.receive_batch(max, Duration::ZERO) {
+                Ok(batch) => got.extend(batch),
+                Err(e) => {
+                    run.receive_failed = true;
+                    return Err(e);
+                }
+            }
+            if run.observe {
+                let (version, records) =
+                    range_journal(fs, RANGE_CONSUMERS[i]).expect("a journal after a receive");
+                run.journals.push((i, version, records));
+            }
+            for d in &got {
+                let n = run.attempts[i]
+                    .entry((d.priority(), d.offset()))
+                    .or_insert(0);
+                *n = (*n).max(d.attempt());
+            }
+            let mut done = Vec::new();
+            for d in got {
+                let o = d.offset();
+                if o % 4 == 1 && d.attempt() == 1 {
+                    d.nack()?;
+                } else if o % 5 == 2 && d.attempt() == 1 {
+                    // The lease runs out: redelivered by the next receive.
+                    d.extend_lease(Duration::ZERO)?;
+                } else if held[i].is_none() {
+                    held[i] = Some(d);
+                } else {
+                    done.push(d);
+                }
+            }
+            if round % 2 == 1 {
+                // The one held since a round before goes with these.
+                done.extend(held[i].take());
+            }
+            let positions: Vec<(u8, u64)> =
+                done.iter().map(|d| (d.priority(), d.offset())).collect();
+            run.attempted[i].extend(&positions);
+            if round % 2 == 1 || i == 0 {
+                c.ack_batch(done)?;
+                run.confirmed[i].extend(&positions);
+            } else {
+                // Single acks (a version 1 journal keeps its version).
+                for d in done {
+                    let at = (d.priority(), d.offset());
+                    d.ack()?;
+                    run.confirmed[i].insert(at);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_ranges(fs: &SimFs, run: &RangeRun, what: &str) {
+    let store = Store::open(ROOT, sim::consumer_options(fs))
+        .unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
+    if !store.streams().contains(&"r".to_string()) {
+        assert!(
+            run.attempted.iter().all(|a| a.is_empty()),
+            "{what}: stream lost"
+        );
+        return;
+    }
+    let s = store.stream("r").unwrap();
+    let ends: Vec<u64> = s.stats().buckets.iter().map(|b| b.end_offset).collect();
+    assert_eq!(ends.len(), usize::from(RANGE_LEVELS));
+    for (i, name) in RANGE_CONSUMERS.iter().enumerate() {
+        if !s.consumers().contains(&name.to_string()) {
+            assert!(run.attempts[i].is_empty(), "{what}: consumer {name} lost");
+            continue;
+        }
+        let c = s.consumer(name).unwrap();
+        let mut delivered = BTreeSet::new();
+        loop {
+            let batch = c
+                .receive_batch(16, Duration::ZERO)
+                .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
+            if batch.is_empty() {
+                break;
+            }
+            for d in batch {
+                let at = (d.priority(), d.offset());
+                assert_eq!(
+                    d.payload(),
+                    range_payload(at.0, at.1),
+                    "{what}: {name} got a wrong payload"
+                );
+                assert!(
+                    !run.confirmed[i].contains(&at),
+                    "{what}: {name}: acknowledged {at:?} delivered again"
+                );
+                assert!(
+                    delivered.insert(at),
+                    "{what}: {name}: {at:?} twice in one drain"
+                );
+                // Deliveries may come back counted lower (not synced),
+                // never higher than handed out.
+                let most = run.attempts[i].get(&at).copied().unwrap_or(0)
+                    + 1
+                    + u32::from(run.receive_failed);
+                assert!(
+                    d.attempt() <= most,
+                    "{what}: {name}: {at:?} comes back as attempt {}, at most {most}",
+                    d.attempt()
+                );
+                d.ack().unwrap();
+            }
+        }
+        for (p, &end) in ends.iter().enumerate() {
+            for o in 0..end {
+                let at = (p as u8, o);
+                assert!(
+                    run.attempted[i].contains(&at) || delivered.contains(&at),
+                    "{what}: {name}: {at:?} lost (never acknowledged, not delivered)"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn power_cut_at_every_operation_of_batch_receives_journaled_as_delivered_ranges() {
+    let fs = SimFs::new();
+    let mut run = RangeRun {
+        observe: true,
+        ..RangeRun::default()
+    };
+    range_workload(&fs, &mut run).expect("clean run");
+    let total = fs.stats().ops;
+    assert!(fs.violations().is_empty());
+    // The workload journals what it claims to.
+    let is_range = |r: &Record| matches!(r, Record::Entry(Entry::DeliveredRange { .. }));
+    let first_deliveries = |records: &[Record]| {
+        records
+            .iter()
+            .filter(|r| matches!(r, Record::Entry(Entry::Delivered { attempt: 1, .. })))
+            .count()
+    };
+    for (i, version, records) in &run.journals {
+        if *version == JOURNAL_VERSION_1 {
+            assert!(
+                !records.iter().any(is_range),
+                "{}: a range in a version 1 journal",
+                RANGE_CONSUMERS[*i]
+            );
+        }
+    }
+    let of = |i: usize| run.journals.iter().filter(move |(c, _, _)| *c == i);
+    // "fresh": its first journal is of version 2 and holds ranges.
+    let (_, version, records) = of(0).next().unwrap();
+    assert_eq!(*version, JOURNAL_VERSION_2, "fresh's first journal");
+    assert!(records.iter().any(is_range), "fresh: {records:?}");
+    // "single": a batch into its version 1 journal (two single receives,
+    // then first deliveries one record each), then ranges in version 2.
+    let (_, version, records) = of(1).next().unwrap();
+    assert_eq!(*version, JOURNAL_VERSION_1, "single's first journal");
+    assert!(first_deliveries(records) >= 4, "single: {records:?}");
+    assert!(
+        of(1).any(|(_, v, r)| *v == JOURNAL_VERSION_2 && r.iter().any(is_range)),
+        "single never journaled a range: {:?}",
+        run.journals
+    );
+    assert!(total > 150, "workload too small: {total}");
+    for n in 1..=total {
+        for mode in [
+            CutMode::DropUnsynced,
+            CutMode::RandomPages(n),
+            CutMode::RandomPages(n + 7_000_000),
+        ] {
+            let fs = SimFs::new();
+            fs.crash_at(n, mode);
+            let mut run = RangeRun::default();
+            let _ = range_workload(&fs, &mut run);
+            let image = fs.crashed_image().expect("crashed");
+            check_ranges(
+                &SimFs::from_image(&image),
+                &run,
+                &format!("ranges, cut at op {n}/{total} {mode:?}"),
+            );
         }
     }
 }

@@ -19,15 +19,27 @@
 //!
 //! Method: a store built once on the simulated file system (a stream of
 //! several sealed segments with headers and a claim-check blob, a consumer
-//! with a journal, consumers that batch-acked (journals of format version 2
-//! holding acknowledged sets), a stream of two priorities, a stream whose retention
-//! left a low-water mark), as closed cleanly and as cut by a power failure
-//! while live; then copies of it damaged one way each (bit flips in every
-//! small file and sampled in segments, indexes, journals and blobs; files
-//! cut short; indexes removed; torn tails of random power cuts; orphan and
-//! missing blobs; leftover temporary files and directories), each inspected,
+//! with a journal, consumers that batch-received and batch-acked (journals
+//! of format version 2 holding delivered ranges and acknowledged sets), a
+//! stream of two priorities, a stream whose retention left a low-water
+//! mark), as closed cleanly and as cut by a power failure while live; then
+//! copies of it damaged one way each (bit flips in every small file and
+//! sampled in segments, indexes, journals and blobs; files cut short;
+//! indexes removed; torn tails of random power cuts; orphan and missing
+//! blobs; leftover temporary files and directories), each inspected,
 //! planned, opened and read, and repaired on a second copy.
+//!
+//! 3. The inspector folds a consumer's journal as the engine's open does:
+//!    on the base store and on journals given forged delivered ranges with
+//!    valid CRCs (over acknowledged offsets, over offsets never delivered,
+//!    of a level the stream does not have, in a version 1 journal where no
+//!    range is a record), its figures of each consumer and level (ack
+//!    floor, next offset, acknowledged out of order, unacknowledged
+//!    deliveries, their highest count, redeliveries) are the engine's after
+//!    the open and a drain. A range past the end of the log is the second
+//!    asymmetry: a problem for the inspector, cut at the end by the open.
 
+use spool::format::journal::{self, Entry, JournalHeader, Record};
 use spool::inspect::repair::Action;
 use spool::inspect::{Inspector, Problem};
 use spool::io::sim::{CutMode, SimFs};
@@ -705,5 +717,282 @@ fn forged_files_are_judged_alike() {
             &with_file(&base, &tmp, b"half"),
             &format!("{}", tmp.display()),
         );
+    }
+}
+
+/// The newest journal of consumer `consumer` of stream `stream` on `fs`.
+fn newest_journal(fs: &SimFs, stream: &str, consumer: &str) -> PathBuf {
+    fs.files()
+        .into_iter()
+        .filter(|f| {
+            file_name(f).contains(&format!("/streams/{stream}/consumers/{consumer}/journal."))
+        })
+        .max()
+        .unwrap_or_else(|| panic!("no journal of {stream}/{consumer}"))
+}
+
+/// A copy of `base` whose journal of `stream`/`consumer` has `entries`
+/// appended after its last valid record, with valid CRCs; and the journal's
+/// header.
+fn with_entries(
+    base: &SimFs,
+    stream: &str,
+    consumer: &str,
+    entries: &[Entry],
+) -> (SimFs, JournalHeader) {
+    let jpath = newest_journal(base, stream, consumer);
+    let mut j = base.read_file(&jpath).unwrap();
+    let (h, records) = journal::decode_all(&j).unwrap();
+    let mut end = records
+        .last()
+        .map(|(at, r)| {
+            *at as usize
+                + match r {
+                    Record::Entry(_) => 24,
+                    Record::AckSet(s) => journal::ack_set_record_bytes(s),
+                }
+        })
+        .unwrap_or(journal::JOURNAL_HEADER_BYTES);
+    for e in entries {
+        j[end..end + 24].copy_from_slice(&journal::encode(h.journal_id, e));
+        end += 24;
+    }
+    (with_file(base, &jpath, &j), h)
+}
+
+/// Each consumer's figures as the inspector folds its files, and as the
+/// engine has them after an open and a drain of every message it has to
+/// deliver (on a copy of `fs`). Levels whose state the inspector finds
+/// past the end of the log (the second asymmetry) are left out.
+fn assert_folded_alike(fs: &SimFs, what: &str) {
+    let info = Inspector::new(fs).inspect_store(Path::new(ROOT)).unwrap();
+    let copy = fs.power_cut(CutMode::DropUnsynced);
+    let store = Store::open(ROOT, options(&copy, Durability::Never))
+        .unwrap_or_else(|e| panic!("{what}: open: {e}"));
+    let mut compared = 0;
+    for si in &info.streams {
+        let s = store.stream(&si.name).unwrap();
+        for ci in &si.consumers {
+            let c = s.consumer(&ci.name).unwrap();
+            let stats = c.stats();
+            let who = format!("{what}: {}/{}", si.name, ci.name);
+            assert_eq!(ci.buckets.len(), stats.buckets.len(), "{who}");
+            assert_eq!(ci.redelivered, stats.redelivered, "{who}: redelivered");
+            assert_eq!(
+                ci.dead_lettered, stats.dead_lettered,
+                "{who}: dead lettered"
+            );
+            // The drain: every unacknowledged delivery comes back with its
+            // count plus one; a first delivery with 1.
+            let mut attempts: Vec<Vec<u32>> = vec![Vec::new(); stats.buckets.len()];
+            loop {
+                let batch = c.receive_batch(64, Duration::ZERO).unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                for d in batch {
+                    attempts[d.priority() as usize].push(d.attempt() - 1);
+                    d.ack().unwrap();
+                }
+            }
+            for ((b, e), delivered) in ci.buckets.iter().zip(&stats.buckets).zip(&attempts) {
+                let who = format!("{who} p{}", b.priority);
+                assert_eq!(b.end_offset, Some(e.end_offset), "{who}: end");
+                if b.ack_floor > e.end_offset || b.next_offset > e.end_offset {
+                    continue;
+                }
+                assert_eq!(b.ack_floor, e.ack_floor, "{who}: ack floor");
+                assert_eq!(b.next_offset, e.next_offset, "{who}: next offset");
+                assert_eq!(
+                    b.acked_out_of_order,
+                    e.end_offset - e.ack_floor - e.pending,
+                    "{who}: acknowledged out of order"
+                );
+                assert_eq!(
+                    b.unacked_deliveries,
+                    e.in_flight + e.waiting_redelivery,
+                    "{who}: unacknowledged deliveries"
+                );
+                let counted: Vec<u32> = delivered.iter().copied().filter(|&n| n > 0).collect();
+                assert_eq!(
+                    b.unacked_deliveries,
+                    counted.len() as u64,
+                    "{who}: redeliveries"
+                );
+                assert_eq!(
+                    b.unacked_redelivered,
+                    counted.iter().filter(|&&n| n >= 2).count() as u64,
+                    "{who}: redelivered twice or more"
+                );
+                assert_eq!(
+                    b.max_attempts,
+                    counted.iter().copied().max().unwrap_or(0),
+                    "{who}: highest count"
+                );
+                assert_eq!(
+                    delivered.len() as u64,
+                    e.end_offset - e.ack_floor - b.acked_out_of_order,
+                    "{who}: drained"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 6, "{what}: {compared} levels compared");
+    drop(store);
+}
+
+/// The base store's journals hold delivered ranges (so the bit flips above
+/// hit them), and the inspector folds them as the engine does.
+#[test]
+fn delivered_ranges_are_folded_as_the_engine_folds_them() {
+    let base = closed_image();
+    for (stream, consumer, levels) in [("s", "b", 1), ("p", "pb", 2)] {
+        let (h, records) = journal::decode_all(
+            &base
+                .read_file(&newest_journal(&base, stream, consumer))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(h.version, journal::JOURNAL_VERSION_2);
+        let ranges = records
+            .iter()
+            .filter(|(_, r)| matches!(r, Record::Entry(Entry::DeliveredRange { .. })))
+            .count();
+        assert_eq!(ranges, levels, "{stream}/{consumer}: {records:?}");
+    }
+    assert_folded_alike(&base, "undamaged");
+    let range = |bucket, first, count| Entry::DeliveredRange {
+        bucket,
+        first,
+        count,
+    };
+    // Consumer b acknowledged 0, 1, 3, 4 and 5 of 0..6: a range over all of
+    // them and four never delivered; one below its floor.
+    for (what, entries) in [
+        ("a range over acknowledged offsets", vec![range(0, 0, 10)]),
+        ("a range below the floor", vec![range(0, 0, 2)]),
+        (
+            "ranges, then an ack inside one",
+            vec![
+                range(0, 6, 3),
+                Entry::Acked {
+                    bucket: 0,
+                    offset: 7,
+                },
+                range(0, 9, 2),
+            ],
+        ),
+        ("a range of a level the stream lacks", vec![range(3, 0, 4)]),
+    ] {
+        let (fs, h) = with_entries(&base, "s", "b", &entries);
+        assert_eq!(h.version, journal::JOURNAL_VERSION_2);
+        check(&fs, what);
+        assert_folded_alike(&fs, what);
+    }
+    // Consumer pb, of both levels of p (3 messages each): p1 #1 kept, the
+    // rest of p1 #0..=#2 and p0 #0..=#1 acknowledged.
+    let (fs, _) = with_entries(
+        &base,
+        "p",
+        "pb",
+        &[range(1, 0, 3), range(0, 1, 2), range(9, 0, 2)],
+    );
+    check(&fs, "ranges of both levels");
+    assert_folded_alike(&fs, "ranges of both levels");
+    // In a version 1 journal a range is no record: both replays end there.
+    let (fs, h) = with_entries(
+        &base,
+        "s",
+        "c",
+        &[
+            range(0, 4, 3),
+            Entry::Acked {
+                bucket: 0,
+                offset: 3,
+            },
+        ],
+    );
+    assert_eq!(h.version, journal::JOURNAL_VERSION_1);
+    check(&fs, "a range in a version 1 journal");
+    assert_folded_alike(&fs, "a range in a version 1 journal");
+    let before = Inspector::new(&base)
+        .inspect_store(Path::new(ROOT))
+        .unwrap();
+    let after = Inspector::new(&fs).inspect_store(Path::new(ROOT)).unwrap();
+    let c_of = |info: &spool::inspect::StoreInfo| {
+        let s = info.streams.iter().find(|s| s.name == "s").unwrap();
+        s.consumers.iter().find(|c| c.name == "c").unwrap().clone()
+    };
+    assert_eq!(
+        c_of(&after).buckets,
+        c_of(&before).buckets,
+        "the range changed c"
+    );
+    assert_eq!(c_of(&after).journal_records, c_of(&before).journal_records);
+}
+
+/// The second asymmetry, with delivered ranges: a range reaching past the
+/// end of the log (a crash took the messages back, or the journal is
+/// forged) makes the inspector report delivered messages missing from the
+/// log; the open cuts the range at the end and delivers what is there.
+#[test]
+fn a_range_past_the_end_of_the_log_is_a_problem_for_the_inspector_only() {
+    let base = closed_image();
+    let end = {
+        let store = Store::open(
+            ROOT,
+            options(&base.power_cut(CutMode::DropUnsynced), Durability::Never),
+        )
+        .unwrap();
+        store.stream("s").unwrap().stats().buckets[0].end_offset
+    };
+    let range = |first, count| Entry::DeliveredRange {
+        bucket: 0,
+        first,
+        count,
+    };
+    for (first, count, reason) in [
+        // Across the end: the open keeps end - 2 and end - 1.
+        (end - 2, 5, format!("past the bucket's end {end}")),
+        // Wholly past it, and far: the inspector stops its replay there.
+        (1 << 40, 1 << 41, "replay stopped here".to_string()),
+    ] {
+        let what = format!("a range {first}+{count} past the end {end}");
+        let (fs, _) = with_entries(&base, "s", "b", &[range(first, count)]);
+        let v = verdicts(&fs.power_cut(CutMode::DropUnsynced));
+        let report = v
+            .engine
+            .unwrap_or_else(|e| panic!("{what}: the open failed: {e}"));
+        assert!(report.is_clean(), "{what}: {report}");
+        assert!(!v.problems.is_empty(), "{what}: no problem found");
+        assert!(
+            v.problems.iter().all(|p| p.reason.contains(&reason)),
+            "{what}: {:?}",
+            v.problems
+        );
+        // The engine: offsets up to the end delivered once, none past it.
+        let store = Store::open(
+            ROOT,
+            options(&fs.power_cut(CutMode::DropUnsynced), Durability::Never),
+        )
+        .unwrap();
+        let s = store.stream("s").unwrap();
+        let c = s.consumer("b").unwrap();
+        let stats = &c.stats().buckets[0];
+        let next = if first < end { end } else { 6 };
+        assert_eq!((stats.end_offset, stats.next_offset), (end, next), "{what}");
+        let mut got = Vec::new();
+        loop {
+            let batch = c.receive_batch(usize::MAX, Duration::ZERO).unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            got.extend(batch.into_iter().map(|d| (d.offset(), d.attempt())));
+        }
+        let want: Vec<(u64, u32)> = std::iter::once((2, 2))
+            .chain((6..end).map(|o| (o, if first < end && o >= first { 2 } else { 1 })))
+            .collect();
+        assert_eq!(got, want, "{what}");
     }
 }

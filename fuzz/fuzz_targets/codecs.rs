@@ -1,8 +1,10 @@
 //! The pure codecs of `spool::format` on arbitrary bytes (segment header,
 //! segment state, index, meta frame, header section, consumer journal header
-//! and records of both journal versions, acknowledged sets among them, and
-//! whole journals), then encode -> decode round trips of structured values
-//! built from the same bytes.
+//! and records of both journal versions, acknowledged sets and delivered
+//! ranges among them, and whole journals), then encode -> decode round trips
+//! of structured values built from the same bytes: delivered ranges are
+//! records of version 2 journals only, and a slot of kind 6 with a valid CRC
+//! but a count below 2 or a range past `u64::MAX` is no record.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -10,9 +12,27 @@ use libfuzzer_sys::fuzz_target;
 use spool::format::headers::{self, HeaderIter};
 use spool::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
 use spool::format::journal::{
-    self, AckRun, AckSet, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES,
-    JOURNAL_RECORD_BYTES, JOURNAL_VERSION_1, JOURNAL_VERSION_2,
+    self, AckRun, AckSet, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
+    JOURNAL_VERSION_1, JOURNAL_VERSION_2,
 };
+
+/// Kind byte of a delivered range.
+const KIND_DELIVERED_RANGE: u8 = 6;
+
+/// Whether `first .. first + count` is a range a record may hold.
+fn range_is_valid(first: u64, count: u64) -> bool {
+    count >= 2 && first.checked_add(count - 1).is_some()
+}
+
+/// A one-slot record of `journal_id` with its CRC made right over bytes
+/// 4..24, whatever they hold.
+fn with_crc(journal_id: u64, mut b: [u8; JOURNAL_RECORD_BYTES]) -> [u8; JOURNAL_RECORD_BYTES] {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&journal_id.to_le_bytes());
+    h.update(&b[4..]);
+    b[..4].copy_from_slice(&h.finalize().to_le_bytes());
+    b
+}
 use spool::format::meta::{self, META_BODY_BYTES_MAX, STREAM_META_MAGIC};
 use spool::format::record::{self, RecordHeader, FLAGS_KNOWN};
 use spool::format::segment::{SegmentHeader, SegmentState, STATE_BYTES, STATE_OFFSET};
@@ -68,6 +88,10 @@ struct JnlIn {
     runs: Vec<(u8, u64, u64)>,
     /// Where to damage each set's record: `(byte, xor)`.
     damage: (u16, u8),
+    /// Delivered ranges: `(level, first, count)`, made valid (at least 2
+    /// offsets, not past `u64::MAX`), and the count of a slot forged from
+    /// each one with its CRC made right, made invalid.
+    ranges: Vec<(u8, u64, u64, u64)>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -145,10 +169,23 @@ fn raw(data: &[u8]) {
         let Some(rec) = data.get(start..) else {
             continue;
         };
-        // Version 2: kinds 1 to 4 as in version 1, and acknowledged sets,
-        // which must be canonical too.
+        // Version 2: kinds 1 to 4 as in version 1, and acknowledged sets
+        // and delivered ranges, which must be canonical too.
         let v1 = journal::decode(jid, rec);
         match journal::decode_record(jid, JOURNAL_VERSION_2, rec) {
+            Ok(Some((Record::Entry(e @ Entry::DeliveredRange { first, count, .. }), n))) => {
+                assert_eq!(n, JOURNAL_RECORD_BYTES);
+                assert!(v1.is_err(), "a delivered range is no version 1 record");
+                assert!(range_is_valid(first, count), "range {first}+{count}");
+                assert!(e.fits_version(JOURNAL_VERSION_2) && !e.fits_version(JOURNAL_VERSION_1));
+                assert_eq!(rec[4], KIND_DELIVERED_RANGE);
+                let enc = journal::encode(jid, &e);
+                assert_eq!(
+                    &enc[..],
+                    &rec[..JOURNAL_RECORD_BYTES],
+                    "range record is not canonical"
+                );
+            }
             Ok(Some((Record::AckSet(set), n))) => {
                 assert!(v1.is_err(), "a set is no version 1 record");
                 assert!(!set.is_empty());
@@ -163,6 +200,7 @@ fn raw(data: &[u8]) {
             }
             Ok(Some((Record::Entry(e), n))) => {
                 assert_eq!(n, JOURNAL_RECORD_BYTES);
+                assert!(e.fits_version(JOURNAL_VERSION_1));
                 assert_eq!(v1, Ok(Some(e)));
             }
             Ok(None) => assert_eq!(v1, Ok(None)),
@@ -307,7 +345,10 @@ fn structured(s: Structured) {
             Ok(Some((Record::AckSet(set.clone()), b.len())))
         );
         assert_eq!(journal::decode_record(id, JOURNAL_VERSION_1, &b), Err(()));
-        assert_eq!(journal::decode_record(id ^ 1, JOURNAL_VERSION_2, &b), Err(()));
+        assert_eq!(
+            journal::decode_record(id ^ 1, JOURNAL_VERSION_2, &b),
+            Err(())
+        );
         assert_eq!(
             journal::decode_record(id, JOURNAL_VERSION_2, &b[..b.len() - 1]),
             Err(())
@@ -326,7 +367,91 @@ fn structured(s: Structured) {
         want.push((file.len() as u64, Record::AckSet(set)));
         file.extend_from_slice(&b);
     }
+    for &(bucket, first, count, bad) in &j.ranges {
+        // Made valid: at least 2 offsets, the last no later than u64::MAX.
+        let first = first.min(u64::MAX - 1);
+        let most = (u64::MAX - first).saturating_add(1);
+        let count = 2 + count % (most - 1);
+        assert!(range_is_valid(first, count));
+        let e = Entry::DeliveredRange {
+            bucket,
+            first,
+            count,
+        };
+        let id = j.journal_id;
+        let b = journal::encode(id, &e);
+        assert_eq!(b[4], KIND_DELIVERED_RANGE);
+        assert_eq!(
+            journal::decode_record(id, JOURNAL_VERSION_2, &b),
+            Ok(Some((Record::Entry(e), JOURNAL_RECORD_BYTES)))
+        );
+        // Not a record of version 1 journals, nor of the kinds-1-to-4
+        // decoder; nor of another journal, nor cut short.
+        assert_eq!(journal::decode_record(id, JOURNAL_VERSION_1, &b), Err(()));
+        assert_eq!(journal::decode(id, &b), Err(()));
+        assert_eq!(
+            journal::decode_record(id ^ 1, JOURNAL_VERSION_2, &b),
+            Err(())
+        );
+        assert_eq!(
+            journal::decode_record(id, JOURNAL_VERSION_2, &b[..JOURNAL_RECORD_BYTES - 1]),
+            Err(())
+        );
+        assert!(e.fits_version(JOURNAL_VERSION_2) && !e.fits_version(JOURNAL_VERSION_1));
+        let (at, xor) = j.damage;
+        if xor != 0 {
+            let mut bad = b;
+            let i = at as usize % bad.len();
+            bad[i] ^= xor;
+            assert_eq!(
+                journal::decode_record(id, JOURNAL_VERSION_2, &bad),
+                Err(()),
+                "damage at byte {i} of a range went unnoticed"
+            );
+        }
+        // The same slot with an invalid count (0, 1, or a range past
+        // u64::MAX) and its CRC made right: one encoding per set of
+        // deliveries, so no record.
+        // One offset too many, where a u64 can say it (not from 0 or 1).
+        let past = (u64::MAX - first).checked_add(2);
+        let bad_count = match (bad % 3, past) {
+            (1, Some(p)) => p,
+            (2, Some(p)) => p.saturating_add(bad >> 2),
+            _ => bad % 2,
+        };
+        assert!(!range_is_valid(first, bad_count), "{first}+{bad_count}");
+        let mut forged = b;
+        forged[16..24].copy_from_slice(&bad_count.to_le_bytes());
+        let forged = with_crc(id, forged);
+        assert_eq!(
+            journal::decode_record(id, JOURNAL_VERSION_2, &forged),
+            Err(()),
+            "range {first}+{bad_count} accepted"
+        );
+        assert_eq!(
+            journal::decode_record(id, JOURNAL_VERSION_1, &forged),
+            Err(())
+        );
+        // And the valid slot forged the same way is the encoded one.
+        assert_eq!(with_crc(id, b), b);
+        want.push((file.len() as u64, Record::Entry(e)));
+        file.extend_from_slice(&b);
+    }
     assert_eq!(journal::decode_all(&file), Some((h, want.clone())));
+    // The same records in a version 1 journal: the replay ends at the first
+    // acknowledged set or delivered range.
+    let mut v1 = file.clone();
+    let h1 = JournalHeader {
+        version: JOURNAL_VERSION_1,
+        ..h
+    };
+    v1[..JOURNAL_HEADER_BYTES].copy_from_slice(&h1.encode());
+    let v1_records: Vec<_> = want
+        .iter()
+        .take_while(|(_, r)| matches!(r, Record::Entry(e) if e.fits_version(JOURNAL_VERSION_1)))
+        .cloned()
+        .collect();
+    assert_eq!(journal::decode_all(&v1), Some((h1, v1_records)));
     // Cut anywhere: the records before the cut, and none after it.
     let cut = (j.damage.0 as usize) % (file.len() + 1);
     if cut >= JOURNAL_HEADER_BYTES {

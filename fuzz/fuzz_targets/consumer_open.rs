@@ -1,12 +1,14 @@
 //! Consumer recovery on fuzzed files. A real store (stream `s`, 12 messages,
 //! consumer `c` that received six of them, acknowledged some, gave one back
-//! and received it again; journal and checkpoint as a crash leaves them) is
+//! and received it again, batch-acked two more and received two more with
+//! one batch receive; journal and checkpoint as a crash leaves them) is
 //! copied into a fresh directory; the input then damages the consumer's
 //! `checkpoint` or journal: raw bytes, a validly framed checkpoint with a
 //! fuzzed postcard body (or one built field by field from the input), a
 //! journal with a valid header (format version 1 or 2) and records with
-//! valid CRCs built from the input (acknowledged sets among them),
-//! overwrites, truncations, extensions, deletions, stale journals.
+//! valid CRCs built from the input (acknowledged sets and delivered ranges
+//! among them, of any width), overwrites, truncations, extensions,
+//! deletions, stale journals.
 //! Then `Store::open` and a drain of the consumer with `try_receive`/`ack`.
 //!
 //! Never a panic; every delivered message is the one sent at its offset;
@@ -16,12 +18,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spool::format::journal::{self, AckSet, Entry, JournalHeader, JOURNAL_HEADER_BYTES};
+use spool::format::journal::{self, AckSet, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES};
 use spool::format::meta;
 use spool::{Message, Options, Store};
 use spool_fuzz::{golden_message, options, scratch_dir, Expected, Golden, Reader, STREAM};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 const MESSAGES: u64 = 12;
 const CONSUMER: &str = "c";
@@ -105,7 +108,11 @@ fn golden() -> &'static ConsumerGolden {
             let d6 = c.try_receive().expect("receive").expect("6");
             let d7 = c.try_receive().expect("receive").expect("7");
             c.ack_batch([d7, d6]).expect("batch ack");
-            drop((again, d4));
+            // Two new ones at once: a delivered range (8..=9) in the
+            // version 2 journal.
+            let fresh = c.receive_batch(2, Duration::ZERO).expect("batch receive");
+            assert_eq!(fresh.iter().map(|d| d.offset()).collect::<Vec<_>>(), [8, 9]);
+            drop((again, d4, fresh));
             store.sync().expect("sync");
             // Dropped without reopening: the journal holds the records.
         }
@@ -132,6 +139,16 @@ fn golden() -> &'static ConsumerGolden {
             .file(journal.to_str().expect("utf-8"))
             .expect("journal bytes");
         let h = JournalHeader::decode(jbytes).expect("golden journal header");
+        let (_, records) = journal::decode_all(jbytes).expect("golden journal");
+        let range = Record::Entry(Entry::DeliveredRange {
+            bucket: 0,
+            first: 8,
+            count: 2,
+        });
+        assert!(
+            records.iter().any(|(_, r)| *r == range),
+            "the golden journal holds the range: {records:?}"
+        );
         ConsumerGolden {
             store: g,
             checkpoint,
@@ -204,7 +221,7 @@ fn forged_records(g: &ConsumerGolden, mode: u8, id: u64, r: &mut Reader<'_>) -> 
         let kind = r.u8();
         let bucket = if mode & 0x08 == 0 { 0 } else { r.u8() % 3 };
         let off = offset(r, wide);
-        let e = match kind % 6 {
+        let e = match kind % 7 {
             0 => Entry::Delivered {
                 bucket,
                 offset: off,
@@ -235,6 +252,21 @@ fn forged_records(g: &ConsumerGolden, mode: u8, id: u64, r: &mut Reader<'_>) -> 
                 journal::encode_ack_set(id, &set, &mut b);
                 out.extend_from_slice(&b);
                 continue;
+            }
+            6 => {
+                // A delivered range (a record of version 2 journals): a few
+                // offsets, or (wide) any number that does not pass u64::MAX.
+                let first = off.min(u64::MAX - 1);
+                let count = if wide {
+                    r.u64().clamp(2, (u64::MAX - first).saturating_add(1))
+                } else {
+                    2 + u64::from(r.u8() % 16)
+                };
+                Entry::DeliveredRange {
+                    bucket,
+                    first,
+                    count,
+                }
             }
             _ => {
                 // Any bytes, with the CRC made right.

@@ -2,13 +2,15 @@
 //! the engine's replay and the inspector both read journals with) on
 //! journals of records whose CRCs are made right, so that the input reaches
 //! every check behind the CRC: kinds, reserved bytes, acknowledged sets'
-//! lengths, counts, groups, varints and padding.
+//! lengths, counts, groups, varints and padding, delivered ranges' counts.
 //!
 //! Checks: no panic; the records found lie back to back from the header on;
 //! each re-encodes to exactly its bytes (one encoding per record); version
-//! 1 journals hold no acknowledged set; the decoder stops only where no
-//! valid record starts; sets are sorted, non-touching runs whose lengths add
-//! up to the set's size.
+//! 1 journals hold no acknowledged set and no delivered range; the decoder
+//! stops only where no valid record starts, and never at a well-formed
+//! delivered range of a version 2 journal; sets are sorted, non-touching
+//! runs whose lengths add up to the set's size; ranges hold 2 offsets or
+//! more and end at `u64::MAX` at the latest.
 //!
 //! Input: `version u8 | journal id u64 | chunks`, each chunk `len u16 |
 //! len bytes` made into a record: padded with zeros to whole 24-byte slots
@@ -18,13 +20,34 @@
 
 use libfuzzer_sys::fuzz_target;
 use spool::format::journal::{
-    self, JournalHeader, Record, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES, JOURNAL_VERSION_1,
-    JOURNAL_VERSION_2,
+    self, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
+    JOURNAL_VERSION_1, JOURNAL_VERSION_2,
 };
 use spool_fuzz::Reader;
 
 /// Kind byte of an acknowledged set.
 const KIND_ACK_SET: u8 = 5;
+/// Kind byte of a delivered range.
+const KIND_DELIVERED_RANGE: u8 = 6;
+
+/// Whether the slot at the start of `rec` is a delivered range of journal
+/// `id` as version 2 defines it: its CRC right, kind 6, reserved bytes
+/// zero, at least 2 offsets, the last no later than `u64::MAX`.
+fn well_formed_range(id: u64, rec: &[u8]) -> bool {
+    if rec.len() < JOURNAL_RECORD_BYTES {
+        return false;
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&id.to_le_bytes());
+    h.update(&rec[4..JOURNAL_RECORD_BYTES]);
+    let u64_at = |i: usize| u64::from_le_bytes(rec[i..i + 8].try_into().expect("8 bytes"));
+    let (first, count) = (u64_at(8), u64_at(16));
+    rec[..4] == h.finalize().to_le_bytes()
+        && rec[4] == KIND_DELIVERED_RANGE
+        && rec[6..8] == [0, 0]
+        && count >= 2
+        && first.checked_add(count - 1).is_some()
+}
 
 /// The bytes a record starting with `rec` covers, as its CRC does.
 fn covered(rec: &[u8]) -> usize {
@@ -102,13 +125,27 @@ fuzz_target!(|data: &[u8]| {
             }
             assert_eq!(total, s.len());
         }
+        if let Record::Entry(e @ Entry::DeliveredRange { first, count, .. }) = rec {
+            assert_eq!(version, JOURNAL_VERSION_2, "a range in a version 1 journal");
+            assert!(*count >= 2, "a range of {count}");
+            assert!(first.checked_add(count - 1).is_some(), "{first}+{count}");
+            assert!(!e.fits_version(JOURNAL_VERSION_1));
+            assert!(well_formed_range(id, &file[at..]));
+        }
         at += enc.len();
     }
-    // Where the decoder stopped, no valid record starts.
+    // Where the decoder stopped, no valid record starts; a well-formed
+    // range stops only a version 1 journal.
     if at < file.len() {
         assert!(!matches!(
             journal::decode_record(id, version, &file[at..]),
             Ok(Some(_))
         ));
+        if version == JOURNAL_VERSION_2 {
+            assert!(
+                !well_formed_range(id, &file[at..]),
+                "a valid delivered range refused at byte {at}"
+            );
+        }
     }
 });

@@ -1,8 +1,9 @@
 //! Goal: `segment-tool consumers`, `verify` and `dump --journal` read
-//! journals of format version 2 and their acknowledged sets (one record per
-//! batch ack) as the engine replays them: the state folded with the sets
-//! agrees with the engine's figures, verify finds nothing wrong, dump shows
-//! each set's runs with byte positions and where a torn set stops the
+//! journals of format version 2, their delivered ranges (one record per
+//! level of a batch receive) and acknowledged sets (one record per batch
+//! ack) as the engine replays them: the state folded with them agrees with
+//! the engine's figures, verify finds nothing wrong, dump shows each range
+//! and each set's runs with byte positions and where a torn set stops the
 //! replay. Method: a store built with the `spool` API, the real binary.
 
 mod common;
@@ -11,7 +12,8 @@ use spool::{Message, StreamConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Stream `s` of two levels, 10 messages each; consumer `c` received all,
+/// Stream `s` of two levels, 10 messages each; consumer `c` received all
+/// with one batch receive (a delivered range per level, the higher first),
 /// acknowledged p0 #1, #2, #5 and p1 #0 with one batch ack, then p0 #7 and
 /// #8 with another, and p0 #3 alone. Returns the engine's figures
 /// (ack floor, acked out of order as the inspector counts them) per level.
@@ -79,6 +81,8 @@ fn consumers_and_verify_fold_acknowledged_sets() {
         .expect("consumer")
         .1;
     assert_eq!(c["journal_version"], 2, "{c}");
+    // Two delivered ranges, two sets, one ack.
+    assert_eq!(c["journal_records"], 5, "{c}");
     assert_eq!(c["journal_ack_sets"], 2, "{c}");
     assert_eq!(c["journal_set_acks"], 6, "{c}");
     let b = &c["buckets"];
@@ -125,9 +129,36 @@ fn dump_journal_shows_sets_and_where_a_torn_one_stops_the_replay() {
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["acked_set", "acked_set", "acked"], "{records:?}");
-    let first = records[0];
-    assert_eq!(first["position"], 64);
+    assert_eq!(
+        kinds,
+        [
+            "delivered_range",
+            "delivered_range",
+            "acked_set",
+            "acked_set",
+            "acked"
+        ],
+        "{records:?}"
+    );
+    // The batch receive: one range per level, p1 first (served first).
+    for (r, (position, priority)) in records.iter().zip([(64, 1), (88, 0)]) {
+        assert_eq!(r["position"], position, "{r}");
+        assert_eq!(r["bytes"], 24, "{r}");
+        assert_eq!(r["priority"], priority, "{r}");
+        assert_eq!(
+            (r["offset"].as_u64(), r["attempt"].as_u64()),
+            (Some(0), Some(1)),
+            "{r}"
+        );
+        assert!(r["acks"].is_null(), "{r}");
+        assert_eq!(
+            r["runs"],
+            serde_json::json!([{"priority": priority, "first": 0, "last": 9}]),
+            "{r}"
+        );
+    }
+    let first = records[2];
+    assert_eq!(first["position"], 112);
     assert_eq!(first["acks"], 4);
     assert_eq!(
         first["runs"],
@@ -138,30 +169,38 @@ fn dump_journal_shows_sets_and_where_a_torn_one_stops_the_replay() {
         ])
     );
     assert_eq!(
-        records[1]["position"],
-        64 + first["bytes"].as_u64().unwrap()
+        records[3]["position"],
+        112 + first["bytes"].as_u64().unwrap()
     );
     assert_eq!(
         (
-            records[2]["priority"].as_u64(),
-            records[2]["offset"].as_u64()
+            records[4]["priority"].as_u64(),
+            records[4]["offset"].as_u64()
         ),
         (Some(0), Some(3))
     );
     let summary = &recs.last().unwrap().1;
-    assert_eq!(summary["records"], 3);
+    assert_eq!(summary["records"], 5);
     assert!(summary["stopped_at"].is_null(), "{summary}");
     let o = tool(&["dump", "--journal", s(&jpath)]);
     let text = stdout(&o);
     assert!(
-        text.contains("@64+48 acked set of 4 in 3 runs: p0 #1..=#2, #5 p1 #0"),
+        text.contains("@64+24 delivered p1 #0..=#9, 10 first deliveries"),
+        "{text}"
+    );
+    assert!(
+        text.contains("@88+24 delivered p0 #0..=#9, 10 first deliveries"),
+        "{text}"
+    );
+    assert!(
+        text.contains("@112+48 acked set of 4 in 3 runs: p0 #1..=#2, #5 p1 #0"),
         "{text}"
     );
     assert!(text.contains("acked p0 #3"), "{text}");
-    assert!(text.contains("3 records, 0 problems"), "{text}");
+    assert!(text.contains("5 records, 0 problems"), "{text}");
 
     // The second set torn: replay (the engine's and the tool's) stops there.
-    let second = records[1]["position"].as_u64().unwrap() as usize;
+    let second = records[3]["position"].as_u64().unwrap() as usize;
     let mut bytes = std::fs::read(&jpath).expect("read");
     bytes[second + 30] ^= 0x40;
     std::fs::write(&jpath, &bytes).expect("write");
@@ -174,7 +213,7 @@ fn dump_journal_shows_sets_and_where_a_torn_one_stops_the_replay() {
     );
     let recs = json_records(&o);
     let summary = &recs.last().unwrap().1;
-    assert_eq!(summary["records"], 1);
+    assert_eq!(summary["records"], 3);
     assert_eq!(summary["stopped_at"], second as u64);
     let o = tool(&["dump", "--journal", s(&jpath)]);
     assert!(
@@ -194,9 +233,12 @@ fn dump_journal_shows_sets_and_where_a_torn_one_stops_the_replay() {
             c["journal_records"].as_u64(),
             c["journal_ack_sets"].as_u64()
         ),
-        (Some(1), Some(1))
+        (Some(3), Some(1))
     );
     assert_eq!(c["buckets"][0]["acked_out_of_order"], 3);
+    // The ranges before it still count: every message was delivered.
+    assert_eq!(c["buckets"][0]["next_offset"], 10);
+    assert_eq!(c["buckets"][1]["next_offset"], 10);
 
     // --limit applies; a file that is no journal is a problem.
     let o = tool(&["dump", "--journal", s(&jpath), "--limit", "0"]);
