@@ -253,7 +253,7 @@ impl AckSet {
 /// A journal record, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    /// A record of one slot (kinds 1 to 4).
+    /// A record of one slot (kinds 1 to 4, and 6).
     Entry(Entry),
     /// An acknowledged set (kind 5): each of its offsets was acknowledged,
     /// as by an `Entry::Acked` of its own.
@@ -267,7 +267,8 @@ pub struct JournalHeader {
     pub journal_id: u64,
     /// The checkpoint generation this journal follows.
     pub generation: u64,
-    /// The format version: 1, or 2 if acknowledged sets may follow.
+    /// The format version: 1, or 2 if acknowledged sets and delivered
+    /// ranges may follow.
     pub version: u32,
 }
 
