@@ -160,6 +160,34 @@ pub enum Error {
         name: String,
     },
 
+    /// [`crate::Store::open_stream`] named a stream that does not exist.
+    #[error("stream {name:?} does not exist")]
+    StreamNotFound {
+        /// The stream's name.
+        name: String,
+    },
+
+    /// [`crate::Stream::open_consumer`] named a consumer that does not exist.
+    #[error("consumer {consumer:?} of stream {stream:?} does not exist")]
+    ConsumerNotFound {
+        /// The stream's name.
+        stream: String,
+        /// The consumer's name.
+        consumer: String,
+    },
+
+    /// [`crate::Store::stream_with`] found the stream with another
+    /// configuration than the one asked for.
+    #[error("stream {name:?} exists with another configuration: {existing}; asked for {wanted}")]
+    ConfigMismatch {
+        /// The stream's name.
+        name: String,
+        /// Its configuration, as stored.
+        existing: String,
+        /// The configuration asked for.
+        wanted: String,
+    },
+
     /// An offset below the first retained message was requested.
     #[error("offset {offset} is no longer retained; the first retained offset is {first}")]
     OffsetNotRetained {

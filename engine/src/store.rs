@@ -270,6 +270,65 @@ impl Store {
         self.inner.create(name, config, true)
     }
 
+    /// Gets the stream `name` only if it exists: a misspelled name is
+    /// [`Error::StreamNotFound`], not a new stream with the default
+    /// configuration (as [`Store::stream`] would make).
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// store.stream("orders")?;
+    /// assert!(store.open_stream("orders").is_ok());
+    /// assert!(matches!(store.open_stream("ordres"), Err(Error::StreamNotFound { .. })));
+    /// assert_eq!(store.streams(), ["orders"]); // nothing was created
+    /// # Ok::<(), spool::Error>(())
+    /// ```
+    pub fn open_stream(&self, name: &str) -> Result<Stream> {
+        name::validate(name)?;
+        self.inner.ctx.check()?;
+        self.inner.get(name).ok_or_else(|| Error::StreamNotFound {
+            name: name.to_string(),
+        })
+    }
+
+    /// Gets the stream `name`, creating it with `config` if it does not
+    /// exist; an existing stream must have exactly `config`, else
+    /// [`Error::ConfigMismatch`] (nothing changes). Unlike
+    /// [`Store::stream`], calling this first can never leave a stream with
+    /// the default configuration where another was meant.
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store, StreamConfig};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// let config = StreamConfig::default().priorities(3);
+    /// let jobs = store.stream_with("jobs", config.clone())?; // created
+    /// let again = store.stream_with("jobs", config)?; // the same stream
+    /// assert_eq!(again.config().priorities, 3);
+    /// let other = store.stream_with("jobs", StreamConfig::default());
+    /// assert!(matches!(other, Err(Error::ConfigMismatch { .. })));
+    /// # drop(jobs);
+    /// # Ok::<(), spool::Error>(())
+    /// ```
+    pub fn stream_with(&self, name: &str, config: StreamConfig) -> Result<Stream> {
+        name::validate(name)?;
+        config.validate()?;
+        let s = match self.inner.get(name) {
+            Some(s) => s,
+            None => self.inner.create(name, config.clone(), false)?,
+        };
+        let existing = s.config();
+        if *existing != config {
+            return Err(Error::ConfigMismatch {
+                name: name.to_string(),
+                existing: format!("{existing:?}"),
+                wanted: format!("{config:?}"),
+            });
+        }
+        Ok(s)
+    }
+
     /// Names of all streams, sorted.
     pub fn streams(&self) -> Vec<String> {
         self.inner

@@ -295,6 +295,36 @@ impl Stream {
         self.create_consumer(REPLY_CONSUMER, config, true)
     }
 
+    /// Gets the consumer `name` only if it exists: a misspelled name is
+    /// [`Error::ConsumerNotFound`], not a new durable consumer that replays
+    /// the whole stream and holds its retention back (as
+    /// [`Stream::consumer`] would make).
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// let events = store.stream("events")?;
+    /// events.consumer("indexer")?; // created once, by the deployment
+    /// let indexer = events.open_consumer("indexer")?; // by the workers
+    /// assert!(matches!(
+    ///     events.open_consumer("indexr"),
+    ///     Err(Error::ConsumerNotFound { .. })
+    /// ));
+    /// assert_eq!(events.consumers(), ["indexer"]); // nothing was created
+    /// # drop(indexer);
+    /// # Ok::<(), spool::Error>(())
+    /// ```
+    pub fn open_consumer(&self, name: &str) -> Result<Consumer> {
+        validate_consumer_name(name)?;
+        self.inner.ctx.check()?;
+        self.get_consumer(name)
+            .ok_or_else(|| Error::ConsumerNotFound {
+                stream: self.inner.name.clone(),
+                consumer: name.to_string(),
+            })
+    }
+
     /// The consumer `name` if it exists (none is created).
     pub(crate) fn existing_consumer(&self, name: &str) -> Option<Consumer> {
         self.get_consumer(name)
