@@ -175,6 +175,7 @@ impl Consumer {
         positions.sort_unstable();
         positions.dedup();
         let mut st = self.lock();
+        self.check_not_deleted()?;
         // What an ack of each changes: only a delivered message not yet
         // acknowledged (a duplicate delivery's ack changes nothing).
         positions.retain(|&(p, o)| st.buckets.get(p as usize).is_some_and(|b| b.is_unacked(o)));

@@ -331,5 +331,39 @@ pub(crate) fn open(
         current: RwLock::new((map, logical_base, journal_path)),
         next_lease: AtomicU64::new(1),
         checkpointed_floors,
+        deleted: std::sync::atomic::AtomicBool::new(false),
     })
+}
+
+/// Deletes the consumer `inner` of `stream` (already out of the stream's
+/// list): marks it deleted under its state lock (no call of a handle still
+/// held is in progress then, and none writes after), renames its directory
+/// to a temporary name and syncs `consumers/` (the durable step: an open
+/// after a crash removes a temporary directory it finds), then removes the
+/// files. If the rename fails, nothing changed and the mark is undone.
+pub(crate) fn delete(ctx: &Ctx, inner: &ConsumerInner) -> Result<()> {
+    let _st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+    ctx.check()?;
+    let parent = inner
+        .dir
+        .parent()
+        .ok_or_else(|| Error::Internal("a consumer directory without a parent".into()))?;
+    let d = ctx.open_dir(parent)?;
+    let tmp = parent.join(layout::tmp_dir_name(&inner.name, random_u64()));
+    inner
+        .deleted
+        .store(true, std::sync::atomic::Ordering::Release);
+    if let Err(e) = ctx.vfs.rename(&inner.dir, &tmp) {
+        inner
+            .deleted
+            .store(false, std::sync::atomic::Ordering::Release);
+        return Err(Error::io("rename", &inner.dir, e));
+    }
+    d.sync()?;
+    // The consumer is gone; what is left is the files of a name no one
+    // uses (the next open removes them if this does not).
+    if io::remove_dir_all(&*ctx.vfs, &tmp).is_ok() {
+        let _ = d.sync();
+    }
+    Ok(())
 }

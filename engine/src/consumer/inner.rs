@@ -88,6 +88,11 @@ impl ConsumerInner {
             .unwrap_or_default()
     }
 
+    /// Whether the consumer was deleted.
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
     /// Makes the current ack floors durable (a checkpoint) if they moved
     /// since the last one; returns the checkpointed floors.
     pub(crate) fn checkpoint_floors(&self) -> Result<Vec<u64>> {

@@ -21,7 +21,7 @@ pub(crate) mod state;
 mod stats;
 
 pub use config::{ConsumerConfig, StartAt};
-pub(crate) use files::{create, open, update_config};
+pub(crate) use files::{create, delete, open, update_config};
 pub use future::{Deliveries, Receive, ReceiveBatch};
 pub use stats::{ConsumerBucketStats, ConsumerStats};
 
@@ -251,6 +251,9 @@ pub(crate) struct ConsumerInner {
     next_lease: AtomicU64,
     /// Ack floors as of the last checkpoint (what retention may trust).
     checkpointed_floors: Vec<AtomicU64>,
+    /// Set (under the state lock) when the consumer is deleted: every call
+    /// of a handle still held then fails with `ConsumerNotFound`.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 /// A handle on a durable named consumer. Cheap to clone; `Send + Sync`.
@@ -356,7 +359,20 @@ impl Consumer {
     fn lock_open(&self) -> Result<MutexGuard<'_, State>> {
         let st = self.lock();
         self.handle.inner.ctx.check()?;
+        self.check_not_deleted()?;
         Ok(st)
+    }
+
+    /// `ConsumerNotFound` once the consumer was deleted (read under its
+    /// state lock, which the deletion takes to set it).
+    fn check_not_deleted(&self) -> Result<()> {
+        if self.handle.inner.deleted.load(Ordering::Acquire) {
+            return Err(Error::ConsumerNotFound {
+                stream: self.handle.stream.name().to_string(),
+                consumer: self.handle.inner.name.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -325,6 +325,67 @@ impl Stream {
             })
     }
 
+    /// Deletes the durable consumer `name`: its position, leases and
+    /// figures go, and retention no longer waits for it (a retention pass
+    /// runs before this returns, so segments only it held are freed on
+    /// disk; if that pass fails, the next one frees them). Handles of it still held fail with
+    /// [`Error::ConsumerNotFound`] from then on; a consumer made later
+    /// under the same name starts afresh. Crash-safe: its directory is
+    /// renamed out of the way in one durable step and removed after; an
+    /// open after a crash in between finishes the removal. A consumer that
+    /// does not exist is [`Error::ConsumerNotFound`].
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// let events = store.stream("events")?;
+    /// let typo = events.consumer("indexr")?; // made by mistake
+    /// events.delete_consumer("indexr")?;
+    /// assert!(events.consumers().is_empty());
+    /// assert!(matches!(typo.try_receive(), Err(Error::ConsumerNotFound { .. })));
+    /// # Ok::<(), spool::Error>(())
+    /// ```
+    pub fn delete_consumer(&self, name: &str) -> Result<()> {
+        validate_consumer_name(name)?;
+        self.inner.ctx.check()?;
+        {
+            let _g = self
+                .inner
+                .consumer_create
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let removed = self
+                .inner
+                .consumers
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+            let Some(c) = removed else {
+                return Err(Error::ConsumerNotFound {
+                    stream: self.inner.name.clone(),
+                    consumer: name.to_string(),
+                });
+            };
+            if let Err(e) = consumer::delete(&self.inner.ctx, &c) {
+                if !c.is_deleted() {
+                    // Nothing changed: it is back.
+                    self.inner
+                        .consumers
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.to_string(), c);
+                }
+                return Err(e);
+            }
+        }
+        // The deletion is done whatever happens now; a retention pass that
+        // fails is tried again at the next roll or call (one that poisons
+        // the store shows on the next call).
+        let _ = self.apply_retention();
+        Ok(())
+    }
+
     /// The consumer `name` if it exists (none is created).
     pub(crate) fn existing_consumer(&self, name: &str) -> Option<Consumer> {
         self.get_consumer(name)
