@@ -50,3 +50,49 @@ fn every_file_truncated_and_extended() {
     assert!(cases > 5_000, "too few cases: {cases}");
     eprintln!("truncations and extensions checked: {cases}");
 }
+
+/// Regression (found by the `segment_recovery` fuzz target): after the
+/// active segment was cut short, a send whose record did not fit what was
+/// left of it failed with `MessageTooLarge` (the record was measured
+/// against the short file, not against the segment a roll makes), and the
+/// store could take no new message at all.
+#[test]
+fn a_send_after_the_active_segment_was_cut_short_rolls_to_a_new_segment() {
+    use spool::io::sim::SimFs;
+    use spool::{Durability, Options, Store};
+    use std::sync::Arc;
+    let fs = SimFs::new();
+    let opts = || {
+        Options::default()
+            .durability(Durability::Always)
+            .vfs(Arc::new(fs.clone()))
+    };
+    let seg = std::path::Path::new("/t/streams/s/p0/00000000000000000000.seg");
+    {
+        let store = Store::open("/t", opts()).unwrap();
+        let s = store.stream("s").unwrap();
+        for i in 0..2u8 {
+            s.send(&[i; 100]).unwrap();
+        }
+        store.close().unwrap();
+    }
+    // Cut the file right after its two records (1024 + 2 × 136 bytes):
+    // nothing acknowledged is lost, but no room is left in the segment.
+    let bytes = fs.read_file(seg).unwrap();
+    fs.write_file(seg, &bytes[..1024 + 2 * 136]).unwrap();
+    let store = Store::open("/t", opts()).unwrap();
+    let s = store.stream("s").unwrap();
+    let end = s.stats().buckets[0].end_offset;
+    assert_eq!(end, 2, "the records that were left");
+    assert_eq!(
+        s.send(&[9; 1000]).unwrap(),
+        end,
+        "a record larger than what is left"
+    );
+    assert_eq!(s.stats().buckets[0].segments, 2);
+    drop(s);
+    store.close().unwrap();
+    let store = Store::open("/t", opts()).unwrap();
+    let s = store.stream("s").unwrap();
+    assert_eq!(s.read(end).unwrap().unwrap().payload(), &[9; 1000][..]);
+}

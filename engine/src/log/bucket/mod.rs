@@ -274,7 +274,11 @@ impl Bucket {
                 let m = m?;
                 let stored = m.stored_len();
                 if w.write_pos + stored > w.active.seg.file_bytes() {
-                    if SEGMENT_HEADER_BYTES as u64 + stored > w.active.seg.file_bytes() {
+                    // Against the segment a roll makes (of the configured
+                    // size), not the active one: a recovered segment may be
+                    // shorter (a file cut short), and a record that does
+                    // not fit it goes to the next segment.
+                    if SEGMENT_HEADER_BYTES as u64 + stored > self.ctx.opts.segment_bytes_max {
                         // Checked against the limits by the caller: only a
                         // message that changed since cannot fit a segment.
                         return Err(Error::MessageTooLarge {
