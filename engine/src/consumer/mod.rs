@@ -177,19 +177,7 @@ impl FreshRun {
             first,
             count,
         } = std::mem::take(self);
-        match count {
-            0 => None,
-            1 => Some(Entry::Delivered {
-                bucket,
-                offset: first,
-                attempt: 1,
-            }),
-            count => Some(Entry::DeliveredRange {
-                bucket,
-                first,
-                count,
-            }),
-        }
+        Entry::first_deliveries(bucket, first, count)
     }
 }
 

@@ -135,6 +135,25 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The record of the first deliveries of `first .. first + count` of
+    /// `bucket`: none for no offset, a [`Entry::Delivered`] (attempt 1) for
+    /// one, a [`Entry::DeliveredRange`] for more (the one encoding of each).
+    pub fn first_deliveries(bucket: u8, first: u64, count: u64) -> Option<Entry> {
+        match count {
+            0 => None,
+            1 => Some(Entry::Delivered {
+                bucket,
+                offset: first,
+                attempt: 1,
+            }),
+            count => Some(Entry::DeliveredRange {
+                bucket,
+                first,
+                count,
+            }),
+        }
+    }
+
     /// Whether a journal of format `version` may hold this entry.
     pub fn fits_version(&self, version: u32) -> bool {
         !matches!(self, Entry::DeliveredRange { .. }) || version >= JOURNAL_VERSION_2

@@ -93,19 +93,7 @@ fn bounded_entry(e: &Entry, ends: &[u64]) -> Option<Entry> {
             bucket,
             first,
             count,
-        } => match end(bucket).saturating_sub(first).min(count) {
-            0 => None,
-            1 => Some(Entry::Delivered {
-                bucket,
-                offset: first,
-                attempt: 1,
-            }),
-            count => Some(Entry::DeliveredRange {
-                bucket,
-                first,
-                count,
-            }),
-        },
+        } => Entry::first_deliveries(bucket, first, end(bucket).saturating_sub(first).min(count)),
     }
 }
 
