@@ -188,6 +188,22 @@ pub enum Error {
         wanted: String,
     },
 
+    /// A bounded stream ([`crate::StreamConfig::capacity_bytes`],
+    /// [`crate::StreamConfig::capacity_messages`]) is full: the send stored
+    /// nothing. It succeeds again once retention frees space (consumers
+    /// acknowledge whole segments).
+    #[error("stream {name:?} is full: {held} of its capacity of {capacity} {unit}")]
+    StreamFull {
+        /// The stream's name.
+        name: String,
+        /// What it holds now (after the send would have, for a batch).
+        held: u64,
+        /// Its capacity.
+        capacity: u64,
+        /// `"bytes"` or `"messages"`.
+        unit: &'static str,
+    },
+
     /// An offset below the first retained message was requested.
     #[error("offset {offset} is no longer retained; the first retained offset is {first}")]
     OffsetNotRetained {

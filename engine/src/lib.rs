@@ -107,7 +107,9 @@ pub use consumer::{
 };
 pub use error::{Error, Result};
 pub use log::Record;
-pub use message::{dead_letter_headers, request_headers, Message};
+pub use message::{
+    attribute_headers, dead_letter_headers, request_headers, Message, ATTRIBUTE_SPAN_MAX,
+};
 pub use options::{
     Durability, Options, StreamConfig, PRIORITIES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN,
     SLOW_SYNC_THRESHOLD,

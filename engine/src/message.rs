@@ -1,5 +1,7 @@
 //! Messages going in ([`Message`]), and the header names Spool itself sets
-//! on messages (requests, replies, dead letters).
+//! on messages (attributes, requests, replies, dead letters).
+
+use std::time::{Duration, SystemTime};
 
 /// A message to send: a payload, optional headers and a priority. It
 /// borrows its parts; [`Stream::send_message`](crate::Stream::send_message)
@@ -31,7 +33,40 @@ pub struct Message<'a> {
     pub(crate) payload: &'a [u8],
     pub(crate) headers: Vec<(&'a str, &'a [u8])>,
     pub(crate) priority: u8,
+    pub(crate) attrs: MessageAttrs<'a>,
 }
+
+/// A moment given absolutely or as a span from the send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum When {
+    At(SystemTime),
+    After(Duration),
+}
+
+/// The attributes a [`Message`] was given, resolved to times when it is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MessageAttrs<'a> {
+    pub deliver: Option<When>,
+    pub expires: Option<When>,
+    pub id: Option<&'a [u8]>,
+    pub group: Option<&'a [u8]>,
+}
+
+impl MessageAttrs<'_> {
+    /// Whether none is set.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.deliver.is_none()
+            && self.expires.is_none()
+            && self.id.is_none()
+            && self.group.is_none()
+    }
+}
+
+/// The longest delay, time to live or distance into the future a message
+/// can be given: 100 years. Longer is
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+pub const ATTRIBUTE_SPAN_MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl<'a> Message<'a> {
     /// A message with `payload`, no headers, priority 0.
@@ -40,6 +75,7 @@ impl<'a> Message<'a> {
             payload: payload.as_ref(),
             headers: Vec::new(),
             priority: 0,
+            attrs: MessageAttrs::default(),
         }
     }
 
@@ -100,6 +136,71 @@ impl<'a> Message<'a> {
         self
     }
 
+    /// Not delivered before `at` (scheduled delivery). A time in the past
+    /// delivers at once. The schedule is stored with the message: it holds
+    /// across restarts and crashes. At most [`ATTRIBUTE_SPAN_MAX`] ahead;
+    /// beyond, or before 1970, the send fails with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    pub fn deliver_at(mut self, at: SystemTime) -> Self {
+        self.attrs.deliver = Some(When::At(at));
+        self
+    }
+
+    /// Not delivered before `delay` after the send.
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let reminders = store.stream("reminders")?;
+    ///     reminders.send_message(Message::new(b"in an hour").deliver_after(Duration::from_secs(3600)))?;
+    ///
+    ///     let scheduled = reminders.read(0)?.unwrap();
+    ///     assert!(scheduled.deliver_at().unwrap() > std::time::SystemTime::now());
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn deliver_after(mut self, delay: Duration) -> Self {
+        self.attrs.deliver = Some(When::After(delay));
+        self
+    }
+
+    /// Never delivered at or after `at`: an expired message is counted
+    /// (`expired` in the consumer's stats) and, for a consumer with a
+    /// dead-letter stream, moved there with reason `expired`.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.attrs.expires = Some(When::At(at));
+        self
+    }
+
+    /// Never delivered once `ttl` has passed since the send (a time to
+    /// live; see [`Message::expires_at`]). A zero `ttl`, or one over
+    /// [`ATTRIBUTE_SPAN_MAX`], fails the send with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.attrs.expires = Some(When::After(ttl));
+        self
+    }
+
+    /// A deduplication id (1..=255 bytes): a send whose id was sent to the
+    /// stream within its [dedup window](crate::StreamConfig::dedup_window)
+    /// stores nothing and returns the first one's offset.
+    pub fn id(mut self, id: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
+        self.attrs.id = Some(id.as_ref());
+        self
+    }
+
+    /// A message group (ordering key, 1..=255 bytes): the workers of one
+    /// consumer hold at most one leased message of a group at a time, in
+    /// the group's order; different groups go in parallel.
+    pub fn group(mut self, group: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
+        self.attrs.group = Some(group.as_ref());
+        self
+    }
+
     /// The payload.
     pub fn payload(&self) -> &'a [u8] {
         self.payload
@@ -128,6 +229,23 @@ impl<'a> From<&'a str> for Message<'a> {
     fn from(p: &'a str) -> Self {
         Message::new(p)
     }
+}
+
+/// Header names of a message's attributes ([`Message::deliver_at`],
+/// [`Message::ttl`], [`Message::id`], [`Message::group`]). They are the
+/// first headers of a record that has attributes, and
+/// [`Record::headers`](crate::Record::headers) lists them like any other;
+/// [`Record::deliver_at`](crate::Record::deliver_at) and its siblings read
+/// them. Times are microseconds since the Unix epoch in decimal.
+pub mod attribute_headers {
+    /// Not delivered before this time.
+    pub const DELIVER_AT: &str = "spool-deliver-at";
+    /// Not delivered at or after this time.
+    pub const EXPIRES_AT: &str = "spool-expires-at";
+    /// The deduplication id.
+    pub const MESSAGE_ID: &str = "spool-message-id";
+    /// The message group.
+    pub const GROUP: &str = "spool-group";
 }
 
 /// Header names of request/response: [`Stream::send_request`] and

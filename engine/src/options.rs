@@ -332,7 +332,25 @@ pub struct StreamConfig {
     /// content-addressed blob files (claim checks) instead of in the log.
     /// Default = 256 KiB.
     pub claim_check_threshold: u64,
+    /// How long a message id ([`crate::Message::id`]) is remembered: a
+    /// send with an id sent within this span stores nothing and returns the
+    /// first one's offset. Default = 2 minutes; zero turns deduplication
+    /// off; at most [`crate::ATTRIBUTE_SPAN_MAX`].
+    pub dedup_window: Duration,
+    /// A bounded stream: while the stream's segment files (all levels
+    /// together) take this many bytes or more, sends fail with
+    /// [`Error::StreamFull`] and store nothing, until retention frees
+    /// space. Default = none. Unlike [`StreamConfig::max_bytes`], which
+    /// deletes the oldest messages, this refuses new ones.
+    pub capacity_bytes: Option<u64>,
+    /// A bounded stream: while the stream holds this many messages (all
+    /// levels together, acknowledged or not, until retention removes
+    /// them), sends fail with [`Error::StreamFull`]. Default = none.
+    pub capacity_messages: Option<u64>,
 }
+
+/// Default of [`StreamConfig::dedup_window`]: 2 minutes.
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 
 impl Default for StreamConfig {
     fn default() -> Self {
@@ -341,8 +359,32 @@ impl Default for StreamConfig {
             max_age: None,
             max_bytes: None,
             claim_check_threshold: 256 * 1024,
+            dedup_window: DEDUP_WINDOW,
+            capacity_bytes: None,
+            capacity_messages: None,
         }
     }
+}
+
+/// `stream.meta` body, version 1 (and every configuration without the
+/// fields of version 2 at their defaults is still written so, for older
+/// builds to read).
+#[derive(Serialize, Deserialize)]
+struct StreamConfigV1 {
+    priorities: u8,
+    max_age: Option<Duration>,
+    max_bytes: Option<u64>,
+    claim_check_threshold: u64,
+}
+
+/// `stream.meta` body, version 2: version 1 and then the deduplication
+/// window and the capacity limits.
+#[derive(Serialize, Deserialize)]
+struct StreamConfigV2 {
+    v1: StreamConfigV1,
+    dedup_window: Duration,
+    capacity_bytes: Option<u64>,
+    capacity_messages: Option<u64>,
 }
 
 impl StreamConfig {
@@ -370,13 +412,104 @@ impl StreamConfig {
         self
     }
 
+    /// Sets [`StreamConfig::dedup_window`].
+    pub fn dedup_window(mut self, window: Duration) -> Self {
+        self.dedup_window = window;
+        self
+    }
+
+    /// Sets [`StreamConfig::capacity_bytes`].
+    pub fn capacity_bytes(mut self, bytes: u64) -> Self {
+        self.capacity_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`StreamConfig::capacity_messages`].
+    pub fn capacity_messages(mut self, messages: u64) -> Self {
+        self.capacity_messages = Some(messages);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidConfig(m));
         if self.priorities == 0 || self.priorities > PRIORITIES_MAX {
-            return Err(Error::InvalidConfig(format!(
+            return bad(format!(
                 "priorities {} is outside 1..={PRIORITIES_MAX}",
                 self.priorities
-            )));
+            ));
+        }
+        if self.dedup_window > crate::message::ATTRIBUTE_SPAN_MAX {
+            return bad(format!(
+                "dedup_window {:?} is more than 100 years",
+                self.dedup_window
+            ));
+        }
+        if self.capacity_bytes == Some(0) || self.capacity_messages == Some(0) {
+            return bad("a capacity of zero would refuse every send".into());
         }
         Ok(())
+    }
+
+    /// The `stream.meta` format version and body of this configuration:
+    /// version 1 when everything version 2 added is at its default.
+    pub(crate) fn encode_body(&self) -> Result<(u32, Vec<u8>)> {
+        let v1 = StreamConfigV1 {
+            priorities: self.priorities,
+            max_age: self.max_age,
+            max_bytes: self.max_bytes,
+            claim_check_threshold: self.claim_check_threshold,
+        };
+        let d = StreamConfig::default();
+        let enc = |e| Error::encode("stream config", e);
+        if (
+            self.dedup_window,
+            self.capacity_bytes,
+            self.capacity_messages,
+        ) == (d.dedup_window, d.capacity_bytes, d.capacity_messages)
+        {
+            return Ok((1, postcard::to_allocvec(&v1).map_err(enc)?));
+        }
+        let v2 = StreamConfigV2 {
+            v1,
+            dedup_window: self.dedup_window,
+            capacity_bytes: self.capacity_bytes,
+            capacity_messages: self.capacity_messages,
+        };
+        Ok((2, postcard::to_allocvec(&v2).map_err(enc)?))
+    }
+
+    /// Decodes a `stream.meta` body of format `version` (1 or 2) and
+    /// validates it; the reason it is unusable otherwise.
+    pub(crate) fn decode_body(version: u32, body: &[u8]) -> std::result::Result<Self, String> {
+        fn whole<'a, T: Deserialize<'a>>(b: &'a [u8]) -> std::result::Result<T, String> {
+            match postcard::take_from_bytes::<T>(b) {
+                Ok((v, [])) => Ok(v),
+                Ok((_, rest)) => Err(format!("{} bytes after its end", rest.len())),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        let (v1, v2) = match version {
+            1 => (whole::<StreamConfigV1>(body)?, None),
+            2 => {
+                let v2 = whole::<StreamConfigV2>(body)?;
+                let extra = (v2.dedup_window, v2.capacity_bytes, v2.capacity_messages);
+                (v2.v1, Some(extra))
+            }
+            v => return Err(format!("format version {v} is unknown to this build")),
+        };
+        let d = StreamConfig::default();
+        let (dedup_window, capacity_bytes, capacity_messages) =
+            v2.unwrap_or((d.dedup_window, d.capacity_bytes, d.capacity_messages));
+        let c = StreamConfig {
+            priorities: v1.priorities,
+            max_age: v1.max_age,
+            max_bytes: v1.max_bytes,
+            claim_check_threshold: v1.claim_check_threshold,
+            dedup_window,
+            capacity_bytes,
+            capacity_messages,
+        };
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
     }
 }

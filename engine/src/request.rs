@@ -68,6 +68,7 @@ fn request_message<'a>(msg: Message<'a>, reply_to: &'a str, id: &'a str) -> Mess
         payload: msg.payload,
         headers: msg.headers,
         priority: msg.priority,
+        attrs: msg.attrs,
     };
     m.headers
         .retain(|(k, _)| *k != CORRELATION_ID && *k != REPLY_TO);
@@ -227,6 +228,7 @@ impl Delivery {
             payload: msg.payload,
             headers: msg.headers.clone(),
             priority: msg.priority,
+            attrs: msg.attrs,
         };
         m.headers.retain(|(k, _)| *k != CORRELATION_ID);
         m.headers.push((CORRELATION_ID, corr));

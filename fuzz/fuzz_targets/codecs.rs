@@ -1,5 +1,5 @@
 //! The pure codecs of `spool::format` on arbitrary bytes (segment header,
-//! segment state, index, meta frame, header section, consumer journal header
+//! segment state, index, meta frame, message attributes, header section, consumer journal header
 //! and records of both journal versions, acknowledged sets and delivered
 //! ranges among them, and whole journals), then encode -> decode round trips
 //! of structured values built from the same bytes: delivered ranges are
@@ -9,6 +9,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use spool::format::attributes::Attributes;
 use spool::format::headers::{self, HeaderIter};
 use spool::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
 use spool::format::journal::{
@@ -225,6 +226,17 @@ fn raw(data: &[u8]) {
                     || rec[..JOURNAL_RECORD_BYTES].iter().any(|&b| b != 0)
             ),
         }
+    }
+
+    // Message attributes at the start of a header section: whatever
+    // decodes re-encodes to attributes that decode the same, and to a
+    // valid header section of the length `encoded_len` says.
+    if let Ok(a) = Attributes::decode(data) {
+        assert!(!a.is_empty() && a.lengths_valid());
+        let mut enc = vec![0u8; a.encoded_len()];
+        assert_eq!(a.encode_into(&mut enc), enc.len());
+        assert!(headers::validate(&enc).is_ok());
+        assert_eq!(Attributes::decode(&enc), Ok(a), "attributes do not round-trip");
     }
 
     // Header section.

@@ -21,6 +21,9 @@ pub const STORE_VERSION: u32 = 1;
 pub const STREAM_META_MAGIC: [u8; 8] = *b"SPOOLMTA";
 /// Version of the `stream.meta` body.
 pub const STREAM_META_VERSION: u32 = 1;
+/// Version of a `stream.meta` body with a deduplication window or
+/// capacity limits (version 1 and those fields).
+pub const STREAM_META_VERSION_2: u32 = 2;
 /// Magic of a bucket's `retention.meta`.
 pub const RETENTION_MAGIC: [u8; 8] = *b"SPOOLRET";
 /// Version of the `retention.meta` body.

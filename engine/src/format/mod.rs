@@ -4,6 +4,7 @@
 //! integer is little endian; nothing persists a `usize`. DESIGN.md has the byte
 //! tables; the constants in the submodules mirror them.
 
+pub mod attributes;
 pub mod headers;
 pub mod index;
 pub mod journal;

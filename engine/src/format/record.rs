@@ -7,7 +7,7 @@
 //! | 8 | 8 | `offset` | the message's offset in its bucket |
 //! | 16 | 8 | `timestamp_us` | microseconds since the Unix epoch, non-decreasing per bucket |
 //! | 24 | 4 | `epoch` | the segment epoch the record was written in (see DESIGN.md, recovery) |
-//! | 28 | 2 | `flags` | bit 0: payload is a claim-check reference; other bits zero |
+//! | 28 | 2 | `flags` | bit 0: payload is a claim-check reference; bit 1: the headers begin with the message's attributes ([`super::attributes`]); other bits zero |
 //! | 30 | 2 | `hdr_len` | length of the header section |
 //! | 32 | hdr_len | headers | see [`super::headers`] |
 //! | 32+hdr_len | len-32-hdr_len | body | the payload |
@@ -35,8 +35,11 @@ pub const HDR_LEN_OFFSET: usize = 30;
 
 /// Flag: the body is a claim-check reference, not the payload itself.
 pub const FLAG_CLAIM_CHECK: u16 = 1;
+/// Flag: the header section begins with the message's attributes
+/// (deliver-at, expires-at, message id, group: [`super::attributes`]).
+pub const FLAG_ATTRIBUTES: u16 = 2;
 /// Every flag this version knows.
-pub const FLAGS_KNOWN: u16 = FLAG_CLAIM_CHECK;
+pub const FLAGS_KNOWN: u16 = FLAG_CLAIM_CHECK | FLAG_ATTRIBUTES;
 
 /// Bytes a record with `hdr_len` header bytes and `body_len` body bytes takes in
 /// a segment, padding included.

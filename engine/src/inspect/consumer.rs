@@ -136,7 +136,7 @@ impl Inspector<'_> {
             meta::META_BODY_BYTES_MAX,
         );
         let body = match read_framed(self.vfs, path, frame, "consumer config", problems) {
-            Framed::Body(b) => b,
+            Framed::Body(_, b) => b,
             Framed::Missing => {
                 problems.push(Problem::file(path, "consumer config missing"));
                 return None;
@@ -172,7 +172,7 @@ impl Inspector<'_> {
             "consumer checkpoint",
             problems,
         ) {
-            Framed::Body(b) => b,
+            Framed::Body(_, b) => b,
             Framed::Missing => {
                 problems.push(Problem::file(path, "consumer checkpoint missing"));
                 return None;

@@ -402,7 +402,7 @@ impl Inspector<'_> {
         );
         let format_version =
             match read::read_framed(self.vfs, &meta_path, frame, "store meta", &mut problems) {
-                Framed::Body(_) => Some(meta::STORE_VERSION),
+                Framed::Body(..) => Some(meta::STORE_VERSION),
                 Framed::Bad(version) => version,
                 Framed::Missing => {
                     return Err(not_found(
@@ -442,12 +442,17 @@ impl Inspector<'_> {
         let meta_path = dir.join(STREAM_META_FILE);
         let frame = (
             meta::STREAM_META_MAGIC,
-            meta::STREAM_META_VERSION,
+            meta::STREAM_META_VERSION..=meta::STREAM_META_VERSION_2,
             META_BODY_BYTES_MAX,
         );
-        let config = match read::read_framed(self.vfs, &meta_path, frame, "stream config", problems)
-        {
-            Framed::Body(b) => decode_stream_config(&meta_path, &b, problems),
+        let config = match read::read_framed_versions(
+            self.vfs,
+            &meta_path,
+            frame,
+            "stream config",
+            problems,
+        ) {
+            Framed::Body(version, b) => decode_stream_config(&meta_path, version, &b, problems),
             Framed::Missing if bucket_dirs.is_empty() => return None,
             Framed::Missing => {
                 problems.push(Problem::at(&meta_path, 0, "stream config missing"));
@@ -496,20 +501,16 @@ impl Inspector<'_> {
 /// Decodes a stream configuration body as the engine's open does.
 fn decode_stream_config(
     path: &Path,
+    version: u32,
     body: &[u8],
     problems: &mut Vec<Problem>,
 ) -> Option<StreamConfig> {
     let at_body = meta::BODY_OFFSET as u64;
-    let config: StreamConfig = match postcard::from_bytes(body) {
-        Ok(c) => c,
+    match StreamConfig::decode_body(version, body) {
+        Ok(c) => Some(c),
         Err(e) => {
             problems.push(Problem::at(path, at_body, format!("stream config: {e}")));
-            return None;
+            None
         }
-    };
-    if let Err(e) = config.validate() {
-        problems.push(Problem::at(path, at_body, e.to_string()));
-        return None;
     }
-    Some(config)
 }

@@ -108,8 +108,8 @@ pub(super) fn too_large(path: &Path, len: u64, limit: u64) -> Problem {
 pub(super) enum Framed {
     /// No such file.
     Missing,
-    /// The file's body.
-    Body(Vec<u8>),
+    /// The file's format version and body.
+    Body(u32, Vec<u8>),
     /// The file is unusable; the problem was recorded. A version unknown to
     /// this build comes with the version found.
     Bad(Option<u32>),
@@ -157,9 +157,9 @@ pub(super) fn read_framed_versions(
         }
     };
     match meta::decode_versioned(magic, versions, &bytes, body_max) {
-        Ok(_) => {
+        Ok((version, _)) => {
             bytes.drain(..meta::BODY_OFFSET);
-            Framed::Body(bytes)
+            Framed::Body(version, bytes)
         }
         Err(e) => {
             problems.push(Problem::at(path, e.position(), format!("{what}: {e}")));

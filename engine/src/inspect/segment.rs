@@ -6,8 +6,10 @@
 use super::read::{list_dir, open_file, read_at_most, read_bounded, read_framed, too_large};
 use super::read::{Bounded, Framed};
 use super::{
-    BlobRef, BucketInfo, IndexStatus, Inspector, Problem, RecordInfo, ScanEnd, SegmentInfo,
+    AttributeCounts, BlobRef, BucketInfo, IndexStatus, Inspector, Problem, RecordInfo, ScanEnd,
+    SegmentInfo,
 };
+use crate::format::attributes::Attributes;
 use crate::format::headers;
 use crate::format::meta;
 use crate::format::record::{self, DecodedRecord, RECORD_HEADER_BYTES};
@@ -309,7 +311,7 @@ impl Inspector<'_> {
     ) -> Option<u64> {
         let path = dir.join(file);
         let frame = (magic, version, LOW_WATER_BYTES);
-        let Framed::Body(body) = read_framed(self.vfs, &path, frame, what, problems) else {
+        let Framed::Body(_, body) = read_framed(self.vfs, &path, frame, what, problems) else {
             return None;
         };
         match <[u8; LOW_WATER_BYTES]>::try_from(body.as_slice()) {
@@ -380,6 +382,7 @@ fn empty_info(path: &Path, name_base: Option<u64>, role: Role) -> SegmentInfo {
         last_timestamp_us: None,
         records: Vec::new(),
         blob_refs: Vec::new(),
+        attributes: AttributeCounts::default(),
         problems: Vec::new(),
     }
 }
@@ -615,6 +618,9 @@ fn read_records(
     info: &mut SegmentInfo,
 ) {
     let n = scan.positions.len();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     info.first_timestamp_us = decode_at(bytes, header, scan, 0).map(|d| d.timestamp_us);
     info.last_timestamp_us = n
         .checked_sub(1)
@@ -628,6 +634,19 @@ fn read_records(
         if d.hdr_len > 0 && headers::validate(&rec[d.headers_range()]).is_err() {
             info.problems
                 .push(Problem::at(path, u64::from(pos), "malformed headers"));
+        }
+        if d.flags & record::FLAG_ATTRIBUTES != 0 {
+            match Attributes::decode(&rec[d.headers_range()]) {
+                Ok(a) => count_attributes(&mut info.attributes, &a, now_us),
+                Err(e) => info.problems.push(Problem::at(
+                    path,
+                    u64::from(pos),
+                    format!(
+                        "record at offset {}: {e} (read as one without attributes)",
+                        d.offset
+                    ),
+                )),
+            }
         }
         if keep {
             info.records.push(record_info(u64::from(pos), &d));
@@ -643,4 +662,18 @@ fn read_records(
             }
         }
     }
+}
+
+/// Adds one record's attributes to the counts, times judged at `now_us`.
+fn count_attributes(c: &mut AttributeCounts, a: &Attributes<'_>, now_us: u64) {
+    if let Some(t) = a.deliver_at_us {
+        c.scheduled += 1;
+        c.scheduled_later += u64::from(t > now_us);
+    }
+    if let Some(t) = a.expires_at_us {
+        c.with_ttl += 1;
+        c.expired += u64::from(t <= now_us);
+    }
+    c.with_id += u64::from(a.message_id.is_some());
+    c.grouped += u64::from(a.group.is_some());
 }

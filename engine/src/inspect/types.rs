@@ -383,8 +383,28 @@ pub struct SegmentInfo {
     pub records: Vec<RecordInfo>,
     /// Claim-check references of the valid records, in record order.
     pub blob_refs: Vec<BlobRef>,
+    /// How many valid records carry each kind of message attribute.
+    pub attributes: AttributeCounts,
     /// What is wrong with this segment.
     pub problems: Vec<Problem>,
+}
+
+/// How many records of a segment carry each kind of message attribute
+/// (`spool::Message::deliver_at`, `ttl`, `id`, `group`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttributeCounts {
+    /// Records with a delivery time.
+    pub scheduled: u64,
+    /// Records with a delivery time after the inspection's clock.
+    pub scheduled_later: u64,
+    /// Records with an expiry time.
+    pub with_ttl: u64,
+    /// Records whose expiry time has passed by the inspection's clock.
+    pub expired: u64,
+    /// Records with a deduplication id.
+    pub with_id: u64,
+    /// Records in a message group.
+    pub grouped: u64,
 }
 
 impl SegmentInfo {

@@ -2,8 +2,9 @@
 
 use super::segment::Pin;
 use crate::blob::{BlobBytes, ClaimCheck};
+use crate::format::attributes::Attributes;
 use crate::format::headers::HeaderIter;
-use crate::format::record::{decode_claim_check, DecodedRecord, FLAG_CLAIM_CHECK};
+use crate::format::record::{decode_claim_check, DecodedRecord, FLAG_ATTRIBUTES, FLAG_CLAIM_CHECK};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -168,6 +169,50 @@ impl Record {
     pub fn header(&self, key: &str) -> Option<&[u8]> {
         self.headers().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
+
+    /// Whether the record carries attributes (a flag test: free).
+    #[inline]
+    pub(crate) fn has_attributes(&self) -> bool {
+        self.decoded.flags & FLAG_ATTRIBUTES != 0
+    }
+
+    /// The message's attributes ([`Message::deliver_at`] and the others);
+    /// all `None` for a record without them. A record whose attribute
+    /// section does not decode (it passed its checksum, so only a writer
+    /// other than Spool could make one) reads as one without attributes;
+    /// `segment-tool verify` reports it.
+    ///
+    /// [`Message::deliver_at`]: crate::Message::deliver_at
+    pub(crate) fn attributes(&self) -> Attributes<'_> {
+        if !self.has_attributes() {
+            return Attributes::default();
+        }
+        Attributes::decode(&self.bytes()[self.decoded.headers_range()]).unwrap_or_default()
+    }
+
+    /// When the message becomes deliverable ([`crate::Message::deliver_at`]).
+    pub fn deliver_at(&self) -> Option<SystemTime> {
+        self.attributes().deliver_at_us.map(time_of_us)
+    }
+
+    /// When the message expires ([`crate::Message::ttl`]).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.attributes().expires_at_us.map(time_of_us)
+    }
+
+    /// The deduplication id ([`crate::Message::id`]).
+    pub fn message_id(&self) -> Option<&[u8]> {
+        self.attributes().message_id
+    }
+
+    /// The message group ([`crate::Message::group`]).
+    pub fn group(&self) -> Option<&[u8]> {
+        self.attributes().group
+    }
+}
+
+fn time_of_us(us: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us)
 }
 
 /// The payload bytes of an inline record, owned for `open_payload`.

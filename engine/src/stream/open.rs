@@ -48,12 +48,12 @@ pub(crate) fn create(
     vfs.create_dir(&tmp)
         .map_err(io_err("create directory", &tmp))?;
     let built = (|| {
-        let body = postcard::to_allocvec(&config).map_err(|e| Error::encode("stream config", e))?;
+        let (version, body) = config.encode_body()?;
         io::write_file_atomic(
             vfs,
             &tmp,
             STREAM_META_FILE,
-            &meta::encode(meta::STREAM_META_MAGIC, meta::STREAM_META_VERSION, &body),
+            &meta::encode(meta::STREAM_META_MAGIC, version, &body),
         )?;
         let d = ctx.open_dir(&tmp)?;
         for p in 0..config.priorities {
@@ -91,11 +91,11 @@ pub(crate) fn open(
 ) -> Result<Option<StreamInner>> {
     let vfs = &*ctx.vfs;
     let meta_path = dir.join(STREAM_META_FILE);
-    let body = io::read_framed(
+    let body = io::read_framed_versions(
         vfs,
         &meta_path,
         meta::STREAM_META_MAGIC,
-        meta::STREAM_META_VERSION,
+        meta::STREAM_META_VERSION..=meta::STREAM_META_VERSION_2,
         meta::META_BODY_BYTES_MAX,
         "stream config",
     )?;
@@ -110,16 +110,14 @@ pub(crate) fn open(
         }
         return Ok(None);
     };
-    let config: StreamConfig = postcard::from_bytes(&body).map_err(|e| {
+    let (version, body) = body;
+    let config = StreamConfig::decode_body(version, &body).map_err(|e| {
         Error::corrupt(
             &meta_path,
             meta::BODY_OFFSET as u64,
             format!("stream config: {e}"),
         )
     })?;
-    config
-        .validate()
-        .map_err(|e| Error::corrupt(&meta_path, meta::BODY_OFFSET as u64, e.to_string()))?;
     let mut buckets = Vec::with_capacity(config.priorities as usize);
     for p in 0..config.priorities {
         let bdir = dir.join(layout::bucket_dir_name(p));

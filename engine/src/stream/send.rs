@@ -3,30 +3,45 @@
 
 use super::Stream;
 use crate::blob::Pending;
+use crate::ctx::now_us;
+use crate::format::attributes::{Attributes, ATTRIBUTE_BYTES_MAX};
 use crate::format::headers;
 use crate::format::record::{
-    self, encode_claim_check, CLAIM_CHECK_BYTES, FLAG_CLAIM_CHECK, RECORD_HEADER_BYTES,
+    self, encode_claim_check, CLAIM_CHECK_BYTES, FLAG_ATTRIBUTES, FLAG_CLAIM_CHECK,
+    RECORD_HEADER_BYTES,
 };
 use crate::limits::PRIORITIES_MAX;
 use crate::log::bucket::Prepared;
 use crate::log::Bucket;
-use crate::message::Message;
+use crate::message::{Message, MessageAttrs, When, ATTRIBUTE_SPAN_MAX};
 use crate::options::Durability;
 use crate::wake::Durable;
 use crate::{Error, Result};
+use std::time::{Duration, UNIX_EPOCH};
 
 const LEVELS: usize = PRIORITIES_MAX as usize;
 
 /// What the checks found of a message.
 #[derive(Debug, Clone, Copy)]
-struct Shape {
-    /// Bytes of its encoded header section.
+struct Shape<'a> {
+    /// Bytes of its encoded header section (attributes included).
     hdr_len: usize,
     /// The payload goes to a blob; the record carries its reference.
     claim: bool,
+    /// Its attributes, times resolved.
+    attrs: Attributes<'a>,
 }
 
-impl Shape {
+impl Shape<'_> {
+    /// The record flags the message's record gets, but the claim check's.
+    fn attribute_flags(&self) -> u16 {
+        if self.attrs.is_empty() {
+            0
+        } else {
+            FLAG_ATTRIBUTES
+        }
+    }
+
     /// Bytes the message's record takes in a segment.
     fn stored_len(self, payload_len: usize) -> u64 {
         let body = if self.claim {
@@ -139,6 +154,7 @@ impl Stream {
             hdr_len: 0,
             body: payload,
             flags: 0,
+            attrs: Attributes::default(),
         };
         let bytes = p.stored_len();
         let range = bucket.append(std::iter::once(Ok(p)), bytes)?;
@@ -175,12 +191,12 @@ impl Stream {
     pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
         let shape = self.check(&msg)?;
         if !shape.claim {
-            return self.append_one(msg, shape.hdr_len, None);
+            return self.append_one(msg, shape, None);
         }
         let hold = self.inner.blobs.hold();
         let (cc, pending) = self.inner.blobs.put_reader(msg.payload)?;
         let reference = encode_claim_check(&cc.hash, cc.len);
-        self.append_one(msg, shape.hdr_len, Some((&reference, pending, hold)))
+        self.append_one(msg, shape, Some((&reference, pending, hold)))
     }
 
     /// Appends one checked message (with the claim-check reference that
@@ -189,7 +205,7 @@ impl Stream {
     fn append_one(
         &self,
         msg: Message<'_>,
-        hdr_len: usize,
+        shape: Shape<'_>,
         claim: Option<(&[u8; CLAIM_CHECK_BYTES], Pending, BlobHold<'_>)>,
     ) -> Result<u64> {
         let bucket = &self.inner.buckets[msg.priority as usize];
@@ -201,9 +217,10 @@ impl Stream {
         };
         let p = Prepared {
             headers: msg.headers,
-            hdr_len,
+            hdr_len: shape.hdr_len,
             body,
-            flags,
+            flags: flags | shape.attribute_flags(),
+            attrs: shape.attrs,
         };
         let bytes = p.stored_len();
         let range = bucket.append(std::iter::once(Ok(p)), bytes)?;
@@ -259,7 +276,7 @@ impl Stream {
         let shape = self.check(&msg)?;
         let (cc, pending) = blobs.put_reader(reader)?;
         let reference = encode_claim_check(&cc.hash, cc.len);
-        self.append_one(msg, shape.hdr_len, Some((&reference, pending, hold)))
+        self.append_one(msg, shape, Some((&reference, pending, hold)))
     }
 
     /// Appends many messages with one reservation and one sync per bucket.
@@ -513,7 +530,8 @@ impl Stream {
             headers: m.headers,
             hdr_len: shape.hdr_len,
             body,
-            flags,
+            flags: flags | shape.attribute_flags(),
+            attrs: shape.attrs,
         })
     }
 
@@ -545,7 +563,7 @@ impl Stream {
     /// level, its headers, its size; a claim check by the reference that
     /// replaces its payload). Writes and allocates nothing.
     #[inline]
-    fn check(&self, m: &Message<'_>) -> Result<Shape> {
+    fn check<'a>(&self, m: &Message<'a>) -> Result<Shape<'a>> {
         let priorities = self.inner.priorities();
         if m.priority >= priorities {
             return Err(Error::InvalidPriority {
@@ -553,12 +571,24 @@ impl Stream {
                 priorities,
             });
         }
-        let hdr_len = if m.headers.is_empty() {
+        let mut hdr_len = if m.headers.is_empty() {
             0
         } else {
             headers::encoded_len(m.headers.iter().copied()).ok_or(Error::InvalidHeaders {
                 reason: "a key is empty or longer than 255 bytes, a value longer than 65,535 bytes, or all together longer than 65,535 bytes",
             })?
+        };
+        let attrs = if m.attrs.is_empty() {
+            Attributes::default()
+        } else {
+            let attrs = resolve(&m.attrs, now_us())?;
+            hdr_len += attrs.encoded_len();
+            if hdr_len > headers::HEADERS_BYTES_MAX {
+                return Err(Error::InvalidHeaders {
+                    reason: "the headers and the attributes together are longer than 65,535 bytes",
+                });
+            }
+            attrs
         };
         let claim = m.payload.len() as u64 > self.inner.config.claim_check_threshold;
         let body = if claim {
@@ -567,8 +597,59 @@ impl Stream {
             m.payload.len().max(CLAIM_CHECK_BYTES)
         };
         self.check_size(hdr_len, body)?;
-        Ok(Shape { hdr_len, claim })
+        Ok(Shape {
+            hdr_len,
+            claim,
+            attrs,
+        })
     }
+}
+
+/// A message's attributes with their times resolved against `now_us` (the
+/// send's clock), checked: a time before 1970 or over
+/// [`ATTRIBUTE_SPAN_MAX`] away, a zero time to live, an empty or over-long
+/// id or group are [`Error::InvalidArgument`].
+fn resolve<'a>(a: &MessageAttrs<'a>, now_us: u64) -> Result<Attributes<'a>> {
+    let bad = |what: &str| Error::InvalidArgument(what.to_string());
+    let span_max_us = ATTRIBUTE_SPAN_MAX.as_micros() as u64;
+    let time = |w: When, what: &str| -> Result<u64> {
+        let us = match w {
+            When::After(d) => {
+                if d > ATTRIBUTE_SPAN_MAX {
+                    return Err(bad(&format!("{what}: {d:?} is more than 100 years")));
+                }
+                now_us.saturating_add(d.as_micros() as u64)
+            }
+            When::At(t) => {
+                let Ok(since) = t.duration_since(UNIX_EPOCH) else {
+                    return Err(bad(&format!("{what}: a time before 1970")));
+                };
+                let us = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
+                if us > now_us.saturating_add(span_max_us) {
+                    return Err(bad(&format!("{what}: a time more than 100 years ahead")));
+                }
+                us
+            }
+        };
+        Ok(us)
+    };
+    if a.expires == Some(When::After(Duration::ZERO)) {
+        return Err(bad(
+            "ttl: a zero time to live (the message would expire as it is sent)",
+        ));
+    }
+    let out = Attributes {
+        deliver_at_us: a.deliver.map(|w| time(w, "deliver_at")).transpose()?,
+        expires_at_us: a.expires.map(|w| time(w, "expires_at")).transpose()?,
+        message_id: a.id,
+        group: a.group,
+    };
+    if !out.lengths_valid() {
+        return Err(bad(&format!(
+            "a message id or group must be 1..={ATTRIBUTE_BYTES_MAX} bytes"
+        )));
+    }
+    Ok(out)
 }
 
 /// The collector's hold, kept while a blob is stored and referenced.

@@ -6,8 +6,9 @@ use super::scan;
 use super::segment::{self, ActiveWriter, Pin, Segment};
 use super::Record;
 use crate::ctx::{now_us, Ctx};
+use crate::format::attributes::Attributes;
 use crate::format::headers;
-use crate::format::record::{self, RecordHeader};
+use crate::format::record::{self, RecordHeader, FLAG_ATTRIBUTES};
 use crate::format::segment::SEGMENT_HEADER_BYTES;
 use crate::group_commit::GroupCommit;
 use crate::io::{self, EntryKind};
@@ -67,8 +68,10 @@ pub(crate) struct Prepared<'a> {
     pub hdr_len: usize,
     /// The payload, or a claim-check reference.
     pub body: &'a [u8],
-    /// Record flags (`FLAG_CLAIM_CHECK`).
+    /// Record flags (`FLAG_CLAIM_CHECK`, `FLAG_ATTRIBUTES`).
     pub flags: u16,
+    /// The attributes, written before the headers (with `FLAG_ATTRIBUTES`).
+    pub attrs: Attributes<'a>,
 }
 
 impl Prepared<'_> {
@@ -309,7 +312,14 @@ impl Bucket {
                     id,
                     &h,
                     m.hdr_len,
-                    |out| headers::encode_into(out, m.headers.iter().copied()),
+                    |out| {
+                        let at = if m.flags & FLAG_ATTRIBUTES != 0 {
+                            m.attrs.encode_into(out)
+                        } else {
+                            0
+                        };
+                        headers::encode_into(&mut out[at..], m.headers.iter().copied())
+                    },
                     m.body,
                 );
                 let i = w.count;
