@@ -1,6 +1,7 @@
-//! Small framed files (`store.meta`, `stream.meta`, `retention.meta`, a
-//! consumer's `config.meta` and `checkpoint`): a checksummed body, and the
-//! magic and format version of every file Spool writes.
+//! Small framed files (`store.meta`, `stream.meta`, `message_type.meta`,
+//! `retention.meta`, a consumer's `config.meta` and `checkpoint`): a
+//! checksummed body, and the magic and format version of every file Spool
+//! writes.
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -21,6 +22,11 @@ pub const STORE_VERSION: u32 = 1;
 pub const STREAM_META_MAGIC: [u8; 8] = *b"SPOOLMTA";
 /// Version of the `stream.meta` body.
 pub const STREAM_META_VERSION: u32 = 1;
+/// Magic of a stream's `message_type.meta` (the identity of its typed
+/// messages; body in `format::typed`).
+pub const MESSAGE_TYPE_MAGIC: [u8; 8] = *b"SPOOLTYP";
+/// Version of the `message_type.meta` body.
+pub const MESSAGE_TYPE_VERSION: u32 = 1;
 /// Magic of a bucket's `retention.meta`.
 pub const RETENTION_MAGIC: [u8; 8] = *b"SPOOLRET";
 /// Version of the `retention.meta` body.
