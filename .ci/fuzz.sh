@@ -26,7 +26,7 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   rustup toolchain install nightly --profile minimal
 fi
 
-targets=(record_decode journal_decode codecs segment_recovery store_open consumer_open verify api_model)
+targets=(record_decode journal_decode codecs segment_recovery store_open consumer_open verify api_model typed_decode)
 failed=()
 
 echo "== fuzz: building ${targets[*]}"

@@ -25,7 +25,8 @@ LAYERS = {
     "stream": 9, "consumer": 9,
     "request": 10,
     "store": 11,
-    "inspect": 12, "repair": 12,
+    "typed": 12,
+    "inspect": 13, "repair": 13,
 }
 SIDEWAYS = {("stream", "consumer"), ("consumer", "stream"), ("repair", "inspect")}
 # The inspector and repair read the store with the engine's decoders, not

@@ -176,6 +176,53 @@ pub enum Error {
         consumer: String,
     },
 
+    /// A typed open ([`crate::Store::typed_stream`],
+    /// [`crate::TypedStream::open`]) found the stream holding messages of
+    /// another type or codec, or of a newer schema version than this
+    /// build's type (see [`crate::MessageType`]). Nothing was changed.
+    #[error("stream {stream:?} holds messages of type {stored}; this handle asked for {requested}{}",
+        if *.newer { ": the stream's schema version is newer than this build's (a downgrade is refused)" } else { "" })]
+    TypeMismatch {
+        /// The stream's name.
+        stream: String,
+        /// The identity recorded with the stream: type name, schema
+        /// version, codec.
+        stored: String,
+        /// The identity of the handle's type.
+        requested: String,
+        /// Whether only the version differs, the stored one being newer.
+        newer: bool,
+    },
+
+    /// A typed message could not be decoded as the handle's type: its
+    /// payload is no typed envelope, its schema version is newer than the
+    /// type's or has no upgrade, or the codec refused its bytes. The
+    /// delivery it came with is still leased to the caller, to acknowledge,
+    /// give back or dead-letter ([`crate::TypedDelivery::value`]).
+    #[error("message at offset {offset} (priority {priority}) of stream {stream:?} does not decode as {type_name}: {reason}")]
+    Decode {
+        /// The stream's name.
+        stream: String,
+        /// Its priority level.
+        priority: u8,
+        /// Its offset in the bucket of that level.
+        offset: u64,
+        /// The identity of the type it was decoded as.
+        type_name: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// A value could not be encoded by its codec (for example a map whose
+    /// keys the codec cannot write). Nothing was written.
+    #[error("cannot encode a value of type {type_name}: {reason}; nothing was written")]
+    Encode {
+        /// The type's name.
+        type_name: String,
+        /// What the codec said.
+        reason: String,
+    },
+
     /// [`crate::Store::stream_with`] found the stream with another
     /// configuration than the one asked for.
     #[error("stream {name:?} exists with another configuration: {existing}; asked for {wanted}")]

@@ -6,6 +6,7 @@
 //! <store>/LOCK
 //! <store>/store.meta
 //! <store>/streams/<stream>/stream.meta
+//! <store>/streams/<stream>/message_type.meta
 //! <store>/streams/<stream>/p<k>/<base:020>.seg | .idx
 //! <store>/streams/<stream>/p<k>/quarantine/<base:020>-<pos:010>-e<epoch>.torn
 //! <store>/streams/<stream>/p<k>/retention.meta | head.meta
@@ -30,6 +31,8 @@ pub(crate) const STORE_META_FILE: &str = "store.meta";
 pub(crate) const STREAMS_DIR: &str = "streams";
 /// A stream's configuration file.
 pub(crate) const STREAM_META_FILE: &str = "stream.meta";
+/// The identity of a stream's typed messages (type, schema version, codec).
+pub(crate) const MESSAGE_TYPE_FILE: &str = "message_type.meta";
 /// Directory of quarantined torn tails, in each bucket directory.
 pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 /// A bucket's low-water mark (offsets below it were deleted by retention).

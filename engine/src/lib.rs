@@ -36,6 +36,11 @@
 //!   ([`Stream::consumer`], [`Stream::consumer_with`] and a
 //!   [`ConsumerConfig`]); [`Consumer::receive`] leases a [`Delivery`], to
 //!   [`ack`](Delivery::ack) or [`nack`](Delivery::nack).
+//! - Typed messages ([`typed`]): serde values of a [`MessageType`] over the
+//!   same streams, [`Store::typed_stream`] → [`TypedStream`] →
+//!   [`TypedConsumer`] → [`TypedDelivery`], encoded by a [`Codec`]
+//!   ([`Postcard`] by default) in a versioned envelope; [`OwnedMessage`], a
+//!   message that owns its payload.
 //! - Every failure is an [`Error`].
 //!
 //! The messaging patterns on these:
@@ -98,6 +103,7 @@ mod request;
 mod store;
 mod stream;
 mod threads;
+pub mod typed;
 mod wake;
 
 pub use blob::ClaimCheck;
@@ -118,6 +124,10 @@ pub use report::{RecoveryReport, TornTail};
 pub use request::{Request, WaitReply, REPLY_CONSUMER};
 pub use store::Store;
 pub use stream::{BucketStats, Iter, Stream, StreamStats};
+pub use typed::{
+    Codec, CodecError, MessageType, OwnedMessage, Postcard, TypedConsumer, TypedDeliveries,
+    TypedDelivery, TypedMessage, TypedReceive, TypedReceiveBatch, TypedStream,
+};
 pub use wake::Durable;
 
 /// The README's examples are compiled and run as doctests.

@@ -1,6 +1,7 @@
-//! Small framed files (`store.meta`, `stream.meta`, `retention.meta`, a
-//! consumer's `config.meta` and `checkpoint`): a checksummed body, and the
-//! magic and format version of every file Spool writes.
+//! Small framed files (`store.meta`, `stream.meta`, `message_type.meta`,
+//! `retention.meta`, a consumer's `config.meta` and `checkpoint`): a
+//! checksummed body, and the magic and format version of every file Spool
+//! writes.
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -24,6 +25,11 @@ pub const STREAM_META_VERSION: u32 = 1;
 /// Version of a `stream.meta` body with a deduplication window or
 /// capacity limits (version 1 and those fields).
 pub const STREAM_META_VERSION_2: u32 = 2;
+/// Magic of a stream's `message_type.meta` (the identity of its typed
+/// messages; body in `format::typed`).
+pub const MESSAGE_TYPE_MAGIC: [u8; 8] = *b"SPOOLTYP";
+/// Version of the `message_type.meta` body.
+pub const MESSAGE_TYPE_VERSION: u32 = 1;
 /// Magic of a bucket's `retention.meta`.
 pub const RETENTION_MAGIC: [u8; 8] = *b"SPOOLRET";
 /// Version of the `retention.meta` body.

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod meta;
 pub mod record;
 pub mod segment;
+pub mod typed;
 
 /// Reads a little-endian `u16` at `pos`. The caller has checked the bounds.
 #[inline]

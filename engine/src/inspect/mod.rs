@@ -114,11 +114,16 @@ pub use crate::format::segment::SegmentHeader;
 /// The mutable state block of a segment file: epoch, durable watermark,
 /// clean-close flag (DESIGN.md 3.1).
 pub use crate::format::segment::SegmentState;
+/// The identity of a stream's typed messages, as `message_type.meta`
+/// holds it (DESIGN.md 3.9).
+pub use crate::format::typed::TypeIdentity;
 
 use crate::format::meta::{self, META_BODY_BYTES_MAX};
 use crate::format::segment::SEGMENT_HEADER_BYTES;
 use crate::io::{real::RealFs, EntryKind};
-use crate::layout::{self, CONSUMERS_DIR, STORE_META_FILE, STREAMS_DIR, STREAM_META_FILE};
+use crate::layout::{
+    self, CONSUMERS_DIR, MESSAGE_TYPE_FILE, STORE_META_FILE, STREAMS_DIR, STREAM_META_FILE,
+};
 use crate::options::{StreamConfig, SEGMENT_BYTES_LIMIT};
 use crate::{name, Error, Result};
 use read::{list_dir, Bounded, Framed};
@@ -460,6 +465,7 @@ impl Inspector<'_> {
             }
             Framed::Bad(_) => None,
         };
+        let message_type = read_message_type(self.vfs, &dir.join(MESSAGE_TYPE_FILE), problems);
         let priorities: Vec<u8> = match &config {
             Some(c) => (0..c.priorities).collect(),
             None => {
@@ -492,9 +498,36 @@ impl Inspector<'_> {
             name: name.to_string(),
             path: dir.to_path_buf(),
             config,
+            message_type,
             buckets,
             consumers,
         })
+    }
+}
+
+/// Reads a stream's `message_type.meta` as a typed open reads it: `None`
+/// if there is none or it is unusable (a problem then says why: a typed
+/// open would fail with `Error::Corrupt`; the bytes API does not read it).
+fn read_message_type(
+    vfs: &dyn crate::io::Vfs,
+    path: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<TypeIdentity> {
+    let frame = (
+        meta::MESSAGE_TYPE_MAGIC,
+        meta::MESSAGE_TYPE_VERSION,
+        META_BODY_BYTES_MAX,
+    );
+    match read::read_framed(vfs, path, frame, "message type", problems) {
+        Framed::Body(b) => match crate::format::typed::decode_identity(&b) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                let at = meta::BODY_OFFSET as u64 + e.position();
+                problems.push(Problem::at(path, at, format!("message type: {e}")));
+                None
+            }
+        },
+        Framed::Missing | Framed::Bad(_) => None,
     }
 }
 

@@ -133,6 +133,10 @@ pub struct StreamInfo {
     /// The configuration in `stream.meta`; `None` if it is missing or
     /// unreadable (the buckets are then the `p<k>` directories found).
     pub config: Option<StreamConfig>,
+    /// The identity of its typed messages in `message_type.meta` (type
+    /// name, schema version, codec); `None` if there is none (a stream
+    /// never opened typed) or it is unreadable (then a problem says why).
+    pub message_type: Option<crate::format::typed::TypeIdentity>,
     /// One entry per priority bucket, lowest first.
     pub buckets: Vec<BucketInfo>,
     /// The stream's durable consumers, sorted by name.

@@ -132,6 +132,10 @@ pub(crate) struct StreamInner {
     consumer_create: Mutex<()>,
     /// Held by a retention pass (see `retention.rs`).
     retention: Mutex<()>,
+    /// Held while a small file of the stream directory other than its
+    /// configuration is read and written (`message_type.meta`, see
+    /// [`StreamInner::with_files`]).
+    files: Mutex<()>,
     /// The store's claim-check blobs.
     blobs: Arc<Blobs>,
 }
@@ -777,14 +781,26 @@ impl StreamInner {
         Ok(())
     }
 
+    /// Runs `f` under the lock of the stream directory's small files, once
+    /// the store is found open: calls are serialized (a read-check-write of
+    /// a file is not raced by another), and `Store::close` takes the lock
+    /// after marking the store closed, so nothing `f` writes reaches the
+    /// directory after the close.
+    pub(crate) fn with_files<R>(&self, f: impl FnOnce(&Arc<Ctx>, &Path) -> Result<R>) -> Result<R> {
+        let _g = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        self.ctx.check()?;
+        f(&self.ctx, &self.dir)
+    }
+
     /// After the store was marked closed: waits for the writes in progress
-    /// (appends, retention, consumer changes) to end, and wakes every
-    /// receiver waiting on the stream, to find it closed.
+    /// (appends, retention, consumer changes, small files) to end, and
+    /// wakes every receiver waiting on the stream, to find it closed.
     pub(crate) fn fence(&self) {
         for b in &self.buckets {
             b.fence();
         }
         drop(self.retention.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(self.files.lock().unwrap_or_else(|e| e.into_inner()));
         for c in self.consumer_list() {
             c.fence();
         }

@@ -136,6 +136,7 @@ pub(crate) fn open(
         consumers: RwLock::new(BTreeMap::new()),
         consumer_create: Mutex::new(()),
         retention: Mutex::new(()),
+        files: Mutex::new(()),
         blobs: blobs.clone(),
     };
     // Consumers: every directory under `consumers/` with a valid name.

@@ -8,7 +8,7 @@
 //! | type | data |
 //! |---|---|
 //! | `store` | `path`, `format_version`, `in_use` (a process has it open; `null` if that cannot be told) |
-//! | `stream` | `name`, `path`, `priorities`, `buckets`, `messages`, `file_bytes` |
+//! | `stream` | `name`, `path`, `priorities`, `message_type` (`name`, `version`, `codec` of its typed messages, from `message_type.meta`; `null` if none or unreadable), `buckets`, `messages`, `file_bytes` |
 //! | `bucket` | `stream`, `priority`, `path`, `messages`, `first_offset`, `last_offset`, `first_timestamp_us`, `last_timestamp_us`, `segments`, `file_bytes`, `data_bytes`, `quarantined` (paths) |
 //! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `problems` (count) |
 //! | `consumer` | `stream`, `name`, `path`, `config` (`start`: `"earliest"`/`"latest"`/`{"offset": n}`/`{"timestamp_us": n}`, `visibility_timeout_ms`, `max_deliveries`, `dead_letter`, `starvation_limit`; `null` if unreadable), `generation` (of the checkpoint), `journal` (path of the journal replayed), `journal_version` (its format version: 1, or 2 if it may hold acknowledged sets), `journal_records` (valid records replayed), `journal_ack_sets` (of those, acknowledged sets: one per batch ack), `journal_set_acks` (the offsets those sets acknowledge), `stale_journals` (paths), `buckets` (one per priority: `priority`, `ack_floor`, `next_offset`, `end_offset`, `lag` = end − floor, `acked_out_of_order`, `unacked_deliveries` (delivered, not acknowledged: in flight or waiting for redelivery), `unacked_redelivered` (of those, delivered 2+ times), `max_attempts`), `redelivered`, `dead_lettered`, `skipped`, `problems` (count) |
@@ -224,6 +224,13 @@ fn human_stream(s: &StreamInfo, in_use: Option<bool>, out: &mut dyn Write) -> st
         plural(s.messages(), "message", "messages"),
         bytes(s.file_bytes())
     )?;
+    if let Some(t) = &s.message_type {
+        writeln!(
+            out,
+            "  message type: {} version {} ({})",
+            t.name, t.version, t.codec
+        )?;
+    }
     for b in &s.buckets {
         human_bucket(b, in_use, out)?;
     }
@@ -342,6 +349,11 @@ fn json_lines(
                 "name": s.name,
                 "path": s.path.to_string_lossy(),
                 "priorities": s.config.as_ref().map(|c| c.priorities),
+                "message_type": s.message_type.as_ref().map(|t| json!({
+                    "name": t.name,
+                    "version": t.version,
+                    "codec": t.codec,
+                })),
                 "buckets": s.buckets.len(),
                 "messages": s.messages(),
                 "file_bytes": s.file_bytes(),
