@@ -114,6 +114,10 @@ impl Store {
         let blobs = Arc::new(Blobs::new(ctx.clone()));
         let streams_dir = root.join(STREAMS_DIR);
         let mut names = Vec::new();
+        // A stream directory under a temporary name: a creation cut short,
+        // or a deletion whose durable step was done. The blobs only a
+        // deleted stream referred to may be left: collected below.
+        let mut removed_stream = false;
         for e in vfs
             .read_dir(&streams_dir)
             .map_err(|e| Error::io("list", &streams_dir, e))?
@@ -129,6 +133,7 @@ impl Store {
                 vfs.sync_dir(&streams_dir)
                     .map_err(|e| Error::io("sync directory", &streams_dir, e))?;
                 report.removed_incomplete_streams.push(dir);
+                removed_stream = true;
                 continue;
             }
             if name::validate(&e.name).is_ok() {
@@ -155,7 +160,7 @@ impl Store {
         // Only a pending mark says one may exist: a store without one is
         // opened without reading any segment's references.
         if blobs.exists() {
-            if blobs.has_pending()? {
+            if removed_stream || blobs.has_pending()? {
                 let mut refs = HashSet::new();
                 for s in streams.values() {
                     s.blob_refs(&mut refs)?;
@@ -329,6 +334,81 @@ impl Store {
         Ok(s)
     }
 
+    /// Deletes the stream `name` with everything in it: its messages, its
+    /// consumers and their positions. Handles of it still held
+    /// ([`Stream`], [`Consumer`](crate::Consumer),
+    /// [`Delivery`](crate::Delivery)) fail with [`Error::StreamNotFound`]
+    /// from then on (sends, reads, receives, acks); blocked receivers wake
+    /// up to that error. A stream made later under the same name starts
+    /// empty, at offset 0. Blobs only its messages referred to are
+    /// removed before this returns (if that collection fails, the stream
+    /// is deleted all the same and they go at the next collection). A
+    /// stream that does not exist is `StreamNotFound`.
+    ///
+    /// Crash-safe: its directory is renamed to a temporary name in one
+    /// durable step (then removed); an open, in this process or another,
+    /// sees the stream whole or not at all, and removes what a crash left
+    /// of a deleted one.
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// let scratch = store.stream("scratch")?;
+    /// scratch.send(b"temporary")?;
+    /// store.delete_stream("scratch")?;
+    /// assert!(store.streams().is_empty());
+    /// assert!(matches!(scratch.send(b"more"), Err(Error::StreamNotFound { .. })));
+    /// // The name is free again: a new, empty stream.
+    /// assert_eq!(store.stream("scratch")?.stats().messages(), 0);
+    /// # Ok::<(), spool::Error>(())
+    /// ```
+    pub fn delete_stream(&self, name: &str) -> Result<()> {
+        name::validate(name)?;
+        self.inner.ctx.check()?;
+        {
+            // No creation of the name races the deletion.
+            let _g = self
+                .inner
+                .create_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let removed = self
+                .inner
+                .streams
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+            let Some(s) = removed else {
+                return Err(Error::StreamNotFound {
+                    name: name.to_string(),
+                });
+            };
+            if let Err(e) = s.delete() {
+                if !s.is_deleted() {
+                    // Nothing changed: it is back.
+                    self.inner
+                        .streams
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.to_string(), s);
+                }
+                return Err(e);
+            }
+        }
+        // A reply router of it reads a deleted stream: the next wait makes
+        // a new one.
+        self.inner
+            .routers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        // The deletion is done whatever happens now: blobs a failed
+        // collection leaves go at the next one (or `segment-tool repair`).
+        let _ = self.inner.collect_blobs();
+        Ok(())
+    }
+
     /// Names of all streams, sorted.
     pub fn streams(&self) -> Vec<String> {
         self.inner
@@ -469,6 +549,13 @@ impl Streams for StoreInner {
             return Ok(s);
         }
         self.create(name, StreamConfig::default(), false)
+    }
+
+    fn open_stream(&self, name: &str) -> Result<Stream> {
+        name::validate(name)?;
+        self.get(name).ok_or_else(|| Error::StreamNotFound {
+            name: name.to_string(),
+        })
     }
 
     /// Removes the blobs no retained message refers to any more.

@@ -139,6 +139,7 @@ pub(crate) fn open(
         consumer_create: Mutex::new(()),
         retention: Mutex::new(()),
         blobs: blobs.clone(),
+        deleted: std::sync::atomic::AtomicBool::new(false),
     };
     // Consumers: every directory under `consumers/` with a valid name.
     let cdir = dir.join(layout::CONSUMERS_DIR);
