@@ -114,10 +114,6 @@ impl Store {
         let blobs = Arc::new(Blobs::new(ctx.clone()));
         let streams_dir = root.join(STREAMS_DIR);
         let mut names = Vec::new();
-        // A stream directory under a temporary name: a creation cut short,
-        // or a deletion whose durable step was done. The blobs only a
-        // deleted stream referred to may be left: collected below.
-        let mut removed_stream = false;
         for e in vfs
             .read_dir(&streams_dir)
             .map_err(|e| Error::io("list", &streams_dir, e))?
@@ -133,7 +129,6 @@ impl Store {
                 vfs.sync_dir(&streams_dir)
                     .map_err(|e| Error::io("sync directory", &streams_dir, e))?;
                 report.removed_incomplete_streams.push(dir);
-                removed_stream = true;
                 continue;
             }
             if name::validate(&e.name).is_ok() {
@@ -160,7 +155,7 @@ impl Store {
         // Only a pending mark says one may exist: a store without one is
         // opened without reading any segment's references.
         if blobs.exists() {
-            if removed_stream || blobs.has_pending()? {
+            if blobs.has_pending()? {
                 let mut refs = HashSet::new();
                 for s in streams.values() {
                     s.blob_refs(&mut refs)?;
@@ -342,7 +337,7 @@ impl Store {
     /// up to that error. A stream made later under the same name starts
     /// empty, at offset 0. Blobs only its messages referred to are
     /// removed before this returns (if that collection fails, the stream
-    /// is deleted all the same and they go at the next collection). A
+    /// is deleted all the same and the next open collects them). A
     /// stream that does not exist is `StreamNotFound`.
     ///
     /// Crash-safe: its directory is renamed to a temporary name in one
@@ -366,7 +361,7 @@ impl Store {
     pub fn delete_stream(&self, name: &str) -> Result<()> {
         name::validate(name)?;
         self.inner.ctx.check()?;
-        {
+        let due = {
             // No creation of the name races the deletion.
             let _g = self
                 .inner
@@ -384,18 +379,22 @@ impl Store {
                     name: name.to_string(),
                 });
             };
-            if let Err(e) = s.delete() {
-                if !s.is_deleted() {
+            let due = match s.delete() {
+                Ok(due) => due,
+                Err(e) => {
+                    if !s.is_deleted() {
                     // Nothing changed: it is back.
                     self.inner
                         .streams
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(name.to_string(), s);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        }
+            };
+            due
+        };
         // A reply router of it reads a deleted stream: the next wait makes
         // a new one.
         self.inner
@@ -403,9 +402,14 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
-        // The deletion is done whatever happens now: blobs a failed
-        // collection leaves go at the next one (or `segment-tool repair`).
-        let _ = self.inner.collect_blobs();
+        // The deletion is done whatever happens now. Blobs only it referred
+        // to go; if that fails, the mark made before the deletion stays,
+        // and the next open collects them.
+        if self.inner.collect_blobs().is_ok() {
+            if let Some(mark) = due {
+                mark.settle();
+            }
+        }
         Ok(())
     }
 
@@ -560,7 +564,7 @@ impl Streams for StoreInner {
 
     /// Removes the blobs no retained message refers to any more.
     fn collect_blobs(&self) -> Result<usize> {
-        if !self.blobs.exists() {
+        if !self.blobs.present()? {
             return Ok(0);
         }
         let streams: Vec<Arc<StreamInner>> = self
@@ -659,6 +663,15 @@ impl StoreInner {
     fn sync(&self) -> Result<()> {
         sync_all(&self.ctx, &self.streams)
     }
+
+    /// Removes the pending marks when the store closes; first collects
+    /// blobs if a deletion or purge left a collection due (its own failed).
+    fn clear_pending(&self) -> Result<()> {
+        if self.blobs.collection_due()? {
+            self.collect_blobs()?;
+        }
+        self.blobs.clear_pending()
+    }
 }
 
 impl StoreInner {
@@ -704,7 +717,7 @@ impl StoreInner {
                 // Every send has returned or failed; a claim-check send cut
                 // short by the close may leave an orphan blob, which the
                 // next collection after a crash or failed send removes.
-                result = self.blobs.clear_pending();
+                result = self.clear_pending();
             }
             result
         };
@@ -724,7 +737,7 @@ impl Drop for StoreInner {
             // Every send has returned and its message is durable now, so
             // no blob can be an orphan: the next open need not look.
             if self.sync().is_ok() {
-                let _ = self.blobs.clear_pending();
+                let _ = self.clear_pending();
             }
         }
     }

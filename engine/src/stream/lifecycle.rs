@@ -44,9 +44,22 @@ impl Stream {
     /// # Ok::<(), spool::Error>(())
     /// ```
     pub fn purge(&self) -> Result<u64> {
-        let (purged, freed) = self.inner.purge()?;
+        // A crash between the removal of the segments and the collection
+        // leaves this mark: the next open collects.
+        let due = self.inner.blobs.mark_collection_due()?;
+        let (purged, freed) = match self.inner.purge() {
+            Ok(r) => r,
+            Err(e) => {
+                // Whatever was removed, the mark stays for the next open.
+                drop(due);
+                return Err(e);
+            }
+        };
         if freed > 0 {
             self.store.collect_blobs()?;
+        }
+        if let Some(due) = due {
+            due.settle();
         }
         Ok(purged)
     }
@@ -125,7 +138,10 @@ impl StreamInner {
     /// the files. If the rename fails nothing changed and the marks are
     /// undone (`is_deleted` is false then); a failed directory sync
     /// poisons the store.
-    pub(crate) fn delete(&self) -> Result<()> {
+    ///
+    /// Returns the mark that a collection of blobs is due (made durably
+    /// before the rename), to settle once blobs are collected.
+    pub(crate) fn delete(&self) -> Result<Option<crate::blob::Pending>> {
         let _create = self
             .consumer_create
             .lock()
@@ -138,6 +154,7 @@ impl StreamInner {
             .parent()
             .ok_or_else(|| Error::Internal("a stream directory without a parent".into()))?;
         let d = self.ctx.open_dir(parent)?;
+        let due = self.blobs.mark_collection_due()?;
         let consumers = self.consumer_list();
         let mark = |gone: bool| {
             self.deleted.store(gone, Ordering::Release);
@@ -152,6 +169,9 @@ impl StreamInner {
         let tmp = parent.join(layout::tmp_dir_name(&self.name, random_u64()));
         if let Err(e) = self.ctx.vfs.rename(&self.dir, &tmp) {
             mark(false);
+            if let Some(due) = due {
+                due.settle();
+            }
             return Err(Error::io("rename", &self.dir, e));
         }
         d.sync()?;
@@ -164,6 +184,6 @@ impl StreamInner {
         if io::remove_dir_all(&*self.ctx.vfs, &tmp).is_ok() {
             let _ = d.sync();
         }
-        Ok(())
+        Ok(due)
     }
 }
