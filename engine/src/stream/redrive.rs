@@ -29,9 +29,11 @@ impl Stream {
     /// The dead letters are read through the durable consumer `consumer`
     /// of this stream (created if it does not exist, from the earliest
     /// message), and each is acknowledged there only after its copy is
-    /// durable in the source stream (synced, whatever the store's
-    /// durability): a crash in between re-sends it at the next call (at
-    /// least once: one extra copy at most per crash), and none is lost.
+    /// durable in the source stream; copies and acknowledgements are
+    /// synced before this returns, whatever the store's durability. A
+    /// crash between a copy and its acknowledgement re-sends it at the
+    /// next call (at least once: one extra copy at most per crash); none
+    /// is lost.
     ///
     /// A message that cannot be re-driven stays in this stream,
     /// unacknowledged, and is not counted: one without the dead-letter
@@ -108,7 +110,16 @@ impl Stream {
             }
             let n = sent.len();
             if n > 0 {
-                if let Err(e) = c.ack_batch(sent) {
+                // Durable too, whatever the store's durability: what this
+                // returns as re-driven is never re-sent.
+                let acked = c.ack_batch(sent).and_then(|()| {
+                    if always {
+                        Ok(())
+                    } else {
+                        c.inner_ref().sync_all()
+                    }
+                });
+                if let Err(e) = acked {
                     failure.get_or_insert(e);
                     break;
                 }
