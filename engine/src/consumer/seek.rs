@@ -147,14 +147,28 @@ impl ConsumerInner {
     /// retained offset (`logs[p]`), what it passes unacknowledged counted
     /// as skipped, as an open replaying the files would count it; the
     /// segments it read last are let go (their files are gone).
-    pub(crate) fn clamp_to(&self, logs: &[Range<u64>]) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let st = &mut *st;
+    ///
+    /// If it skipped anything, the new state is checkpointed (a rotation)
+    /// before the lock is let go: an ack journaled later that covers the
+    /// purged offsets (`ack_up_to`) would otherwise hide them from the
+    /// count an open makes. If that rotation fails, a crash before the
+    /// next one may count fewer skipped (the error is returned; the purge
+    /// itself is done).
+    pub(crate) fn clamp_to(&self, logs: &[Range<u64>]) -> Result<()> {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *guard;
+        let mut skipped = 0;
         for (b, log) in st.buckets.iter_mut().zip(logs) {
-            st.skipped += b.clamp(log.start, log.end);
+            skipped += b.clamp(log.start, log.end);
         }
+        st.skipped += skipped;
         for s in st.segments.iter_mut() {
             *s = None;
         }
+        if skipped > 0 && !self.deleted.load(Ordering::Acquire) {
+            self.ctx.check()?;
+            self.rotate(st, false)?;
+        }
+        Ok(())
     }
 }

@@ -121,11 +121,12 @@ impl StreamInner {
             }
         }
         // Their positions move past what went, counting it as skipped, now
-        // rather than at their next read (an open derives the same count
-        // from the durable low-water marks).
+        // rather than at their next read, and checkpointed (an open that
+        // finds no checkpoint of it derives the same count from the
+        // durable low-water marks). The purge is done whatever happens.
         let logs: Vec<_> = (0..self.priorities()).map(|p| self.log_range(p)).collect();
         for c in self.consumer_list() {
-            c.clamp_to(&logs);
+            let _ = c.clamp_to(&logs);
         }
         Ok((purged, freed))
     }
