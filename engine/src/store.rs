@@ -383,12 +383,12 @@ impl Store {
                 Ok(due) => due,
                 Err(e) => {
                     if !s.is_deleted() {
-                    // Nothing changed: it is back.
-                    self.inner
-                        .streams
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(name.to_string(), s);
+                        // Nothing changed: it is back.
+                        self.inner
+                            .streams
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.to_string(), s);
                     }
                     return Err(e);
                 }

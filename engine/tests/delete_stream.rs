@@ -77,7 +77,11 @@ fn a_deleted_stream_is_gone_and_its_name_is_free() {
     let c = s.open_consumer("c").unwrap();
     let leased = c.try_receive().unwrap().expect("a message");
     let waiter = {
-        let c = store.open_stream("keep").unwrap().open_consumer("k").unwrap();
+        let c = store
+            .open_stream("keep")
+            .unwrap()
+            .open_consumer("k")
+            .unwrap();
         drop(c);
         let blocked = s.consumer("blocked").unwrap();
         std::thread::spawn(move || {

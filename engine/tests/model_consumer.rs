@@ -556,8 +556,11 @@ fn run(ops: Vec<Op>, starvation_limit: Option<u32>) -> Result<Seen, TestCaseErro
                     0 => c.seek(spool::StartAt::Earliest),
                     1 => c.seek(spool::StartAt::Latest),
                     _ => {
-                        let offsets: Vec<u64> =
-                            m.levels.iter().map(|l| u64::from(to) % (l.end + 2)).collect();
+                        let offsets: Vec<u64> = m
+                            .levels
+                            .iter()
+                            .map(|l| u64::from(to) % (l.end + 2))
+                            .collect();
                         c.seek_offsets(&offsets)
                     }
                 }
@@ -574,7 +577,10 @@ fn run(ops: Vec<Op>, starvation_limit: Option<u32>) -> Result<Seen, TestCaseErro
                 }
                 m.streak = 0;
                 // Void: acknowledging them changes nothing.
-                let (batch, single) = out.split_off(0).into_iter().partition::<Vec<_>, _>(|d| d.offset() % 2 == 0);
+                let (batch, single) = out
+                    .split_off(0)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|d| d.offset() % 2 == 0);
                 c.ack_batch(batch).expect("void batch ack");
                 for d in single {
                     d.ack().expect("void ack");

@@ -162,8 +162,8 @@ fn check_after(fs: &SimFs, what: &str) -> [bool; 2] {
     let whole = |p: usize| if purged[p] { 0 } else { ENDS[p] };
     let skipped_b = (0..2).map(|p| ENDS[p] - whole(p)).sum::<u64>();
     assert_eq!(b.stats().skipped, skipped_b, "{what}: b skipped");
-    let skipped_a = if purged[0] { ENDS[0] - ACKED - 1 } else { 0 }
-        + if purged[1] { ENDS[1] } else { 0 };
+    let skipped_a =
+        if purged[0] { ENDS[0] - ACKED - 1 } else { 0 } + if purged[1] { ENDS[1] } else { 0 };
     assert_eq!(a.stats().skipped, skipped_a, "{what}: a skipped");
     assert_eq!(drain(&b), [whole(0), whole(1)], "{what}: b");
     let a0 = if purged[0] { 0 } else { ENDS[0] - ACKED - 1 };
@@ -194,7 +194,10 @@ fn a_power_cut_at_every_operation_of_a_purge() {
                 .map(|img| SimFs::from_image(&img))
                 .unwrap_or_else(|| fs.power_cut(mode));
             drop(store);
-            seen.insert(check_after(&image, &format!("cut at op {at} of {ops}, {mode:?}")));
+            seen.insert(check_after(
+                &image,
+                &format!("cut at op {at} of {ops}, {mode:?}"),
+            ));
         }
     }
     // Whole, one level purged, both purged.

@@ -45,7 +45,9 @@ fn build(fs: &SimFs, durability: Durability) -> Store {
         .priorities(2)
         .claim_check_threshold(4096);
     let jobs = store.create_stream("jobs", config.clone()).unwrap();
-    store.create_stream("jobs.dead", config.priorities(1)).unwrap();
+    store
+        .create_stream("jobs.dead", config.priorities(1))
+        .unwrap();
     let worker = jobs
         .consumer_with(
             "worker",
@@ -83,7 +85,8 @@ fn copies(store: &Store) -> BTreeMap<usize, usize> {
             assert_eq!(r.payload(), &payload(n)[..], "job {n}");
             assert_eq!(r.priority() as usize, n % 2, "job {n}: its priority");
             assert!(
-                r.headers().all(|(k, _)| !k.starts_with("spool-dead-letter-")),
+                r.headers()
+                    .all(|(k, _)| !k.starts_with("spool-dead-letter-")),
                 "job {n}: dead-letter headers went with it"
             );
             *out.entry(n).or_insert(0) += 1;
@@ -126,11 +129,18 @@ fn dead_letters_go_back_as_they_were() {
     assert_eq!(r.stats().pending(), 2, "the two it could not re-drive stay");
     assert_eq!(copies(&store).values().copied().collect::<Vec<_>>(), [2; K]);
     // The worker gets them again, as new messages, higher level first.
-    let worker = store.open_stream("jobs").unwrap().open_consumer("worker").unwrap();
+    let worker = store
+        .open_stream("jobs")
+        .unwrap()
+        .open_consumer("worker")
+        .unwrap();
     let again = worker.receive_batch(100, Duration::ZERO).unwrap();
     assert_eq!(again.len(), K);
     assert!(again.iter().all(|d| d.attempt() == 1));
-    let big = again.iter().find(|d| d.header("n") == Some(&b"0"[..])).unwrap();
+    let big = again
+        .iter()
+        .find(|d| d.header("n") == Some(&b"0"[..]))
+        .unwrap();
     assert!(big.record().is_claim_check(), "still a claim check");
     assert_eq!(big.payload(), &payload(0)[..]);
     assert!(big.header(dl::STREAM).is_none());
@@ -224,9 +234,16 @@ fn an_io_error_at_every_operation_of_a_redrive() {
         let fs = SimFs::new();
         let store = build(&fs, Durability::Always);
         fs.fail_at(fs.stats().ops + at, FaultKind::Eio, false);
-        let r = store.open_stream("jobs.dead").unwrap().redrive("redrive", 100);
+        let r = store
+            .open_stream("jobs.dead")
+            .unwrap()
+            .redrive("redrive", 100);
         let what = format!("EIO at op {at} of {ops}: {r:?}");
         drop(store);
-        check_after(&fs.power_cut(CutMode::DropUnsynced), Durability::Always, &what);
+        check_after(
+            &fs.power_cut(CutMode::DropUnsynced),
+            Durability::Always,
+            &what,
+        );
     }
 }

@@ -68,7 +68,11 @@ fn seeking_back_redelivers_and_voids_earlier_deliveries() {
     let again = c.try_receive().unwrap().unwrap();
     assert_eq!((again.offset(), again.attempt()), (0, 1));
     let b2 = c.try_receive().unwrap().unwrap();
-    assert_eq!((b2.offset(), b2.attempt()), (1, 1), "the void ack did not ack it");
+    assert_eq!(
+        (b2.offset(), b2.attempt()),
+        (1, 1),
+        "the void ack did not ack it"
+    );
     twice.ack().unwrap(); // void too
     c.ack_batch([again, b2]).unwrap();
     assert_eq!(c.stats().buckets[0].ack_floor, 2);
@@ -164,7 +168,10 @@ fn a_power_cut_at_every_operation_of_a_seek() {
     let ops = probe.stats().ops - before;
     drop((c, held));
     // Durable on return: a power cut right after keeps it.
-    assert!(check_after(&probe.power_cut(CutMode::DropUnsynced), "after"));
+    assert!(check_after(
+        &probe.power_cut(CutMode::DropUnsynced),
+        "after"
+    ));
     drop(store);
     assert!(ops >= 3, "a seek is a rotation: {ops}");
     let mut moved = 0;
@@ -186,7 +193,11 @@ fn a_power_cut_at_every_operation_of_a_seek() {
             ));
         }
     }
-    assert!(moved > 0 && moved < 2 * ops as usize, "{moved} of {}", 2 * ops);
+    assert!(
+        moved > 0 && moved < 2 * ops as usize,
+        "{moved} of {}",
+        2 * ops
+    );
 }
 
 #[test]
