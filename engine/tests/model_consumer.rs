@@ -67,8 +67,8 @@ enum Op {
     /// `Stream::purge`; the outstanding deliveries are then acknowledged
     /// (which changes nothing).
     Purge,
-    /// `Consumer::seek`: 0 earliest, 1 latest, else to offset `n % (end
-    /// + 2)` in every level; the outstanding deliveries are then
+    /// `Consumer::seek`: 0 earliest, 1 latest, else to offset
+    /// `n % (end + 2)` in every level; the outstanding deliveries are then
     /// acknowledged (void: nothing changes).
     Seek(u8),
 }
