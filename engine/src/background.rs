@@ -54,6 +54,15 @@ impl Syncer {
         self.prefault_cv.notify_one();
     }
 
+    /// Drops the queued prefaults of `maps` (a deleted stream's segments):
+    /// the prefault thread no longer touches them. One already taken from
+    /// the queue ends on the mapping it holds.
+    pub(crate) fn drop_prefaults(&self, maps: &[Arc<SharedMap>]) {
+        self.lock()
+            .prefault
+            .retain(|(m, _)| !maps.iter().any(|d| Arc::ptr_eq(m, d)));
+    }
+
     /// Ends both threads' loops.
     pub(crate) fn stop(&self) {
         self.lock().stopped = true;

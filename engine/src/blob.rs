@@ -237,6 +237,41 @@ impl Blobs {
         Ok((cc, pending))
     }
 
+    /// A pending mark that says only "a collection is due" (of the zero
+    /// hash, which no blob has), made durably before a stream's deletion or
+    /// purge removes references to blobs: a crash before the collection
+    /// that follows leaves the mark, and the next open collects. `None`
+    /// when the store has no blobs.
+    pub(crate) fn mark_collection_due(&self) -> Result<Option<Pending>> {
+        if !self.present()? {
+            return Ok(None);
+        }
+        self.mark_pending(&[0; 32]).map(Some)
+    }
+
+    /// Whether a mark of [`Blobs::mark_collection_due`] is left (the
+    /// collection after it failed).
+    pub(crate) fn collection_due(&self) -> Result<bool> {
+        let dir = self.dir.join(BLOBS_PENDING_DIR);
+        if self
+            .ctx
+            .vfs
+            .kind(&dir)
+            .map_err(|e| Error::io("stat", &dir, e))?
+            != Some(EntryKind::Dir)
+        {
+            return Ok(false);
+        }
+        let zero = layout::hash_hex(&[0; 32]);
+        Ok(self
+            .ctx
+            .vfs
+            .read_dir(&dir)
+            .map_err(|e| Error::io("list", &dir, e))?
+            .iter()
+            .any(|e| e.name.starts_with(&zero)))
+    }
+
     /// Marks the blob of `hash` pending, durably.
     fn mark_pending(&self, hash: &[u8; 32]) -> Result<Pending> {
         let dir = self.dir.join(BLOBS_PENDING_DIR);
@@ -487,6 +522,16 @@ impl Blobs {
             }
         }
         Ok(removed)
+    }
+
+    /// [`Blobs::exists`], with the error of a failed look.
+    pub(crate) fn present(&self) -> Result<bool> {
+        Ok(self
+            .ctx
+            .vfs
+            .kind(&self.dir)
+            .map_err(|e| Error::io("stat", &self.dir, e))?
+            == Some(EntryKind::Dir))
     }
 
     /// Whether any blob may exist (skips collection work for stores that

@@ -329,6 +329,90 @@ impl Store {
         Ok(s)
     }
 
+    /// Deletes the stream `name` with everything in it: its messages, its
+    /// consumers and their positions. Handles of it still held
+    /// ([`Stream`], [`Consumer`](crate::Consumer),
+    /// [`Delivery`](crate::Delivery)) fail with [`Error::StreamNotFound`]
+    /// from then on (sends, reads, receives, acks); blocked receivers wake
+    /// up to that error. A stream made later under the same name starts
+    /// empty, at offset 0. Blobs only its messages referred to are
+    /// removed before this returns (if that collection fails, the stream
+    /// is deleted all the same and the next open collects them). A
+    /// stream that does not exist is `StreamNotFound`.
+    ///
+    /// Crash-safe: its directory is renamed to a temporary name in one
+    /// durable step (then removed); an open, in this process or another,
+    /// sees the stream whole or not at all, and removes what a crash left
+    /// of a deleted one.
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// let scratch = store.stream("scratch")?;
+    /// scratch.send(b"temporary")?;
+    /// store.delete_stream("scratch")?;
+    /// assert!(store.streams().is_empty());
+    /// assert!(matches!(scratch.send(b"more"), Err(Error::StreamNotFound { .. })));
+    /// // The name is free again: a new, empty stream.
+    /// assert_eq!(store.stream("scratch")?.stats().messages(), 0);
+    /// # Ok::<(), spool::Error>(())
+    /// ```
+    pub fn delete_stream(&self, name: &str) -> Result<()> {
+        name::validate(name)?;
+        self.inner.ctx.check()?;
+        let due = {
+            // No creation of the name races the deletion.
+            let _g = self
+                .inner
+                .create_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let removed = self
+                .inner
+                .streams
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+            let Some(s) = removed else {
+                return Err(Error::StreamNotFound {
+                    name: name.to_string(),
+                });
+            };
+            let due = match s.delete() {
+                Ok(due) => due,
+                Err(e) => {
+                    if !s.is_deleted() {
+                        // Nothing changed: it is back.
+                        self.inner
+                            .streams
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.to_string(), s);
+                    }
+                    return Err(e);
+                }
+            };
+            due
+        };
+        // A reply router of it reads a deleted stream: the next wait makes
+        // a new one.
+        self.inner
+            .routers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        // The deletion is done whatever happens now. Blobs only it referred
+        // to go; if that fails, the mark made before the deletion stays,
+        // and the next open collects them.
+        if self.inner.collect_blobs().is_ok() {
+            if let Some(mark) = due {
+                mark.settle();
+            }
+        }
+        Ok(())
+    }
+
     /// Names of all streams, sorted.
     pub fn streams(&self) -> Vec<String> {
         self.inner
@@ -471,9 +555,16 @@ impl Streams for StoreInner {
         self.create(name, StreamConfig::default(), false)
     }
 
+    fn open_stream(&self, name: &str) -> Result<Stream> {
+        name::validate(name)?;
+        self.get(name).ok_or_else(|| Error::StreamNotFound {
+            name: name.to_string(),
+        })
+    }
+
     /// Removes the blobs no retained message refers to any more.
     fn collect_blobs(&self) -> Result<usize> {
-        if !self.blobs.exists() {
+        if !self.blobs.present()? {
             return Ok(0);
         }
         let streams: Vec<Arc<StreamInner>> = self
@@ -572,6 +663,15 @@ impl StoreInner {
     fn sync(&self) -> Result<()> {
         sync_all(&self.ctx, &self.streams)
     }
+
+    /// Removes the pending marks when the store closes; first collects
+    /// blobs if a deletion or purge left a collection due (its own failed).
+    fn clear_pending(&self) -> Result<()> {
+        if self.blobs.collection_due()? {
+            self.collect_blobs()?;
+        }
+        self.blobs.clear_pending()
+    }
 }
 
 impl StoreInner {
@@ -617,7 +717,7 @@ impl StoreInner {
                 // Every send has returned or failed; a claim-check send cut
                 // short by the close may leave an orphan blob, which the
                 // next collection after a crash or failed send removes.
-                result = self.blobs.clear_pending();
+                result = self.clear_pending();
             }
             result
         };
@@ -637,7 +737,7 @@ impl Drop for StoreInner {
             // Every send has returned and its message is durable now, so
             // no blob can be an orphan: the next open need not look.
             if self.sync().is_ok() {
-                let _ = self.blobs.clear_pending();
+                let _ = self.clear_pending();
             }
         }
     }

@@ -38,6 +38,9 @@
 //!    deliveries, their highest count, redeliveries) are the engine's after
 //!    the open and a drain. A range past the end of the log is the second
 //!    asymmetry: a problem for the inspector, cut at the end by the open.
+//! 4. A purge (`Stream::purge`), cut by a power failure at every operation,
+//!    and a consumer moved by a seek: the inspector's figures of each
+//!    consumer (skipped, ack floor, next offset) are the open's.
 
 use spool::format::journal::{self, Entry, JournalHeader, Record};
 use spool::inspect::repair::Action;
@@ -782,6 +785,7 @@ fn assert_folded_alike(fs: &SimFs, what: &str) {
                 ci.dead_lettered, stats.dead_lettered,
                 "{who}: dead lettered"
             );
+            assert_eq!(ci.skipped, stats.skipped, "{who}: skipped");
             // The drain: every unacknowledged delivery comes back with its
             // count plus one; a first delivery with 1.
             let mut attempts: Vec<Vec<u32>> = vec![Vec::new(); stats.buckets.len()];
@@ -994,5 +998,75 @@ fn a_range_past_the_end_of_the_log_is_a_problem_for_the_inspector_only() {
             .chain((6..end).map(|o| (o, if first < end && o >= first { 2 } else { 1 })))
             .collect();
         assert_eq!(got, want, "{what}");
+    }
+}
+
+/// Each consumer's skipped count, ack floors and next offsets as the
+/// inspector folds its files, and as the engine has them after an open.
+fn consumer_figures_alike(fs: &SimFs, what: &str) -> usize {
+    let info = Inspector::new(fs).inspect_store(Path::new(ROOT)).unwrap();
+    let copy = fs.power_cut(CutMode::DropUnsynced);
+    let store = Store::open(ROOT, options(&copy, Durability::Always))
+        .unwrap_or_else(|e| panic!("{what}: open: {e}"));
+    let mut compared = 0;
+    for si in &info.streams {
+        let s = store.open_stream(&si.name).unwrap();
+        for ci in &si.consumers {
+            let stats = s.open_consumer(&ci.name).unwrap().stats();
+            let who = format!("{what}: {}/{}", si.name, ci.name);
+            assert_eq!(ci.skipped, stats.skipped, "{who}: skipped");
+            for (b, e) in ci.buckets.iter().zip(&stats.buckets) {
+                assert_eq!(b.ack_floor, e.ack_floor, "{who} p{}: ack floor", b.priority);
+                assert_eq!(b.next_offset, e.next_offset, "{who} p{}: next", b.priority);
+            }
+            compared += 1;
+        }
+    }
+    compared
+}
+
+/// A stream of two levels, consumer `a` that acknowledged part of level 0
+/// and took some of level 1, consumer `b` that moved by a seek.
+fn purge_base(fs: &SimFs) -> Store {
+    let store = Store::open(ROOT, options(fs, Durability::Always)).unwrap();
+    let s = store
+        .create_stream("s", StreamConfig::default().priorities(2))
+        .unwrap();
+    let (a, b) = (s.consumer("a").unwrap(), s.consumer("b").unwrap());
+    for i in 0..240u64 {
+        s.send_message(Message::new(&payload(i)).priority((i % 2) as u8))
+            .unwrap();
+    }
+    a.ack_up_to(0, 40).unwrap();
+    for d in a.receive_batch(200, Duration::ZERO).unwrap() {
+        if d.priority() == 1 && d.offset() % 3 == 0 {
+            d.ack().unwrap();
+        }
+    }
+    b.seek(spool::StartAt::Offset(30)).unwrap();
+    store
+}
+
+#[test]
+fn purged_and_seeked_consumers_are_folded_as_the_engine_folds_them() {
+    let probe = SimFs::new();
+    let store = purge_base(&probe);
+    assert_eq!(consumer_figures_alike(&probe, "seeked"), 2);
+    let before = probe.stats().ops;
+    store.open_stream("s").unwrap().purge().unwrap();
+    let ops = probe.stats().ops - before;
+    drop(store);
+    assert_eq!(consumer_figures_alike(&probe, "purged"), 2);
+    for at in 1..=ops {
+        let fs = SimFs::new();
+        let store = purge_base(&fs);
+        fs.crash_at(fs.stats().ops + at, CutMode::DropUnsynced);
+        let _ = store.open_stream("s").unwrap().purge();
+        let image = fs
+            .crashed_image()
+            .map(|img| SimFs::from_image(&img))
+            .unwrap_or_else(|| fs.power_cut(CutMode::DropUnsynced));
+        drop(store);
+        consumer_figures_alike(&image, &format!("purge cut at op {at} of {ops}"));
     }
 }

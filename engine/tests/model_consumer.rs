@@ -9,6 +9,13 @@
 //! deliveries are journaled without a sync). The consumer's figures
 //! (`stats`) agree with the model after every operation.
 //!
+//! Purges and seeks are among the operations: nothing acknowledged is
+//! delivered again unless a seek went back over it (which starts its
+//! delivery counts over), nothing unacknowledged is lost unless a purge
+//! removed it (counted as skipped, also after a reopen) or a seek went
+//! forward past it, and deliveries from before a seek or a purge
+//! acknowledge nothing.
+//!
 //! Batch receives journal their first deliveries as delivered ranges
 //! (DESIGN §3.5): the records each receive appends, read back from the
 //! journal, must name exactly what it handed out, in order (one range per
@@ -57,6 +64,13 @@ enum Op {
     AckUpTo(u8),
     Reopen,
     PowerCut(u64),
+    /// `Stream::purge`; the outstanding deliveries are then acknowledged
+    /// (which changes nothing).
+    Purge,
+    /// `Consumer::seek`: 0 earliest, 1 latest, else to offset
+    /// `n % (end + 2)` in every level; the outstanding deliveries are then
+    /// acknowledged (void: nothing changes).
+    Seek(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -71,6 +85,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(Op::AckUpTo),
         1 => Just(Op::Reopen),
         1 => any::<u64>().prop_map(Op::PowerCut),
+        1 => Just(Op::Purge),
+        1 => any::<u8>().prop_map(Op::Seek),
     ]
 }
 
@@ -107,6 +123,8 @@ fn payload(p: u8, offset: u64) -> Vec<u8> {
 
 #[derive(Debug, Default)]
 struct Level {
+    /// First retained offset (purges move it).
+    first: u64,
     end: u64,
     next: u64,
     acked: BTreeSet<u64>,
@@ -135,6 +153,8 @@ struct Model {
     starvation_limit: Option<u32>,
     /// Picks of a higher level in a row while a lower one waited.
     streak: u32,
+    /// Unacknowledged messages purges removed.
+    skipped: u64,
 }
 
 impl Model {
@@ -381,6 +401,7 @@ fn check_stats(
 ) -> Result<(), TestCaseError> {
     let stats = c.stats();
     prop_assert_eq!(stats.buckets.len(), LEVELS);
+    prop_assert_eq!(stats.skipped, m.skipped, "skipped");
     for (p, (b, l)) in stats.buckets.iter().zip(&m.levels).enumerate() {
         prop_assert_eq!(b.end_offset, l.end, "end of p{}", p);
         prop_assert_eq!(b.ack_floor, l.floor(), "ack floor of p{}", p);
@@ -420,6 +441,7 @@ fn run(ops: Vec<Op>, starvation_limit: Option<u32>) -> Result<Seen, TestCaseErro
         levels: (0..LEVELS).map(|_| Level::default()).collect(),
         starvation_limit,
         streak: 0,
+        skipped: 0,
     };
     let mut out: Vec<Delivery> = Vec::new();
     let mut counts_exact = true;
@@ -507,6 +529,63 @@ fn run(ops: Vec<Op>, starvation_limit: Option<u32>) -> Result<Seen, TestCaseErro
                     .expect("ack_batch");
             }
             Op::Ack(_) | Op::Nack(_) | Op::Lapse(_) => {}
+            Op::Purge => {
+                let want: u64 = m.levels.iter().map(|l| l.end - l.first).sum();
+                prop_assert_eq!(s.purge().expect("purge"), want);
+                for l in &mut m.levels {
+                    let gone = (l.first..l.end).filter(|o| !l.acked.contains(o)).count();
+                    m.skipped += gone as u64;
+                    l.acked.extend(l.first..l.end);
+                    l.first = l.end;
+                    l.next = l.end;
+                    l.ready.clear();
+                    l.lapsed.clear();
+                }
+                // Their messages are gone: their acks change nothing.
+                for d in out.drain(..) {
+                    d.ack().expect("ack of a purged message");
+                }
+            }
+            Op::Seek(to) => {
+                let target = |l: &Level| match to {
+                    0 => l.first,
+                    1 => l.end,
+                    n => (u64::from(n) % (l.end + 2)).clamp(l.first, l.end),
+                };
+                match to {
+                    0 => c.seek(spool::StartAt::Earliest),
+                    1 => c.seek(spool::StartAt::Latest),
+                    _ => {
+                        let offsets: Vec<u64> = m
+                            .levels
+                            .iter()
+                            .map(|l| u64::from(to) % (l.end + 2))
+                            .collect();
+                        c.seek_offsets(&offsets)
+                    }
+                }
+                .expect("seek");
+                for l in &mut m.levels {
+                    let start = target(l);
+                    // Back over acknowledged messages: they come again,
+                    // from attempt 1; forward: passed over.
+                    l.acked = (0..start).collect();
+                    l.next = start;
+                    l.ready.clear();
+                    l.lapsed.clear();
+                    l.attempts.clear();
+                }
+                m.streak = 0;
+                // Void: acknowledging them changes nothing.
+                let (batch, single) = out
+                    .split_off(0)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|d| d.offset() % 2 == 0);
+                c.ack_batch(batch).expect("void batch ack");
+                for d in single {
+                    d.ack().expect("void ack");
+                }
+            }
             Op::AckUpTo(p) => {
                 let p = p % LEVELS as u8;
                 let l = &mut m.levels[p as usize];

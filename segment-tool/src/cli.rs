@@ -41,9 +41,11 @@ pub enum Command {
     /// the unacknowledged deliveries (delivered, not acknowledged: in
     /// flight or waiting for redelivery, since leases are kept only in
     /// memory) and how many of those were delivered two times or more; then
-    /// the consumer's redelivered, dead-lettered and skipped counters. The
-    /// state is the consumer's checkpoint with its journal replayed, as the
-    /// engine replays it at open. Every problem found in the stream is
+    /// the consumer's redelivered, dead-lettered and skipped counters
+    /// (skipped: removed by retention or a purge before it acknowledged
+    /// them). The state is the consumer's checkpoint with its journal
+    /// replayed and moved past what retention removed, as the engine
+    /// replays it at open. Every problem found in the stream is
     /// listed (a consumer's unreadable checkpoint, an ack floor past the end
     /// of the log, damaged segments, which make the lag unreliable). Exits
     /// with 1 if a problem was found, 2 if there is no such stream.

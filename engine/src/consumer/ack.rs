@@ -13,11 +13,13 @@ impl Consumer {
     /// Acknowledges a delivered message by its position, without its
     /// `Delivery` (request routing parks records, not deliveries).
     pub(crate) fn ack_offset(&self, priority: u8, offset: u64) -> Result<()> {
-        self.ack_lease(priority, offset)
+        self.ack_lease(priority, offset, u64::MAX)
     }
 
-    pub(super) fn ack_lease(&self, priority: u8, offset: u64) -> Result<()> {
-        match self.ack_journaled(priority, offset)? {
+    /// Acknowledges the delivery of `offset` under `lease` (by position:
+    /// whatever became of the lease, unless a seek came after it).
+    pub(super) fn ack_lease(&self, priority: u8, offset: u64, lease: u64) -> Result<()> {
+        match self.ack_journaled(priority, offset, lease)? {
             Some(target) => self.persist(target),
             None => Ok(()),
         }
@@ -25,8 +27,18 @@ impl Consumer {
 
     /// Acknowledges without waiting for durability: returns the journal
     /// position to make durable, `None` if there is nothing to (a duplicate).
-    pub(super) fn ack_journaled(&self, priority: u8, offset: u64) -> Result<Option<u64>> {
+    pub(super) fn ack_journaled(
+        &self,
+        priority: u8,
+        offset: u64,
+        lease: u64,
+    ) -> Result<Option<u64>> {
         let mut st = self.lock_open()?;
+        if lease < st.seek_lease_floor {
+            // Delivered before a seek moved the consumer: its ack changes
+            // nothing (the seek decided where the consumer is).
+            return Ok(None);
+        }
         let p = priority as usize;
         // Room first: an ack that cannot be journaled must not take effect.
         self.make_room(&mut st)?;
@@ -161,7 +173,7 @@ impl Consumer {
                     self.stream().name()
                 )));
             }
-            positions.push((d.priority(), d.offset()));
+            positions.push((d.priority(), d.offset(), d.lease));
         }
         self.ack_positions_journaled(positions)
     }
@@ -170,12 +182,19 @@ impl Consumer {
     /// any order) with one journal record, each as [`Consumer::ack_lease`]
     /// would, all or none; the journal position to make durable, if
     /// anything changed.
-    fn ack_positions_journaled(&self, mut positions: Vec<(u8, u64)>) -> Result<Option<u64>> {
+    fn ack_positions_journaled(&self, leased: Vec<(u8, u64, u64)>) -> Result<Option<u64>> {
         self.handle.inner.ctx.check()?;
-        positions.sort_unstable();
-        positions.dedup();
         let mut st = self.lock();
         self.check_not_deleted()?;
+        // Deliveries from before a seek acknowledge nothing.
+        let floor = st.seek_lease_floor;
+        let mut positions: Vec<(u8, u64)> = leased
+            .into_iter()
+            .filter(|&(_, _, lease)| lease >= floor)
+            .map(|(p, o, _)| (p, o))
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
         // What an ack of each changes: only a delivered message not yet
         // acknowledged (a duplicate delivery's ack changes nothing).
         positions.retain(|&(p, o)| st.buckets.get(p as usize).is_some_and(|b| b.is_unacked(o)));

@@ -42,6 +42,8 @@ pub(super) struct Doomed {
     pub(super) record: Record,
     /// The reason of its last nack, if it had one.
     pub(super) reason: Option<String>,
+    /// `State::seek_lease_floor` when it was taken.
+    pub(super) seek: u64,
 }
 
 impl Consumer {
@@ -68,6 +70,7 @@ impl Consumer {
             attempts: taken.attempts,
             reason: st.nack_reasons.get(&(p as u8, taken.offset)).cloned(),
             record,
+            seek: st.seek_lease_floor,
         })
     }
 
@@ -91,8 +94,10 @@ impl Consumer {
         let mut back = false;
         for (i, d) in doomed.iter().enumerate() {
             let b = &st.buckets[d.priority];
-            if !b.is_taken(d.offset) {
-                // Acknowledged, or cut by retention, meanwhile.
+            if st.seek_lease_floor != d.seek || !b.is_taken(d.offset) {
+                // Acknowledged, or cut by retention, meanwhile; or the
+                // consumer was moved by a seek (its copy stays: at least
+                // once).
                 continue;
             }
             if i >= sent {

@@ -78,7 +78,8 @@ impl Delivery {
     /// }
     /// ```
     pub fn ack(self) -> Result<()> {
-        self.consumer.ack_lease(self.priority(), self.offset())
+        self.consumer
+            .ack_lease(self.priority(), self.offset(), self.lease)
     }
 
     /// [`Delivery::ack`] without blocking a thread: the acknowledgement is
@@ -87,7 +88,10 @@ impl Delivery {
     /// worker thread and is shared with concurrent acks; otherwise at
     /// once).
     pub fn ack_async(self) -> Durable<()> {
-        match self.consumer.ack_journaled(self.priority(), self.offset()) {
+        match self
+            .consumer
+            .ack_journaled(self.priority(), self.offset(), self.lease)
+        {
             Err(e) => Durable::ready(Err(e)),
             Ok(None) => Durable::ready(Ok(())),
             Ok(Some(target)) => self.consumer.durable_after(target, ()),

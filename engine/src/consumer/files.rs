@@ -155,7 +155,7 @@ fn build_tmp(ctx: &Ctx, stream: &StreamInner, tmp: &Path, config: &ConsumerConfi
     ctx.sync_dir(tmp)
 }
 
-fn start_offset(stream: &StreamInner, priority: u8, start: StartAt) -> Result<u64> {
+pub(super) fn start_offset(stream: &StreamInner, priority: u8, start: StartAt) -> Result<u64> {
     let log = stream.log_range(priority);
     let (first, end) = (log.start, log.end);
     Ok(match start {
@@ -325,6 +325,7 @@ pub(crate) fn open(
             segments: vec![None; priorities],
             disk_full_since: None,
             version_2: false,
+            seek_lease_floor: 0,
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),

@@ -17,6 +17,7 @@ mod future;
 mod inner;
 pub(crate) mod journal;
 pub(crate) mod replay;
+mod seek;
 pub(crate) mod state;
 mod stats;
 
@@ -79,6 +80,9 @@ struct State {
     /// are then of version 2, the others of version 1, which builds that
     /// know neither read.
     version_2: bool,
+    /// Leases below this were handed out before the last seek: their acks
+    /// change nothing (0 until a seek).
+    seek_lease_floor: u64,
 }
 
 /// How long after a rotation failed for want of space deliveries go
@@ -129,6 +133,9 @@ const DOOMED_AT_ONCE: usize = 64;
 
 /// A claim check taken by [`Consumer::take_once`], waiting for its blob.
 struct Reserved {
+    /// `State::seek_lease_floor` when it was taken (a seek since makes the
+    /// take stale).
+    seek: u64,
     priority: usize,
     taken: state::Taken,
     record: Record,
@@ -355,6 +362,8 @@ impl Consumer {
     /// state lock, which the deletion takes to set it).
     fn check_not_deleted(&self) -> Result<()> {
         if self.handle.inner.deleted.load(Ordering::Acquire) {
+            // Its stream is gone, or the consumer alone.
+            self.handle.stream.inner().check_live()?;
             return Err(Error::ConsumerNotFound {
                 stream: self.handle.stream.name().to_string(),
                 consumer: self.handle.inner.name.clone(),
@@ -507,6 +516,7 @@ impl Consumer {
     fn take<S: Sink>(&self, max: usize, out: &mut S) -> Result<(Option<Instant>, Instant)> {
         loop {
             let Reserved {
+                seek,
                 priority: p,
                 taken,
                 record,
@@ -529,8 +539,9 @@ impl Consumer {
                     return Err(e);
                 }
             };
-            if !st.buckets[p].is_taken(taken.offset) {
-                // Acknowledged or cut by retention meanwhile: look again.
+            if st.seek_lease_floor != seek || !st.buckets[p].is_taken(taken.offset) {
+                // Acknowledged or cut by retention meanwhile, or the
+                // consumer was moved by a seek: look again.
                 continue;
             }
             let now = Instant::now();
@@ -589,6 +600,7 @@ impl Consumer {
                 Ok(Read::NeedsBlob(record, claim)) => {
                     if out.count() == 0 && doomed.is_empty() {
                         needs_blob = Some(Reserved {
+                            seek: st.seek_lease_floor,
                             priority: p,
                             taken,
                             record,

@@ -448,6 +448,14 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
             }
         }
     }
+    // As the open does: what retention (or a purge) removed below a
+    // level's first retained offset is skipped, the position moved past
+    // it. The end is not clamped: a state past the end is a problem here.
+    for (s, b) in states.iter_mut().zip(buckets) {
+        if let Some(first) = b.first_offset {
+            info.skipped += s.clamp(first, u64::MAX);
+        }
+    }
     for (i, s) in states.iter().enumerate() {
         let cp = s.checkpoint();
         info.buckets.push(bucket_figures(

@@ -223,7 +223,9 @@ pub struct ConsumerInfo {
     pub redelivered: u64,
     /// Messages moved to the dead-letter stream (or dropped without one).
     pub dead_lettered: u64,
-    /// Messages deleted by retention before this consumer acknowledged them.
+    /// Messages deleted by retention (or a purge) before this consumer
+    /// acknowledged them: the checkpoint's count, plus what lies below the
+    /// first retained offset of each level, as the open counts it.
     pub skipped: u64,
     /// What is wrong with this consumer's files (also in
     /// [`StoreInfo::problems`]).

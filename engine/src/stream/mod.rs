@@ -4,7 +4,9 @@
 //! store implements it): dead-letter and reply streams, blob collection and
 //! reply routing, without an import of the store.
 
+mod lifecycle;
 mod open;
+mod redrive;
 mod retention;
 mod send;
 
@@ -41,6 +43,9 @@ pub(crate) trait Streams: Send + Sync + std::fmt::Debug {
     /// Gets or creates another stream of the store (dead-letter and reply
     /// streams).
     fn stream(&self, name: &str) -> Result<Stream>;
+    /// Gets another stream of the store only if it exists
+    /// (`StreamNotFound`).
+    fn open_stream(&self, name: &str) -> Result<Stream>;
     /// Removes the blobs no retained message refers to any more (after
     /// retention freed segments).
     fn collect_blobs(&self) -> Result<usize>;
@@ -138,6 +143,9 @@ pub(crate) struct StreamInner {
     files: Mutex<()>,
     /// The store's claim-check blobs.
     blobs: Arc<Blobs>,
+    /// Set when the stream is deleted (`Store::delete_stream`): its
+    /// handles fail with `StreamNotFound`.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 /// Figures of one priority bucket.
@@ -322,6 +330,7 @@ impl Stream {
     pub fn open_consumer(&self, name: &str) -> Result<Consumer> {
         validate_consumer_name(name)?;
         self.inner.ctx.check()?;
+        self.inner.check_live()?;
         self.get_consumer(name)
             .ok_or_else(|| Error::ConsumerNotFound {
                 stream: self.inner.name.clone(),
@@ -353,6 +362,7 @@ impl Stream {
     pub fn delete_consumer(&self, name: &str) -> Result<()> {
         validate_consumer_name(name)?;
         self.inner.ctx.check()?;
+        self.inner.check_live()?;
         {
             let _g = self
                 .inner
@@ -437,6 +447,9 @@ impl Stream {
             .consumer_create
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        // Under the lock a deletion of the stream takes: no consumer
+        // directory is made in a stream being deleted.
+        self.inner.check_live()?;
         if let Some(c) = self.get_consumer(name) {
             if update {
                 consumer::update_config(c.inner_ref(), config)?;
@@ -473,6 +486,7 @@ impl Stream {
     /// open; call it to enforce an age limit on an idle stream. Returns the
     /// bytes of the files removed.
     pub fn apply_retention(&self) -> Result<u64> {
+        self.inner.check_live()?;
         let freed = self.inner.apply_retention()?;
         if freed > 0 {
             // Segments went away: so may the last references to some blobs.
@@ -529,6 +543,7 @@ impl Stream {
         if self.inner.ctx.is_closed() {
             return Err(Error::Closed);
         }
+        self.inner.check_live()?;
         let r = self.bucket(priority)?.read(offset)?;
         match r {
             Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
@@ -544,6 +559,7 @@ impl Stream {
         offset: u64,
         cache: &mut Option<Arc<Pin>>,
     ) -> Result<Option<Record>> {
+        self.inner.check_live()?;
         let r = self.bucket(priority)?.read_cached(offset, cache)?;
         match r {
             Some(r) if r.is_claim_check() => Ok(Some(self.inner.resolve(r)?)),
@@ -654,6 +670,7 @@ impl Stream {
     /// Makes everything sent to this stream so far durable, then its
     /// consumers' acknowledgements.
     pub fn sync(&self) -> Result<()> {
+        self.inner.check_live()?;
         self.inner.sync()
     }
 
@@ -810,6 +827,9 @@ impl StreamInner {
     /// Makes everything durable and marks the active segments closed
     /// cleanly (for `Store::close`).
     pub(crate) fn close_files(&self) -> Result<()> {
+        if self.is_deleted() {
+            return Ok(());
+        }
         for c in self.consumer_list() {
             c.sync_all()?;
         }
@@ -820,6 +840,11 @@ impl StreamInner {
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
+        if self.is_deleted() {
+            // Its files are gone: a sync that listed it before the
+            // deletion touches nothing of it.
+            return Ok(());
+        }
         for b in &self.buckets {
             b.sync_all()?;
         }

@@ -138,6 +138,7 @@ pub(crate) fn open(
         retention: Mutex::new(()),
         files: Mutex::new(()),
         blobs: blobs.clone(),
+        deleted: std::sync::atomic::AtomicBool::new(false),
     };
     // Consumers: every directory under `consumers/` with a valid name.
     let cdir = dir.join(layout::CONSUMERS_DIR);

@@ -13,6 +13,7 @@ impl StreamInner {
         // the low-water mark, and delete the same segments.
         let _one = self.retention.lock().unwrap_or_else(|e| e.into_inner());
         self.ctx.check()?;
+        self.check_live()?;
         let consumers = self.consumer_list();
         let mut freed = 0;
         for b in &self.buckets {

@@ -99,6 +99,11 @@ pub(crate) struct Bucket {
     /// First retained offset (lock-free copy of the first segment's base):
     /// a reader's cached segment below it was deleted by retention.
     low: AtomicU64,
+    /// The stream's name, for the error of an append after a deletion.
+    stream: Box<str>,
+    /// Set (under the writer's lock) when the stream is deleted: appends
+    /// fail with `StreamNotFound`, the drop writes nothing.
+    gone: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -263,6 +268,9 @@ impl Bucket {
         self.ctx.check()?;
         let mut w = lock(&self.writer);
         self.ctx.check()?;
+        if self.gone.load(Ordering::Relaxed) {
+            return Err(self.gone_error());
+        }
         if !w.epoch_durable {
             self.raise_epoch(&mut w)?;
         }
@@ -364,6 +372,46 @@ impl Bucket {
                 Err(e)
             }
         }
+    }
+
+    #[cold]
+    fn gone_error(&self) -> Error {
+        Error::StreamNotFound {
+            name: self.stream.to_string(),
+        }
+    }
+
+    /// Marks the bucket's stream deleted, after waiting for an append in
+    /// progress: no append starts after this, and the drop writes nothing.
+    /// `false` undoes it (the deletion failed before its durable step).
+    pub(crate) fn set_gone(&self, gone: bool) {
+        let _w = lock(&self.writer);
+        self.gone.store(gone, Ordering::Relaxed);
+    }
+
+    /// The map of the active segment (whose prefaults a deletion drops).
+    pub(crate) fn active_map(&self) -> Arc<crate::io::SharedMap> {
+        lock(&self.writer).active.map.map().clone()
+    }
+
+    /// Seals the active segment if it holds records (a roll, as an append
+    /// that fills it makes), so that every offset below the returned end
+    /// is in a sealed segment, which retention may delete (for
+    /// `Stream::purge`).
+    pub(crate) fn seal_active(&self) -> Result<u64> {
+        self.ctx.check()?;
+        let mut w = lock(&self.writer);
+        self.ctx.check()?;
+        if self.gone.load(Ordering::Relaxed) {
+            return Err(self.gone_error());
+        }
+        if w.count > 0 {
+            if !w.epoch_durable {
+                self.raise_epoch(&mut w)?;
+            }
+            self.roll(&mut w)?;
+        }
+        Ok(w.next_offset())
     }
 
     /// Makes the records written so far readable.
@@ -668,7 +716,7 @@ impl Drop for Bucket {
     /// The last handle is gone: close the files (unless the store is
     /// poisoned, or closed: `Store::close` did it).
     fn drop(&mut self) {
-        if self.ctx.check().is_ok() {
+        if self.ctx.check().is_ok() && !self.gone.load(Ordering::Relaxed) {
             let _ = self.close_files();
         }
     }

@@ -165,6 +165,8 @@ impl Bucket {
             written: AtomicU64::new(next),
             rolled: std::sync::atomic::AtomicBool::new(false),
             low: AtomicU64::new(low),
+            stream: stream.into(),
+            gone: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
