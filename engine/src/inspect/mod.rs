@@ -519,7 +519,7 @@ fn read_message_type(
         META_BODY_BYTES_MAX,
     );
     match read::read_framed(vfs, path, frame, "message type", problems) {
-        Framed::Body(b) => match crate::format::typed::decode_identity(&b) {
+        Framed::Body(_, b) => match crate::format::typed::decode_identity(&b) {
             Ok(id) => Some(id),
             Err(e) => {
                 let at = meta::BODY_OFFSET as u64 + e.position();
