@@ -476,6 +476,14 @@ fn a_damaged_identity_is_corrupt_for_a_typed_open_only() {
     store.close().unwrap();
     let path = meta_path("orders");
     let good = fs.read_file(&path).unwrap();
+    let info = spool::inspect::Inspector::new(&fs)
+        .inspect_store(Path::new(ROOT))
+        .unwrap();
+    assert!(info.problems.is_empty(), "{:?}", info.problems);
+    assert_eq!(
+        info.streams[0].message_type,
+        Some(id("shop.Order", 2, "postcard"))
+    );
     let damages: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
         ("truncated", good[..good.len() - 1].to_vec()),
@@ -491,6 +499,16 @@ fn a_damaged_identity_is_corrupt_for_a_typed_open_only() {
     ];
     for (n, (what, bytes)) in damages.into_iter().enumerate() {
         fs.write_file(&path, &bytes).unwrap();
+        // The inspector agrees with the typed open: a problem on the file.
+        let info = spool::inspect::Inspector::new(&fs)
+            .inspect_store(Path::new(ROOT))
+            .unwrap();
+        assert!(
+            info.problems.iter().any(|p| p.file == path),
+            "{what}: {:?}",
+            info.problems
+        );
+        assert_eq!(info.streams[0].message_type, None, "{what}");
         let store = open(&fs);
         let e = store.typed_stream::<Order>("orders").unwrap_err();
         assert!(
