@@ -37,6 +37,7 @@ impl Consumer {
         if !st.nack_reasons.is_empty() {
             st.nack_reasons.remove(&(priority, offset));
         }
+        let next_of_group = st.settled(p, offset, offset);
         self.journal(
             &mut st,
             Entry::Acked {
@@ -44,7 +45,18 @@ impl Consumer {
                 offset,
             },
         )?;
-        Ok(Some(st.logical()))
+        let target = st.logical();
+        drop(st);
+        if next_of_group {
+            self.group_moved_on();
+        }
+        Ok(Some(target))
+    }
+
+    /// A group's next message was made ready: a receiver may be waiting.
+    #[cold]
+    fn group_moved_on(&self) {
+        self.handle.stream.notify().notify();
     }
 
     /// A future resolving to `value` once the journal is durable up to
@@ -176,6 +188,7 @@ impl Consumer {
         positions.dedup();
         let mut st = self.lock();
         self.check_not_deleted()?;
+        let mut next_of_group = false;
         // What an ack of each changes: only a delivered message not yet
         // acknowledged (a duplicate delivery's ack changes nothing).
         positions.retain(|&(p, o)| st.buckets.get(p as usize).is_some_and(|b| b.is_unacked(o)));
@@ -186,6 +199,7 @@ impl Consumer {
                 self.make_room(&mut st)?;
                 st.buckets[priority as usize].ack(offset);
                 st.nack_reasons.remove(&(priority, offset));
+                next_of_group = st.settled(priority as usize, offset, offset);
                 self.journal(
                     &mut st,
                     Entry::Acked {
@@ -216,6 +230,9 @@ impl Consumer {
                 for &(p, o) in &positions {
                     st.buckets[p as usize].ack(o);
                 }
+                for &(p, o) in &positions {
+                    next_of_group |= st.settled(p as usize, o, o);
+                }
                 if !st.nack_reasons.is_empty() {
                     for key in &positions {
                         st.nack_reasons.remove(key);
@@ -228,7 +245,12 @@ impl Consumer {
                 }
             }
         }
-        Ok(Some(st.logical()))
+        let target = st.logical();
+        drop(st);
+        if next_of_group {
+            self.group_moved_on();
+        }
+        Ok(Some(target))
     }
 
     /// Acknowledges every message of `priority` up to and including
@@ -278,6 +300,7 @@ impl Consumer {
         if !st.buckets[priority as usize].ack_up_to(offset) {
             return Ok(());
         }
+        let next_of_group = st.settled(priority as usize, 0, offset);
         self.journal(
             &mut st,
             Entry::AckedUpTo {
@@ -287,6 +310,9 @@ impl Consumer {
         )?;
         let target = st.logical();
         drop(st);
+        if next_of_group {
+            self.group_moved_on();
+        }
         self.persist(target)
     }
 
