@@ -156,10 +156,19 @@ impl<'a> Message<'a> {
     ///     let dir = tempfile::tempdir()?;
     ///     let store = Store::open(dir.path(), Options::default())?;
     ///     let reminders = store.stream("reminders")?;
+    ///     let worker = reminders.consumer("worker")?;
     ///     reminders.send_message(Message::new(b"in an hour").deliver_after(Duration::from_secs(3600)))?;
+    ///     reminders.send_message(Message::new(b"soon").deliver_after(Duration::from_millis(50)))?;
     ///
     ///     let scheduled = reminders.read(0)?.unwrap();
     ///     assert!(scheduled.deliver_at().unwrap() > std::time::SystemTime::now());
+    ///     // Not delivered before its time: the receive waits for "soon"
+    ///     // (woken when it is due), and "in an hour" stays behind.
+    ///     assert!(worker.try_receive()?.is_none());
+    ///     let d = worker.receive(Duration::from_secs(10))?.expect("due in 50 ms");
+    ///     assert_eq!(d.payload(), b"soon");
+    ///     d.ack()?;
+    ///     assert!(worker.receive(Duration::from_millis(100))?.is_none());
     ///     Ok(())
     /// }
     /// ```

@@ -125,6 +125,27 @@ fn fill(store: &Store) {
     for i in 0..4u64 {
         s.send(&payload(10_000 + i)).unwrap();
     }
+    // Expiries: consumer e of stream t finds two messages expired (its
+    // journal is of version 3 and holds kind 7 records).
+    let t = store.create_stream("t", StreamConfig::default()).unwrap();
+    let past = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(9);
+    t.send(&payload(1)).unwrap();
+    t.send_message(Message::new(&payload(2)).expires_at(past))
+        .unwrap();
+    t.send_message(Message::new(&payload(4)).expires_at(past))
+        .unwrap();
+    t.send_message(Message::new(&payload(5)).group("g"))
+        .unwrap();
+    t.send(&payload(6)).unwrap();
+    // Durable before the consumer acts (as above): a consumer past the
+    // end of its log is the asymmetry tested on its own.
+    store.sync().unwrap();
+    let e = t.consumer("e").unwrap();
+    e.try_receive().unwrap().unwrap().ack().unwrap();
+    let d = e.try_receive().unwrap().unwrap();
+    assert_eq!(d.offset(), 3, "past two expiries");
+    d.ack().unwrap();
+    assert_eq!(e.stats().expired, 2);
 }
 
 /// The store closed cleanly, as it survives a power cut.
@@ -786,6 +807,7 @@ fn assert_folded_alike(fs: &SimFs, what: &str) {
                 "{who}: dead lettered"
             );
             assert_eq!(ci.skipped, stats.skipped, "{who}: skipped");
+            assert_eq!(ci.expired, stats.expired, "{who}: expired");
             // The drain: every unacknowledged delivery comes back with its
             // count plus one; a first delivery with 1.
             let mut attempts: Vec<Vec<u32>> = vec![Vec::new(); stats.buckets.len()];
@@ -934,6 +956,56 @@ fn delivered_ranges_are_folded_as_the_engine_folds_them() {
         "the range changed c"
     );
     assert_eq!(c_of(&after).journal_records, c_of(&before).journal_records);
+}
+
+/// Expiries (kind 7, journals of version 3) are folded as the engine
+/// folds them: the base store's, and forged ones (of a message never
+/// delivered, of one acknowledged, of a level the stream lacks); in a
+/// journal of version 2 an expiry is no record (both replays end there).
+#[test]
+fn expiries_are_folded_as_the_engine_folds_them() {
+    let base = closed_image();
+    let (h, records) =
+        journal::decode_all(&base.read_file(&newest_journal(&base, "t", "e")).unwrap()).unwrap();
+    assert_eq!(h.version, journal::JOURNAL_VERSION_3);
+    let expiries = records
+        .iter()
+        .filter(|(_, r)| matches!(r, Record::Entry(Entry::Expired { .. })))
+        .count();
+    assert_eq!(expiries, 2, "{records:?}");
+    let info = Inspector::new(&base)
+        .inspect_store(Path::new(ROOT))
+        .unwrap();
+    let t = info.streams.iter().find(|s| s.name == "t").unwrap();
+    assert_eq!(t.consumers[0].expired, 2);
+    let expired = |bucket, offset| Entry::Expired { bucket, offset };
+    for (what, entries) in [
+        (
+            "an expiry of a message never delivered",
+            vec![expired(0, 4)],
+        ),
+        ("an expiry of an acknowledged one", vec![expired(0, 0)]),
+        ("an expiry of a level the stream lacks", vec![expired(2, 1)]),
+        (
+            "expiries, then an ack",
+            vec![
+                expired(0, 3),
+                Entry::Acked {
+                    bucket: 0,
+                    offset: 4,
+                },
+            ],
+        ),
+    ] {
+        let (fs, h) = with_entries(&base, "t", "e", &entries);
+        assert_eq!(h.version, journal::JOURNAL_VERSION_3);
+        check(&fs, what);
+        assert_folded_alike(&fs, what);
+    }
+    let (fs, h) = with_entries(&base, "s", "b", &[expired(0, 2)]);
+    assert_eq!(h.version, journal::JOURNAL_VERSION_2);
+    check(&fs, "an expiry in a version 2 journal");
+    assert_folded_alike(&fs, "an expiry in a version 2 journal");
 }
 
 /// The second asymmetry, with delivered ranges: a range reaching past the

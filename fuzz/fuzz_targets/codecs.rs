@@ -14,7 +14,7 @@ use spool::format::headers::{self, HeaderIter};
 use spool::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
 use spool::format::journal::{
     self, AckRun, AckSet, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
-    JOURNAL_VERSION_1, JOURNAL_VERSION_2,
+    JOURNAL_VERSION_1, JOURNAL_VERSION_2, JOURNAL_VERSION_3,
 };
 
 /// Kind byte of a delivered range.
@@ -310,16 +310,16 @@ fn structured(s: Structured) {
     let h = JournalHeader {
         journal_id: j.journal_id,
         generation: j.generation,
-        version: JOURNAL_VERSION_2,
+        version: JOURNAL_VERSION_3,
     };
     let hb = h.encode();
     assert_eq!(JournalHeader::decode(&hb), Some(h));
     assert_eq!(JournalHeader::decode(&hb[..JOURNAL_HEADER_BYTES - 1]), None);
-    // A whole version 2 journal: the entries, then the sets, in order.
+    // A whole version 3 journal: the entries, then the sets, in order.
     let mut file = hb.to_vec();
     let mut want = Vec::new();
     for &(kind, bucket, offset, attempt) in &j.entries {
-        let e = match kind % 4 {
+        let e = match kind % 5 {
             0 => Entry::Delivered {
                 bucket,
                 offset,
@@ -327,11 +327,22 @@ fn structured(s: Structured) {
             },
             1 => Entry::Acked { bucket, offset },
             2 => Entry::AckedUpTo { bucket, offset },
-            _ => Entry::DeadLettered { bucket, offset },
+            3 => Entry::DeadLettered { bucket, offset },
+            _ => Entry::Expired { bucket, offset },
         };
         let b = journal::encode(j.journal_id, &e);
         want.push((file.len() as u64, Record::Entry(e)));
         file.extend_from_slice(&b);
+        if let Entry::Expired { .. } = e {
+            // A record of version 3 journals only.
+            assert_eq!(
+                journal::decode_record(j.journal_id, JOURNAL_VERSION_3, &b),
+                Ok(Some((Record::Entry(e), JOURNAL_RECORD_BYTES)))
+            );
+            assert_eq!(journal::decode(j.journal_id, &b), Err(()));
+            assert_eq!(journal::decode_record(j.journal_id, JOURNAL_VERSION_2, &b), Err(()));
+            continue;
+        }
         assert_eq!(journal::decode(j.journal_id, &b), Ok(Some(e)));
         assert_eq!(journal::decode(j.journal_id ^ 1, &b), Err(()));
         assert_eq!(

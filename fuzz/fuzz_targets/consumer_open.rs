@@ -6,8 +6,10 @@
 //! `checkpoint` or journal: raw bytes, a validly framed checkpoint with a
 //! fuzzed postcard body (or one built field by field from the input), a
 //! journal with a valid header (format version 1 or 2) and records with
-//! valid CRCs built from the input (acknowledged sets and delivered ranges
-//! among them, of any width), overwrites, truncations, extensions,
+//! valid CRCs built from the input (acknowledged sets, delivered ranges
+//! and expiries among them, of any width; format version 1, 2 or 3),
+//! checkpoints of versions 1 to 3 (3 counts expired messages), overwrites,
+//! truncations, extensions,
 //! deletions, stale journals.
 //! Then `Store::open` and a drain of the consumer with `try_receive`/`ack`.
 //!
@@ -177,7 +179,7 @@ fn offset(r: &mut Reader<'_>, wide: bool) -> u64 {
 }
 
 /// A checkpoint body built field by field (postcard of `CheckpointBody`).
-fn structured_checkpoint(g: &ConsumerGolden, mode: u8, r: &mut Reader<'_>) -> Vec<u8> {
+fn structured_checkpoint(g: &ConsumerGolden, mode: u8, version: u32, r: &mut Reader<'_>) -> Vec<u8> {
     let wide = mode & 0x02 != 0;
     let mut b = Vec::new();
     let generation = if mode & 0x04 == 0 {
@@ -203,7 +205,8 @@ fn structured_checkpoint(g: &ConsumerGolden, mode: u8, r: &mut Reader<'_>) -> Ve
             varint(u64::from(r.u32()), &mut b);
         }
     }
-    for _ in 0..3 {
+    // Version 3 counts expired messages too.
+    for _ in 0..if version >= 3 { 4 } else { 3 } {
         varint(u64::from(r.u16()), &mut b);
     }
     // Trailing bytes, if any are left, are part of the body too.
@@ -221,7 +224,7 @@ fn forged_records(g: &ConsumerGolden, mode: u8, id: u64, r: &mut Reader<'_>) -> 
         let kind = r.u8();
         let bucket = if mode & 0x08 == 0 { 0 } else { r.u8() % 3 };
         let off = offset(r, wide);
-        let e = match kind % 7 {
+        let e = match kind % 8 {
             0 => Entry::Delivered {
                 bucket,
                 offset: off,
@@ -253,6 +256,11 @@ fn forged_records(g: &ConsumerGolden, mode: u8, id: u64, r: &mut Reader<'_>) -> 
                 out.extend_from_slice(&b);
                 continue;
             }
+            7 => Entry::Expired {
+                // An expiry (a record of version 3 journals).
+                bucket,
+                offset: off,
+            },
             6 => {
                 // A delivered range (a record of version 2 journals): a few
                 // offsets, or (wide) any number that does not pass u64::MAX.
@@ -294,18 +302,23 @@ fn edit(root: &Path, g: &ConsumerGolden, kind: u8, mode: u8, data: &[u8]) {
     match kind % 8 {
         0 => std::fs::write(&ckpt, data).expect("write checkpoint"),
         1 => {
-            // Versions 1 and 2 are known; 3 is not.
+            // Versions 1 to 3 are known; 4 is not.
             let version = match mode >> 6 {
-                3 => 3,
-                2 => 2,
+                3 => 4,
+                2 => 3,
+                1 => 2,
                 _ => 1,
             };
             std::fs::write(&ckpt, meta::encode(CHECKPOINT_MAGIC, version, data))
                 .expect("write checkpoint");
         }
         2 => {
-            let body = structured_checkpoint(g, mode, &mut r);
-            let version = if mode & 0x20 == 0 { 1 } else { 2 };
+            let version = match (mode & 0x20 != 0, mode & 0x40 != 0) {
+                (false, false) => 1,
+                (true, false) => 2,
+                _ => 3,
+            };
+            let body = structured_checkpoint(g, mode, version, &mut r);
             std::fs::write(&ckpt, meta::encode(CHECKPOINT_MAGIC, version, &body))
                 .expect("write checkpoint");
         }
@@ -340,7 +353,11 @@ fn edit(root: &Path, g: &ConsumerGolden, kind: u8, mode: u8, data: &[u8]) {
             } else {
                 u64::from(r.u8())
             };
-            let version = if mode & 0x10 == 0 { 2 } else { 1 };
+            let version = match (mode & 0x10 != 0, mode & 0x04 != 0) {
+                (true, _) => 1,
+                (false, false) => 2,
+                (false, true) => 3,
+            };
             let mut file = JournalHeader {
                 journal_id: id,
                 generation,

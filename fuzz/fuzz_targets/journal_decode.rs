@@ -6,9 +6,11 @@
 //!
 //! Checks: no panic; the records found lie back to back from the header on;
 //! each re-encodes to exactly its bytes (one encoding per record); version
-//! 1 journals hold no acknowledged set and no delivered range; the decoder
-//! stops only where no valid record starts, and never at a well-formed
-//! delivered range of a version 2 journal; sets are sorted, non-touching
+//! 1 journals hold no acknowledged set and no delivered range, journals of
+//! versions 1 and 2 no expiry; the decoder stops only where no valid
+//! record starts, and never at a well-formed delivered range of a journal
+//! of version 2 or 3, nor at a well-formed expiry of one of version 3;
+//! sets are sorted, non-touching
 //! runs whose lengths add up to the set's size; ranges hold 2 offsets or
 //! more and end at `u64::MAX` at the latest.
 //!
@@ -21,7 +23,7 @@
 use libfuzzer_sys::fuzz_target;
 use spool::format::journal::{
     self, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
-    JOURNAL_VERSION_1, JOURNAL_VERSION_2,
+    JOURNAL_VERSION_1, JOURNAL_VERSION_2, JOURNAL_VERSION_3,
 };
 use spool_fuzz::Reader;
 
@@ -29,6 +31,24 @@ use spool_fuzz::Reader;
 const KIND_ACK_SET: u8 = 5;
 /// Kind byte of a delivered range.
 const KIND_DELIVERED_RANGE: u8 = 6;
+/// Kind byte of an expiry.
+const KIND_EXPIRED: u8 = 7;
+
+/// Whether the slot at the start of `rec` is an expiry of journal `id` as
+/// version 3 defines it: its CRC right, kind 7, reserved bytes and value
+/// zero.
+fn well_formed_expiry(id: u64, rec: &[u8]) -> bool {
+    if rec.len() < JOURNAL_RECORD_BYTES {
+        return false;
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&id.to_le_bytes());
+    h.update(&rec[4..JOURNAL_RECORD_BYTES]);
+    rec[..4] == h.finalize().to_le_bytes()
+        && rec[4] == KIND_EXPIRED
+        && rec[6..8] == [0, 0]
+        && rec[16..24] == [0; 8]
+}
 
 /// Whether the slot at the start of `rec` is a delivered range of journal
 /// `id` as version 2 defines it: its CRC right, kind 6, reserved bytes
@@ -74,6 +94,7 @@ fuzz_target!(|data: &[u8]| {
     let mut r = Reader::new(data);
     let version = match r.u8() % 4 {
         0 => JOURNAL_VERSION_1,
+        3 => JOURNAL_VERSION_3,
         _ => JOURNAL_VERSION_2,
     };
     let id = r.u64();
@@ -108,7 +129,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(Some((rec.clone(), enc.len())))
         );
         if let Record::AckSet(s) = rec {
-            assert_eq!(version, JOURNAL_VERSION_2, "a set in a version 1 journal");
+            assert!(version >= JOURNAL_VERSION_2, "a set in a version 1 journal");
             assert!(!s.is_empty());
             let runs = s.runs();
             let mut total = 0u64;
@@ -126,11 +147,16 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(total, s.len());
         }
         if let Record::Entry(e @ Entry::DeliveredRange { first, count, .. }) = rec {
-            assert_eq!(version, JOURNAL_VERSION_2, "a range in a version 1 journal");
+            assert!(version >= JOURNAL_VERSION_2, "a range in a version 1 journal");
             assert!(*count >= 2, "a range of {count}");
             assert!(first.checked_add(count - 1).is_some(), "{first}+{count}");
             assert!(!e.fits_version(JOURNAL_VERSION_1));
             assert!(well_formed_range(id, &file[at..]));
+        }
+        if let Record::Entry(e @ Entry::Expired { .. }) = rec {
+            assert_eq!(version, JOURNAL_VERSION_3, "an expiry in a journal of version 1 or 2");
+            assert!(!e.fits_version(JOURNAL_VERSION_2));
+            assert!(well_formed_expiry(id, &file[at..]));
         }
         at += enc.len();
     }
@@ -141,10 +167,16 @@ fuzz_target!(|data: &[u8]| {
             journal::decode_record(id, version, &file[at..]),
             Ok(Some(_))
         ));
-        if version == JOURNAL_VERSION_2 {
+        if version >= JOURNAL_VERSION_2 {
             assert!(
                 !well_formed_range(id, &file[at..]),
                 "a valid delivered range refused at byte {at}"
+            );
+        }
+        if version == JOURNAL_VERSION_3 {
+            assert!(
+                !well_formed_expiry(id, &file[at..]),
+                "a valid expiry refused at byte {at}"
             );
         }
     }

@@ -507,3 +507,92 @@ fn open_store(path: &std::path::Path, opts: spool::Options) -> spool::Store {
         }
     }
 }
+
+/// Message attributes: `info` counts them per segment (JSON and human),
+/// the consumer's `expired` count comes from its journal's expiries (kind
+/// 7) and then its checkpoint, `dump --journal` names them, `verify` finds
+/// nothing wrong.
+#[test]
+fn attributes_and_expiries_are_shown_and_verified() {
+    use spool::Message;
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = spool::Store::open(dir.path(), opts()).unwrap();
+        let s = store.stream("s").unwrap();
+        let c = s.consumer("c").unwrap();
+        s.send_message(Message::new(b"later").deliver_after(Duration::from_secs(3600)))
+            .unwrap();
+        s.send_message(Message::new(b"gone").expires_at(SystemTime::UNIX_EPOCH))
+            .unwrap();
+        s.send_message(Message::new(b"g").group("g").id("i"))
+            .unwrap();
+        let d = c.try_receive().unwrap().unwrap();
+        assert_eq!(d.payload(), b"g");
+        assert_eq!(c.stats().expired, 1);
+        store.close().unwrap();
+    }
+    let o = info(dir.path(), "json");
+    let records = json_records(&o);
+    let seg = of_kind(&records, "segment")[0];
+    let a = &seg["attributes"];
+    assert_eq!(
+        (
+            &a["scheduled"],
+            &a["scheduled_later"],
+            &a["with_ttl"],
+            &a["expired"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1)
+        )
+    );
+    assert_eq!(
+        (&a["with_id"], &a["grouped"]),
+        (&Value::from(1), &Value::from(1))
+    );
+    let c = of_kind(&records, "consumer")[0];
+    assert_eq!(c["expired"], 1);
+    assert_eq!(c["journal_expiries"], 1);
+    assert_eq!(c["journal_version"], 3);
+    let human = stdout(&info(dir.path(), "human"));
+    assert!(
+        human.contains("1 scheduled (1 still ahead), 1 with a ttl (1 expired)"),
+        "{human}"
+    );
+    assert!(human.contains("expired 1"), "{human}");
+    let cdir = dir.path().join("streams/s/consumers/c");
+    let journal = std::fs::read_dir(&cdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("journal.")
+        })
+        .unwrap();
+    let dump = stdout(&tool(&["dump", "--journal", path_str(&journal)]));
+    assert!(dump.contains("expired p0 #1 (not delivered)"), "{dump}");
+    let v = tool(&["verify", path_str(dir.path())]);
+    assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+    // After a reopen and a rotation, the count is in the checkpoint.
+    {
+        let store = spool::Store::open(dir.path(), opts()).unwrap();
+        let s = store.stream("s").unwrap();
+        s.send(b"more").unwrap();
+        let c = s.consumer("c").unwrap();
+        c.try_receive().unwrap().unwrap().ack().unwrap();
+        store.close().unwrap();
+    }
+    let records = json_records(&info(dir.path(), "json"));
+    let c = of_kind(&records, "consumer")[0];
+    assert_eq!(
+        (&c["expired"], &c["journal_expiries"]),
+        (&Value::from(1), &Value::from(0))
+    );
+}

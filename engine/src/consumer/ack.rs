@@ -49,6 +49,7 @@ impl Consumer {
         if !st.nack_reasons.is_empty() {
             st.nack_reasons.remove(&(priority, offset));
         }
+        let next_of_group = st.settled(p, offset, offset);
         self.journal(
             &mut st,
             Entry::Acked {
@@ -56,7 +57,18 @@ impl Consumer {
                 offset,
             },
         )?;
-        Ok(Some(st.logical()))
+        let target = st.logical();
+        drop(st);
+        if next_of_group {
+            self.group_moved_on();
+        }
+        Ok(Some(target))
+    }
+
+    /// A group's next message was made ready: a receiver may be waiting.
+    #[cold]
+    fn group_moved_on(&self) {
+        self.handle.stream.notify().notify();
     }
 
     /// A future resolving to `value` once the journal is durable up to
@@ -195,6 +207,7 @@ impl Consumer {
             .collect();
         positions.sort_unstable();
         positions.dedup();
+        let mut next_of_group = false;
         // What an ack of each changes: only a delivered message not yet
         // acknowledged (a duplicate delivery's ack changes nothing).
         positions.retain(|&(p, o)| st.buckets.get(p as usize).is_some_and(|b| b.is_unacked(o)));
@@ -205,6 +218,7 @@ impl Consumer {
                 self.make_room(&mut st)?;
                 st.buckets[priority as usize].ack(offset);
                 st.nack_reasons.remove(&(priority, offset));
+                next_of_group = st.settled(priority as usize, offset, offset);
                 self.journal(
                     &mut st,
                     Entry::Acked {
@@ -235,6 +249,9 @@ impl Consumer {
                 for &(p, o) in &positions {
                     st.buckets[p as usize].ack(o);
                 }
+                for &(p, o) in &positions {
+                    next_of_group |= st.settled(p as usize, o, o);
+                }
                 if !st.nack_reasons.is_empty() {
                     for key in &positions {
                         st.nack_reasons.remove(key);
@@ -247,7 +264,12 @@ impl Consumer {
                 }
             }
         }
-        Ok(Some(st.logical()))
+        let target = st.logical();
+        drop(st);
+        if next_of_group {
+            self.group_moved_on();
+        }
+        Ok(Some(target))
     }
 
     /// Acknowledges every message of `priority` up to and including
@@ -297,6 +319,7 @@ impl Consumer {
         if !st.buckets[priority as usize].ack_up_to(offset) {
             return Ok(());
         }
+        let next_of_group = st.settled(priority as usize, 0, offset);
         self.journal(
             &mut st,
             Entry::AckedUpTo {
@@ -306,6 +329,9 @@ impl Consumer {
         )?;
         let target = st.logical();
         drop(st);
+        if next_of_group {
+            self.group_moved_on();
+        }
         self.persist(target)
     }
 

@@ -40,25 +40,47 @@ pub(super) struct Doomed {
     /// Deliveries so far.
     pub(super) attempts: u32,
     pub(super) record: Record,
-    /// The reason of its last nack, if it had one.
+    /// The reason of its last nack, if it had one (`expired` for an
+    /// expired message).
     pub(super) reason: Option<String>,
     /// `State::seek_lease_floor` when it was taken.
     pub(super) seek: u64,
+    /// Whether it expired (journaled as an expiry, counted as expired)
+    /// rather than ran out of deliveries.
+    pub(super) expired: bool,
 }
+
+/// The dead-letter reason of an expired message.
+pub(crate) const EXPIRED_REASON: &str = "expired";
 
 impl Consumer {
     /// Takes the message `taken` of bucket `p` (just taken, delivered
-    /// `max_deliveries` times) to be dead-lettered: makes room for its
-    /// acknowledgement first (a dead letter that could not be acknowledged
-    /// would be sent again), else puts it back.
+    /// `max_deliveries` times, or `expired`) to be dead-lettered: makes
+    /// room for its acknowledgement first (a dead letter that could not be
+    /// acknowledged would be sent again; an expiry needs a journal of
+    /// version 3), else puts it back.
     pub(super) fn doom(
         &self,
         st: &mut State,
         p: usize,
         taken: state::Taken,
         record: Record,
+        expired: bool,
     ) -> Result<Doomed> {
-        if let Err(e) = self.make_room(st) {
+        let room = if expired {
+            let e = Entry::Expired {
+                bucket: p as u8,
+                offset: taken.offset,
+            };
+            if st.journal.has_room() && e.fits_version(st.journal.version()) {
+                Ok(())
+            } else {
+                self.make_room_for(st, &e)
+            }
+        } else {
+            self.make_room(st)
+        };
+        if let Err(e) = room {
             // Not moved (e.g. a full disk): it stays waiting here, to be
             // tried again.
             st.buckets[p].untake(taken.offset);
@@ -68,9 +90,14 @@ impl Consumer {
             priority: p,
             offset: taken.offset,
             attempts: taken.attempts,
-            reason: st.nack_reasons.get(&(p as u8, taken.offset)).cloned(),
+            reason: if expired {
+                Some(EXPIRED_REASON.to_string())
+            } else {
+                st.nack_reasons.get(&(p as u8, taken.offset)).cloned()
+            },
             record,
             seek: st.seek_lease_floor,
+            expired,
         })
     }
 
@@ -109,9 +136,16 @@ impl Consumer {
             // for a new journal) waits here, to be sent again (at least
             // once).
             let key = (d.priority as u8, d.offset);
-            let entry = Entry::DeadLettered {
-                bucket: key.0,
-                offset: key.1,
+            let entry = if d.expired {
+                Entry::Expired {
+                    bucket: key.0,
+                    offset: key.1,
+                }
+            } else {
+                Entry::DeadLettered {
+                    bucket: key.0,
+                    offset: key.1,
+                }
             };
             if let Err(e) = self.journal(&mut st, entry) {
                 failure.get_or_insert(e);
@@ -121,7 +155,12 @@ impl Consumer {
             }
             st.nack_reasons.remove(&key);
             st.buckets[d.priority].ack(d.offset);
-            st.dead_lettered += 1;
+            back |= st.settled(d.priority, d.offset, d.offset);
+            if d.expired {
+                st.expired += 1;
+            } else {
+                st.dead_lettered += 1;
+            }
             journaled.push(i);
         }
         let target = st.logical();
@@ -146,7 +185,12 @@ impl Consumer {
         let config = self.config();
         let own = self.handle.stream.name();
         let to = config.dead_letter.as_deref().filter(|d| *d != own);
-        for d in moved.iter().filter_map(|&i| doomed.get(i)) {
+        // Expired messages are counted, not each reported.
+        for d in moved
+            .iter()
+            .filter_map(|&i| doomed.get(i))
+            .filter(|d| !d.expired)
+        {
             tracing::warn!(
                 target: crate::events::DEAD_LETTER,
                 stream = own,

@@ -41,8 +41,7 @@ pub(super) fn rotate_files(
     // consistent pair: the checkpoint's generation picks the journal, and a
     // journal of another generation is stale (removed at open). That also
     // covers the old journal coming back: its removal needs no sync.
-    let encoded =
-        postcard::to_allocvec(body).map_err(|e| Error::encode("consumer checkpoint", e))?;
+    let encoded = body.encode(journal::checkpoint_version(version))?;
     // The directory is opened before anything is renamed into it: failing
     // to open it (no descriptor left) must come before the point where a
     // failure poisons.
@@ -149,8 +148,7 @@ fn build_tmp(ctx: &Ctx, stream: &StreamInner, tmp: &Path, config: &ConsumerConfi
         buckets,
         ..CheckpointBody::default()
     };
-    let bytes =
-        postcard::to_allocvec(&body).map_err(|e| Error::encode("consumer checkpoint", e))?;
+    let bytes = body.encode(meta::CHECKPOINT_VERSION)?;
     journal::write_checkpoint(ctx, tmp, &bytes)?;
     ctx.sync_dir(tmp)
 }
@@ -241,9 +239,9 @@ pub(crate) fn open(
         .map_err(|e| Error::corrupt(&cfg_path, at_body, e.to_string()))?;
 
     let ckpt_path = dir.join(layout::CHECKPOINT_FILE);
-    let body = journal::read_checkpoint(ctx, dir)?
+    let (version, body) = journal::read_checkpoint(ctx, dir)?
         .ok_or_else(|| Error::corrupt(&ckpt_path, 0, "consumer checkpoint missing"))?;
-    let ckpt: CheckpointBody = postcard::from_bytes(&body)
+    let ckpt = CheckpointBody::decode(version, &body)
         .map_err(|e| Error::corrupt(&ckpt_path, at_body, format!("consumer checkpoint: {e}")))?;
     let priorities = usize::from(stream.priorities());
     if ckpt.buckets.len() != priorities {
@@ -280,6 +278,7 @@ pub(crate) fn open(
         redelivered,
         dead_lettered,
         skipped,
+        expired,
     } = replay::resume(&ckpt, &entries, &logs);
     // Stale files go: a journal of generation `g + 1` left by a rotation
     // that a crash cut short must not be confused with the one the first
@@ -319,6 +318,8 @@ pub(crate) fn open(
             redelivered,
             dead_lettered,
             skipped,
+            expired,
+            groups: super::state::groups::Groups::default(),
             higher_streak: 0,
             nack_reasons: HashMap::new(),
             hot: HotConfig::of(&config),
@@ -326,6 +327,7 @@ pub(crate) fn open(
             disk_full_since: None,
             version_2: false,
             seek_lease_floor: 0,
+            version_3: false,
         }),
         config: RwLock::new(config),
         commit: GroupCommit::new(base),

@@ -2,7 +2,7 @@
 //! journal syncs.
 
 use super::{files, journal, ConsumerInner, State};
-use crate::format::journal::{JOURNAL_RECORD_BYTES, JOURNAL_VERSION_1, JOURNAL_VERSION_2};
+use crate::format::journal::JOURNAL_RECORD_BYTES;
 use crate::{Error, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,11 +31,7 @@ impl ConsumerInner {
             n => n.min(max),
         }
         .max(min);
-        let version = if st.version_2 {
-            JOURNAL_VERSION_2
-        } else {
-            JOURNAL_VERSION_1
-        };
+        let version = st.journal_version_wanted();
         let rotated = files::rotate_files(
             &self.ctx,
             &self.dir,

@@ -16,10 +16,11 @@ use crate::background::Syncer;
 use crate::ctx::{random_u64, Ctx, Dir};
 use crate::format::journal::{
     self, AckSet, Entry, JournalHeader, Record, JOURNAL_HEADER_BYTES, JOURNAL_RECORD_BYTES,
-    JOURNAL_VERSION_1, JOURNAL_VERSION_2,
+    JOURNAL_VERSION_1, JOURNAL_VERSION_2, JOURNAL_VERSION_3,
 };
 use crate::format::meta::{
     self, CHECKPOINT_BODY_BYTES_MAX, CHECKPOINT_MAGIC, CHECKPOINT_VERSION, CHECKPOINT_VERSION_2,
+    CHECKPOINT_VERSION_3,
 };
 use crate::io::map::HeapBuf;
 use crate::io::{self, MapMemory, MapWriter, OpenMode, SharedMap};
@@ -244,7 +245,9 @@ pub(crate) fn write_checkpoint(ctx: &Ctx, dir: &Path, body: &[u8]) -> Result<()>
 
 /// The checkpoint version that goes with a journal of format `version`.
 pub(crate) fn checkpoint_version(journal_version: u32) -> u32 {
-    if journal_version >= JOURNAL_VERSION_2 {
+    if journal_version >= JOURNAL_VERSION_3 {
+        CHECKPOINT_VERSION_3
+    } else if journal_version >= JOURNAL_VERSION_2 {
         CHECKPOINT_VERSION_2
     } else {
         CHECKPOINT_VERSION
@@ -277,16 +280,15 @@ pub(crate) fn install_checkpoint(ctx: &Ctx, d: &Dir<'_>, dir: &Path, tmp: &Path)
     d.sync()
 }
 
-/// Reads a checkpoint body (of version 1 or 2); `None` if there is no
-/// checkpoint file.
-pub(crate) fn read_checkpoint(ctx: &Ctx, dir: &Path) -> Result<Option<Vec<u8>>> {
-    Ok(io::read_framed_versions(
+/// Reads a checkpoint's version (1, 2 or 3) and body; `None` if there is
+/// no checkpoint file.
+pub(crate) fn read_checkpoint(ctx: &Ctx, dir: &Path) -> Result<Option<(u32, Vec<u8>)>> {
+    io::read_framed_versions(
         &*ctx.vfs,
         &dir.join(CHECKPOINT_FILE),
         CHECKPOINT_MAGIC,
-        CHECKPOINT_VERSION..=CHECKPOINT_VERSION_2,
+        CHECKPOINT_VERSION..=CHECKPOINT_VERSION_3,
         CHECKPOINT_BODY_BYTES_MAX,
         "consumer checkpoint",
-    )?
-    .map(|(_, body)| body))
+    )
 }

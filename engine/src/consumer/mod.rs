@@ -39,6 +39,7 @@ use crate::{Error, Result};
 use dead_letter::Doomed;
 use journal::Journal;
 use serde::{Deserialize, Serialize};
+use state::groups::{Admit, Groups};
 use state::{BucketCheckpoint, BucketState};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,13 +47,72 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A checkpoint's body (DESIGN §3.5). Versions 1 and 2 end after
+/// `skipped`; version 3 adds `expired`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CheckpointBody {
     pub(crate) generation: u64,
     pub(crate) buckets: Vec<BucketCheckpoint>,
     pub(crate) redelivered: u64,
     pub(crate) dead_lettered: u64,
     pub(crate) skipped: u64,
+    pub(crate) expired: u64,
+}
+
+/// The body of checkpoints of versions 1 and 2, as written.
+#[derive(Serialize)]
+struct CheckpointBodyV1Ref<'a> {
+    generation: u64,
+    buckets: &'a [BucketCheckpoint],
+    redelivered: u64,
+    dead_lettered: u64,
+    skipped: u64,
+}
+
+/// The body of checkpoints of versions 1 and 2, as read.
+#[derive(Deserialize)]
+struct CheckpointBodyV1 {
+    generation: u64,
+    buckets: Vec<BucketCheckpoint>,
+    redelivered: u64,
+    dead_lettered: u64,
+    skipped: u64,
+}
+
+impl CheckpointBody {
+    /// The body in checkpoint format `version` (an expired count other
+    /// than zero needs version 3: the caller picks it).
+    pub(crate) fn encode(&self, version: u32) -> Result<Vec<u8>> {
+        let r = if version >= crate::format::meta::CHECKPOINT_VERSION_3 {
+            postcard::to_allocvec(self)
+        } else {
+            postcard::to_allocvec(&CheckpointBodyV1Ref {
+                generation: self.generation,
+                buckets: &self.buckets,
+                redelivered: self.redelivered,
+                dead_lettered: self.dead_lettered,
+                skipped: self.skipped,
+            })
+        };
+        r.map_err(|e| Error::encode("consumer checkpoint", e))
+    }
+
+    /// Decodes a body of checkpoint format `version` (1 and 2 count no
+    /// expired messages).
+    pub(crate) fn decode(version: u32, bytes: &[u8]) -> postcard::Result<CheckpointBody> {
+        if version >= crate::format::meta::CHECKPOINT_VERSION_3 {
+            return postcard::from_bytes(bytes);
+        }
+        let v: CheckpointBodyV1 = postcard::from_bytes(bytes)?;
+        Ok(CheckpointBody {
+            generation: v.generation,
+            buckets: v.buckets,
+            redelivered: v.redelivered,
+            dead_lettered: v.dead_lettered,
+            skipped: v.skipped,
+            expired: 0,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -64,6 +124,10 @@ struct State {
     redelivered: u64,
     dead_lettered: u64,
     skipped: u64,
+    /// Messages found expired by a take (journaled, kind 7).
+    expired: u64,
+    /// Message groups: whose turn it is, who waits (in memory only).
+    groups: Groups,
     higher_streak: u32,
     nack_reasons: HashMap<(u8, u64), String>,
     /// The configuration fields every delivery needs, copied here so the
@@ -83,6 +147,10 @@ struct State {
     /// Leases below this were handed out before the last seek: their acks
     /// change nothing (0 until a seek).
     seek_lease_floor: u64,
+    /// Whether this consumer journals expiries (format version 3), or
+    /// counts any: its new journals are then of version 3, so that the
+    /// checkpoint carries the count.
+    version_3: bool,
 }
 
 /// How long after a rotation failed for want of space deliveries go
@@ -125,6 +193,34 @@ enum Took {
     /// lock: the append may run the retention of that stream, which takes
     /// its consumers' locks). Taken, not leased: other workers skip them.
     DeadLetters(Vec<Doomed>),
+    /// Nothing handed out yet: this attempt parked [`PARKED_AT_ONCE`]
+    /// messages (scheduled, or behind their group) and lets go of the lock
+    /// before it looks further.
+    Again,
+}
+
+/// Messages one attempt of [`Consumer::take`] parks at most before it lets
+/// go of the lock (a backlog of one group, or of scheduled messages, is
+/// parked in steps, not under one long hold of the lock).
+const PARKED_AT_ONCE: usize = 1024;
+
+/// What [`Consumer::hand_out`] did with a message.
+enum Handed {
+    /// Leased into the sink.
+    Leased,
+    /// Parked: scheduled for later, or behind its group.
+    Parked,
+    /// Taken to be moved to the dead-letter stream (dead, or expired).
+    Doomed(Doomed),
+}
+
+/// What a message's attributes say a take does with it now.
+enum Gate {
+    Deliver,
+    /// Its expires-at has passed.
+    Expired,
+    /// Parked: scheduled for later, or behind its group.
+    Parked,
 }
 
 /// Dead letters taken at most by one attempt of [`Consumer::take`] (each
@@ -227,7 +323,46 @@ impl State {
             redelivered: self.redelivered,
             dead_lettered: self.dead_lettered,
             skipped: self.skipped,
+            expired: self.expired,
         }
+    }
+
+    /// The format version of the next journal generation.
+    fn journal_version_wanted(&self) -> u32 {
+        use crate::format::journal::{JOURNAL_VERSION_1, JOURNAL_VERSION_2, JOURNAL_VERSION_3};
+        if self.version_3 || self.expired > 0 {
+            JOURNAL_VERSION_3
+        } else if self.version_2 {
+            JOURNAL_VERSION_2
+        } else {
+            JOURNAL_VERSION_1
+        }
+    }
+
+    /// After offsets `first..=last` of level `p` were acknowledged (in any
+    /// way): they leave their groups, and each group whose owner was among
+    /// them moves on to its next message, which is made ready. Returns
+    /// whether one was (a receiver may be waiting for it). Costs one test
+    /// when no group has a message taken.
+    #[inline]
+    fn settled(&mut self, p: usize, first: u64, last: u64) -> bool {
+        if self.groups.is_empty() {
+            return false;
+        }
+        self.settled_slow(p, first, last)
+    }
+
+    #[cold]
+    fn settled_slow(&mut self, p: usize, first: u64, last: u64) -> bool {
+        let mut promoted = Vec::new();
+        self.groups.done_range(p as u8, first, last, &mut promoted);
+        let mut any = false;
+        for (q, o) in promoted {
+            if let Some(b) = self.buckets.get_mut(q as usize) {
+                any |= b.unpark_grouped(o);
+            }
+        }
+        any
     }
 }
 
@@ -527,6 +662,7 @@ impl Consumer {
                     self.move_dead_letters(doomed)?;
                     continue;
                 }
+                Took::Again => continue,
                 Took::NeedsBlob(r) => r,
             };
             // Taken but not leased: other workers skip it meanwhile.
@@ -547,9 +683,9 @@ impl Consumer {
             let now = Instant::now();
             let record = record.with_blob(blob);
             let mut run = FreshRun::default();
-            let doomed = self.hand_out(&mut st, p, taken, record, now, out, &mut run);
+            let handed = self.hand_out(&mut st, p, taken, record, now, out, &mut run);
             self.journal_run(&mut st, &mut run)?;
-            if let Some(d) = doomed? {
+            if let Handed::Doomed(d) = handed? {
                 drop(st);
                 self.move_dead_letters(vec![d])?;
             }
@@ -574,7 +710,11 @@ impl Consumer {
         let mut doomed = Vec::new();
         let mut needs_blob = None;
         let mut run = FreshRun::default();
+        let mut parked = 0;
         while out.count() < max && doomed.len() < DOOMED_AT_ONCE {
+            if parked >= PARKED_AT_ONCE {
+                break;
+            }
             let Some(p) = choose_bucket(&mut st, ends, hot.starvation_limit) else {
                 break;
             };
@@ -614,6 +754,10 @@ impl Consumer {
                 Err(Error::OffsetNotRetained { first, .. }) => {
                     let skipped = st.buckets[p].clamp(first, ends[p]);
                     st.skipped += skipped;
+                    if let Some(last) = first.checked_sub(1) {
+                        // Made ready, taken by this loop if it is its turn.
+                        st.settled(p, 0, last);
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -626,8 +770,9 @@ impl Consumer {
                 }
             };
             match self.hand_out(&mut st, p, taken, record, now, out, &mut run) {
-                Ok(None) => {}
-                Ok(Some(d)) => doomed.push(d),
+                Ok(Handed::Leased) => {}
+                Ok(Handed::Parked) => parked += 1,
+                Ok(Handed::Doomed(d)) => doomed.push(d),
                 Err(e) => {
                     // What was handed out is leased: journal it if it can be.
                     let _ = self.journal_run(&mut st, &mut run);
@@ -649,14 +794,18 @@ impl Consumer {
         Ok(match needs_blob {
             Some(r) => Took::NeedsBlob(r),
             None if !doomed.is_empty() => Took::DeadLetters(doomed),
+            None if parked >= PARKED_AT_ONCE && out.count() == 0 => Took::Again,
             None => Took::Done { wake, now },
         })
     }
 
     /// Leases `record`, just taken from bucket `p`, into `out`; or, if it
-    /// was delivered `max_deliveries` times already, keeps it taken and
-    /// returns it, to be moved to the dead-letter stream without the lock
-    /// ([`Consumer::move_dead_letters`]).
+    /// was delivered `max_deliveries` times already or has expired, keeps
+    /// it taken and returns it, to be moved to the dead-letter stream
+    /// without the lock ([`Consumer::move_dead_letters`]); or, if it is
+    /// scheduled for later or its group's turn is another message's, parks
+    /// it. Only a record with the attribute flag is looked at further than
+    /// that flag.
     #[allow(clippy::too_many_arguments)]
     fn hand_out<S: Sink>(
         &self,
@@ -667,10 +816,25 @@ impl Consumer {
         now: Instant,
         out: &mut S,
         run: &mut FreshRun,
-    ) -> Result<Option<Doomed>> {
+    ) -> Result<Handed> {
         let hot = st.hot;
+        if record.has_attributes() {
+            match gate(st, p, taken, &record, now) {
+                Gate::Deliver => {}
+                Gate::Parked => return Ok(Handed::Parked),
+                Gate::Expired => return self.doom(st, p, taken, record, true).map(Handed::Doomed),
+            }
+        }
         if hot.is_dead(taken.attempts) {
-            return self.doom(st, p, taken, record).map(Some);
+            return self.doom(st, p, taken, record, false).map(Handed::Doomed);
+        }
+        if record.has_attributes() {
+            if let Some(g) = record.attributes().group {
+                if st.groups.admit((p as u8, taken.offset), g) == Admit::Wait {
+                    st.buckets[p].park_grouped(taken.offset);
+                    return Ok(Handed::Parked);
+                }
+            }
         }
         let lease = self.handle.inner.next_lease.fetch_add(1, Ordering::Relaxed);
         let deadline = saturating_deadline(now, hot.visibility_timeout);
@@ -699,7 +863,7 @@ impl Consumer {
             lease,
             attempt,
         });
-        Ok(None)
+        Ok(Handed::Leased)
     }
 
     /// Journals the first deliveries of `run` (and empties it): one
@@ -739,7 +903,7 @@ impl Consumer {
         if st.journal.append(&e) {
             return Ok(());
         }
-        self.make_room(st)?;
+        self.make_room_for(st, &e)?;
         if !st.journal.append(&e) {
             return Err(Error::Internal(
                 "a new consumer journal cannot hold one record".into(),
@@ -757,6 +921,24 @@ impl Consumer {
             return Ok(());
         }
         self.handle.inner.rotate(st, true)
+    }
+
+    /// [`Consumer::make_room`] for the record `e`, in a journal of a
+    /// format version that holds it: an expiry in a journal of version 1
+    /// or 2 first starts a generation of version 3 (of the same size, if
+    /// the journal has room left).
+    #[cold]
+    fn make_room_for(&self, st: &mut State, e: &Entry) -> Result<()> {
+        if e.fits_version(st.journal.version()) {
+            return self.make_room(st);
+        }
+        if matches!(e, Entry::Expired { .. }) {
+            st.version_3 = true;
+        } else {
+            st.version_2 = true;
+        }
+        let full = !st.journal.has_room();
+        self.handle.inner.rotate(st, full)
     }
 
     /// Journals a delivery. If the journal is full and a new one does not
@@ -794,6 +976,30 @@ impl Consumer {
             _ => Ok(()),
         }
     }
+}
+
+/// What a take does with the record of `taken` (bucket `p`), which has
+/// attributes: an expired one goes (counted, dead-lettered if the consumer
+/// has a dead-letter stream), one whose deliver-at is ahead is parked in
+/// bucket `p` until then. Group admission comes later (a dead letter is not
+/// admitted). Wall-clock times (µs since the epoch) are turned into an
+/// `Instant` at `now`: a clock that jumps is met again when the message is
+/// due, since the take that reaches it then reads the record again.
+fn gate(st: &mut State, p: usize, taken: state::Taken, record: &Record, now: Instant) -> Gate {
+    let a = record.attributes();
+    if a.deliver_at_us.is_none() && a.expires_at_us.is_none() {
+        return Gate::Deliver;
+    }
+    let wall = crate::ctx::now_us();
+    if a.expires_at_us.is_some_and(|e| e <= wall) {
+        return Gate::Expired;
+    }
+    if let Some(at) = a.deliver_at_us.filter(|&at| at > wall) {
+        let until = saturating_deadline(now, Duration::from_micros(at - wall));
+        st.buckets[p].schedule(taken.offset, until);
+        return Gate::Parked;
+    }
+    Gate::Deliver
 }
 
 /// Picks the bucket to serve: the highest with a message available, except

@@ -18,6 +18,8 @@ pub(crate) struct Counts {
     pub redelivered: u64,
     /// Messages moved to the dead-letter stream.
     pub dead_lettered: u64,
+    /// Messages found expired.
+    pub expired: u64,
 }
 
 /// Applies `records`, in order, to the bucket states rebuilt from a
@@ -33,6 +35,7 @@ pub(crate) fn fold<R: Borrow<Record>>(
             Replayed::Nothing => {}
             Replayed::Redelivery => counts.redelivered += 1,
             Replayed::DeadLetter => counts.dead_lettered += 1,
+            Replayed::Expired => counts.expired += 1,
         }
     }
     counts
@@ -50,6 +53,8 @@ pub(crate) struct Resumed {
     pub dead_lettered: u64,
     /// Messages retention removed before they were acknowledged, in all.
     pub skipped: u64,
+    /// Messages found expired, in all.
+    pub expired: u64,
 }
 
 /// The state of a consumer whose checkpoint is `ckpt` and whose journal of
@@ -80,6 +85,7 @@ pub(crate) fn resume(ckpt: &CheckpointBody, records: &[Record], logs: &[Range<u6
         redelivered: ckpt.redelivered + counts.redelivered,
         dead_lettered: ckpt.dead_lettered + counts.dead_lettered,
         skipped,
+        expired: ckpt.expired + counts.expired,
     }
 }
 
@@ -113,6 +119,7 @@ mod tests {
             redelivered: 5,
             dead_lettered: 1,
             skipped: 0,
+            expired: 3,
         };
         let entries = [
             delivered(0, 1),
@@ -123,21 +130,34 @@ mod tests {
                 offset: 1,
             }),
             delivered(0, 3),
+            Record::Entry(Entry::Expired {
+                bucket: 0,
+                offset: 4,
+            }),
         ];
         let logs = one_log(0, 10);
         let r = resume(&ckpt, &entries, &logs);
         assert_eq!(r.redelivered, 5 + 2);
         assert_eq!(r.dead_lettered, 1 + 1);
+        assert_eq!(r.expired, 3 + 1);
         assert_eq!(r.buckets[0].floor(), 0);
-        assert_eq!(r.buckets[0].next(), 2);
+        // The expiry of 4 (never delivered) grows the slots past it: 2 and
+        // 3 are taken again, 4 is not.
+        assert_eq!(r.buckets[0].next(), 5);
+        assert!(
+            !r.buckets[0].is_unacked(4),
+            "an expiry is an acknowledgement"
+        );
+        assert!(r.buckets[0].is_unacked(2) && r.buckets[0].is_unacked(3));
         let mut states = vec![BucketState::new(0)];
         let c = fold(&mut states, &entries);
         assert_eq!(
             c,
             Counts {
-                entries: 5,
+                entries: 6,
                 redelivered: 2,
-                dead_lettered: 1
+                dead_lettered: 1,
+                expired: 1,
             }
         );
     }

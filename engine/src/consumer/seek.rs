@@ -2,6 +2,7 @@
 //! deletion or purge does to its consumers (DESIGN.md §6, "Seeking a
 //! consumer").
 
+use super::state::groups::Groups;
 use super::state::BucketState;
 use super::{files, Consumer, ConsumerInner, StartAt};
 use crate::io::SharedMap;
@@ -108,6 +109,9 @@ impl Consumer {
             st.buckets = before;
             return Err(e);
         }
+        // The groups' turns were of the old deliveries: the takes from the
+        // new position hand them out afresh, as after an open.
+        st.groups = Groups::default();
         st.seek_lease_floor = self.handle.inner.next_lease.load(Ordering::Relaxed);
         st.nack_reasons.clear();
         st.higher_streak = 0;
@@ -158,8 +162,12 @@ impl ConsumerInner {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *guard;
         let mut skipped = 0;
-        for (b, log) in st.buckets.iter_mut().zip(logs) {
-            skipped += b.clamp(log.start, log.end);
+        for (p, log) in logs.iter().enumerate().take(st.buckets.len()) {
+            skipped += st.buckets[p].clamp(log.start, log.end);
+            if let Some(last) = log.start.checked_sub(1) {
+                // A group whose turn was a skipped message moves on.
+                st.settled(p, 0, last);
+            }
         }
         st.skipped += skipped;
         for s in st.segments.iter_mut() {

@@ -31,6 +31,13 @@ pub struct ConsumerBucketStats {
     /// Messages waiting to be redelivered (delivered before; their lease
     /// ran out, or they were given back).
     pub waiting_redelivery: u64,
+    /// Messages a receive reached before their
+    /// [deliver-at](crate::Message::deliver_at), waiting for it (messages
+    /// not reached yet are counted in `undelivered`).
+    pub scheduled: u64,
+    /// Messages a receive reached while another message of their
+    /// [group](crate::Message::group) had its turn, waiting for theirs.
+    pub waiting_for_group: u64,
     /// Timestamp ([`crate::Record::timestamp_us`]) of the oldest message not
     /// yet acknowledged: the one at the ack floor, or the first retained
     /// one if retention removed those below it; `None` if every message is
@@ -60,6 +67,15 @@ pub struct ConsumerStats {
     pub dead_lettered: u64,
     /// Messages removed by retention limits before this consumer acknowledged them.
     pub skipped: u64,
+    /// Messages whose [time to live](crate::Message::ttl) had passed when
+    /// a receive reached them: never delivered, acknowledged (moved to the
+    /// dead-letter stream first, if the consumer has one). Survives a
+    /// reopen.
+    pub expired: u64,
+    /// Message groups with a message taken: one leased or waiting for its
+    /// redelivery (in memory; none after an open until a receive reaches
+    /// one).
+    pub groups: u64,
     /// How long ago the oldest unacknowledged message (of all levels) was
     /// sent: now minus the lowest
     /// [`ConsumerBucketStats::oldest_unacked_timestamp_us`]; `None` if every
@@ -133,6 +149,7 @@ impl Consumer {
             .map(|(p, b)| {
                 let c = b.checkpoint();
                 let end = ends[p];
+                let (scheduled, waiting_for_group) = b.parked();
                 ConsumerBucketStats {
                     priority: p as u8,
                     ack_floor: b.floor(),
@@ -144,11 +161,14 @@ impl Consumer {
                     undelivered: end.saturating_sub(b.next()),
                     in_flight: b.in_flight(),
                     waiting_redelivery: b.waiting_redelivery(),
+                    scheduled,
+                    waiting_for_group,
                     oldest_unacked_timestamp_us: None,
                 }
             })
             .collect();
         let (redelivered, dead_lettered, skipped) = (st.redelivered, st.dead_lettered, st.skipped);
+        let (expired, groups) = (st.expired, st.groups.len() as u64);
         drop(st);
         // The record at the floor is the oldest unacknowledged one (the
         // floor never rests on an acknowledged offset); read without the
@@ -167,6 +187,8 @@ impl Consumer {
             redelivered,
             dead_lettered,
             skipped,
+            expired,
+            groups,
             oldest_unacked_age: oldest.map(|ts| Duration::from_micros(now_us().saturating_sub(ts))),
         }
     }

@@ -7,7 +7,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `SPOOLJNL` |
-//! | 8 | 4 | format version: 1, or 2 (acknowledged sets and delivered ranges may follow) |
+//! | 8 | 4 | format version: 1, 2 (acknowledged sets and delivered ranges may follow) or 3 (expiries too) |
 //! | 12 | 4 | reserved, zero |
 //! | 16 | 8 | journal id (random; seeds every record CRC) |
 //! | 24 | 8 | generation (matches the checkpoint it follows) |
@@ -15,12 +15,12 @@
 //! | 60 | 4 | CRC-32 of bytes 0..60 |
 //!
 //! Records from byte 64, each a whole number of 24-byte slots; an all-zero
-//! slot ends the journal. Kinds 1 to 4 take one slot:
+//! slot ends the journal. Kinds 1 to 4, 6 and 7 take one slot:
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | CRC-32 of the journal id (8 bytes LE) and bytes 4..24 |
-//! | 4 | 1 | kind: 1 = delivered, 2 = acknowledged, 3 = acknowledged up to, 4 = dead-lettered, 6 = delivered range |
+//! | 4 | 1 | kind: 1 = delivered, 2 = acknowledged, 3 = acknowledged up to, 4 = dead-lettered, 6 = delivered range, 7 = expired |
 //! | 5 | 1 | bucket (priority level) |
 //! | 6 | 2 | reserved, zero |
 //! | 8 | 8 | offset (the first of the range for kind 6) |
@@ -29,6 +29,10 @@
 //! Kind 6, a delivered range (version 2 journals only), says that offsets
 //! `offset .. offset + value` were each delivered for the first time: a
 //! batch receive's fresh deliveries in one slot.
+//!
+//! Kind 7, an expiry (version 3 journals only), says that `offset` was
+//! found expired (its `expires-at` had passed) when a receive reached it:
+//! it was not delivered, and is acknowledged (and counted as expired).
 //!
 //! Kind 5, an acknowledged set (version 2 journals only), takes
 //! `1 + ceil(b / 24)` slots for a body of `b` bytes:
@@ -63,6 +67,10 @@ pub const JOURNAL_VERSION_1: u32 = 1;
 /// so that a build that knows only version 1 refuses the consumer instead
 /// of taking the journal for one never synced.
 pub const JOURNAL_VERSION_2: u32 = 2;
+/// The journal format version that may also hold expiries (kind 7). Its
+/// checkpoint has [`CHECKPOINT_VERSION_3`](super::meta::CHECKPOINT_VERSION_3),
+/// whose body also counts the expired messages.
+pub const JOURNAL_VERSION_3: u32 = 3;
 /// Position of the journal id in the header.
 pub const JOURNAL_ID_OFFSET: usize = 16;
 /// Position of the generation in the header.
@@ -132,6 +140,15 @@ pub enum Entry {
         /// Offsets in the range.
         count: u64,
     },
+    /// `offset` of `bucket` had expired when a receive reached it: not
+    /// delivered, acknowledged and counted (moved to the dead-letter
+    /// stream first, if the consumer has one). Version 3 journals only.
+    Expired {
+        /// Priority level.
+        bucket: u8,
+        /// Offset in the bucket.
+        offset: u64,
+    },
 }
 
 impl Entry {
@@ -156,7 +173,11 @@ impl Entry {
 
     /// Whether a journal of format `version` may hold this entry.
     pub fn fits_version(&self, version: u32) -> bool {
-        !matches!(self, Entry::DeliveredRange { .. }) || version >= JOURNAL_VERSION_2
+        match self {
+            Entry::DeliveredRange { .. } => version >= JOURNAL_VERSION_2,
+            Entry::Expired { .. } => version >= JOURNAL_VERSION_3,
+            _ => true,
+        }
     }
 }
 
@@ -286,8 +307,8 @@ pub struct JournalHeader {
     pub journal_id: u64,
     /// The checkpoint generation this journal follows.
     pub generation: u64,
-    /// The format version: 1, or 2 if acknowledged sets and delivered
-    /// ranges may follow.
+    /// The format version: 1, 2 if acknowledged sets and delivered ranges
+    /// may follow, 3 if expiries may too.
     pub version: u32,
 }
 
@@ -305,14 +326,14 @@ impl JournalHeader {
     }
 
     /// Decodes and checks a header; `None` if it is not a valid header of
-    /// version 1 or 2.
+    /// version 1, 2 or 3.
     pub fn decode(b: &[u8]) -> Option<JournalHeader> {
         if b.len() < JOURNAL_HEADER_BYTES || b[..8] != JOURNAL_MAGIC {
             return None;
         }
         let version = get_u32(b, 8);
         if crc32fast::hash(&b[..HEADER_CRC_OFFSET]) != get_u32(b, HEADER_CRC_OFFSET)
-            || !(JOURNAL_VERSION_1..=JOURNAL_VERSION_2).contains(&version)
+            || !(JOURNAL_VERSION_1..=JOURNAL_VERSION_3).contains(&version)
         {
             return None;
         }
@@ -324,7 +345,7 @@ impl JournalHeader {
     }
 }
 
-/// Encodes one record of kinds 1 to 4 or 6.
+/// Encodes one record of kinds 1 to 4, 6 or 7.
 ///
 /// # Panics
 ///
@@ -340,6 +361,7 @@ pub fn encode(journal_id: u64, e: &Entry) -> [u8; JOURNAL_RECORD_BYTES] {
         Entry::Acked { bucket, offset } => (2, bucket, offset, 0),
         Entry::AckedUpTo { bucket, offset } => (3, bucket, offset, 0),
         Entry::DeadLettered { bucket, offset } => (4, bucket, offset, 0),
+        Entry::Expired { bucket, offset } => (KIND_EXPIRED, bucket, offset, 0),
         Entry::DeliveredRange {
             bucket,
             first,
@@ -363,6 +385,8 @@ pub fn encode(journal_id: u64, e: &Entry) -> [u8; JOURNAL_RECORD_BYTES] {
 
 /// Kind byte of a delivered range.
 const KIND_DELIVERED_RANGE: u8 = 6;
+/// Kind byte of an expiry.
+const KIND_EXPIRED: u8 = 7;
 
 /// Whether `first .. first + count` is a range a record may hold.
 fn range_is_valid(first: u64, count: u64) -> bool {
@@ -393,7 +417,8 @@ pub fn decode(journal_id: u64, b: &[u8]) -> Result<Option<Entry>, ()> {
     decode_slot(journal_id, b, JOURNAL_VERSION_1)
 }
 
-/// [`decode`] in a journal of format `version`: kind 6 from version 2 on.
+/// [`decode`] in a journal of format `version`: kind 6 from version 2 on,
+/// kind 7 from version 3 on.
 fn decode_slot(journal_id: u64, b: &[u8], version: u32) -> Result<Option<Entry>, ()> {
     if b.len() < JOURNAL_RECORD_BYTES {
         return Err(());
@@ -427,6 +452,9 @@ fn decode_slot(journal_id: u64, b: &[u8], version: u32) -> Result<Option<Entry>,
                 first: offset,
                 count: value,
             }
+        }
+        KIND_EXPIRED if version >= JOURNAL_VERSION_3 && value == 0 => {
+            Entry::Expired { bucket, offset }
         }
         _ => return Err(()),
     };
@@ -624,7 +652,8 @@ fn decode_ack_set(journal_id: u64, b: &[u8]) -> Result<(AckSet, usize), ()> {
 /// `version`: `Ok(None)` for the end marker (an all-zero slot),
 /// `Ok(Some((record, bytes it takes)))`, or `Err(())` for anything that is
 /// not a valid record (a torn write). Acknowledged sets and delivered
-/// ranges are records of version 2 journals only.
+/// ranges are records of version 2 journals (and later) only, expiries of
+/// version 3 journals only.
 #[cfg_attr(
     feature = "sim",
     expect(
@@ -715,7 +744,7 @@ mod tests {
             }
         }
         assert_eq!(decode(42, &[0; 24]), Ok(None));
-        for version in [JOURNAL_VERSION_1, JOURNAL_VERSION_2] {
+        for version in [JOURNAL_VERSION_1, JOURNAL_VERSION_2, JOURNAL_VERSION_3] {
             let h = header(version);
             assert_eq!(JournalHeader::decode(&h.encode()), Some(h));
             let mut file = h.encode().to_vec();
@@ -734,9 +763,68 @@ mod tests {
             assert_eq!(decode_all(&file), Some((h, want)));
             assert_eq!(decode_all(&file[..10]), None);
         }
-        for version in [0, 3, u32::MAX] {
+        for version in [0, 4, u32::MAX] {
             assert_eq!(JournalHeader::decode(&header(version).encode()), None);
         }
+    }
+
+    #[test]
+    fn expiries_are_version_3_records() {
+        let e = Entry::Expired {
+            bucket: 3,
+            offset: 77,
+        };
+        let b = encode(9, &e);
+        assert_eq!(b[RECORD_KIND], 7);
+        assert_eq!(
+            decode_record(9, JOURNAL_VERSION_3, &b),
+            Ok(Some((Record::Entry(e), JOURNAL_RECORD_BYTES)))
+        );
+        // Unknown to journals of version 1 and 2: the replay ends there.
+        assert_eq!(decode_record(9, JOURNAL_VERSION_1, &b), Err(()));
+        assert_eq!(decode_record(9, JOURNAL_VERSION_2, &b), Err(()));
+        assert!(e.fits_version(JOURNAL_VERSION_3) && !e.fits_version(JOURNAL_VERSION_2));
+        for i in 0..b.len() {
+            let mut bad = b;
+            bad[i] ^= 0x08;
+            assert_eq!(
+                decode_record(9, JOURNAL_VERSION_3, &bad),
+                Err(()),
+                "byte {i}"
+            );
+        }
+        // A value other than zero is not an expiry.
+        let mut forged = [0u8; JOURNAL_RECORD_BYTES];
+        forged[RECORD_KIND] = 7;
+        put_u64(&mut forged, RECORD_VALUE, 1);
+        let crc = record_crc(9, &forged);
+        put_u32(&mut forged, RECORD_CRC, crc);
+        assert_eq!(decode_record(9, JOURNAL_VERSION_3, &forged), Err(()));
+        // Version 3 journals hold the records of version 2 too.
+        let h = header(JOURNAL_VERSION_3);
+        assert_eq!(JournalHeader::decode(&h.encode()), Some(h));
+        let mut file = h.encode().to_vec();
+        let set = AckSet::from_positions([(0, 1), (0, 2)]);
+        file.extend(set_record(5, &set));
+        file.extend(encode(5, &e));
+        let range = Entry::DeliveredRange {
+            bucket: 0,
+            first: 4,
+            count: 3,
+        };
+        file.extend(encode(5, &range));
+        file.extend([0u8; JOURNAL_RECORD_BYTES]);
+        let (_, records) = decode_all(&file).unwrap();
+        let got: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(
+            got,
+            [Record::AckSet(set), Record::Entry(e), Record::Entry(range)]
+        );
+        let mut h4 = h.encode();
+        put_u32(&mut h4, 8, 4);
+        let crc = crc32fast::hash(&h4[..HEADER_CRC_OFFSET]);
+        put_u32(&mut h4, HEADER_CRC_OFFSET, crc);
+        assert_eq!(JournalHeader::decode(&h4), None);
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 /// knows only version 1 refuses it (`UnsupportedVersion`) rather than
 /// replay the checkpoint without its journal, whose header it cannot read.
 pub const CHECKPOINT_VERSION_2: u32 = 2;
+/// Version of a checkpoint whose journal is of version 3 (it may hold
+/// expiries): the body of version 1 followed by the count of expired
+/// messages (a varint). Versions 1 and 2 are read as counting none.
+pub const CHECKPOINT_VERSION_3: u32 = 3;
 
 /// Largest body of a configuration file; anything longer is corruption.
 pub const META_BODY_BYTES_MAX: usize = 64 * 1024;

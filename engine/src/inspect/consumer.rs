@@ -46,10 +46,11 @@ struct RawJournal {
 }
 
 /// The checkpoint file's limits, as the engine reads it (version 2 goes
-/// with a journal of version 2; the body is the same).
+/// with a journal of version 2, the same body; version 3 with a journal of
+/// version 3, its body counts the expired messages too).
 const CHECKPOINT_FRAME: ([u8; 8], RangeInclusive<u32>, usize) = (
     meta::CHECKPOINT_MAGIC,
-    meta::CHECKPOINT_VERSION..=meta::CHECKPOINT_VERSION_2,
+    meta::CHECKPOINT_VERSION..=meta::CHECKPOINT_VERSION_3,
     meta::CHECKPOINT_BODY_BYTES_MAX,
 );
 
@@ -165,21 +166,21 @@ impl Inspector<'_> {
         path: &Path,
         problems: &mut Vec<Problem>,
     ) -> Option<(Vec<u8>, CheckpointBody)> {
-        let body = match read_framed_versions(
+        let (version, body) = match read_framed_versions(
             self.vfs,
             path,
             CHECKPOINT_FRAME,
             "consumer checkpoint",
             problems,
         ) {
-            Framed::Body(_, b) => b,
+            Framed::Body(v, b) => (v, b),
             Framed::Missing => {
                 problems.push(Problem::file(path, "consumer checkpoint missing"));
                 return None;
             }
             Framed::Bad(_) => return None,
         };
-        match postcard::from_bytes::<CheckpointBody>(&body) {
+        match CheckpointBody::decode(version, &body) {
             Ok(c) => Some((body, c)),
             Err(e) => {
                 problems.push(Problem::at(
@@ -305,6 +306,8 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
         redelivered: 0,
         dead_lettered: 0,
         skipped: 0,
+        expired: 0,
+        journal_expiries: 0,
         problems: c.problems,
     };
     let Some(body) = c.checkpoint else {
@@ -313,6 +316,7 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
     info.redelivered = body.redelivered;
     info.dead_lettered = body.dead_lettered;
     info.skipped = body.skipped;
+    info.expired = body.expired;
     info.journal = c.journal.as_ref().map(|j| j.path.clone());
     info.journal_version = c.journal.as_ref().map(|j| j.version);
     let ckpt_path = info.path.join(CHECKPOINT_FILE);
@@ -397,7 +401,8 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
                     Entry::Delivered { bucket, offset, .. }
                     | Entry::Acked { bucket, offset }
                     | Entry::AckedUpTo { bucket, offset }
-                    | Entry::DeadLettered { bucket, offset },
+                    | Entry::DeadLettered { bucket, offset }
+                    | Entry::Expired { bucket, offset },
                 ) => (*bucket as usize, *offset),
                 // Its last offset: the slots grow that far.
                 Record::Entry(Entry::DeliveredRange {
@@ -436,6 +441,8 @@ pub(super) fn fold_consumer(c: RawConsumer, buckets: &[BucketInfo]) -> ConsumerI
             let counts = replay::fold(&mut states, [r]);
             info.redelivered += counts.redelivered;
             info.dead_lettered += counts.dead_lettered;
+            info.expired += counts.expired;
+            info.journal_expiries += counts.expired;
             // A set may move several levels' floors: each level it names.
             let touched: Vec<usize> = match r {
                 Record::Entry(_) => vec![bucket],

@@ -227,6 +227,11 @@ pub struct ConsumerInfo {
     /// acknowledged them: the checkpoint's count, plus what lies below the
     /// first retained offset of each level, as the open counts it.
     pub skipped: u64,
+    /// Messages found expired (their time to live had passed) instead of
+    /// delivered: checkpoint counter plus the journal's expiries (kind 7).
+    pub expired: u64,
+    /// Of the journal records replayed, expiries.
+    pub journal_expiries: u64,
     /// What is wrong with this consumer's files (also in
     /// [`StoreInfo::problems`]).
     pub problems: Vec<Problem>,

@@ -170,11 +170,13 @@ pub fn human_counters(c: &ConsumerInfo) -> String {
         String::new()
     };
     let mut s = format!(
-        "{generation}, {}{sets} replayed{version}; redelivered {}, dead-lettered {}, skipped {}",
+        "{generation}, {}{sets} replayed{version}; redelivered {}, dead-lettered {}, skipped {}, \
+         expired {}",
         plural(c.journal_records, "journal record", "journal records"),
         c.redelivered,
         c.dead_lettered,
-        c.skipped
+        c.skipped,
+        c.expired
     );
     if !c.stale_journals.is_empty() {
         s.push_str(&format!(
@@ -269,6 +271,8 @@ pub fn consumer_json(stream: &StreamInfo, c: &ConsumerInfo) -> Value {
         "redelivered": c.redelivered,
         "dead_lettered": c.dead_lettered,
         "skipped": c.skipped,
+        "expired": c.expired,
+        "journal_expiries": c.journal_expiries,
         "problems": c.problems.len(),
         "undelivered": c.undelivered(),
         "lag": c.lag(),

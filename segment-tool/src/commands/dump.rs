@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `message` | `stream`, `priority`, `offset`, `timestamp_us`, `segment`, `position` (byte in the segment), `stored_bytes`, `headers` (object; values UTF-8, lossy), `payload` (as `--payload` says; `null` with `none`), `payload_bytes`, `claim_check` (`hash`, `length`, `blob` path, `status`: `valid`/`missing`/…/`too_large`/`not_read`) |
 //! | `journal` | (`--journal`) `path`, `file_bytes`, `generation`, `version` (format: 1, or 2 if it may hold acknowledged sets), `journal_id` (16 hex digits); `null`s if the header is unreadable |
-//! | `journal_record` | (`--journal`) `position`, `bytes`, `kind` (`delivered`/`acked`/`acked_up_to`/`dead_lettered`/`acked_set`), `priority` and `offset` (`null` for a set), `attempt` (`delivered` only), `acks` and `runs` (`acked_set` only: the number of offsets, and `[{"priority", "first", "last"}]`, every offset of `first..=last` of that level) |
+//! | `journal_record` | (`--journal`) `position`, `bytes`, `kind` (`delivered`/`acked`/`acked_up_to`/`dead_lettered`/`expired`/`delivered_range`/`acked_set`), `priority` and `offset` (`null` for a set), `attempt` (`delivered` only), `acks` and `runs` (`acked_set` only: the number of offsets, and `[{"priority", "first", "last"}]`, every offset of `first..=last` of that level) |
 //! | `problem` | `file`, `position`, `reason` |
 //! | `summary` | `messages` (shown), `problems`; with `--journal`: `records` (shown) instead of `messages`, `end` (byte after the last record), `stopped_at` (where bytes that are no valid record stop the replay: a torn write or damage; `null` if the journal ends with zeros) |
 
@@ -288,6 +288,9 @@ fn journal_record_json(position: u64, bytes: u64, r: &JournalRecord) -> Value {
         JournalRecord::Entry(JournalEntry::DeadLettered { bucket, offset }) => {
             entry("dead_lettered", *bucket, *offset, None)
         }
+        JournalRecord::Entry(JournalEntry::Expired { bucket, offset }) => {
+            entry("expired", *bucket, *offset, None)
+        }
         JournalRecord::Entry(JournalEntry::DeliveredRange {
             bucket,
             first,
@@ -335,6 +338,9 @@ fn journal_record_human(r: &JournalRecord) -> String {
         }
         JournalRecord::Entry(JournalEntry::DeadLettered { bucket, offset }) => {
             format!("dead-lettered p{bucket} #{offset}")
+        }
+        JournalRecord::Entry(JournalEntry::Expired { bucket, offset }) => {
+            format!("expired p{bucket} #{offset} (not delivered)")
         }
         JournalRecord::Entry(JournalEntry::DeliveredRange {
             bucket,

@@ -10,8 +10,8 @@
 //! | `store` | `path`, `format_version`, `in_use` (a process has it open; `null` if that cannot be told) |
 //! | `stream` | `name`, `path`, `priorities`, `message_type` (`name`, `version`, `codec` of its typed messages, from `message_type.meta`; `null` if none or unreadable), `buckets`, `messages`, `file_bytes` |
 //! | `bucket` | `stream`, `priority`, `path`, `messages`, `first_offset`, `last_offset`, `first_timestamp_us`, `last_timestamp_us`, `segments`, `file_bytes`, `data_bytes`, `quarantined` (paths) |
-//! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `problems` (count) |
-//! | `consumer` | `stream`, `name`, `path`, `config` (`start`: `"earliest"`/`"latest"`/`{"offset": n}`/`{"timestamp_us": n}`, `visibility_timeout_ms`, `max_deliveries`, `dead_letter`, `starvation_limit`; `null` if unreadable), `generation` (of the checkpoint), `journal` (path of the journal replayed), `journal_version` (its format version: 1, or 2 if it may hold acknowledged sets), `journal_records` (valid records replayed), `journal_ack_sets` (of those, acknowledged sets: one per batch ack), `journal_set_acks` (the offsets those sets acknowledge), `stale_journals` (paths), `buckets` (one per priority: `priority`, `ack_floor`, `next_offset`, `end_offset`, `lag` = end − floor, `acked_out_of_order`, `unacked_deliveries` (delivered, not acknowledged: in flight or waiting for redelivery), `unacked_redelivered` (of those, delivered 2+ times), `max_attempts`), `redelivered`, `dead_lettered`, `skipped`, `problems` (count) |
+//! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `attributes` (records with message attributes: `scheduled` (a deliver-at), `scheduled_later` (one after the inspection's clock), `with_ttl` (an expires-at), `expired` (one that has passed), `with_id`, `grouped`), `problems` (count) |
+//! | `consumer` | `stream`, `name`, `path`, `config` (`start`: `"earliest"`/`"latest"`/`{"offset": n}`/`{"timestamp_us": n}`, `visibility_timeout_ms`, `max_deliveries`, `dead_letter`, `starvation_limit`; `null` if unreadable), `generation` (of the checkpoint), `journal` (path of the journal replayed), `journal_version` (its format version: 1, 2 if it may hold acknowledged sets and delivered ranges, 3 if expiries too), `journal_records` (valid records replayed), `journal_ack_sets` (of those, acknowledged sets: one per batch ack), `journal_set_acks` (the offsets those sets acknowledge), `stale_journals` (paths), `buckets` (one per priority: `priority`, `ack_floor`, `next_offset`, `end_offset`, `lag` = end − floor, `acked_out_of_order`, `unacked_deliveries` (delivered, not acknowledged: in flight or waiting for redelivery), `unacked_redelivered` (of those, delivered 2+ times), `max_attempts`), `redelivered`, `dead_lettered`, `skipped`, `expired` (messages found expired instead of delivered), `journal_expiries` (of the journal records replayed, expiries), `problems` (count) |
 //! | `disk` | `stream` (`null` for the whole store), `files`, `apparent_bytes` (sum of the files' lengths), `disk_bytes` (blocks allocated to them, `st_blocks` × 512; `null` if the file system does not tell), `consumer_files`, `consumer_apparent_bytes`, `consumer_disk_bytes` (of those, the consumers' files; `null` for the store) |
 //! | `problem` | `file`, `position`, `reason` |
 //! | `summary` | `streams`, `buckets`, `segments`, `messages`, `consumers`, `file_bytes`, `problems` |
@@ -146,7 +146,7 @@ fn consumer_figures_human(c: &ConsumerInfo, now: u64) -> String {
     };
     format!(
         "undelivered {}, {} (in flight or waiting for redelivery), lag {}, {oldest}, \
-         redelivered {}, dead-lettered {}",
+         redelivered {}, dead-lettered {}, expired {}",
         c.undelivered(),
         plural(
             unacked,
@@ -155,7 +155,8 @@ fn consumer_figures_human(c: &ConsumerInfo, now: u64) -> String {
         ),
         c.lag(),
         c.redelivered,
-        c.dead_lettered
+        c.dead_lettered,
+        c.expired
     )
 }
 
@@ -298,6 +299,15 @@ fn human_segment(
         bytes(seg.data_end.saturating_sub(inspect::SEGMENT_DATA_START)),
         bytes(seg.file_bytes),
     )?;
+    let a = &seg.attributes;
+    if *a != inspect::AttributeCounts::default() {
+        writeln!(
+            out,
+            "      attributes: {} scheduled ({} still ahead), {} with a ttl ({} expired), {} with \
+             an id, {} in groups",
+            a.scheduled, a.scheduled_later, a.with_ttl, a.expired, a.with_id, a.grouped
+        )?;
+    }
     match &seg.end {
         ScanEnd::Tail { position, reason } => {
             let what = match in_use {
@@ -447,6 +457,14 @@ fn segment_json(stream: &str, priority: u8, seg: &SegmentInfo) -> Value {
         "synced_end": seg.state.map(|s| s.synced_end),
         "first_timestamp_us": seg.first_timestamp_us,
         "last_timestamp_us": seg.last_timestamp_us,
+        "attributes": json!({
+            "scheduled": seg.attributes.scheduled,
+            "scheduled_later": seg.attributes.scheduled_later,
+            "with_ttl": seg.attributes.with_ttl,
+            "expired": seg.attributes.expired,
+            "with_id": seg.attributes.with_id,
+            "grouped": seg.attributes.grouped,
+        }),
         "problems": seg.problems.len(),
     })
 }

@@ -19,6 +19,15 @@ enum SlotState {
     Leased { lease: u64, deadline: Instant },
     /// Negatively acknowledged; ready again at `until`.
     Delayed { until: Instant },
+    /// Taken, and found to be scheduled (its deliver-at is ahead): ready at
+    /// `until`, when the take that reaches it reads the record again. Not
+    /// journaled: a restart makes it ready, and the next take parks it
+    /// again.
+    Scheduled { until: Instant },
+    /// Taken, and found to belong to a message group whose turn is another
+    /// message's: ready again when the group moves on to it (see
+    /// `groups.rs`). In memory only, like `Scheduled`.
+    Grouped,
     /// Acknowledged (above the floor).
     Acked,
 }
@@ -81,7 +90,8 @@ fn bounded_entry(e: &Entry, ends: &[u64]) -> Option<Entry> {
     match *e {
         Entry::Delivered { bucket, offset, .. }
         | Entry::Acked { bucket, offset }
-        | Entry::DeadLettered { bucket, offset } => (offset < end(bucket)).then_some(*e),
+        | Entry::DeadLettered { bucket, offset }
+        | Entry::Expired { bucket, offset } => (offset < end(bucket)).then_some(*e),
         Entry::AckedUpTo { bucket, offset } => {
             let last = end(bucket).checked_sub(1)?;
             Some(Entry::AckedUpTo {
@@ -105,6 +115,9 @@ pub(crate) struct BucketState {
     slots: VecDeque<Slot>,
     ready: BTreeSet<u64>,
     delayed: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Scheduled messages by the time they are due (entries of slots no
+    /// longer `Scheduled` at that time are dropped when they reach the top).
+    scheduled: BinaryHeap<Reverse<(Instant, u64)>>,
     leases: BinaryHeap<Reverse<(Instant, u64, u64)>>,
     in_flight: u64,
 }
@@ -126,9 +139,57 @@ impl BucketState {
             slots: VecDeque::new(),
             ready: BTreeSet::new(),
             delayed: BinaryHeap::new(),
+            scheduled: BinaryHeap::new(),
             leases: BinaryHeap::new(),
             in_flight: 0,
         }
+    }
+
+    /// Messages taken and parked: `(scheduled, waiting for their group)`
+    /// (a scan of the slots, as [`BucketState::checkpoint`] is).
+    pub(crate) fn parked(&self) -> (u64, u64) {
+        let (mut scheduled, mut grouped) = (0, 0);
+        for s in &self.slots {
+            match s.state {
+                SlotState::Scheduled { .. } => scheduled += 1,
+                SlotState::Grouped => grouped += 1,
+                _ => {}
+            }
+        }
+        (scheduled, grouped)
+    }
+
+    /// Parks a taken message until `until` (its deliver-at).
+    pub(crate) fn schedule(&mut self, offset: u64, until: Instant) {
+        if let Some(s) = self.slot_mut(offset) {
+            if s.state == SlotState::Ready {
+                s.state = SlotState::Scheduled { until };
+                self.scheduled.push(Reverse((until, offset)));
+            }
+        }
+    }
+
+    /// Parks a taken message behind its group.
+    pub(crate) fn park_grouped(&mut self, offset: u64) {
+        if let Some(s) = self.slot_mut(offset) {
+            if s.state == SlotState::Ready {
+                s.state = SlotState::Grouped;
+            }
+        }
+    }
+
+    /// Makes a message parked behind its group ready (its group's turn
+    /// came); false if it was not parked so.
+    pub(crate) fn unpark_grouped(&mut self, offset: u64) -> bool {
+        let Some(s) = self.slot_mut(offset) else {
+            return false;
+        };
+        if s.state != SlotState::Grouped {
+            return false;
+        }
+        s.state = SlotState::Ready;
+        self.ready.insert(offset);
+        true
     }
 
     /// Everything below is acknowledged.
@@ -188,6 +249,18 @@ impl BucketState {
                 }
             }
         }
+        while let Some(Reverse((until, offset))) = self.scheduled.peek().copied() {
+            if until > now {
+                break;
+            }
+            self.scheduled.pop();
+            if let Some(s) = self.slot_mut(offset) {
+                if s.state == (SlotState::Scheduled { until }) {
+                    s.state = SlotState::Ready;
+                    self.ready.insert(offset);
+                }
+            }
+        }
     }
 
     /// Whether a message can be taken now (after [`BucketState::expire`]);
@@ -196,14 +269,13 @@ impl BucketState {
         !self.ready.is_empty() || self.next < end
     }
 
-    /// The earliest moment a lease expires or a delay elapses.
+    /// The earliest moment a lease expires, a delay elapses or a scheduled
+    /// message is due.
     pub(crate) fn next_wake(&self) -> Option<Instant> {
         let l = self.leases.peek().map(|Reverse((d, _, _))| *d);
         let d = self.delayed.peek().map(|Reverse((u, _))| *u);
-        match (l, d) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let s = self.scheduled.peek().map(|Reverse((u, _))| *u);
+        [l, d, s].into_iter().flatten().min()
     }
 
     /// Takes the next message to deliver: the lowest offset waiting for
@@ -311,7 +383,10 @@ impl BucketState {
                 s.state = SlotState::Acked;
                 self.in_flight -= 1;
             }
-            SlotState::Ready | SlotState::Delayed { .. } => {
+            SlotState::Ready
+            | SlotState::Delayed { .. }
+            | SlotState::Scheduled { .. }
+            | SlotState::Grouped => {
                 s.state = SlotState::Acked;
                 self.ready.remove(&offset);
             }
@@ -356,6 +431,8 @@ impl BucketState {
             self.floor = new_floor;
             self.next = new_floor;
             self.leases.clear();
+            self.delayed.clear();
+            self.scheduled.clear();
             return true;
         }
         while self.floor < new_floor {
@@ -509,6 +586,7 @@ impl BucketState {
     pub(crate) fn all_ready(&mut self) {
         self.ready.clear();
         self.delayed.clear();
+        self.scheduled.clear();
         self.leases.clear();
         self.in_flight = 0;
         for (i, s) in self.slots.iter_mut().enumerate() {
@@ -567,6 +645,8 @@ pub(crate) enum Replayed {
     Redelivery,
     /// A message moved to the dead-letter stream.
     DeadLetter,
+    /// A message that had expired (acknowledged without a delivery).
+    Expired,
 }
 
 /// Applies one journal record on top of the states rebuilt from a
@@ -628,9 +708,21 @@ fn replay_entry(buckets: &mut [BucketState], e: &Entry) -> Replayed {
                 b.replay_delivered_range(first, count);
             }
         }
+        Entry::Expired { bucket, offset } => {
+            if let Some(b) = buckets.get_mut(bucket as usize) {
+                // A message may expire at its first take, with no delivery
+                // journaled: the slots grow to it (as for a delivery), so
+                // that it is not taken, and counted, again.
+                b.replay_delivered(offset, 0);
+                b.ack(offset);
+                return Replayed::Expired;
+            }
+        }
     }
     Replayed::Nothing
 }
+
+pub(crate) mod groups;
 
 #[cfg(test)]
 mod tests;

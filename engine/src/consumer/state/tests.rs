@@ -133,3 +133,106 @@ fn ack_up_to_and_clamp() {
     assert_eq!(b.clamp(15, 20), 5);
     assert_eq!(b.floor(), 15);
 }
+
+#[test]
+fn a_scheduled_message_waits_for_its_time_then_goes_before_new_ones() {
+    let now = Instant::now();
+    let later = now + Duration::from_secs(10);
+    let mut b = BucketState::new(0);
+    let t = b.take(5).unwrap();
+    assert_eq!((t.offset, t.attempts), (0, 0));
+    b.schedule(0, later);
+    assert!(!b.is_taken(0), "parked, not taken");
+    assert_eq!(b.parked(), (1, 0));
+    assert_eq!(b.next_wake(), Some(later));
+    // Others go meanwhile.
+    assert_eq!(b.take(5).unwrap().offset, 1);
+    b.lease(1, 1, now + Duration::from_secs(60));
+    b.expire(later - Duration::from_millis(1));
+    assert_eq!(
+        b.take(2).map(|t| t.offset),
+        None,
+        "not due yet, nothing new"
+    );
+    b.expire(later);
+    assert_eq!(b.parked(), (0, 0));
+    // Due: ready, before the newer offsets 2..5.
+    let t = b.take(5).unwrap();
+    assert_eq!((t.offset, t.attempts), (0, 0));
+    assert_eq!(
+        b.lease(0, 2, now + Duration::from_secs(60)),
+        1,
+        "a first delivery"
+    );
+    assert_eq!(b.take(5).unwrap().offset, 2);
+    // An ack of a scheduled message (ack_up_to) ends it; its heap entry
+    // changes nothing later.
+    let mut b = BucketState::new(0);
+    b.take(1).unwrap();
+    b.schedule(0, later);
+    assert!(b.ack_up_to(0));
+    b.expire(later);
+    assert_eq!(b.take(1), None);
+    assert_eq!((b.floor(), b.next()), (1, 1));
+}
+
+#[test]
+fn scheduled_and_grouped_messages_are_not_persisted_and_come_back_ready() {
+    let now = Instant::now();
+    let mut b = BucketState::new(0);
+    for o in 0..4 {
+        assert_eq!(b.take(4).unwrap().offset, o);
+    }
+    b.schedule(0, now + Duration::from_secs(3600));
+    b.park_grouped(1);
+    b.lease(2, 1, now + Duration::from_secs(60));
+    b.lease(3, 2, now + Duration::from_secs(60));
+    assert!(b.ack(3));
+    assert_eq!(b.parked(), (1, 1));
+    // The checkpoint knows only deliveries and acks: 0 and 1 were never
+    // delivered.
+    let c = b.checkpoint();
+    assert_eq!((c.floor, c.next), (0, 4));
+    assert_eq!(c.attempts, [(2, 1)]);
+    assert_eq!(c.acked, [3]);
+    // Rebuilt (an open): all three unacknowledged ones ready, lowest first.
+    let mut r = BucketState::from_checkpoint(&c);
+    assert_eq!(r.parked(), (0, 0));
+    let got: Vec<u64> = std::iter::from_fn(|| r.take(4).map(|t| t.offset)).collect();
+    assert_eq!(got, [0, 1, 2]);
+    // A grouped message made ready when its turn comes; acked while
+    // parked, it is done.
+    assert!(b.unpark_grouped(1));
+    assert!(!b.unpark_grouped(1), "once");
+    assert_eq!(b.take(4).unwrap().offset, 1);
+    b.park_grouped(1);
+    assert!(b.ack(1));
+    assert!(!b.unpark_grouped(1));
+}
+
+#[test]
+fn an_expiry_in_the_journal_acknowledges_a_message_never_delivered() {
+    let mut buckets = vec![BucketState::new(0)];
+    let r = replay_record(
+        &mut buckets,
+        &Record::Entry(Entry::Expired {
+            bucket: 0,
+            offset: 2,
+        }),
+    );
+    assert_eq!(r, Replayed::Expired);
+    let b = &mut buckets[0];
+    assert_eq!(b.next(), 3);
+    assert!(!b.is_unacked(2));
+    b.all_ready();
+    let got: Vec<u64> = std::iter::from_fn(|| b.take(3).map(|t| t.offset)).collect();
+    assert_eq!(got, [0, 1], "2 is not taken again");
+    let r = replay_record(
+        &mut buckets,
+        &Record::Entry(Entry::Expired {
+            bucket: 5,
+            offset: 2,
+        }),
+    );
+    assert_eq!(r, Replayed::Nothing, "no such level");
+}
