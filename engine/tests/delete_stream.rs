@@ -114,6 +114,8 @@ fn a_deleted_stream_is_gone_and_its_name_is_free() {
     gone(s.read(0).map(|_| ()), "read");
     gone(s.iter_from(0).next().unwrap().map(|_| ()), "iter");
     gone(s.consumer("new").map(|_| ()), "consumer");
+    gone(s.consumer("c").map(|_| ()), "consumer of an old name");
+    gone(s.redrive("r", 10).map(|_| ()), "redrive");
     gone(s.open_consumer("c").map(|_| ()), "open_consumer");
     gone(c.try_receive().map(|_| ()), "receive");
     gone(c.ack_up_to(0, 1), "ack_up_to");

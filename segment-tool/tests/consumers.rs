@@ -595,4 +595,40 @@ fn attributes_and_expiries_are_shown_and_verified() {
         (&c["expired"], &c["journal_expiries"]),
         (&Value::from(1), &Value::from(0))
     );
+
+/// A purge and a seek: `consumers` shows the skipped count and the floors
+/// the engine has (also for a purge whose consumers' checkpoints a crash
+/// would have lost: the count is the open's, from the first retained
+/// offsets), and `verify` finds nothing wrong.
+#[test]
+fn a_purged_stream_and_a_seeked_consumer_are_shown_as_the_engine_has_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (skipped, floor) = {
+        let store = open_store(dir.path(), opts());
+        let s = store.stream("s").expect("stream");
+        let (a, b) = (s.consumer("a").expect("a"), s.consumer("b").expect("b"));
+        for i in 0..10u8 {
+            s.send(&[i; 10]).expect("send");
+        }
+        a.ack_up_to(0, 2).expect("ack");
+        assert_eq!(s.purge().expect("purge"), 10);
+        s.send(b"after").expect("send");
+        b.seek(spool::StartAt::Latest).expect("seek");
+        let figures = (a.stats().skipped, b.stats().buckets[0].ack_floor);
+        drop((a, b, s));
+        store.close().expect("close");
+        figures
+    };
+    assert_eq!((skipped, floor), (7, 11));
+    let o = consumers(dir.path(), "s", "json");
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let recs = json_records(&o);
+    assert_eq!(consumer(&recs, "a")["skipped"], 7);
+    assert_eq!(consumer(&recs, "a")["buckets"][0]["ack_floor"], 10);
+    assert_eq!(consumer(&recs, "b")["skipped"], 10);
+    assert_eq!(consumer(&recs, "b")["buckets"][0]["ack_floor"], 11);
+    let o = consumers(dir.path(), "s", "human");
+    assert!(stdout(&o).contains("skipped 7"), "{}", stdout(&o));
+    let v = tool(&["verify", path_str(dir.path())]);
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
 }

@@ -265,6 +265,7 @@ impl Stream {
     /// ```
     pub fn consumer(&self, name: &str) -> Result<Consumer> {
         validate_consumer_name(name)?;
+        self.inner.check_live()?;
         if let Some(c) = self.get_consumer(name) {
             return Ok(c);
         }
