@@ -595,6 +595,7 @@ fn attributes_and_expiries_are_shown_and_verified() {
         (&c["expired"], &c["journal_expiries"]),
         (&Value::from(1), &Value::from(0))
     );
+}
 
 /// A purge and a seek: `consumers` shows the skipped count and the floors
 /// the engine has (also for a purge whose consumers' checkpoints a crash
