@@ -160,7 +160,7 @@ impl<T: MessageType, C: Codec> TypedConsumer<T, C> {
 fn decode<T: MessageType, C: Codec>(delivery: Delivery) -> TypedDelivery<T> {
     let value = match decode_payload::<T, C>(delivery.payload()) {
         Ok((version, v)) => Ok((version, v)),
-        Err((version, reason)) => Err((
+        Err((version, reason)) => Err(Box::new((
             version,
             decode_error::<T, C>(
                 delivery.consumer().stream(),
@@ -168,7 +168,7 @@ fn decode<T: MessageType, C: Codec>(delivery: Delivery) -> TypedDelivery<T> {
                 delivery.offset(),
                 reason,
             ),
-        )),
+        ))),
     };
     TypedDelivery { delivery, value }
 }
@@ -212,7 +212,9 @@ pub struct TypedDelivery<T> {
     delivery: Delivery,
     /// The schema version the payload was written with (when its envelope
     /// decodes), and the value or the decode error.
-    value: std::result::Result<(u32, T), (Option<u32>, Error)>,
+    /// The error is boxed: a delivery that decodes (nearly all) moves
+    /// through the receive without the size of an [`Error`].
+    value: std::result::Result<(u32, T), Box<(Option<u32>, Error)>>,
 }
 
 impl<T> TypedDelivery<T> {
@@ -221,7 +223,7 @@ impl<T> TypedDelivery<T> {
     pub fn value(&self) -> Result<&T> {
         match &self.value {
             Ok((_, v)) => Ok(v),
-            Err((_, e)) => Err(copy_decode_error(e)),
+            Err(b) => Err(copy_decode_error(&b.1)),
         }
     }
 
@@ -229,13 +231,13 @@ impl<T> TypedDelivery<T> {
     /// (its lease runs out, and the message is delivered again): to
     /// acknowledge it afterwards, use [`TypedDelivery::into_parts`].
     pub fn into_value(self) -> Result<T> {
-        self.value.map(|(_, v)| v).map_err(|(_, e)| e)
+        self.value.map(|(_, v)| v).map_err(|b| b.1)
     }
 
     /// The decoded value (or its error) and the delivery.
     pub fn into_parts(self) -> (Result<T>, Delivery) {
         (
-            self.value.map(|(_, v)| v).map_err(|(_, e)| e),
+            self.value.map(|(_, v)| v).map_err(|b| b.1),
             self.delivery,
         )
     }
@@ -250,7 +252,7 @@ impl<T> TypedDelivery<T> {
     pub fn schema_version(&self) -> Option<u32> {
         match &self.value {
             Ok((v, _)) => Some(*v),
-            Err((v, _)) => *v,
+            Err(b) => b.0,
         }
     }
 
