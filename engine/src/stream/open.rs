@@ -126,6 +126,16 @@ pub(crate) fn open(
         }
         buckets.push(Bucket::open(ctx, name, p, &bdir, report)?);
     }
+    let dedup = match crate::limits::micros_saturating(config.dedup_window) {
+        0 => None,
+        window_us => Some(Mutex::new(super::dedup::Window::rebuild(
+            &buckets,
+            window_us,
+            crate::ctx::now_us(),
+        )?)),
+    };
+    let capacity = (config.capacity_bytes.is_some() || config.capacity_messages.is_some())
+        .then(|| Mutex::new(()));
     let stream = StreamInner {
         name: name.to_string(),
         dir: dir.to_path_buf(),
@@ -137,6 +147,8 @@ pub(crate) fn open(
         consumer_create: Mutex::new(()),
         retention: Mutex::new(()),
         blobs: blobs.clone(),
+        dedup,
+        capacity,
     };
     // Consumers: every directory under `consumers/` with a valid name.
     let cdir = dir.join(layout::CONSUMERS_DIR);
