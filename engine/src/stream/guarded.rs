@@ -84,7 +84,16 @@ impl Stream {
         } else {
             let msgs = stored.iter().map(|m| (*m).clone());
             let plan = self.plan(msgs.clone())?;
-            self.append_planned(msgs, plan)?
+            let ends: Vec<u64> = self.inner.buckets.iter().map(|b| b.end_offset()).collect();
+            match self.append_planned(msgs, plan) {
+                Ok(appended) => appended,
+                Err(e) => {
+                    if let Some(w) = window.as_mut() {
+                        self.learn_ids(w, &ends);
+                    }
+                    return Err(e);
+                }
+            }
         };
         let mut offsets: Vec<u64> = Vec::with_capacity(all.len());
         for (m, fate) in all.iter().zip(&fates) {
@@ -112,6 +121,29 @@ impl Stream {
             offsets.push(offset);
         }
         Ok((offsets, touched, pending))
+    }
+
+    /// After a failed append: the part a roll sealed before the failure is
+    /// in the log (DESIGN §10), so its ids go into the window (read from
+    /// the records past `ends`, each bucket's end before the append): a
+    /// retry finds them instead of storing them again. Only sends holding
+    /// the dedup lock append ids, so nothing else is found there.
+    fn learn_ids(&self, w: &mut super::dedup::Window, ends: &[u64]) {
+        for (b, &from) in self.inner.buckets.iter().zip(ends) {
+            for offset in from..b.end_offset() {
+                let Ok(Some(r)) = b.read(offset) else {
+                    continue;
+                };
+                if let Some(id) = r.message_id() {
+                    let seen = Seen {
+                        priority: b.priority,
+                        offset,
+                        ts: r.timestamp_us(),
+                    };
+                    w.insert(id, seen);
+                }
+            }
+        }
     }
 
     /// [`Stream::send_reader`] on the guarded path: the blob is stored (and
