@@ -26,13 +26,23 @@ const LEVELS: u8 = 2;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Send { id: Option<u8>, priority: u8, len: usize },
+    Send {
+        id: Option<u8>,
+        priority: u8,
+        len: usize,
+    },
     Batch(Vec<(Option<u8>, u8)>),
     Reopen,
-    PowerCut { random: bool, seed: u64 },
+    PowerCut {
+        random: bool,
+        seed: u64,
+    },
     /// An I/O error `after` operations from now; sends of `ids` go on
     /// until one fails, then the power is cut.
-    FailThenCut { after: u64, ids: Vec<u8> },
+    FailThenCut {
+        after: u64,
+        ids: Vec<u8>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -94,12 +104,20 @@ fn audit(store: &Store, m: &mut Model) {
             if let Some(id) = r.message_id() {
                 let n: u8 = std::str::from_utf8(&id[3..]).unwrap().parse().unwrap();
                 let prev = found.insert(n, (p, r.offset()));
-                assert!(prev.is_none(), "id {n} stored twice: {prev:?} and {p}/{}", r.offset());
+                assert!(
+                    prev.is_none(),
+                    "id {n} stored twice: {prev:?} and {p}/{}",
+                    r.offset()
+                );
             }
         }
     }
     for (id, at) in &m.acked {
-        assert_eq!(found.get(id), Some(at), "acknowledged id {id} lost or moved");
+        assert_eq!(
+            found.get(id),
+            Some(at),
+            "acknowledged id {id} lost or moved"
+        );
     }
     m.known = found;
 }
@@ -119,7 +137,11 @@ fn send(s: &spool::Stream, m: &mut Model, id: Option<u8>, priority: u8, len: usi
     match id.and_then(|i| m.known.get(&i).copied()) {
         Some((lp, lo)) => {
             assert_eq!(got, lo, "duplicate of {id:?} got another offset");
-            assert_eq!(ends(s), before, "duplicate of {id:?} (at {lp}) stored something");
+            assert_eq!(
+                ends(s),
+                before,
+                "duplicate of {id:?} (at {lp}) stored something"
+            );
         }
         None => {
             assert_eq!(got, before[priority as usize]);
