@@ -455,6 +455,7 @@ impl Stream {
 
     /// The first walk over a batch: every message checked, the records
     /// summed up per level.
+    #[inline]
     pub(super) fn plan<'m, M: Into<Message<'m>>>(
         &self,
         msgs: impl Iterator<Item = M>,
