@@ -18,6 +18,9 @@ use std::sync::Arc;
 
 mod open;
 
+/// An id entry read out of an index: offset, timestamp, id.
+pub(crate) type OwnedId = (u64, u64, Box<[u8]>);
+
 /// Where a segment's record positions come from.
 #[derive(Debug)]
 enum SegIndex {

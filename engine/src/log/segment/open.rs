@@ -162,7 +162,7 @@ impl Segment {
         header: &SegmentHeader,
         count: u64,
         len: u64,
-    ) -> Result<Option<Vec<(u64, u64, Box<[u8]>)>>> {
+    ) -> Result<Option<Vec<OwnedId>>> {
         let idx_path = dir.join(layout::index_file_name(header.base_offset));
         let Some((map, ih)) = load_index(ctx, &idx_path, header, count, len)? else {
             return Ok(None);
