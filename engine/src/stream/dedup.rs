@@ -23,6 +23,9 @@ pub(crate) struct Seen {
 #[derive(Debug)]
 pub(crate) struct Window {
     window_us: u64,
+    /// The ids of the log have been read in (at the first send with an id
+    /// since the open: see [`Window::load`]).
+    loaded: bool,
     map: HashMap<Box<[u8]>, Seen>,
     /// Ids by insertion, oldest first, to forget them (roughly in
     /// timestamp order: a look-up checks the timestamp itself).
@@ -34,18 +37,27 @@ impl Window {
     pub(crate) fn new(window_us: u64) -> Window {
         Window {
             window_us,
+            loaded: false,
             map: HashMap::new(),
             order: VecDeque::new(),
         }
     }
 
-    /// The window of a stream being opened: the ids of its buckets' records
-    /// of the last `window_us` before `now_us` (see [`Bucket::recent_ids`]:
-    /// no sealed segment's records are read). An id found more than once
-    /// (a retry after a crash that lost the entry, impossible for an
-    /// acknowledged send) maps to its earliest record.
-    pub(crate) fn rebuild(buckets: &[Bucket], window_us: u64, now_us: u64) -> Result<Window> {
-        let mut w = Window::new(window_us);
+    /// Reads in, once, the ids of the stream's records of the last window
+    /// before `now_us` (see [`Bucket::recent_ids`]: no sealed segment's
+    /// records are read). Called under the dedup lock by the first send
+    /// with an id after the open, before its look-up: every record with an
+    /// id written since the open was written by such a send, so none is
+    /// missed, and an open (or a stream that never sends ids) pays
+    /// nothing. An id found more than once (a retry after a crash that
+    /// took its entry, never an acknowledged send's) maps to its earliest
+    /// record.
+    pub(crate) fn load(&mut self, buckets: &[Bucket], now_us: u64) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        let mut w = Window::new(self.window_us);
+        let window_us = self.window_us;
         let cutoff = now_us.saturating_sub(window_us);
         let mut found = Vec::new();
         for b in buckets {
@@ -67,7 +79,9 @@ impl Window {
                 w.map.insert(id, seen);
             }
         }
-        Ok(w)
+        w.loaded = true;
+        *self = w;
+        Ok(())
     }
 
     /// The first message of `id` if it was stored within the window before

@@ -53,6 +53,9 @@ impl Stream {
             _ => None,
         };
         let now = now_us();
+        if let Some(w) = window.as_mut() {
+            w.load(&self.inner.buckets, now)?;
+        }
         let mut fates = Vec::with_capacity(all.len());
         let mut stored: Vec<&Message<'m>> = Vec::with_capacity(all.len());
         let mut first: HashMap<&[u8], usize> = HashMap::new();
@@ -161,7 +164,9 @@ impl Stream {
         };
         let bucket = &self.inner.buckets[msg.priority as usize];
         if let (Some(w), Some(id)) = (window.as_mut(), msg.attrs.id) {
-            if let Some(seen) = w.get(id, now_us()) {
+            let now = now_us();
+            w.load(&self.inner.buckets, now)?;
+            if let Some(seen) = w.get(id, now) {
                 drop(window);
                 drop(capacity);
                 self.after_append(&self.inner.buckets[seen.priority as usize], seen.offset + 1)?;

@@ -168,7 +168,8 @@ pub struct StreamStats {
     pub buckets: Vec<BucketStats>,
     /// Message ids the deduplication window remembers now (ids sent within
     /// [`StreamConfig::dedup_window`]; those older are forgotten as sends
-    /// with ids go on).
+    /// with ids go on). After an open, 0 until the first send with an id
+    /// reads the window's ids in from the log.
     pub dedup_ids: usize,
 }
 

@@ -126,13 +126,10 @@ pub(crate) fn open(
         }
         buckets.push(Bucket::open(ctx, name, p, &bdir, report)?);
     }
+    // Loaded by the first send with an id (`dedup::Window::load`).
     let dedup = match crate::limits::micros_saturating(config.dedup_window) {
         0 => None,
-        window_us => Some(Mutex::new(super::dedup::Window::rebuild(
-            &buckets,
-            window_us,
-            crate::ctx::now_us(),
-        )?)),
+        window_us => Some(Mutex::new(super::dedup::Window::new(window_us))),
     };
     let capacity = (config.capacity_bytes.is_some() || config.capacity_messages.is_some())
         .then(|| Mutex::new(()));
