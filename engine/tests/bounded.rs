@@ -117,6 +117,10 @@ fn a_byte_capacity_counts_segment_files_and_refuses_a_roll_past_it() {
             Ok(_) => sent += 1,
             Err(e) => break e,
         }
+        assert!(
+            sent < 1_000,
+            "3 segments cannot hold {sent} messages of 1000 bytes"
+        );
     };
     let Error::StreamFull {
         held,
