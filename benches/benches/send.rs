@@ -67,5 +67,55 @@ fn send_always(c: &mut Criterion) {
     send(c, "send_always", Durability::Always, true);
 }
 
-criterion_group!(benches, send_never, send_always);
+/// Sends with deduplication ids (`Durability::Never`, 128-byte payloads):
+/// each call a new id (the window's look-up and insertion under the
+/// stream's dedup lock), one per call and in batches of 64, beside the same
+/// sends without ids. The id is formatted in both, so the difference is
+/// deduplication's cost.
+fn send_ids(c: &mut Criterion) {
+    let mut g = c.benchmark_group("send_ids");
+    let p = payload(128);
+    for with_id in [false, true] {
+        let what = if with_id { "id" } else { "no_id" };
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::new("single/msgs", what), |b| {
+            b.iter_custom(|iters| {
+                let mut n = 0u64;
+                timed_on_fresh_stores(Durability::Never, iters, p.len() as u64, |s| {
+                    n += 1;
+                    let id = format!("id-{n}");
+                    let m = Message::new(&p);
+                    let m = if with_id { m.id(&id) } else { m };
+                    black_box(s.send_message(m).expect("send"));
+                })
+            })
+        });
+        g.throughput(Throughput::Elements(BATCH as u64));
+        g.bench_function(BenchmarkId::new("batch64/msgs", what), |b| {
+            b.iter_custom(|iters| {
+                let mut n = 0u64;
+                timed_on_fresh_stores(Durability::Never, iters, (BATCH * 128) as u64, |s| {
+                    let ids: Vec<String> = (0..BATCH)
+                        .map(|_| {
+                            n += 1;
+                            format!("id-{n}")
+                        })
+                        .collect();
+                    let batch = ids.iter().map(|id| {
+                        let m = Message::new(&p);
+                        if with_id {
+                            m.id(id)
+                        } else {
+                            m
+                        }
+                    });
+                    black_box(s.send_batch(batch).expect("send batch"));
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, send_never, send_always, send_ids);
 criterion_main!(benches);

@@ -237,13 +237,15 @@ pub enum Error {
 
     /// A bounded stream ([`crate::StreamConfig::capacity_bytes`],
     /// [`crate::StreamConfig::capacity_messages`]) is full: the send stored
-    /// nothing. It succeeds again once retention frees space (consumers
-    /// acknowledge whole segments).
+    /// nothing (a batch: none of it). It succeeds again once retention
+    /// frees space (consumers acknowledge whole segments, or `max_age` /
+    /// `max_bytes` delete them).
     #[error("stream {name:?} is full: {held} of its capacity of {capacity} {unit}")]
     StreamFull {
         /// The stream's name.
         name: String,
-        /// What it holds now (after the send would have, for a batch).
+        /// What it would hold after the send (bytes: with the segment files
+        /// the send would have created).
         held: u64,
         /// Its capacity.
         capacity: u64,

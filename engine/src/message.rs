@@ -196,7 +196,28 @@ impl<'a> Message<'a> {
 
     /// A deduplication id (1..=255 bytes): a send whose id was sent to the
     /// stream within its [dedup window](crate::StreamConfig::dedup_window)
-    /// stores nothing and returns the first one's offset.
+    /// stores nothing and returns the first one's offset — an offset at the
+    /// first message's priority level, whatever this one's. It holds across
+    /// restarts and crashes (an acknowledged send is never stored twice),
+    /// and with [`Durability::Always`](crate::Durability::Always) the
+    /// duplicate returns only once the first is durable. In one
+    /// [`send_batch`](crate::Stream::send_batch), later duplicates get the
+    /// first one's offset.
+    ///
+    /// ```
+    /// use spool::{Message, Options, Store};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let payments = store.stream("payments")?;
+    ///     let first = payments.send_message(Message::new(b"charge").id("p-1"))?;
+    ///     // A retry after a timeout: nothing stored, the same offset.
+    ///     assert_eq!(payments.send_message(Message::new(b"charge").id("p-1"))?, first);
+    ///     assert_eq!(payments.stats().messages(), 1);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn id(mut self, id: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
         self.attrs.id = Some(id.as_ref());
         self

@@ -337,15 +337,21 @@ pub struct StreamConfig {
     /// first one's offset. Default = 2 minutes; zero turns deduplication
     /// off; at most [`crate::ATTRIBUTE_SPAN_MAX`].
     pub dedup_window: Duration,
-    /// A bounded stream: while the stream's segment files (all levels
-    /// together) take this many bytes or more, sends fail with
-    /// [`Error::StreamFull`] and store nothing, until retention frees
-    /// space. Default = none. Unlike [`StreamConfig::max_bytes`], which
-    /// deletes the oldest messages, this refuses new ones.
+    /// A bounded stream: a send that would make the stream's segment files
+    /// (all levels together, by their lengths; a file is created at its
+    /// full size when a segment rolls) exceed this many bytes fails with
+    /// [`Error::StreamFull`] and stores nothing, until retention frees
+    /// space (whole segments, once consumers acknowledged them, or by
+    /// `max_age`/`max_bytes`). Default = none. Unlike
+    /// [`StreamConfig::max_bytes`], which deletes the oldest messages, this
+    /// refuses new ones. Choose several segments' worth: space frees a
+    /// segment at a time.
     pub capacity_bytes: Option<u64>,
-    /// A bounded stream: while the stream holds this many messages (all
-    /// levels together, acknowledged or not, until retention removes
-    /// them), sends fail with [`Error::StreamFull`]. Default = none.
+    /// A bounded stream: a send that would make the stream hold more than
+    /// this many messages (all levels together, from each level's first
+    /// retained offset to its end, acknowledged or not) fails with
+    /// [`Error::StreamFull`] and stores nothing; a batch that would is
+    /// refused whole. Default = none.
     pub capacity_messages: Option<u64>,
 }
 
@@ -425,6 +431,20 @@ impl StreamConfig {
     }
 
     /// Sets [`StreamConfig::capacity_messages`].
+    ///
+    /// ```
+    /// use spool::{Error, Options, Store, StreamConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let dir = tempfile::tempdir()?;
+    ///     let store = Store::open(dir.path(), Options::default())?;
+    ///     let jobs = store.create_stream("jobs", StreamConfig::default().capacity_messages(2))?;
+    ///     jobs.send_batch(["a", "b"])?;
+    ///     assert!(matches!(jobs.send(b"c"), Err(Error::StreamFull { .. })));
+    ///     assert_eq!(jobs.stats().messages(), 2);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn capacity_messages(mut self, messages: u64) -> Self {
         self.capacity_messages = Some(messages);
         self

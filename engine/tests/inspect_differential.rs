@@ -624,9 +624,10 @@ fn forged_files_are_judged_alike() {
         count: positions.len() as u64,
         data_end: info.data_end,
         blob_refs: 0,
+        ids: 0,
     };
     let idx = seg.with_extension("idx");
-    let fs = with_file(&base, &idx, &index::encode(&ih, &positions, &[]));
+    let fs = with_file(&base, &idx, &index::encode(&ih, &positions, &[], &[]));
     check(&fs, "an index beside the active segment");
     let mut torn = file.clone();
     torn[end..end + 40].fill(0x5a);

@@ -57,6 +57,8 @@ struct IdxIn {
     data_end: u64,
     positions: Vec<u32>,
     blob_refs: Vec<[u8; 32]>,
+    /// Id entries: (offset step, timestamp step, id), made valid below.
+    ids: Vec<(u8, u16, Vec<u8>)>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -130,14 +132,13 @@ fn raw(data: &[u8]) {
         let n = usize::try_from(h.count).expect("count fits: the length was checked");
         assert!(INDEX_HEADER_BYTES + n * 4 <= data.len());
         let positions: Vec<u32> = (0..h.count).map(|i| index::position(data, i)).collect();
-        let refs_at = INDEX_HEADER_BYTES + n * 4;
-        let refs: Vec<[u8; 32]> = data[refs_at..]
-            .chunks_exact(32)
-            .map(|c| c.try_into().expect("32 bytes"))
-            .collect();
+        let refs: Vec<[u8; 32]> = index::blob_refs(data, &h).collect();
         assert_eq!(refs.len(), h.blob_refs as usize);
-        let enc = index::encode(&h, &positions, &refs);
+        let ids: Vec<index::IdEntry<'_>> = index::ids(data, &h).collect();
+        assert_eq!(ids.len(), h.ids as usize);
+        let enc = index::encode(&h, &positions, &refs, &ids);
         assert_eq!(index::decode(&enc), Ok(h), "index does not round-trip");
+        assert_eq!(enc, data, "an index that decodes has one encoding");
     }
 
     // Meta frame, with the stream magic and with whatever magic the input has.
@@ -280,16 +281,37 @@ fn structured(s: Structured) {
         Some(state)
     );
 
+    // Valid id entries: increasing offsets within the segment, timestamps
+    // not decreasing, ids of 1..=255 bytes.
+    let base = s.idx.base_offset >> 1;
+    let count = s.idx.positions.len() as u64;
+    let mut ids = Vec::new();
+    let (mut next, mut ts) = (base, 0u64);
+    for (step, dt, id) in &s.idx.ids {
+        let offset = next + *step as u64 % 3;
+        if offset >= base + count || id.is_empty() {
+            break;
+        }
+        ts += *dt as u64;
+        ids.push(index::IdEntry {
+            offset,
+            timestamp_us: ts,
+            id: &id[..id.len().min(255)],
+        });
+        next = offset + 1;
+    }
     let h = IndexHeader {
         bucket: s.idx.bucket,
         segment_id: s.idx.segment_id,
-        base_offset: s.idx.base_offset,
-        count: s.idx.positions.len() as u64,
+        base_offset: base,
+        count,
         data_end: s.idx.data_end,
         blob_refs: s.idx.blob_refs.len() as u32,
+        ids: ids.len() as u32,
     };
-    let b = index::encode(&h, &s.idx.positions, &s.idx.blob_refs);
+    let b = index::encode(&h, &s.idx.positions, &s.idx.blob_refs, &ids);
     assert_eq!(index::decode(&b), Ok(h));
+    assert_eq!(index::ids(&b, &h).collect::<Vec<_>>(), ids);
     for (i, p) in s.idx.positions.iter().enumerate() {
         assert_eq!(index::position(&b, i as u64), *p);
     }

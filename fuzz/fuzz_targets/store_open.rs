@@ -76,7 +76,24 @@ fn forged_index(original: &[u8], mode: u8, r: &mut Reader<'_>) -> Vec<u8> {
         .collect();
     h.count = positions.len() as u64;
     h.blob_refs = refs.len() as u32;
-    index::encode(&h, &positions, &refs)
+    // Id entries from the input when asked (valid or not: a bad section
+    // makes the index unusable, and it is rebuilt).
+    let mut ids = Vec::new();
+    if mode & 0x04 != 0 {
+        for _ in 0..(r.u8() % 4) {
+            let offset = h.base_offset.wrapping_add(r.u8() as u64);
+            let timestamp_us = r.u64();
+            let len = (r.u8() as usize % 8).max(1);
+            ids.push(index::IdEntry {
+                offset,
+                timestamp_us,
+                id: r.bytes(len),
+            });
+        }
+        ids.retain(|e| !e.id.is_empty());
+    }
+    h.ids = ids.len() as u32;
+    index::encode(&h, &positions, &refs, &ids)
 }
 
 fn edit(root: &Path, g: &Golden, kind: u8, mode: u8, data: &[u8]) {

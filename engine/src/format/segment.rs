@@ -52,13 +52,6 @@ pub const FILE_BYTES_OFFSET: usize = CREATED_OFFSET + 8;
 /// Position of the static part's CRC (after 12 reserved bytes).
 pub const STATIC_CRC_OFFSET: usize = FILE_BYTES_OFFSET + 8 + 12;
 /// Bytes of the static part that a reader needs (through its CRC).
-#[cfg_attr(
-    not(feature = "sim"),
-    expect(
-        dead_code,
-        reason = "codec API of the fuzz targets and tests (public with `sim`)"
-    )
-)]
 pub const STATIC_BYTES: usize = STATIC_CRC_OFFSET + 4;
 
 /// Start of the mutable state (its own 512-byte sector).

@@ -485,7 +485,7 @@ pub(super) fn analyse(
         (Some(Err(why)), None) => IndexStatus::Invalid(why.clone()),
         (Some(Ok(ih)), None) => {
             let b = index_bytes.as_deref().unwrap_or(&[]);
-            match index_file::check_against_scan(b, ih, &scan) {
+            match index_file::check_against_scan(b, ih, &scan, bytes) {
                 Ok(()) => IndexStatus::Valid,
                 Err(why) => IndexStatus::Invalid(why),
             }

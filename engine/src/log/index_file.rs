@@ -4,16 +4,20 @@
 //! (which read them) share these, so they agree on which index is usable and
 //! rebuild the same bytes.
 
-use super::scan::{blob_refs_in, Scan};
-use crate::format::index::{self, IndexHeader, INDEX_HEADER_BYTES};
+use super::scan::{blob_refs_in, ids_in, Scan};
+use crate::format::index::{self, IdEntry, IndexHeader, INDEX_HEADER_BYTES};
 use crate::format::record::RECORD_HEADER_BYTES;
 use crate::format::segment::{SegmentHeader, SEGMENT_HEADER_BYTES};
 use crate::limits::SEGMENT_BYTES_LIMIT;
 
 /// Largest index file read: a header, one `u32` position per smallest
-/// possible record of the largest segment, and 64 MiB of blob references.
-pub(crate) const INDEX_FILE_BYTES_MAX: u64 =
-    INDEX_HEADER_BYTES as u64 + (SEGMENT_BYTES_LIMIT / RECORD_HEADER_BYTES as u64) * 4 + (64 << 20);
+/// possible record of the largest segment, 64 MiB of blob references, and
+/// an id section no larger than the segment (an id entry is shorter than
+/// the record that carries the id).
+pub(crate) const INDEX_FILE_BYTES_MAX: u64 = INDEX_HEADER_BYTES as u64
+    + (SEGMENT_BYTES_LIMIT / RECORD_HEADER_BYTES as u64) * 4
+    + (64 << 20)
+    + SEGMENT_BYTES_LIMIT;
 
 /// Checks an index file held whole in `b` against its segment: intact, of
 /// the same segment (id, base offset, bucket), holding `count` records where
@@ -53,9 +57,15 @@ pub(crate) fn check(
     Ok(ih)
 }
 
-/// Checks a usable index (see [`check`]) against a scan of its segment:
-/// the same records at the same positions, ending at the same byte.
-pub(crate) fn check_against_scan(b: &[u8], ih: &IndexHeader, scan: &Scan) -> Result<(), String> {
+/// Checks a usable index (see [`check`]) against a scan of its segment
+/// (whose whole file is `file`): the same records at the same positions,
+/// ending at the same byte, and the same ids of the same records.
+pub(crate) fn check_against_scan(
+    b: &[u8],
+    ih: &IndexHeader,
+    scan: &Scan,
+    file: &[u8],
+) -> Result<(), String> {
     if ih.count != scan.positions.len() as u64 {
         return Err(format!(
             "lists {} records, the segment holds {}",
@@ -74,10 +84,24 @@ pub(crate) fn check_against_scan(b: &[u8], ih: &IndexHeader, scan: &Scan) -> Res
         .iter()
         .enumerate()
         .find(|&(i, &p)| index::position(b, i as u64) != p);
-    match wrong {
-        Some((i, _)) => Err(format!("position of record {i} is wrong")),
-        None => Ok(()),
+    if let Some((i, _)) = wrong {
+        return Err(format!("position of record {i} is wrong"));
     }
+    let listed: Vec<IdEntry<'_>> = index::ids(b, ih).collect();
+    let found = ids_in(file, ih.segment_id, &scan.positions);
+    if listed != found {
+        let at = listed
+            .iter()
+            .zip(&found)
+            .position(|(a, b)| a != b)
+            .unwrap_or(listed.len().min(found.len()));
+        return Err(format!(
+            "id section lists {} ids, the records carry {}; they differ from entry {at} on",
+            listed.len(),
+            found.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The index of a sealed segment whose whole file is `file`, from the
@@ -90,15 +114,18 @@ pub(crate) fn build(
     data_end: u64,
 ) -> Vec<u8> {
     let refs = blob_refs_in(file, header.segment_id, positions);
-    encode(header, positions, data_end, &refs)
+    let ids = ids_in(file, header.segment_id, positions);
+    encode(header, positions, data_end, &refs, &ids)
 }
 
-/// The index of a sealed segment with the blob references `refs`.
+/// The index of a sealed segment with the blob references `refs` and the
+/// ids `ids` (version 1 if there are none).
 pub(crate) fn encode(
     header: &SegmentHeader,
     positions: &[u32],
     data_end: u64,
     refs: &[[u8; 32]],
+    ids: &[IdEntry<'_>],
 ) -> Vec<u8> {
     let ih = IndexHeader {
         bucket: header.bucket,
@@ -107,8 +134,9 @@ pub(crate) fn encode(
         count: positions.len() as u64,
         data_end,
         blob_refs: u32::try_from(refs.len()).unwrap_or(u32::MAX),
+        ids: u32::try_from(ids.len()).unwrap_or(u32::MAX),
     };
-    index::encode(&ih, positions, refs)
+    index::encode(&ih, positions, refs, ids)
 }
 
 #[cfg(test)]
@@ -128,7 +156,7 @@ mod tests {
 
     #[test]
     fn an_index_is_usable_only_for_its_own_segment() {
-        let b = encode(&header(), &[1024, 1056], 1088, &[]);
+        let b = encode(&header(), &[1024, 1056], 1088, &[], &[]);
         let ih = check(&b, &header(), Some(2), 1 << 16).unwrap();
         assert_eq!(ih.count, 2);
         assert!(check(&b, &header(), Some(3), 1 << 16).is_err());
@@ -144,11 +172,11 @@ mod tests {
             stop: ScanStop::End,
             max_epoch: 1,
         };
-        assert_eq!(check_against_scan(&b, &ih, &scan), Ok(()));
+        assert_eq!(check_against_scan(&b, &ih, &scan, &[]), Ok(()));
         let moved = Scan {
             positions: vec![1024, 1064],
             ..scan
         };
-        assert!(check_against_scan(&b, &ih, &moved).is_err());
+        assert!(check_against_scan(&b, &ih, &moved, &[]).is_err());
     }
 }

@@ -374,6 +374,63 @@ pub(crate) fn blob_refs_in(file: &[u8], segment_id: u64, positions: &[u32]) -> V
     refs.into_iter().collect()
 }
 
+/// The deduplication ids of the records at `positions` of a segment whose
+/// whole file is `file`, in offset order (what a version 2 index lists). A
+/// record whose attribute section does not decode has none, as it reads.
+pub(crate) fn ids_in<'a>(
+    file: &'a [u8],
+    segment_id: u64,
+    positions: &[u32],
+) -> Vec<crate::format::index::IdEntry<'a>> {
+    ids_at(file, 0, Some(segment_id), positions)
+}
+
+/// [`ids_in`] over `data`, the bytes of a segment from position `start`
+/// on; with `segment_id` `None`, of records already checked (their
+/// checksums are not computed again).
+pub(crate) fn ids_at<'a>(
+    data: &'a [u8],
+    start: usize,
+    segment_id: Option<u64>,
+    positions: &[u32],
+) -> Vec<crate::format::index::IdEntry<'a>> {
+    let mut out = Vec::new();
+    for &p in positions {
+        let Some(rec) = (p as usize)
+            .checked_sub(start)
+            .and_then(|at| data.get(at..))
+        else {
+            continue;
+        };
+        let d = match segment_id {
+            Some(id) => record::decode(rec, id, u32::MAX, None),
+            None => record::decode_verified(rec, u32::MAX, None),
+        };
+        if let Ok(d) = d {
+            if let Some(id) = record_id(rec, &d) {
+                out.push(crate::format::index::IdEntry {
+                    offset: d.offset,
+                    timestamp_us: d.timestamp_us,
+                    id,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The deduplication id of a decoded record `rec`, if it has one.
+#[inline]
+pub(crate) fn record_id<'a>(rec: &'a [u8], d: &record::DecodedRecord) -> Option<&'a [u8]> {
+    if d.flags & record::FLAG_ATTRIBUTES == 0 {
+        return None;
+    }
+    let section = rec.get(d.headers_range())?;
+    crate::format::attributes::Attributes::decode(section)
+        .ok()?
+        .message_id
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,9 @@ impl StreamInner {
                 );
             }
         }
+        if let Some(d) = &self.dedup {
+            d.lock().unwrap_or_else(|e| e.into_inner()).reset();
+        }
         // Their positions move past what went, counting it as skipped, now
         // rather than at their next read, and checkpointed (an open that
         // finds no checkpoint of it derives the same count from the

@@ -4,6 +4,8 @@
 //! store implements it): dead-letter and reply streams, blob collection and
 //! reply routing, without an import of the store.
 
+mod dedup;
+mod guarded;
 mod lifecycle;
 mod open;
 mod redrive;
@@ -146,6 +148,12 @@ pub(crate) struct StreamInner {
     /// Set when the stream is deleted (`Store::delete_stream`): its
     /// handles fail with `StreamNotFound`.
     deleted: std::sync::atomic::AtomicBool,
+    /// The ids sent within the dedup window (`None`: a zero window). Held
+    /// by a send with an id across its look-up, append and insertion.
+    dedup: Option<Mutex<dedup::Window>>,
+    /// Held by every send of a bounded stream across its capacity check and
+    /// its append (`None`: not bounded).
+    capacity: Option<Mutex<()>>,
 }
 
 /// Figures of one priority bucket.
@@ -170,6 +178,11 @@ pub struct BucketStats {
 pub struct StreamStats {
     /// One entry per priority level, lowest first.
     pub buckets: Vec<BucketStats>,
+    /// Message ids the deduplication window remembers now (ids sent within
+    /// [`StreamConfig::dedup_window`]; those older are forgotten as sends
+    /// with ids go on). After an open, 0 until the first send with an id
+    /// reads the window's ids in from the log.
+    pub dedup_ids: usize,
 }
 
 impl StreamStats {
@@ -712,6 +725,7 @@ impl Stream {
                     bytes: b.file_bytes(),
                 })
                 .collect(),
+            dedup_ids: self.inner.dedup_ids(),
         }
     }
 
@@ -727,6 +741,25 @@ impl Stream {
 }
 
 impl StreamInner {
+    /// Whether the stream has a capacity (every send takes the guarded path).
+    #[inline]
+    pub(crate) fn bounded(&self) -> bool {
+        self.capacity.is_some()
+    }
+
+    /// Whether the stream deduplicates message ids (a non-zero window).
+    #[inline]
+    pub(crate) fn deduplicates(&self) -> bool {
+        self.dedup.is_some()
+    }
+
+    /// Ids in the dedup window now (0 without one).
+    pub(crate) fn dedup_ids(&self) -> usize {
+        self.dedup
+            .as_ref()
+            .map_or(0, |w| w.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
     /// The store's shared context.
     pub(crate) fn ctx(&self) -> &Arc<Ctx> {
         &self.ctx

@@ -126,6 +126,13 @@ pub(crate) fn open(
         }
         buckets.push(Bucket::open(ctx, name, p, &bdir, report)?);
     }
+    // Loaded by the first send with an id (`dedup::Window::load`).
+    let dedup = match crate::limits::micros_saturating(config.dedup_window) {
+        0 => None,
+        window_us => Some(Mutex::new(super::dedup::Window::new(window_us))),
+    };
+    let capacity = (config.capacity_bytes.is_some() || config.capacity_messages.is_some())
+        .then(|| Mutex::new(()));
     let stream = StreamInner {
         name: name.to_string(),
         dir: dir.to_path_buf(),
@@ -139,6 +146,8 @@ pub(crate) fn open(
         files: Mutex::new(()),
         blobs: blobs.clone(),
         deleted: std::sync::atomic::AtomicBool::new(false),
+        dedup,
+        capacity,
     };
     // Consumers: every directory under `consumers/` with a valid name.
     let cdir = dir.join(layout::CONSUMERS_DIR);

@@ -23,18 +23,21 @@ const LEVELS: usize = PRIORITIES_MAX as usize;
 
 /// What the checks found of a message.
 #[derive(Debug, Clone, Copy)]
-struct Shape<'a> {
+pub(super) struct Shape<'a> {
     /// Bytes of its encoded header section (attributes included).
-    hdr_len: usize,
+    pub(super) hdr_len: usize,
     /// The payload goes to a blob; the record carries its reference.
     claim: bool,
     /// Its attributes, times resolved.
-    attrs: Attributes<'a>,
+    pub(super) attrs: Attributes<'a>,
+    /// It goes through the guarded path (`guarded.rs`): it has an id the
+    /// stream deduplicates, or the stream is bounded.
+    pub(super) guarded: bool,
 }
 
 impl Shape<'_> {
     /// The record flags the message's record gets, but the claim check's.
-    fn attribute_flags(&self) -> u16 {
+    pub(super) fn attribute_flags(&self) -> u16 {
         if self.attrs.is_empty() {
             0
         } else {
@@ -43,7 +46,7 @@ impl Shape<'_> {
     }
 
     /// Bytes the message's record takes in a segment.
-    fn stored_len(self, payload_len: usize) -> u64 {
+    pub(super) fn stored_len(self, payload_len: usize) -> u64 {
         let body = if self.claim {
             CLAIM_CHECK_BYTES
         } else {
@@ -55,7 +58,7 @@ impl Shape<'_> {
 
 /// What the first walk over a batch found.
 #[derive(Debug, Default)]
-struct Plan {
+pub(super) struct Plan {
     /// Messages.
     n: usize,
     /// Messages per priority level.
@@ -64,14 +67,17 @@ struct Plan {
     bytes: [u64; LEVELS],
     /// Messages sent as claim checks.
     claims: usize,
+    /// Messages that take the guarded path.
+    guarded: usize,
 }
 
 impl Plan {
-    fn add(&mut self, priority: u8, stored: u64, claim: bool) {
+    fn add(&mut self, priority: u8, stored: u64, shape: &Shape<'_>) {
         self.n += 1;
         self.counts[priority as usize] += 1;
         self.bytes[priority as usize] += stored;
-        self.claims += claim as usize;
+        self.claims += shape.claim as usize;
+        self.guarded += shape.guarded as usize;
     }
 
     /// The level of every message, if they share one.
@@ -92,24 +98,40 @@ struct Claim {
     pending: Pending,
 }
 
-/// The end offset of each bucket a batch appended to, lowest level first.
+/// The end offset of each bucket a batch appended to (or, for duplicates,
+/// must wait for), lowest level first, and the timestamp of each append.
 #[derive(Debug, Clone, Copy)]
-struct Touched {
+pub(super) struct Touched {
     ends: [(u8, u64); LEVELS],
     len: usize,
+    /// The timestamp of each level's append.
+    pub(super) ts: [u64; LEVELS],
 }
 
 impl Touched {
-    fn new() -> Touched {
+    pub(super) fn new() -> Touched {
         Touched {
             ends: [(0, 0); LEVELS],
             len: 0,
+            ts: [0; LEVELS],
         }
     }
 
     fn push(&mut self, priority: u8, end: u64) {
         self.ends[self.len] = (priority, end);
         self.len += 1;
+    }
+
+    /// Adds the wait for `end` at `priority` (the end of an original a
+    /// duplicate returns the offset of).
+    pub(super) fn wait_for(&mut self, priority: u8, end: u64) {
+        match self.ends[..self.len]
+            .iter_mut()
+            .find(|(p, _)| *p == priority)
+        {
+            Some((_, e)) => *e = (*e).max(end),
+            None => self.push(priority, end),
+        }
     }
 
     fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
@@ -119,7 +141,7 @@ impl Touched {
 
 /// A batch appended, not yet waited for: the offsets, the end of what each
 /// touched bucket got, the pending marks of the blobs stored.
-type Appended = (Vec<u64>, Touched, Vec<Pending>);
+pub(super) type Appended = (Vec<u64>, Touched, Vec<Pending>);
 
 impl Stream {
     /// Appends `payload` at priority 0 and returns its offset. With
@@ -144,7 +166,7 @@ impl Stream {
     /// }
     /// ```
     pub fn send(&self, payload: &[u8]) -> Result<u64> {
-        if payload.len() as u64 > self.inner.config.claim_check_threshold {
+        if payload.len() as u64 > self.inner.config.claim_check_threshold || self.inner.bounded() {
             return self.send_message(Message::new(payload));
         }
         self.check_size(0, payload.len())?;
@@ -190,6 +212,9 @@ impl Stream {
     /// ```
     pub fn send_message(&self, msg: Message<'_>) -> Result<u64> {
         let shape = self.check(&msg)?;
+        if shape.guarded {
+            return self.send_guarded(msg);
+        }
         if !shape.claim {
             return self.append_one(msg, shape, None);
         }
@@ -274,6 +299,10 @@ impl Stream {
         let hold = blobs.hold();
         // An empty payload is checked as the reference that replaces it.
         let shape = self.check(&msg)?;
+        if shape.guarded {
+            drop(hold);
+            return self.send_reader_guarded(reader, msg, shape);
+        }
         let (cc, pending) = blobs.put_reader(reader)?;
         let reference = encode_claim_check(&cc.hash, cc.len);
         self.append_one(msg, shape, Some((&reference, pending, hold)))
@@ -417,12 +446,36 @@ impl Stream {
         M: Into<Message<'m>>,
     {
         let msgs = msgs.into_iter();
+        let plan = self.plan(msgs.clone())?;
+        if plan.guarded > 0 {
+            return self.append_guarded(msgs.map(Into::into).collect());
+        }
+        self.append_planned(msgs, plan)
+    }
+
+    /// The first walk over a batch: every message checked, the records
+    /// summed up per level.
+    #[inline]
+    pub(super) fn plan<'m, M: Into<Message<'m>>>(
+        &self,
+        msgs: impl Iterator<Item = M>,
+    ) -> Result<Plan> {
         let mut plan = Plan::default();
-        for m in msgs.clone() {
+        for m in msgs {
             let m: Message<'m> = m.into();
             let shape = self.check(&m)?;
-            plan.add(m.priority, shape.stored_len(m.payload.len()), shape.claim);
+            plan.add(m.priority, shape.stored_len(m.payload.len()), &shape);
         }
+        Ok(plan)
+    }
+
+    /// Appends a batch whose first walk found `plan` (the messages must be
+    /// the same when walked again).
+    pub(super) fn append_planned<'m, I, M>(&self, msgs: I, plan: Plan) -> Result<Appended>
+    where
+        I: Iterator<Item = M> + Clone,
+        M: Into<Message<'m>>,
+    {
         let mut touched = Touched::new();
         if plan.n == 0 {
             return Ok((Vec::new(), touched, Vec::new()));
@@ -434,12 +487,13 @@ impl Stream {
                 true => self.prepare(m.into(), p, None),
                 false => Err(changed_batch()),
             });
-            let range = bucket.append(records, plan.bytes[p as usize])?;
+            let (range, ts) = bucket.append_stamped(records, plan.bytes[p as usize])?;
             if range.end - range.start != plan.n as u64 {
                 return Err(changed_batch());
             }
             offsets.extend(range.clone());
             touched.push(p, range.end);
+            touched.ts[p as usize] = ts;
             return Ok((offsets, touched, Vec::new()));
         }
 
@@ -488,9 +542,10 @@ impl Stream {
                 Some(self.prepare(m, p, claim))
             });
             let bucket = &self.inner.buckets[p as usize];
-            let range = bucket.append(records, plan.bytes[p as usize])?;
+            let (range, ts) = bucket.append_stamped(records, plan.bytes[p as usize])?;
             starts[p as usize] = range.start;
             touched.push(p, range.end);
+            touched.ts[p as usize] = ts;
             if range.end - range.start != planned as u64 {
                 return Err(changed_batch());
             }
@@ -535,7 +590,7 @@ impl Stream {
         })
     }
 
-    fn after_append(&self, bucket: &Bucket, end: u64) -> Result<()> {
+    pub(super) fn after_append(&self, bucket: &Bucket, end: u64) -> Result<()> {
         let r = match self.inner.ctx.opts.durability {
             Durability::Always => bucket.sync_to(end),
             Durability::Interval(_) | Durability::Never => Ok(()),
@@ -563,7 +618,7 @@ impl Stream {
     /// level, its headers, its size; a claim check by the reference that
     /// replaces its payload). Writes and allocates nothing.
     #[inline]
-    fn check<'a>(&self, m: &Message<'a>) -> Result<Shape<'a>> {
+    pub(super) fn check<'a>(&self, m: &Message<'a>) -> Result<Shape<'a>> {
         let priorities = self.inner.priorities();
         if m.priority >= priorities {
             return Err(Error::InvalidPriority {
@@ -578,10 +633,12 @@ impl Stream {
                 reason: "a key is empty or longer than 255 bytes, a value longer than 65,535 bytes, or all together longer than 65,535 bytes",
             })?
         };
+        let mut guarded = self.inner.bounded();
         let attrs = if m.attrs.is_empty() {
             Attributes::default()
         } else {
             let attrs = resolve(&m.attrs, now_us())?;
+            guarded |= attrs.message_id.is_some() && self.inner.deduplicates();
             hdr_len += attrs.encoded_len();
             if hdr_len > headers::HEADERS_BYTES_MAX {
                 return Err(Error::InvalidHeaders {
@@ -601,6 +658,7 @@ impl Stream {
             hdr_len,
             claim,
             attrs,
+            guarded,
         })
     }
 }

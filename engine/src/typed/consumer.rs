@@ -236,10 +236,7 @@ impl<T> TypedDelivery<T> {
 
     /// The decoded value (or its error) and the delivery.
     pub fn into_parts(self) -> (Result<T>, Delivery) {
-        (
-            self.value.map(|(_, v)| v).map_err(|b| b.1),
-            self.delivery,
-        )
+        (self.value.map(|(_, v)| v).map_err(|b| b.1), self.delivery)
     }
 
     /// Whether the payload decoded.

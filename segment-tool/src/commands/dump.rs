@@ -5,7 +5,7 @@
 //!
 //! | type | data |
 //! |---|---|
-//! | `message` | `stream`, `priority`, `offset`, `timestamp_us`, `segment`, `position` (byte in the segment), `stored_bytes`, `headers` (object; values UTF-8, lossy), `payload` (as `--payload` says; `null` with `none`), `payload_bytes`, `claim_check` (`hash`, `length`, `blob` path, `status`: `valid`/`missing`/…/`too_large`/`not_read`) |
+//! | `message` | `stream`, `priority`, `offset`, `timestamp_us`, `segment`, `position` (byte in the segment), `stored_bytes`, `headers` (object; values UTF-8, lossy), `message_id` (the deduplication id, or `null`), `payload` (as `--payload` says; `null` with `none`), `payload_bytes`, `claim_check` (`hash`, `length`, `blob` path, `status`: `valid`/`missing`/…/`too_large`/`not_read`) |
 //! | `journal` | (`--journal`) `path`, `file_bytes`, `generation`, `version` (format: 1, or 2 if it may hold acknowledged sets), `journal_id` (16 hex digits); `null`s if the header is unreadable |
 //! | `journal_record` | (`--journal`) `position`, `bytes`, `kind` (`delivered`/`acked`/`acked_up_to`/`dead_lettered`/`expired`/`delivered_range`/`acked_set`), `priority` and `offset` (`null` for a set), `attempt` (`delivered` only), `acks` and `runs` (`acked_set` only: the number of offsets, and `[{"priority", "first", "last"}]`, every offset of `first..=last` of that level) |
 //! | `problem` | `file`, `position`, `reason` |
@@ -206,11 +206,23 @@ pub fn print_message(
                     Value::String(String::from_utf8_lossy(v).into_owned()),
                 );
             }
+            // The deduplication id: the attribute header of a record with
+            // the attribute flag, bit 1 (on another record it is a plain
+            // header).
+            let message_id = (r.flags & 2 != 0)
+                .then(|| {
+                    m.headers
+                        .iter()
+                        .find(|(k, _)| *k == spool::attribute_headers::MESSAGE_ID)
+                })
+                .flatten()
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
             json_line(
                 out,
                 "message",
                 json!({
                     "stream": if m.stream.is_empty() { Value::Null } else { json!(m.stream) },
+                    "message_id": message_id,
                     "priority": m.priority,
                     "offset": r.offset,
                     "timestamp_us": r.timestamp_us,

@@ -10,7 +10,7 @@
 //! | `store` | `path`, `format_version`, `in_use` (a process has it open; `null` if that cannot be told) |
 //! | `stream` | `name`, `path`, `priorities`, `message_type` (`name`, `version`, `codec` of its typed messages, from `message_type.meta`; `null` if none or unreadable), `buckets`, `messages`, `file_bytes` |
 //! | `bucket` | `stream`, `priority`, `path`, `messages`, `first_offset`, `last_offset`, `first_timestamp_us`, `last_timestamp_us`, `segments`, `file_bytes`, `data_bytes`, `quarantined` (paths) |
-//! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `attributes` (records with message attributes: `scheduled` (a deliver-at), `scheduled_later` (one after the inspection's clock), `with_ttl` (an expires-at), `expired` (one that has passed), `with_id`, `grouped`), `problems` (count) |
+//! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `attributes` (records with message attributes: `scheduled` (a deliver-at), `scheduled_later` (one after the inspection's clock), `with_ttl` (an expires-at), `expired` (one that has passed), `with_id`, `grouped`), `problems` (count), `dedup_ids` (records with a deduplication id; a sealed segment's valid index lists the same) |
 //! | `consumer` | `stream`, `name`, `path`, `config` (`start`: `"earliest"`/`"latest"`/`{"offset": n}`/`{"timestamp_us": n}`, `visibility_timeout_ms`, `max_deliveries`, `dead_letter`, `starvation_limit`; `null` if unreadable), `generation` (of the checkpoint), `journal` (path of the journal replayed), `journal_version` (its format version: 1, 2 if it may hold acknowledged sets and delivered ranges, 3 if expiries too), `journal_records` (valid records replayed), `journal_ack_sets` (of those, acknowledged sets: one per batch ack), `journal_set_acks` (the offsets those sets acknowledge), `stale_journals` (paths), `buckets` (one per priority: `priority`, `ack_floor`, `next_offset`, `end_offset`, `lag` = end − floor, `acked_out_of_order`, `unacked_deliveries` (delivered, not acknowledged: in flight or waiting for redelivery), `unacked_redelivered` (of those, delivered 2+ times), `max_attempts`), `redelivered`, `dead_lettered`, `skipped`, `expired` (messages found expired instead of delivered), `journal_expiries` (of the journal records replayed, expiries), `problems` (count) |
 //! | `disk` | `stream` (`null` for the whole store), `files`, `apparent_bytes` (sum of the files' lengths), `disk_bytes` (blocks allocated to them, `st_blocks` × 512; `null` if the file system does not tell), `consumer_files`, `consumer_apparent_bytes`, `consumer_disk_bytes` (of those, the consumers' files; `null` for the store) |
 //! | `problem` | `file`, `position`, `reason` |
@@ -320,7 +320,19 @@ fn human_segment(
         ScanEnd::Damaged => writeln!(out, "      damaged (see problems)"),
         ScanEnd::NotScanned => writeln!(out, "      not scanned (see problems)"),
         ScanEnd::Clean => Ok(()),
+    }?;
+    if seg.attributes.with_id > 0 {
+        writeln!(
+            out,
+            "      {} (deduplication ids)",
+            plural(
+                seg.attributes.with_id,
+                "record with an id",
+                "records with ids"
+            )
+        )?;
     }
+    Ok(())
 }
 
 /// The `disk` JSON record of a stream (`consumers` given) or the store.
@@ -466,6 +478,7 @@ fn segment_json(stream: &str, priority: u8, seg: &SegmentInfo) -> Value {
             "grouped": seg.attributes.grouped,
         }),
         "problems": seg.problems.len(),
+        "dedup_ids": seg.attributes.with_id,
     })
 }
 

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
+mod ids;
 mod open;
 
 /// A segment in the bucket's list. Sealed segments are opened on first use.
@@ -31,6 +32,19 @@ struct Slot {
     /// the active segment.
     count: Option<u64>,
     seg: OnceLock<Arc<Segment>>,
+    /// The file's length, once looked up (for a segment not open).
+    len: OnceLock<u64>,
+}
+
+impl Slot {
+    fn new(base: u64, count: Option<u64>, seg: OnceLock<Arc<Segment>>) -> Slot {
+        Slot {
+            base,
+            count,
+            seg,
+            len: OnceLock::new(),
+        }
+    }
 }
 
 /// The writer's state, under the bucket's writer lock.
@@ -260,11 +274,21 @@ impl Bucket {
     ///
     /// Per call, not per message: the writer's lock, the clock, and the
     /// publication (the segment's `(count, end)`, then the end offset).
+    #[inline]
     pub(crate) fn append<'a>(
         &self,
         msgs: impl IntoIterator<Item = Result<Prepared<'a>>>,
         bytes: u64,
     ) -> Result<Range<u64>> {
+        self.append_stamped(msgs, bytes).map(|(range, _)| range)
+    }
+
+    /// [`Bucket::append`], also returning the timestamp its records got.
+    pub(crate) fn append_stamped<'a>(
+        &self,
+        msgs: impl IntoIterator<Item = Result<Prepared<'a>>>,
+        bytes: u64,
+    ) -> Result<(Range<u64>, u64)> {
         self.ctx.check()?;
         let mut w = lock(&self.writer);
         self.ctx.check()?;
@@ -352,7 +376,7 @@ impl Bucket {
                     // thread syncs them while the writer goes on.
                     self.ctx.syncer.kick();
                 }
-                Ok(first..w.next_offset())
+                Ok((first..w.next_offset(), ts))
             }
             Err(e) => {
                 // Roll back the unpublished records of the current segment so
@@ -517,21 +541,20 @@ impl Bucket {
             &old.positions(),
             w.write_pos,
             &old.blob_refs(),
+            &old.ids(),
         )?;
         let new = Segment::create(&self.ctx, &self.dir, self.priority, next, 1, w.last_ts)?;
         {
             let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
             let last = segs.len() - 1;
-            segs[last] = Arc::new(Slot {
-                base: old.base,
-                count: Some(next - old.base),
-                seg: OnceLock::new(),
-            });
-            segs.push(Arc::new(Slot {
-                base: next,
-                count: None,
-                seg: OnceLock::from(new.seg.clone()),
-            }));
+            let sealed = Slot::new(old.base, Some(next - old.base), OnceLock::new());
+            let _ = sealed.len.set(old.file_bytes());
+            segs[last] = Arc::new(sealed);
+            segs.push(Arc::new(Slot::new(
+                next,
+                None,
+                OnceLock::from(new.seg.clone()),
+            )));
         }
         self.rolled.store(true, Ordering::Release);
         w.active = new;
@@ -661,13 +684,16 @@ impl Bucket {
         Ok(slot.seg.get().expect("just set").clone())
     }
 
-    /// Total bytes of the segment files (as allocated lengths).
+    /// Total bytes of the segment files (their lengths; each file not
+    /// open is looked up once).
     pub(crate) fn file_bytes(&self) -> u64 {
         let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
         segs.iter()
             .map(|s| match s.seg.get() {
                 Some(seg) => seg.file_bytes(),
-                None => self.file_len(&layout::segment_file_name(s.base)),
+                None => *s
+                    .len
+                    .get_or_init(|| self.file_len(&layout::segment_file_name(s.base))),
             })
             .sum()
     }

@@ -80,11 +80,11 @@ impl Bucket {
         })?;
         let mut slots: Vec<Arc<Slot>> = Vec::with_capacity(bases.len() + 1);
         for w in bases.windows(2) {
-            slots.push(Arc::new(Slot {
-                base: w[0],
-                count: Some(w[1] - w[0]),
-                seg: OnceLock::new(),
-            }));
+            slots.push(Arc::new(Slot::new(
+                w[0],
+                Some(w[1] - w[0]),
+                OnceLock::new(),
+            )));
         }
         // A sealed segment without an index: rebuild it now (rare: only after
         // the index was lost), so reads never scan.
@@ -142,11 +142,11 @@ impl Bucket {
             .allocate(reserved_end)
             .map_err(|e| Error::io("allocate", &active.seg.path, e))?;
         let next = active.seg.base + count;
-        slots.push(Arc::new(Slot {
-            base: active.seg.base,
-            count: None,
-            seg: OnceLock::from(active.seg.clone()),
-        }));
+        slots.push(Arc::new(Slot::new(
+            active.seg.base,
+            None,
+            OnceLock::from(active.seg.clone()),
+        )));
         let low = slots[0].base;
         Ok(Bucket {
             ctx: ctx.clone(),

@@ -4,7 +4,7 @@ use super::append_index::AppendIndex;
 use super::record::Record;
 use super::{index_file, scan};
 use crate::ctx::{now_us, random_u64, Ctx};
-use crate::format::index::{self, INDEX_HEADER_BYTES};
+use crate::format::index::{self, IdEntry, IndexHeader, INDEX_HEADER_BYTES};
 use crate::format::record::{self, DecodedRecord, RECORD_HEADER_BYTES};
 use crate::format::segment::{
     SegmentHeader, SegmentState, SEGMENT_HEADER_BYTES, STATE_BYTES, STATE_OFFSET,
@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 mod open;
+
+/// An id entry read out of an index: offset, timestamp, id.
+pub(crate) type OwnedId = (u64, u64, Box<[u8]>);
 
 /// Where a segment's record positions come from.
 #[derive(Debug)]
@@ -33,12 +36,16 @@ enum SegIndex {
         /// append of one, and for a recovered segment), so that sealing a
         /// segment without any does not read it again to find them.
         blobs: AtomicBool,
+        /// Whether a record may carry attributes (and so an id), likewise.
+        attrs: AtomicBool,
     },
     /// A sealed segment with its `.idx` file mapped.
     Sealed {
         idx: Arc<SharedMap>,
         count: u64,
         data_end: u64,
+        /// Its header (the counts of its sections).
+        ih: IndexHeader,
     },
 }
 
@@ -198,6 +205,7 @@ impl Segment {
                 idx,
                 count,
                 data_end,
+                ..
             } => {
                 if i >= *count {
                     return Ok(None);
@@ -291,12 +299,20 @@ impl Segment {
     #[inline]
     pub(crate) fn push(&self, i: u64, pos: u32, flags: u16) {
         if let SegIndex::Active {
-            positions, blobs, ..
+            positions,
+            blobs,
+            attrs,
+            ..
         } = &self.index
         {
             positions.set(i as usize, pos);
-            if flags & record::FLAG_CLAIM_CHECK != 0 {
-                blobs.store(true, Ordering::Relaxed);
+            if flags != 0 {
+                if flags & record::FLAG_CLAIM_CHECK != 0 {
+                    blobs.store(true, Ordering::Relaxed);
+                }
+                if flags & record::FLAG_ATTRIBUTES != 0 {
+                    attrs.store(true, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -376,18 +392,9 @@ impl Segment {
     /// sealed segment, by reading the records of the active one.
     pub(crate) fn blob_refs(&self) -> Vec<[u8; 32]> {
         match &self.index {
-            SegIndex::Sealed { idx, count, .. } => {
+            SegIndex::Sealed { idx, ih, .. } => {
                 let b = idx.get(0..idx.len()).unwrap_or(&[]);
-                let start = INDEX_HEADER_BYTES + (*count as usize) * 4;
-                b.get(start..)
-                    .unwrap_or(&[])
-                    .chunks_exact(index::BLOB_REF_BYTES)
-                    .map(|c| {
-                        let mut h = [0u8; 32];
-                        h.copy_from_slice(c);
-                        h
-                    })
-                    .collect()
+                index::blob_refs(b, ih).collect()
             }
             SegIndex::Active { blobs, .. } => {
                 if !blobs.load(Ordering::Relaxed) {
@@ -410,6 +417,27 @@ impl Segment {
                     }
                 }
                 refs.into_iter().collect()
+            }
+        }
+    }
+
+    /// The deduplication ids of its records, in offset order: from the
+    /// index of a sealed segment (its records are not read), from the
+    /// records of the active one (not checksummed again: they were when
+    /// written or recovered), only if one may carry attributes.
+    pub(crate) fn ids(&self) -> Vec<IdEntry<'_>> {
+        match &self.index {
+            SegIndex::Sealed { idx, ih, .. } => {
+                let b = idx.get(0..idx.len()).unwrap_or(&[]);
+                index::ids(b, ih).collect()
+            }
+            SegIndex::Active { attrs, .. } => {
+                if !attrs.load(Ordering::Relaxed) {
+                    return Vec::new();
+                }
+                let end = self.data_end() as usize;
+                let data = self.map.get(SEGMENT_HEADER_BYTES..end).unwrap_or(&[]);
+                scan::ids_at(data, SEGMENT_HEADER_BYTES, None, &self.positions())
             }
         }
     }
@@ -484,6 +512,7 @@ impl RawActive {
                 synced_end: AtomicU64::new(end),
                 epoch,
                 blobs: AtomicBool::new(true),
+                attrs: AtomicBool::new(true),
             },
             verified: AtomicU64::new(0),
         });
@@ -509,7 +538,9 @@ fn load_index(
         Err(_) => return Ok(None),
     };
     let len = file.len().map_err(|e| Error::io("stat", path, e))?;
-    let max = INDEX_HEADER_BYTES as u64 + count.saturating_mul(4) + (1 << 26);
+    // Positions, blob references, and ids (no more than the segment).
+    let max = (INDEX_HEADER_BYTES as u64 + count.saturating_mul(4) + (1 << 26))
+        .saturating_add(segment_len);
     if len < INDEX_HEADER_BYTES as u64 || len > max {
         return Ok(None);
     }
@@ -529,8 +560,9 @@ pub(crate) fn write_index(
     positions: &[u32],
     data_end: u64,
     blob_refs: &[[u8; 32]],
+    ids: &[IdEntry<'_>],
 ) -> Result<()> {
-    let bytes = index_file::encode(header, positions, data_end, blob_refs);
+    let bytes = index_file::encode(header, positions, data_end, blob_refs, ids);
     io::write_file_atomic(
         &*ctx.vfs,
         dir,

@@ -66,6 +66,7 @@ impl Segment {
                 synced_end: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
                 epoch,
                 blobs: AtomicBool::new(false),
+                attrs: AtomicBool::new(false),
             },
             verified: AtomicU64::new(0),
         });
@@ -115,6 +116,63 @@ impl Segment {
             writer,
             file,
         })
+    }
+
+    /// The static header of the sealed segment at `dir/<base>.seg` (its
+    /// first 64 bytes, checked: its CRC, base offset and bucket) and the
+    /// file's length, read without mapping or reading anything else of it.
+    pub(crate) fn read_static_header(
+        ctx: &Ctx,
+        dir: &Path,
+        priority: u8,
+        base: u64,
+    ) -> Result<(SegmentHeader, u64)> {
+        use crate::format::segment::STATIC_BYTES;
+        let path = dir.join(layout::segment_file_name(base));
+        let file = ctx
+            .vfs
+            .open(&path, OpenMode::ReadOnly)
+            .map_err(|e| Error::io("open segment", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let mut head = [0u8; SEGMENT_HEADER_BYTES];
+        if len >= SEGMENT_HEADER_BYTES as u64 {
+            io::read_exact_at(&*file, &mut head[..STATIC_BYTES], 0)
+                .map_err(|e| Error::io("read", &path, e))?;
+        }
+        let h = SegmentHeader::decode(&head)
+            .map_err(|e| Error::corrupt(&path, 0, format!("segment header: {e}")))?;
+        if h.base_offset != base || h.bucket != priority as u32 {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "segment header names another base offset or bucket",
+            ));
+        }
+        Ok((h, len))
+    }
+
+    /// The ids of the sealed segment at `base` holding `count` records,
+    /// read from its index alone when that is usable for the segment whose
+    /// static header is `header` (of `len` bytes); `None` if it is not
+    /// (missing or damaged: the caller opens the segment, which rebuilds
+    /// it). Owned: the index is not kept mapped.
+    pub(crate) fn ids_from_index(
+        ctx: &Ctx,
+        dir: &Path,
+        header: &SegmentHeader,
+        count: u64,
+        len: u64,
+    ) -> Result<Option<Vec<OwnedId>>> {
+        let idx_path = dir.join(layout::index_file_name(header.base_offset));
+        let Some((map, ih)) = load_index(ctx, &idx_path, header, count, len)? else {
+            return Ok(None);
+        };
+        let b = map.get(0..map.len()).unwrap_or(&[]);
+        Ok(Some(
+            index::ids(b, &ih)
+                .map(|e| (e.offset, e.timestamp_us, e.id.into()))
+                .collect(),
+        ))
     }
 
     /// Opens a sealed segment and its index, rebuilding the index if it is
@@ -169,6 +227,7 @@ impl Segment {
                 count: ih.count,
                 data_end: ih.data_end,
                 idx,
+                ih,
             },
             verified: AtomicU64::new(0),
         };

@@ -1,0 +1,196 @@
+//! Goal: with deduplication, a send acknowledged before the process was
+//! killed with SIGKILL (at any moment, during `Store::open` too) is never
+//! stored again by a retry, and the retry returns its offset.
+//!
+//! Method: this binary re-runs itself as a child (`dedup_kill9_child`,
+//! which does nothing unless `SPOOL_DEDUP_KILL9_CHILD` names a store). Each
+//! child opens the store (`Durability::Always`, 64 KiB segments, so
+//! segments roll), then sends ids `0, 1, 2, …` in order, each id's payload
+//! a function of the id, some as batches holding a duplicate, and prints
+//! each acknowledged (id, offset). Every child starts again from id 0: it
+//! retries everything its predecessors sent, acknowledged or not. The
+//! parent kills it after a random delay, and checks: every offset a child
+//! returned for an id equals the one acknowledged for it before; after the
+//! kill the log holds each id once, every acknowledged one at its offset.
+//! `SPOOL_KILL9_ITERS` sets the number of kills (default 30).
+
+pub mod common;
+
+use common::process::{open_retry, rerun, Reaper};
+use spool::{Durability, Message, Options, Store};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const CHILD_ENV: &str = "SPOOL_DEDUP_KILL9_CHILD";
+const MARK: &str = "@@d ";
+const IDS_MAX: u64 = 4_000;
+const GENERATIONS_PER_STORE: u32 = 40;
+
+fn options() -> Options {
+    Options::default()
+        .durability(Durability::Always)
+        .segment_bytes_max(64 * 1024)
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    let mut p = format!("id {i} ").into_bytes();
+    p.resize(200 + (i as usize * 131) % 1800, (i % 251) as u8);
+    p
+}
+
+fn key(i: u64) -> String {
+    format!("id-{i}")
+}
+
+#[test]
+fn dedup_kill9_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let mut say = |line: String| {
+        write!(out, "\n{MARK}{line}\n").expect("write to parent");
+        out.flush().expect("flush to parent");
+    };
+    say("opening".into());
+    let store = Store::open(Path::new(&dir), options()).expect("child open");
+    let s = store.stream("s").expect("stream");
+    say("ready".into());
+    let mut i = 0;
+    while i < IDS_MAX {
+        if i % 5 == 2 {
+            let (a, b) = (payload(i), payload(i + 1));
+            let (ka, kb) = (key(i), key(i + 1));
+            let got = s
+                .send_batch([
+                    Message::new(&a).id(&ka),
+                    Message::new(&b).id(&kb),
+                    Message::new(&a).id(&ka),
+                    Message::new(b"no id"),
+                ])
+                .expect("batch");
+            assert_eq!(got[0], got[2]);
+            say(format!("{i} {}", got[0]));
+            say(format!("{} {}", i + 1, got[1]));
+            i += 2;
+        } else {
+            let p = payload(i);
+            let k = key(i);
+            let o = s.send_message(Message::new(&p).id(&k)).expect("send");
+            say(format!("{i} {o}"));
+            i += 1;
+        }
+    }
+}
+
+/// The log after a kill: each id once; every acknowledged id at its offset
+/// with its payload.
+fn check_store(dir: &Path, acked: &HashMap<u64, u64>, what: &str) {
+    let store = open_retry(dir, options()).unwrap_or_else(|e| panic!("{what}: open: {e}"));
+    let s = store.stream("s").unwrap();
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    for r in s.iter_from(0) {
+        let r = r.unwrap_or_else(|e| panic!("{what}: read: {e}"));
+        if let Some(id) = r.message_id() {
+            let n: u64 = std::str::from_utf8(&id[3..]).unwrap().parse().unwrap();
+            assert_eq!(r.payload(), payload(n), "{what}: id {n}");
+            let prev = seen.insert(n, r.offset());
+            assert!(prev.is_none(), "{what}: id {n} stored twice");
+        }
+    }
+    for (id, o) in acked {
+        assert_eq!(seen.get(id), Some(o), "{what}: acknowledged id {id} lost");
+    }
+}
+
+#[test]
+fn dedup_kill9_loop() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let iters: u32 = std::env::var("SPOOL_KILL9_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+        | 1;
+    println!("dedup kill9: seed {seed}, {iters} kills");
+    let mut rng = common::Xorshift(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dir = tmp.path().to_path_buf();
+    let mut acked: HashMap<u64, u64> = HashMap::new();
+    let mut retried = 0u64;
+    for iter in 0..iters {
+        if iter % GENERATIONS_PER_STORE == 0 {
+            dir = tmp.path().join(format!("store-{iter}"));
+            acked.clear();
+        }
+        let mut child = Reaper(
+            rerun("dedup_kill9_child")
+                .env(CHILD_ENV, &dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn child"),
+        );
+        let stdout = child.0.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix(MARK) {
+                    if tx.send(rest.to_string()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        // Wait for the child to start opening; kill during the open now
+        // and then, else after it is sending.
+        let first = rx.recv_timeout(Duration::from_secs(60));
+        if rng.below(10) == 0 {
+            std::thread::sleep(Duration::from_micros(rng.below(3_000)));
+        } else {
+            while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+                if line == "ready" {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_micros(2_000 + rng.below(60_000)));
+        }
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        drop(first);
+        let _ = reader.join();
+        let what = format!("kill {iter} (seed {seed})");
+        for line in rx.try_iter() {
+            let mut parts = line.split(' ');
+            let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Ok(id), Ok(offset)) = (a.parse::<u64>(), b.parse::<u64>()) else {
+                continue;
+            };
+            match acked.get(&id) {
+                Some(&o) => {
+                    assert_eq!(offset, o, "{what}: retry of id {id} got another offset");
+                    retried += 1;
+                }
+                None => {
+                    acked.insert(id, offset);
+                }
+            }
+        }
+        check_store(&dir, &acked, &what);
+    }
+    assert!(retried > 0, "no child retried an acknowledged id");
+}
