@@ -173,6 +173,10 @@ fn decode<T: MessageType, C: Codec>(delivery: Delivery) -> TypedDelivery<T> {
     TypedDelivery { delivery, value }
 }
 
+/// Why a payload did not decode: the schema version its envelope gave (if
+/// it is an envelope), and the [`Error::Decode`].
+type Undecoded = (Option<u32>, Error);
+
 /// A typed message leased to the receiver: the decoded value (or why it
 /// does not decode) and the [`Delivery`], to acknowledge or give back as
 /// any other. A message that does not decode comes as one too, so that it
@@ -214,7 +218,7 @@ pub struct TypedDelivery<T> {
     /// decodes), and the value or the decode error.
     /// The error is boxed: a delivery that decodes (nearly all) moves
     /// through the receive without the size of an [`Error`].
-    value: std::result::Result<(u32, T), Box<(Option<u32>, Error)>>,
+    value: std::result::Result<(u32, T), Box<Undecoded>>,
 }
 
 impl<T> TypedDelivery<T> {
