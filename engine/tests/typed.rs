@@ -718,3 +718,53 @@ proptest! {
         }
     }
 }
+
+/// Attributes set on an owned or typed message reach the record as they
+/// would from a `Message`: a typed message with an id is deduplicated, one
+/// scheduled for later is not delivered yet, and an owned one converted
+/// back keeps them all.
+#[test]
+fn owned_and_typed_messages_carry_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), spool::Options::default()).unwrap();
+    let orders = store.typed_stream::<OrderV1>("orders").unwrap();
+    let o = OrderV1 {
+        id: 1,
+        item: "tea".into(),
+    };
+    let m = spool::TypedMessage::new(&o)
+        .unwrap()
+        .id("order-1")
+        .group("table-7");
+    let first = orders.send_message(&m).unwrap();
+    assert_eq!(orders.send_message(&m).unwrap(), first, "deduplicated");
+    let later = spool::TypedMessage::new(&o)
+        .unwrap()
+        .deliver_after(Duration::from_secs(3600))
+        .ttl(Duration::from_secs(7200));
+    orders.send_message(&later).unwrap();
+    let r = orders.stream().read(first).unwrap().unwrap();
+    assert_eq!(r.message_id(), Some(&b"order-1"[..]));
+    assert_eq!(r.group(), Some(&b"table-7"[..]));
+    let r = orders.stream().read(first + 1).unwrap().unwrap();
+    assert!(r.deliver_at().is_some() && r.expires_at().is_some());
+    let c = orders.consumer("c").unwrap();
+    let d = c.try_receive().unwrap().unwrap();
+    assert_eq!(d.value().unwrap(), &o);
+    d.ack().unwrap();
+    assert!(
+        c.try_receive().unwrap().is_none(),
+        "the scheduled one waits"
+    );
+
+    let owned = OwnedMessage::new(b"x".to_vec())
+        .id("k")
+        .group("g")
+        .ttl(Duration::from_secs(5));
+    let back = OwnedMessage::from(owned.as_message());
+    assert_eq!(back, owned);
+    let plain = store.stream("plain").unwrap();
+    let at = plain.send_message(owned.as_message()).unwrap();
+    assert_eq!(plain.send_batch([&owned]).unwrap(), vec![at]);
+    assert_eq!(plain.stats().messages(), 1);
+}

@@ -1,6 +1,7 @@
 //! [`OwnedMessage`]: a message that owns its payload and headers.
 
-use crate::message::Message;
+use crate::message::{Message, When};
+use std::time::{Duration, SystemTime};
 
 /// A message that owns its parts: a payload, headers and a priority. Where
 /// a [`Message`] borrows (so a payload serialized in a loop must outlive
@@ -39,6 +40,10 @@ pub struct OwnedMessage {
     payload: Vec<u8>,
     headers: Vec<(String, Vec<u8>)>,
     priority: u8,
+    deliver: Option<When>,
+    expires: Option<When>,
+    id: Option<Vec<u8>>,
+    group: Option<Vec<u8>>,
 }
 
 impl OwnedMessage {
@@ -48,6 +53,10 @@ impl OwnedMessage {
             payload: payload.into(),
             headers: Vec::new(),
             priority: 0,
+            deliver: None,
+            expires: None,
+            id: None,
+            group: None,
         }
     }
 
@@ -61,6 +70,44 @@ impl OwnedMessage {
     /// Sets the priority level (as [`Message::priority`]).
     pub fn priority(mut self, priority: u8) -> OwnedMessage {
         self.priority = priority;
+        self
+    }
+
+    /// Not delivered before `at` (as [`Message::deliver_at`]).
+    pub fn deliver_at(mut self, at: SystemTime) -> OwnedMessage {
+        self.deliver = Some(When::At(at));
+        self
+    }
+
+    /// Not delivered before `delay` after the send (as
+    /// [`Message::deliver_after`]).
+    pub fn deliver_after(mut self, delay: Duration) -> OwnedMessage {
+        self.deliver = Some(When::After(delay));
+        self
+    }
+
+    /// Never delivered at or after `at` (as [`Message::expires_at`]).
+    pub fn expires_at(mut self, at: SystemTime) -> OwnedMessage {
+        self.expires = Some(When::At(at));
+        self
+    }
+
+    /// Never delivered once `ttl` has passed since the send (as
+    /// [`Message::ttl`]).
+    pub fn ttl(mut self, ttl: Duration) -> OwnedMessage {
+        self.expires = Some(When::After(ttl));
+        self
+    }
+
+    /// A deduplication id (as [`Message::id`]).
+    pub fn id(mut self, id: impl AsRef<[u8]>) -> OwnedMessage {
+        self.id = Some(id.as_ref().to_vec());
+        self
+    }
+
+    /// A message group (as [`Message::group`]).
+    pub fn group(mut self, group: impl AsRef<[u8]>) -> OwnedMessage {
+        self.group = Some(group.as_ref().to_vec());
         self
     }
 
@@ -90,6 +137,10 @@ impl OwnedMessage {
         for (k, v) in &self.headers {
             m = m.header(k, &v[..]);
         }
+        m.attrs.deliver = self.deliver;
+        m.attrs.expires = self.expires;
+        m.attrs.id = self.id.as_deref();
+        m.attrs.group = self.group.as_deref();
         m
     }
 }
@@ -111,6 +162,10 @@ impl From<Message<'_>> for OwnedMessage {
                 .map(|(k, v)| (k.to_string(), v.to_vec()))
                 .collect(),
             priority: m.priority,
+            deliver: m.attrs.deliver,
+            expires: m.attrs.expires,
+            id: m.attrs.id.map(<[u8]>::to_vec),
+            group: m.attrs.group.map(<[u8]>::to_vec),
         }
     }
 }

@@ -391,6 +391,44 @@ impl<T: MessageType, C: Codec> TypedMessage<T, C> {
         self
     }
 
+    /// Not delivered before `at` (as [`Message::deliver_at`]).
+    pub fn deliver_at(mut self, at: std::time::SystemTime) -> Self {
+        self.message = self.message.deliver_at(at);
+        self
+    }
+
+    /// Not delivered before `delay` after the send (as
+    /// [`Message::deliver_after`]).
+    pub fn deliver_after(mut self, delay: std::time::Duration) -> Self {
+        self.message = self.message.deliver_after(delay);
+        self
+    }
+
+    /// Never delivered at or after `at` (as [`Message::expires_at`]).
+    pub fn expires_at(mut self, at: std::time::SystemTime) -> Self {
+        self.message = self.message.expires_at(at);
+        self
+    }
+
+    /// Never delivered once `ttl` has passed since the send (as
+    /// [`Message::ttl`]).
+    pub fn ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.message = self.message.ttl(ttl);
+        self
+    }
+
+    /// A deduplication id (as [`Message::id`]).
+    pub fn id(mut self, id: impl AsRef<[u8]>) -> Self {
+        self.message = self.message.id(id);
+        self
+    }
+
+    /// A message group (as [`Message::group`]).
+    pub fn group(mut self, group: impl AsRef<[u8]>) -> Self {
+        self.message = self.message.group(group);
+        self
+    }
+
     /// The message as it will be sent: the envelope and encoded value as
     /// payload, the headers, the priority.
     pub fn message(&self) -> &OwnedMessage {
