@@ -33,7 +33,9 @@ pub struct Message<'a> {
     pub(crate) payload: &'a [u8],
     pub(crate) headers: Vec<(&'a str, &'a [u8])>,
     pub(crate) priority: u8,
-    pub(crate) attrs: MessageAttrs<'a>,
+    /// Boxed: a message without attributes (nearly all) stays small, and
+    /// a batch's walks move less.
+    pub(crate) attrs: Option<Box<MessageAttrs<'a>>>,
 }
 
 /// A moment given absolutely or as a span from the send.
@@ -75,7 +77,7 @@ impl<'a> Message<'a> {
             payload: payload.as_ref(),
             headers: Vec::new(),
             priority: 0,
-            attrs: MessageAttrs::default(),
+            attrs: None,
         }
     }
 
@@ -142,7 +144,7 @@ impl<'a> Message<'a> {
     /// beyond, or before 1970, the send fails with
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
     pub fn deliver_at(mut self, at: SystemTime) -> Self {
-        self.attrs.deliver = Some(When::At(at));
+        self.attrs_mut().deliver = Some(When::At(at));
         self
     }
 
@@ -173,7 +175,7 @@ impl<'a> Message<'a> {
     /// }
     /// ```
     pub fn deliver_after(mut self, delay: Duration) -> Self {
-        self.attrs.deliver = Some(When::After(delay));
+        self.attrs_mut().deliver = Some(When::After(delay));
         self
     }
 
@@ -181,7 +183,7 @@ impl<'a> Message<'a> {
     /// (`expired` in the consumer's stats) and, for a consumer with a
     /// dead-letter stream, moved there with reason `expired`.
     pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.attrs.expires = Some(When::At(at));
+        self.attrs_mut().expires = Some(When::At(at));
         self
     }
 
@@ -190,7 +192,7 @@ impl<'a> Message<'a> {
     /// [`ATTRIBUTE_SPAN_MAX`], fails the send with
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.attrs.expires = Some(When::After(ttl));
+        self.attrs_mut().expires = Some(When::After(ttl));
         self
     }
 
@@ -219,7 +221,7 @@ impl<'a> Message<'a> {
     /// }
     /// ```
     pub fn id(mut self, id: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
-        self.attrs.id = Some(id.as_ref());
+        self.attrs_mut().id = Some(id.as_ref());
         self
     }
 
@@ -227,8 +229,24 @@ impl<'a> Message<'a> {
     /// consumer hold at most one leased message of a group at a time, in
     /// the group's order; different groups go in parallel.
     pub fn group(mut self, group: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
-        self.attrs.group = Some(group.as_ref());
+        self.attrs_mut().group = Some(group.as_ref());
         self
+    }
+
+    /// The attributes set (all `None` for a message without).
+    #[inline]
+    pub(crate) fn attrs(&self) -> &MessageAttrs<'a> {
+        const NONE: &MessageAttrs<'static> = &MessageAttrs {
+            deliver: None,
+            expires: None,
+            id: None,
+            group: None,
+        };
+        self.attrs.as_deref().unwrap_or(NONE)
+    }
+
+    fn attrs_mut(&mut self) -> &mut MessageAttrs<'a> {
+        self.attrs.get_or_insert_with(Box::default)
     }
 
     /// The payload.

@@ -49,7 +49,7 @@ impl Stream {
     pub(super) fn append_guarded<'m>(&self, all: Vec<Message<'m>>) -> Result<Appended> {
         let _capacity = self.inner.capacity.as_ref().map(lock);
         let mut window = match &self.inner.dedup {
-            Some(w) if all.iter().any(|m| m.attrs.id.is_some()) => Some(lock(w)),
+            Some(w) if all.iter().any(|m| m.attrs().id.is_some()) => Some(lock(w)),
             _ => None,
         };
         let now = now_us();
@@ -60,7 +60,7 @@ impl Stream {
         let mut stored: Vec<&Message<'m>> = Vec::with_capacity(all.len());
         let mut first: HashMap<&[u8], usize> = HashMap::new();
         for (i, m) in all.iter().enumerate() {
-            if let (Some(w), Some(id)) = (window.as_mut(), m.attrs.id) {
+            if let (Some(w), Some(id)) = (window.as_mut(), m.attrs().id) {
                 if let Some(seen) = w.get(id, now) {
                     fates.push(Fate::Known(seen));
                     continue;
@@ -103,7 +103,7 @@ impl Stream {
             let offset = match *fate {
                 Fate::Store(k) => {
                     let offset = stored_offsets.get(k).copied().unwrap_or(0);
-                    if let (Some(w), Some(id)) = (window.as_mut(), m.attrs.id) {
+                    if let (Some(w), Some(id)) = (window.as_mut(), m.attrs().id) {
                         w.insert(
                             id,
                             Seen {
@@ -158,12 +158,13 @@ impl Stream {
         shape: super::send::Shape<'_>,
     ) -> Result<u64> {
         let capacity = self.inner.capacity.as_ref().map(lock);
-        let mut window = match (&self.inner.dedup, msg.attrs.id) {
+        let msg_id = msg.attrs().id;
+        let mut window = match (&self.inner.dedup, msg_id) {
             (Some(w), Some(_)) => Some(lock(w)),
             _ => None,
         };
         let bucket = &self.inner.buckets[msg.priority as usize];
-        if let (Some(w), Some(id)) = (window.as_mut(), msg.attrs.id) {
+        if let (Some(w), Some(id)) = (window.as_mut(), msg_id) {
             let now = now_us();
             w.load(&self.inner.buckets, now)?;
             if let Some(seen) = w.get(id, now) {
@@ -189,7 +190,7 @@ impl Stream {
         };
         let (range, ts) = bucket.append_stamped(std::iter::once(Ok(p)), stored)?;
         drop(hold);
-        if let (Some(w), Some(id)) = (window.as_mut(), msg.attrs.id) {
+        if let (Some(w), Some(id)) = (window.as_mut(), msg_id) {
             let seen = Seen {
                 priority: msg.priority,
                 offset: range.start,

@@ -22,14 +22,15 @@ use std::time::{Duration, UNIX_EPOCH};
 const LEVELS: usize = PRIORITIES_MAX as usize;
 
 /// What the checks found of a message.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(super) struct Shape<'a> {
     /// Bytes of its encoded header section (attributes included).
     pub(super) hdr_len: usize,
     /// The payload goes to a blob; the record carries its reference.
     claim: bool,
-    /// Its attributes, times resolved.
-    pub(super) attrs: Attributes<'a>,
+    /// Its attributes, times resolved (boxed: `None` for a message
+    /// without, which keeps the shape and the record to write small).
+    pub(super) attrs: Option<Box<Attributes<'a>>>,
     /// It goes through the guarded path (`guarded.rs`): it has an id the
     /// stream deduplicates, or the stream is bounded.
     pub(super) guarded: bool,
@@ -38,15 +39,15 @@ pub(super) struct Shape<'a> {
 impl Shape<'_> {
     /// The record flags the message's record gets, but the claim check's.
     pub(super) fn attribute_flags(&self) -> u16 {
-        if self.attrs.is_empty() {
-            0
-        } else {
+        if self.attrs.is_some() {
             FLAG_ATTRIBUTES
+        } else {
+            0
         }
     }
 
     /// Bytes the message's record takes in a segment.
-    pub(super) fn stored_len(self, payload_len: usize) -> u64 {
+    pub(super) fn stored_len(&self, payload_len: usize) -> u64 {
         let body = if self.claim {
             CLAIM_CHECK_BYTES
         } else {
@@ -176,7 +177,7 @@ impl Stream {
             hdr_len: 0,
             body: payload,
             flags: 0,
-            attrs: Attributes::default(),
+            attrs: None,
         };
         let bytes = p.stored_len();
         let range = bucket.append(std::iter::once(Ok(p)), bytes)?;
@@ -634,18 +635,21 @@ impl Stream {
             })?
         };
         let mut guarded = self.inner.bounded();
-        let attrs = if m.attrs.is_empty() {
-            Attributes::default()
-        } else {
-            let attrs = resolve(&m.attrs, now_us())?;
-            guarded |= attrs.message_id.is_some() && self.inner.deduplicates();
-            hdr_len += attrs.encoded_len();
-            if hdr_len > headers::HEADERS_BYTES_MAX {
-                return Err(Error::InvalidHeaders {
-                    reason: "the headers and the attributes together are longer than 65,535 bytes",
-                });
+        let attrs = match m.attrs.as_deref() {
+            None => None,
+            Some(a) if a.is_empty() => None,
+            Some(a) => {
+                let attrs = resolve(a, now_us())?;
+                guarded |= attrs.message_id.is_some() && self.inner.deduplicates();
+                hdr_len += attrs.encoded_len();
+                if hdr_len > headers::HEADERS_BYTES_MAX {
+                    return Err(Error::InvalidHeaders {
+                        reason:
+                            "the headers and the attributes together are longer than 65,535 bytes",
+                    });
+                }
+                Some(Box::new(attrs))
             }
-            attrs
         };
         let claim = m.payload.len() as u64 > self.inner.config.claim_check_threshold;
         let body = if claim {

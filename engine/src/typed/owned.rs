@@ -1,6 +1,6 @@
 //! [`OwnedMessage`]: a message that owns its payload and headers.
 
-use crate::message::{Message, When};
+use crate::message::{Message, MessageAttrs, When};
 use std::time::{Duration, SystemTime};
 
 /// A message that owns its parts: a payload, headers and a priority. Where
@@ -137,10 +137,18 @@ impl OwnedMessage {
         for (k, v) in &self.headers {
             m = m.header(k, &v[..]);
         }
-        m.attrs.deliver = self.deliver;
-        m.attrs.expires = self.expires;
-        m.attrs.id = self.id.as_deref();
-        m.attrs.group = self.group.as_deref();
+        if self.deliver.is_some()
+            || self.expires.is_some()
+            || self.id.is_some()
+            || self.group.is_some()
+        {
+            m.attrs = Some(Box::new(MessageAttrs {
+                deliver: self.deliver,
+                expires: self.expires,
+                id: self.id.as_deref(),
+                group: self.group.as_deref(),
+            }));
+        }
         m
     }
 }
@@ -162,10 +170,10 @@ impl From<Message<'_>> for OwnedMessage {
                 .map(|(k, v)| (k.to_string(), v.to_vec()))
                 .collect(),
             priority: m.priority,
-            deliver: m.attrs.deliver,
-            expires: m.attrs.expires,
-            id: m.attrs.id.map(<[u8]>::to_vec),
-            group: m.attrs.group.map(<[u8]>::to_vec),
+            deliver: m.attrs().deliver,
+            expires: m.attrs().expires,
+            id: m.attrs().id.map(<[u8]>::to_vec),
+            group: m.attrs().group.map(<[u8]>::to_vec),
         }
     }
 }

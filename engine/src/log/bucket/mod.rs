@@ -8,7 +8,7 @@ use super::Record;
 use crate::ctx::{now_us, Ctx};
 use crate::format::attributes::Attributes;
 use crate::format::headers;
-use crate::format::record::{self, RecordHeader, FLAG_ATTRIBUTES};
+use crate::format::record::{self, RecordHeader};
 use crate::format::segment::SEGMENT_HEADER_BYTES;
 use crate::group_commit::GroupCommit;
 use crate::io::{self, EntryKind};
@@ -85,7 +85,7 @@ pub(crate) struct Prepared<'a> {
     /// Record flags (`FLAG_CLAIM_CHECK`, `FLAG_ATTRIBUTES`).
     pub flags: u16,
     /// The attributes, written before the headers (with `FLAG_ATTRIBUTES`).
-    pub attrs: Attributes<'a>,
+    pub attrs: Option<Box<Attributes<'a>>>,
 }
 
 impl Prepared<'_> {
@@ -345,10 +345,9 @@ impl Bucket {
                     &h,
                     m.hdr_len,
                     |out| {
-                        let at = if m.flags & FLAG_ATTRIBUTES != 0 {
-                            m.attrs.encode_into(out)
-                        } else {
-                            0
+                        let at = match &m.attrs {
+                            Some(a) => a.encode_into(out),
+                            None => 0,
                         };
                         headers::encode_into(&mut out[at..], m.headers.iter().copied())
                     },
