@@ -214,6 +214,14 @@ enum Handed {
     Doomed(Doomed),
 }
 
+/// What [`Consumer::gate_attributes`] decided.
+enum Gated {
+    /// On to the lease (or, if dead, to the dead-letter stream).
+    Go(Record),
+    /// Handled: parked or doomed.
+    Done(Handed),
+}
+
 /// What a message's attributes say a take does with it now.
 enum Gate {
     Deliver,
@@ -818,23 +826,16 @@ impl Consumer {
         run: &mut FreshRun,
     ) -> Result<Handed> {
         let hot = st.hot;
-        if record.has_attributes() {
-            match gate(st, p, taken, &record, now) {
-                Gate::Deliver => {}
-                Gate::Parked => return Ok(Handed::Parked),
-                Gate::Expired => return self.doom(st, p, taken, record, true).map(Handed::Doomed),
+        let record = if record.has_attributes() {
+            match self.gate_attributes(st, p, taken, record, now)? {
+                Gated::Go(record) => record,
+                Gated::Done(handed) => return Ok(handed),
             }
-        }
+        } else {
+            record
+        };
         if hot.is_dead(taken.attempts) {
             return self.doom(st, p, taken, record, false).map(Handed::Doomed);
-        }
-        if record.has_attributes() {
-            if let Some(g) = record.attributes().group {
-                if st.groups.admit((p as u8, taken.offset), g) == Admit::Wait {
-                    st.buckets[p].park_grouped(taken.offset);
-                    return Ok(Handed::Parked);
-                }
-            }
         }
         let lease = self.handle.inner.next_lease.fetch_add(1, Ordering::Relaxed);
         let deadline = saturating_deadline(now, hot.visibility_timeout);
@@ -864,6 +865,42 @@ impl Consumer {
             attempt,
         });
         Ok(Handed::Leased)
+    }
+
+    /// What a message's attributes decide before it is leased: parked
+    /// (not due, or its group held by another), expired (doomed), dead
+    /// (left to the caller, which dooms it as it dooms any message past
+    /// `max_deliveries`), or go. Out of line: a message without attributes
+    /// never comes here, and the receive path stays as small as it was.
+    #[cold]
+    #[inline(never)]
+    fn gate_attributes(
+        &self,
+        st: &mut State,
+        p: usize,
+        taken: state::Taken,
+        record: Record,
+        now: Instant,
+    ) -> Result<Gated> {
+        match gate(st, p, taken, &record, now) {
+            Gate::Deliver => {}
+            Gate::Parked => return Ok(Gated::Done(Handed::Parked)),
+            Gate::Expired => {
+                return self
+                    .doom(st, p, taken, record, true)
+                    .map(|d| Gated::Done(Handed::Doomed(d)))
+            }
+        }
+        if st.hot.is_dead(taken.attempts) {
+            return Ok(Gated::Go(record));
+        }
+        if let Some(g) = record.attributes().group {
+            if st.groups.admit((p as u8, taken.offset), g) == Admit::Wait {
+                st.buckets[p].park_grouped(taken.offset);
+                return Ok(Gated::Done(Handed::Parked));
+            }
+        }
+        Ok(Gated::Go(record))
     }
 
     /// Journals the first deliveries of `run` (and empties it): one

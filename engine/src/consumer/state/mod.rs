@@ -318,6 +318,7 @@ impl BucketState {
     }
 
     /// Leases a taken message; returns its attempt number.
+    #[inline]
     pub(crate) fn lease(&mut self, offset: u64, lease: u64, deadline: Instant) -> u32 {
         let Some(s) = self.slot_mut(offset) else {
             return 0;
