@@ -298,3 +298,36 @@ fn a_first_read_of_a_segment_being_deleted_is_not_retained() {
         pass.join().unwrap().unwrap();
     });
 }
+
+/// Messages that `max_bytes` deleted before a consumer acknowledged them
+/// are counted as skipped when the pass deletes them, and checkpointed: an
+/// `ack_up_to` journaled afterwards that covers them cannot hide them from
+/// the count a reopen makes.
+#[test]
+fn skips_by_size_are_counted_at_the_pass_and_survive_an_ack_up_to_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let end;
+    let skipped;
+    {
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let s = store
+            .create_stream("s", StreamConfig::default().max_bytes(3 * SEG))
+            .unwrap();
+        let c = s.consumer("lazy").unwrap();
+        fill(&s, 6);
+        s.apply_retention().unwrap();
+        let first = s.stats().buckets[0].first_offset;
+        assert!(first > 0, "retention deleted something");
+        skipped = c.stats().skipped;
+        assert_eq!(skipped, first, "counted when the pass deleted them");
+        end = s.stats().buckets[0].end_offset;
+        c.ack_up_to(0, end - 1).unwrap();
+        assert_eq!(c.stats().skipped, skipped);
+        drop((c, s));
+        store.close().unwrap();
+    }
+    let store = Store::open(dir.path(), opts()).unwrap();
+    let c = store.stream("s").unwrap().consumer("lazy").unwrap();
+    assert_eq!(c.stats().skipped, skipped, "the same count after a reopen");
+    assert_eq!(c.stats().buckets[0].ack_floor, end);
+}

@@ -76,6 +76,19 @@ impl StreamInner {
                 );
             }
         }
+        if freed > 0 && (self.config.max_age.is_some() || self.config.max_bytes.is_some()) {
+            // Age and size may delete what a consumer had not acknowledged:
+            // it is moved past them and counts them as skipped now, with a
+            // checkpoint (as a purge does), so that an ack journaled later
+            // that covers them cannot hide them from the count an open
+            // makes. A consumer that skipped nothing writes nothing; one
+            // whose checkpoint fails (a full disk) counts them at its next
+            // read, as before, and the pass still succeeds: it freed space.
+            let logs: Vec<_> = (0..self.priorities()).map(|p| self.log_range(p)).collect();
+            for c in &consumers {
+                let _ = c.clamp_to(&logs);
+            }
+        }
         Ok(freed)
     }
 }
