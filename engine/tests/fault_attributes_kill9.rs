@@ -19,11 +19,9 @@
 
 pub mod common;
 
-use common::process::{open_retry, rerun, Reaper};
+use common::process::{open_retry, rerun, say_to_parent, spawn_marked};
 use spool::{dead_letter_headers, ConsumerConfig, Durability, Message, Options, Store};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 const CHILD_ENV: &str = "SPOOL_AK9_CHILD";
@@ -74,12 +72,7 @@ fn attr_kill9_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let out = std::io::stdout();
-    let mut out = out.lock();
-    let mut say = |line: String| {
-        write!(out, "\n{MARK}{line}\n").expect("write to parent");
-        out.flush().expect("flush to parent");
-    };
+    let say = |line: String| say_to_parent(MARK, &line);
     let store = Store::open(&dir, options()).expect("child: open");
     let c = store
         .stream("q")
@@ -145,27 +138,8 @@ fn kill9_with_scheduled_expiring_and_grouped_messages() {
             }
             store.close().expect("close");
         }
-        let mut child = Reaper(
-            rerun("attr_kill9_child")
-                .env(CHILD_ENV, dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn"),
-        );
-        let stdout = child.0.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix(MARK) {
-                    if tx.send(rest.to_string()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let (mut child, rx, reader) =
+            spawn_marked(rerun("attr_kill9_child").env(CHILD_ENV, dir), MARK);
         // The kill comes 0..40 ms after the child is ready (or at once).
         x ^= x << 13;
         x ^= x >> 7;

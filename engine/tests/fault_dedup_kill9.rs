@@ -16,13 +16,10 @@
 
 pub mod common;
 
-use common::process::{open_retry, rerun, Reaper};
+use common::process::{open_retry, rerun, say_to_parent, spawn_marked};
 use spool::{Durability, Message, Options, Store};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "SPOOL_DEDUP_KILL9_CHILD";
@@ -51,12 +48,7 @@ fn dedup_kill9_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let out = std::io::stdout();
-    let mut out = out.lock();
-    let mut say = |line: String| {
-        write!(out, "\n{MARK}{line}\n").expect("write to parent");
-        out.flush().expect("flush to parent");
-    };
+    let say = |line: String| say_to_parent(MARK, &line);
     say("opening".into());
     let store = Store::open(Path::new(&dir), options()).expect("child open");
     let s = store.stream("s").expect("stream");
@@ -133,27 +125,8 @@ fn dedup_kill9_loop() {
             dir = tmp.path().join(format!("store-{iter}"));
             acked.clear();
         }
-        let mut child = Reaper(
-            rerun("dedup_kill9_child")
-                .env(CHILD_ENV, &dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn child"),
-        );
-        let stdout = child.0.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix(MARK) {
-                    if tx.send(rest.to_string()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let (mut child, rx, reader) =
+            spawn_marked(rerun("dedup_kill9_child").env(CHILD_ENV, &dir), MARK);
         // Wait for the child to start opening; kill during the open now
         // and then, else after it is sending.
         let first = rx.recv_timeout(Duration::from_secs(60));

@@ -64,3 +64,51 @@ pub fn with_descriptor_limit(cmd: &Command, n: u32) -> Command {
     }
     sh
 }
+
+/// The child side of a test with several processes: writes `line` to the
+/// parent on a line of its own after `mark` (test output around it is
+/// ignored), flushed at once so that a SIGKILL right after loses nothing
+/// said.
+pub fn say_to_parent(mark: &str, line: &str) {
+    use std::io::Write;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    write!(out, "\n{mark}{line}\n").expect("write to parent");
+    out.flush().expect("flush to parent");
+}
+
+/// The parent side: starts `cmd` with its output piped and returns the
+/// child (killed and reaped when dropped), the lines it said with `mark`
+/// (see [`say_to_parent`]), without the mark, as they come, and the thread
+/// reading them (it ends when the child's output closes).
+pub fn spawn_marked(
+    cmd: &mut Command,
+    mark: &'static str,
+) -> (
+    Reaper,
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Reaper(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix(mark) {
+                if tx.send(rest.to_string()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (child, rx, reader)
+}
