@@ -543,8 +543,15 @@ fn judge_active(
              next open keeps every record that scans)",
         ));
     }
-    let verdict = scan::judge_active(scan, state).and_then(|()| scan::next_epoch(scan, state));
-    match (verdict, scan.stop.reason()) {
+    if scan::next_epoch(scan, state) > scan::EPOCH_WORN {
+        problems.push(Problem::warn(
+            path,
+            Some(STATE_OFFSET as u64),
+            "segment epoch at its limit (a damaged but checksummed header or record): the next \
+             append starts a new segment",
+        ));
+    }
+    match (scan::judge_active(scan, state), scan.stop.reason()) {
         (Err(d), _) => {
             problems.push(damage(path, d));
             ScanEnd::Damaged

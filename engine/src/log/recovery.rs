@@ -142,7 +142,7 @@ pub(crate) fn recover_active(
     // (never written, or written and not yet allocated) read as zeros and
     // are skipped: the check reads what was written, not the segment size.
     let clean = scan::closed_cleanly(&scan, raw.state);
-    let epoch = scan::next_epoch(&scan, raw.state).map_err(damaged)?;
+    let epoch = scan::next_epoch(&scan, raw.state);
     if !clean {
         let runs = nonzero_runs_outside_holes(&raw, end, len)?;
         if let Some(first) = runs.first().cloned() {
@@ -206,5 +206,8 @@ pub(crate) fn recover_active(
     .map_err(|e| Error::io("sync", &path, e))?;
     let positions = scan.positions;
     raw.map.read_ahead(true);
-    Ok((raw.into_writer(&positions, end as u64, epoch), true))
+    // A worn segment's epoch is never durable for records: the first append
+    // replaces the segment or rolls past it (see `Bucket::raise_epoch`).
+    let durable = epoch <= scan::EPOCH_WORN;
+    Ok((raw.into_writer(&positions, end as u64, epoch), durable))
 }

@@ -9,7 +9,7 @@
 use crate::format::record::{self, DecodeError};
 use crate::format::segment::{
     HeaderDecodeError, SegmentHeader, SegmentState, BASE_OFFSET_OFFSET, BUCKET_OFFSET,
-    SEGMENT_HEADER_BYTES, STATE_OFFSET,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::limits::SEGMENT_BYTES_LIMIT;
 use std::ops::Range;
@@ -227,20 +227,22 @@ pub(crate) fn closed_cleanly(scan: &Scan, state: Option<SegmentState>) -> bool {
     matches!(state, Some(s) if s.clean && s.synced_end == scan.end) && scan.stop == ScanStop::End
 }
 
+/// Above this epoch a segment is worn: its writer appends nothing to it and
+/// starts a new segment (at epoch 1) before its first record (see
+/// `Bucket::raise_epoch`). One open or recovery raises the epoch by one, so
+/// only a damaged (CRC-valid but absurd) header or record gets here; such a
+/// segment is still read whole, and nothing is refused because of it.
+pub(crate) const EPOCH_WORN: u32 = u32::MAX / 2;
+
 /// The epoch of the next writer of an active segment: above the header's
-/// and every record's.
-pub(crate) fn next_epoch(scan: &Scan, state: Option<SegmentState>) -> Result<u32, Damage> {
-    let epoch = u64::from(state.map(|s| s.epoch).unwrap_or(0).max(scan.max_epoch)) + 1;
-    // Two billion recoveries of one segment never happen: an epoch beyond
-    // that is a damaged (CRC-valid but absurd) header or record, refused at
-    // once rather than when the counter runs out some opens later.
-    if epoch > u64::from(u32::MAX / 2) {
-        return Err(Damage::at(
-            STATE_OFFSET as u64,
-            "segment epoch out of range",
-        ));
-    }
-    Ok(epoch as u32)
+/// and every record's, saturating at `u32::MAX` (a worn segment's writer,
+/// above [`EPOCH_WORN`], writes no record of its epoch).
+pub(crate) fn next_epoch(scan: &Scan, state: Option<SegmentState>) -> u32 {
+    state
+        .map(|s| s.epoch)
+        .unwrap_or(0)
+        .max(scan.max_epoch)
+        .saturating_add(1)
 }
 
 /// The verdict on the scan of a sealed segment: every record must be valid,
@@ -533,13 +535,16 @@ mod tests {
         assert_eq!(d.position, 2048);
         assert!(d.reason.contains("checksum"), "{}", d.reason);
         assert_eq!(judge_active(&stopped, None), Ok(()));
-        assert_eq!(next_epoch(&stopped, state(0)), Ok(4));
-        let absurd = Some(SegmentState {
-            epoch: u32::MAX / 2,
-            synced_end: 0,
-            clean: false,
-        });
-        assert!(next_epoch(&stopped, absurd).is_err());
+        assert_eq!(next_epoch(&stopped, state(0)), 4);
+        let absurd = |epoch| {
+            Some(SegmentState {
+                epoch,
+                synced_end: 0,
+                clean: false,
+            })
+        };
+        assert_eq!(next_epoch(&stopped, absurd(EPOCH_WORN)), EPOCH_WORN + 1);
+        assert_eq!(next_epoch(&stopped, absurd(u32::MAX)), u32::MAX);
         assert!(judge_sealed(&stopped, None).is_err());
     }
 }

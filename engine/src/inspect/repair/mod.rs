@@ -380,7 +380,7 @@ impl Inspector<'_> {
         };
         let recovery = active_scan(&bytes).and_then(|(header, state, s)| {
             scan::judge_active(&s, state)?;
-            let epoch = scan::next_epoch(&s, state)?;
+            let epoch = scan::next_epoch(&s, state);
             let runs = if scan::closed_cleanly(&s, state) {
                 Vec::new()
             } else {
@@ -440,7 +440,7 @@ impl Inspector<'_> {
                         s.end
                     )));
                 }
-                let epoch = scan::next_epoch(&s, state).map_err(|d| refuse(d.reason))?;
+                let epoch = scan::next_epoch(&s, state);
                 let runs = runs_from(&bytes, f.position);
                 let action = cut_action(
                     &seg.path,

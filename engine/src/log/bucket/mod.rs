@@ -430,9 +430,12 @@ impl Bucket {
         }
         if w.count > 0 {
             if !w.epoch_durable {
+                // (This rolls a worn segment already.)
                 self.raise_epoch(&mut w)?;
             }
-            self.roll(&mut w)?;
+            if w.count > 0 {
+                self.roll(&mut w)?;
+            }
         }
         Ok(w.next_offset())
     }
@@ -457,8 +460,22 @@ impl Bucket {
     /// (and loses its clean flag) durably before any record of that epoch
     /// is written, so stale bytes a later crash leaves can never pass for
     /// records of it. A failed sync poisons the store.
+    ///
+    /// A worn segment (its epoch above `scan::EPOCH_WORN`, from a damaged
+    /// header or record) gets no record of its epoch: it is rolled past
+    /// when it holds records, and replaced by a fresh segment of the same
+    /// base when it holds none (the file is renamed over, atomically).
     #[cold]
     fn raise_epoch(&self, w: &mut Writer) -> Result<()> {
+        if w.active.seg_epoch() > scan::EPOCH_WORN {
+            if w.count > 0 {
+                self.roll(w)?;
+            } else {
+                self.replace_empty_active(w)?;
+            }
+            w.epoch_durable = true;
+            return Ok(());
+        }
         let seg = &w.active.seg;
         if let Err(e) = self
             .ctx
@@ -468,6 +485,23 @@ impl Bucket {
             return Err(Error::io("sync", &seg.path, e));
         }
         w.epoch_durable = true;
+        Ok(())
+    }
+
+    /// Replaces the active segment, which holds no record, by a new empty
+    /// one of the same base (see `raise_epoch`).
+    #[cold]
+    fn replace_empty_active(&self, w: &mut Writer) -> Result<()> {
+        let base = w.active.seg.base;
+        let new = Segment::create(&self.ctx, &self.dir, self.priority, base, 1, w.last_ts)?;
+        {
+            let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
+            let last = segs.len() - 1;
+            segs[last] = Arc::new(Slot::new(base, None, OnceLock::from(new.seg.clone())));
+        }
+        w.active = new;
+        w.write_pos = SEGMENT_HEADER_BYTES as u64;
+        w.reserved_end = self.ctx.opts.chunk_bytes().min(w.active.seg.file_bytes());
         Ok(())
     }
 
