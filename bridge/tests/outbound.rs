@@ -16,7 +16,10 @@ async fn subject_messages(
 ) -> Vec<async_nats::jetstream::Message> {
     let s = js.get_stream(stream).await.expect("stream");
     let c = s
-        .create_consumer(pull::Config::default())
+        .create_consumer(pull::Config {
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
         .await
         .expect("consumer");
     let mut out = Vec::new();
