@@ -128,11 +128,9 @@ async fn outbound_killed_at_random_points() {
         .unwrap();
     let mut msgs = c.messages().await.unwrap();
     let mut got = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_millis(500), msgs.next()).await {
-            Ok(Some(Ok(m))) => got.push(String::from_utf8(m.payload.to_vec()).unwrap()),
-            _ => break,
-        }
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(500), msgs.next()).await
+    {
+        got.push(String::from_utf8(m.payload.to_vec()).unwrap());
     }
     let want: Vec<String> = (0..total).map(|i| format!("order {i}")).collect();
     assert_eq!(
