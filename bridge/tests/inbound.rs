@@ -78,3 +78,47 @@ async fn appends_once_in_order_and_resumes() {
         }
     }
 }
+
+/// A bridge that died after appending, before acking to NATS: the messages
+/// it appended are not appended again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appended_but_unacked_messages_are_not_appended_again() {
+    let Some(server) = common::NatsServer::start() else {
+        return;
+    };
+    let js = common::jetstream(&server, "JOBS", &["jobs.>"]).await;
+    publish(&js, 0..10).await;
+    // An earlier consumer that received everything and acked nothing.
+    let s = js.get_stream("JOBS").await.unwrap();
+    let _ = s
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("spool-bridge-in".to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let jobs = store.stream("jobs").unwrap();
+    for seq in 1..=6u64 {
+        let body = format!("job {}", seq - 1);
+        let seq = seq.to_string();
+        jobs.send_message(
+            spool::Message::new(&body)
+                .header(inbound::STREAM, "JOBS")
+                .header(inbound::SEQUENCE, &seq),
+        )
+        .unwrap();
+    }
+    assert_eq!(inbound::last_appended(&jobs, "JOBS").unwrap(), 6);
+    assert_eq!(run_until(&store, &js, 10).await, 4);
+    assert_eq!(jobs.stats().messages(), 10);
+    for i in 0..10u64 {
+        let r = jobs.read_priority(0, i).unwrap().expect("record");
+        assert_eq!(r.payload(), format!("job {i}").as_bytes());
+        assert_eq!(
+            r.header(inbound::SEQUENCE),
+            Some((i + 1).to_string().as_bytes())
+        );
+    }
+}
