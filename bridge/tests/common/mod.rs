@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,14 +27,11 @@ pub fn server_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
 impl NatsServer {
     /// Starts a server, or `None` (with a message saying why the test is
-    /// skipped) when no binary is found.
+    /// skipped) when no binary is found. The server picks its own port
+    /// (`-p -1`) and writes it to a ports file: no race with other tests
+    /// for a port.
     pub fn start() -> Option<NatsServer> {
         let Some(bin) = server_binary() else {
             eprintln!(
@@ -43,33 +40,45 @@ impl NatsServer {
             return None;
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(&bin)
-                .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start nats-server");
-            let mut server = NatsServer {
-                child,
-                port,
-                _dir: tempfile::tempdir().expect("tempdir"),
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
+        let ports = dir.path().join("ports");
+        std::fs::create_dir(&ports).expect("ports dir");
+        let mut child = Command::new(&bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+            .arg(dir.path().join("js"))
+            .arg("--ports_file_dir")
+            .arg(&ports)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let file = ports.join(format!("nats-server_{}.ports", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let port = std::fs::read_to_string(&file).ok().and_then(|text| {
+                let at = text.find("127.0.0.1:")? + "127.0.0.1:".len();
+                let digits: String = text[at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse::<u16>().ok()
+            });
+            if let Some(port) = port {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    server._dir = dir;
-                    return Some(server);
+                    return Some(NatsServer {
+                        child,
+                        port,
+                        _dir: dir,
+                    });
                 }
-                if let Ok(Some(_)) = server.child.try_wait() {
-                    break; // the port was taken meanwhile: another one
-                }
-                std::thread::sleep(Duration::from_millis(20));
             }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("nats-server exited at start: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("nats-server did not start");
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("nats-server did not start within 20 s");
     }
 
     pub fn url(&self) -> String {
@@ -91,14 +100,30 @@ pub async fn jetstream(
     name: &str,
     subjects: &[&str],
 ) -> async_nats::jetstream::Context {
-    let client = async_nats::connect(server.url()).await.expect("connect");
-    let js = async_nats::jetstream::new(client);
-    js.get_or_create_stream(async_nats::jetstream::stream::Config {
-        name: name.to_string(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    })
-    .await
-    .expect("create stream");
-    js
+    // JetStream may still be starting when the port opens: retry a while.
+    let mut last_error = String::new();
+    for _ in 0..100 {
+        let client = match async_nats::connect(server.url()).await {
+            Ok(c) => c,
+            Err(e) => {
+                last_error = e.to_string();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let js = async_nats::jetstream::new(client);
+        match js
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: name.to_string(),
+                subjects: subjects.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(_) => return js,
+            Err(e) => last_error = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no JetStream stream {name} within 10 s: {last_error}");
 }
