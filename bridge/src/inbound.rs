@@ -137,7 +137,16 @@ pub async fn run(
             .messages();
         let mut messages = tokio::select! {
             _ = &mut shutdown => return Ok(appended),
-            m = fetch => m.map_err(nats)?,
+            m = fetch => match m {
+                Ok(m) => m,
+                // NATS away: an outage, not an end. Try again.
+                Err(_) => {
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(appended),
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                    }
+                }
+            },
         };
         let mut batch = Vec::new();
         while let Some(m) = messages.next().await {

@@ -83,7 +83,11 @@ async fn shutdown_signal() {
 
 async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
     let store = Store::open(&cli.store, Options::default())?;
-    let client = async_nats::connect(&cli.nats).await?;
+    // NATS away at start is an outage like any other: keep trying.
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(&cli.nats)
+        .await?;
     let js = async_nats::jetstream::new(client);
     let n = match cli.command {
         Command::Out {

@@ -81,6 +81,43 @@ impl NatsServer {
         panic!("nats-server did not start within 20 s");
     }
 
+    /// Stops the server (SIGKILL) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same store directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let bin = server_binary().expect("a binary found before");
+        self.child = Command::new(&bin)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self._dir.path().join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("restart nats-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("nats-server exited at restart: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nats-server did not restart within 20 s");
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -100,10 +137,31 @@ pub async fn jetstream(
     name: &str,
     subjects: &[&str],
 ) -> async_nats::jetstream::Context {
+    jetstream_with(
+        server,
+        async_nats::jetstream::stream::Config {
+            name: name.to_string(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// [`jetstream`] with a stream configuration of the caller's.
+pub async fn jetstream_with(
+    server: &NatsServer,
+    config: async_nats::jetstream::stream::Config,
+) -> async_nats::jetstream::Context {
+    let name = config.name.clone();
     // JetStream may still be starting when the port opens: retry a while.
     let mut last_error = String::new();
     for _ in 0..100 {
-        let client = match async_nats::connect(server.url()).await {
+        let client = match async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(server.url())
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 last_error = e.to_string();
@@ -112,14 +170,7 @@ pub async fn jetstream(
             }
         };
         let js = async_nats::jetstream::new(client);
-        match js
-            .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: name.to_string(),
-                subjects: subjects.iter().map(|s| s.to_string()).collect(),
-                ..Default::default()
-            })
-            .await
-        {
+        match js.get_or_create_stream(config.clone()).await {
             Ok(_) => return js,
             Err(e) => last_error = e.to_string(),
         }
