@@ -266,8 +266,8 @@ pub async fn run(
             let (done, rest): (Vec<Delivery>, Vec<Delivery>) = batch
                 .into_iter()
                 .partition(|d| p.covers(d.priority(), d.offset()));
-            for d in done {
-                d.ack_async().await?;
+            if !done.is_empty() {
+                consumer.ack_batch_async(done).await?;
             }
             batch = rest;
             if batch.is_empty() {
@@ -278,8 +278,8 @@ pub async fn run(
             let stored = publish_batch(js, config, &batch, &mut p).await?;
             // The local acks, only after the publish acks.
             let rest = batch.split_off(stored);
-            for d in batch {
-                d.ack_async().await?;
+            if !batch.is_empty() {
+                consumer.ack_batch_async(batch).await?; // one record, one sync
             }
             published += stored as u64;
             batch = rest;
