@@ -178,3 +178,87 @@ pub async fn jetstream_with(
     }
     panic!("no JetStream stream {name} within 10 s: {last_error}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A JetStream cluster of nodes on loopback ports.
+pub struct Cluster {
+    pub nodes: Vec<Option<Child>>,
+    pub ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes (`n1`..), or `None` without a binary.
+    pub fn start(n: usize) -> Option<Cluster> {
+        let Some(bin) = server_binary() else {
+            eprintln!(
+                "SKIPPED: no nats-server binary (set NATS_SERVER, or run .ci/install-nats.sh)"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let route_list: Vec<String> = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect();
+        let route_list = route_list.join(",");
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let child = Command::new(&bin)
+                .args(["-js", "-a", "127.0.0.1", "-p", &ports[i].to_string()])
+                .arg("-sd")
+                .arg(dir.path().join(format!("n{i}")))
+                .args(["--server_name", &format!("n{i}"), "--cluster_name", "c"])
+                .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
+                .args(["--routes", &route_list])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start nats-server");
+            nodes.push(Some(child));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for &port in &ports {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "cluster did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Some(Cluster {
+            nodes,
+            ports,
+            _dir: dir,
+        })
+    }
+
+    pub fn addrs(&self) -> Vec<async_nats::ServerAddr> {
+        self.ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}").parse().expect("addr"))
+            .collect()
+    }
+
+    /// SIGKILLs node `i` (named `n{i}`).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
