@@ -50,6 +50,8 @@ pub struct InboundConfig {
     pub durable: String,
     /// Most messages fetched at once.
     pub batch: usize,
+    /// A testing seam (off by default): abort at a protocol step.
+    pub fault: std::sync::Arc<crate::fault::Fault>,
 }
 
 impl InboundConfig {
@@ -61,6 +63,7 @@ impl InboundConfig {
             stream: stream.to_string(),
             durable: "spool-bridge-in".to_string(),
             batch: 256,
+            fault: Default::default(),
         }
     }
 }
@@ -189,8 +192,15 @@ pub async fn run(
             appended += 1;
             acks.push(m);
         }
+        let wrote = !writes.is_empty();
+        if wrote {
+            config.fault.reached(crate::fault::Point::AppendWritten);
+        }
         for w in writes {
             w.await?;
+        }
+        if wrote {
+            config.fault.reached(crate::fault::Point::AppendDurable);
         }
         for m in acks {
             // A lost ack only means a redelivery, which is at or below

@@ -10,6 +10,7 @@
 //! them. The protocols and their crash arguments are in DESIGN.md ("Bridge
 //! (in progress)") and in each module's documentation.
 
+pub mod fault;
 pub mod inbound;
 pub mod outbound;
 

@@ -89,6 +89,12 @@ async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
         .connect(&cli.nats)
         .await?;
     let js = async_nats::jetstream::new(client);
+    // A testing seam: SPOOL_BRIDGE_FAULT=point:nth aborts the process the
+    // nth time the protocol reaches point (see spool_bridge::fault).
+    let fault = match std::env::var("SPOOL_BRIDGE_FAULT") {
+        Ok(s) => std::sync::Arc::new(spool_bridge::fault::Fault::parse(&s)?),
+        Err(_) => Default::default(),
+    };
     let n = match cli.command {
         Command::Out {
             stream,
@@ -101,6 +107,7 @@ async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
                 consumer,
                 origin,
                 window,
+                fault,
                 ..outbound::OutboundConfig::new(&stream, &subject)
             };
             outbound::run(&store, &js, &config, shutdown_signal()).await?
@@ -114,6 +121,7 @@ async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
             let config = inbound::InboundConfig {
                 durable,
                 batch,
+                fault,
                 ..inbound::InboundConfig::new(&subject, &stream)
             };
             inbound::run(&store, &js, &config, shutdown_signal()).await?

@@ -59,6 +59,8 @@ pub struct OutboundConfig {
     pub origin: String,
     /// Most publishes in flight at once.
     pub window: usize,
+    /// A testing seam (off by default): abort at a protocol step.
+    pub fault: std::sync::Arc<crate::fault::Fault>,
 }
 
 impl OutboundConfig {
@@ -71,6 +73,7 @@ impl OutboundConfig {
             consumer: "bridge-out".to_string(),
             origin: "spool".to_string(),
             window: 256,
+            fault: Default::default(),
         }
     }
 }
@@ -197,6 +200,7 @@ async fn publish_batch(
             Err(_) => break,
         }
     }
+    config.fault.reached(crate::fault::Point::PublishSent);
     let mut stored = 0;
     for ack in acks {
         match ack.await {
@@ -277,6 +281,9 @@ pub async fn run(
             let mut p = p;
             let stored = publish_batch(js, config, &batch, &mut p).await?;
             // The local acks, only after the publish acks.
+            if stored > 0 {
+                config.fault.reached(crate::fault::Point::PublishAcked);
+            }
             let rest = batch.split_off(stored);
             if !batch.is_empty() {
                 consumer.ack_batch_async(batch).await?; // one record, one sync

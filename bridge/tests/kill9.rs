@@ -35,41 +35,74 @@ impl Rng {
     }
 }
 
-fn bridge(store: &Path, url: &str, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_spool-bridge"))
-        .arg("--store")
+fn bridge(store: &Path, url: &str, args: &[&str], fault: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spool-bridge"));
+    cmd.arg("--store")
         .arg(store)
         .args(["--nats", url])
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start spool-bridge")
+        .stderr(Stdio::null());
+    match fault {
+        Some(f) => cmd.env("SPOOL_BRIDGE_FAULT", f),
+        None => cmd.env_remove("SPOOL_BRIDGE_FAULT"),
+    };
+    cmd.spawn().expect("start spool-bridge")
 }
 
-/// Runs the bridge until `done` says so (checked with the bridge stopped),
-/// killing it after a random time in each of the first rounds.
+/// Runs the bridge until `done` says so (checked with the bridge stopped).
+/// Each of the first rounds ends in a crash: alternately a SIGKILL after
+/// a random time, and an abort at one of `points` (the seam of
+/// `spool_bridge::fault`: exactly between two protocol steps), reached a
+/// random 1st..3rd time. Returns how many rounds the seam aborted.
 async fn kill_and_restart(
     rng: &mut Rng,
     store: &Path,
     url: &str,
     args: &[&str],
+    points: &[&str],
     mut between: impl FnMut(usize),
     done: impl Fn() -> bool,
-) {
+) -> usize {
+    let mut aborted = 0;
     for round in 0..ROUNDS {
         between(round);
-        let mut child = bridge(store, url, args);
-        tokio::time::sleep(Duration::from_millis(50 + rng.below(400))).await;
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait");
+        if round % 2 == 0 {
+            let mut child = bridge(store, url, args, None);
+            tokio::time::sleep(Duration::from_millis(50 + rng.below(400))).await;
+            child.kill().expect("SIGKILL");
+            child.wait().expect("wait");
+        } else {
+            let point = points[rng.below(points.len() as u64) as usize];
+            let fault = format!("{point}:{}", 1 + rng.below(3));
+            let mut child = bridge(store, url, args, Some(&fault));
+            // It aborts at the point, or (nothing more to do) is killed.
+            let mut exited = None;
+            for _ in 0..150 {
+                if let Some(status) = child.try_wait().expect("try_wait") {
+                    exited = Some(status);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            match exited {
+                Some(status) => {
+                    assert!(!status.success(), "{fault}: exited {status}");
+                    aborted += 1;
+                }
+                None => {
+                    child.kill().expect("SIGKILL");
+                    child.wait().expect("wait");
+                }
+            }
+        }
     }
     // Then let it finish, with restarts until done.
     for _ in 0..200 {
         if done() {
-            return;
+            return aborted;
         }
-        let mut child = bridge(store, url, args);
+        let mut child = bridge(store, url, args, None);
         tokio::time::sleep(Duration::from_millis(500)).await;
         child.kill().expect("SIGKILL");
         child.wait().expect("wait");
@@ -108,15 +141,17 @@ async fn outbound_killed_at_random_points() {
             .unwrap();
         c.stats().buckets[0].ack_floor >= total
     };
-    kill_and_restart(
+    let aborted = kill_and_restart(
         &mut rng,
         &store_dir,
         &server.url(),
         &["out", "--stream", "orders", "--subject", "spool.orders"],
+        &["publish-sent", "publish-acked"],
         send,
         done,
     )
     .await;
+    assert!(aborted > 0, "the fault seam aborted no round");
 
     let s = js.get_stream("ORDERS").await.unwrap();
     let c = s
@@ -173,15 +208,17 @@ async fn inbound_killed_at_random_points() {
         let store = Store::open(&store_dir, Options::default()).unwrap();
         store.stream("jobs").unwrap().stats().messages() >= total as u64
     };
-    kill_and_restart(
+    let aborted = kill_and_restart(
         &mut rng,
         &store_dir,
         &server.url(),
         &["in", "--subject", "jobs.>", "--stream", "jobs"],
+        &["append-written", "append-durable"],
         |round| tx.send(round).unwrap(),
         done,
     )
     .await;
+    assert!(aborted > 0, "the fault seam aborted no round");
     drop(tx);
     publisher.await.unwrap();
     // A last run after every publish has landed.
@@ -189,6 +226,7 @@ async fn inbound_killed_at_random_points() {
         &store_dir,
         &server.url(),
         &["in", "--subject", "jobs.>", "--stream", "jobs"],
+        None,
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     child.kill().unwrap();
