@@ -1,0 +1,157 @@
+//! `spool-bridge`: forwards a Spool stream to a JetStream subject (`out`) or
+//! a JetStream subject into a Spool stream (`in`), until SIGINT/SIGTERM.
+//!
+//! ```text
+//! spool-bridge --store DIR out --stream orders --subject spool.orders
+//! spool-bridge --store DIR in --subject 'jobs.>' --stream jobs
+//! ```
+
+use clap::{Parser, Subcommand};
+use spool::{Options, Store};
+use spool_bridge::{inbound, outbound};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A crash-safe bridge between Spool streams and NATS JetStream.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// The Spool store's directory (created if missing).
+    #[arg(long)]
+    store: PathBuf,
+    /// The NATS server.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Spool → JetStream: publish the stream's messages on the subject,
+    /// each exactly once.
+    Out {
+        /// The Spool stream read.
+        #[arg(long)]
+        stream: String,
+        /// The subject written (a JetStream stream must capture it).
+        #[arg(long)]
+        subject: String,
+        /// The durable Spool consumer's name.
+        #[arg(long, default_value = "bridge-out")]
+        consumer: String,
+        /// Names this store in message ids and the origin header.
+        #[arg(long, default_value = "spool")]
+        origin: String,
+        /// Most publishes in flight.
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+    },
+    /// JetStream → Spool: append the subject's messages to the stream,
+    /// each exactly once.
+    In {
+        /// The subject read (wildcards allowed; a JetStream stream must
+        /// capture it).
+        #[arg(long)]
+        subject: String,
+        /// The Spool stream written.
+        #[arg(long)]
+        stream: String,
+        /// The durable JetStream consumer's name.
+        #[arg(long, default_value = "spool-bridge-in")]
+        durable: String,
+        /// Most messages fetched at once.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
+    let store = Store::open(&cli.store, Options::default())?;
+    // NATS away at start is an outage like any other: keep trying.
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(&cli.nats)
+        .await?;
+    let js = async_nats::jetstream::new(client);
+    // A testing seam: SPOOL_BRIDGE_FAULT=point:nth aborts the process the
+    // nth time the protocol reaches point (see spool_bridge::fault).
+    let fault = match std::env::var("SPOOL_BRIDGE_FAULT") {
+        Ok(s) => std::sync::Arc::new(spool_bridge::fault::Fault::parse(&s)?),
+        Err(_) => Default::default(),
+    };
+    let n = match cli.command {
+        Command::Out {
+            stream,
+            subject,
+            consumer,
+            origin,
+            window,
+        } => {
+            let config = outbound::OutboundConfig {
+                consumer,
+                origin,
+                window,
+                fault,
+                ..outbound::OutboundConfig::new(&stream, &subject)
+            };
+            outbound::run(&store, &js, &config, shutdown_signal()).await?
+        }
+        Command::In {
+            subject,
+            stream,
+            durable,
+            batch,
+        } => {
+            let config = inbound::InboundConfig {
+                durable,
+                batch,
+                fault,
+                ..inbound::InboundConfig::new(&subject, &stream)
+            };
+            inbound::run(&store, &js, &config, shutdown_signal()).await?
+        }
+    };
+    store.close()?;
+    Ok(n)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("spool-bridge: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(n) => {
+            eprintln!("spool-bridge: stopped after {n} messages");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("spool-bridge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
