@@ -398,7 +398,7 @@ fn record_crc(journal_id: u64, b: &[u8]) -> u32 {
     let mut buf = [0u8; 8 + JOURNAL_RECORD_BYTES - RECORD_KIND];
     buf[..8].copy_from_slice(&journal_id.to_le_bytes());
     buf[8..].copy_from_slice(&b[RECORD_KIND..JOURNAL_RECORD_BYTES]);
-    crc32fast::hash(&buf)
+    super::crc32_of(&buf)
 }
 
 /// Decodes one record of kinds 1 to 4: `Ok(None)` for the all-zero end
@@ -531,7 +531,7 @@ pub fn ack_set_record_bytes(set: &AckSet) -> usize {
 }
 
 fn ack_set_crc(journal_id: u64, rec: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
+    let mut h = super::crc32();
     h.update(&journal_id.to_le_bytes());
     h.update(&rec[RECORD_KIND..]);
     h.finalize()

@@ -13,6 +13,24 @@ pub mod record;
 pub mod segment;
 pub mod typed;
 
+/// A new CRC-32 hasher. `crc32fast::Hasher::new` asks the CPU's feature
+/// cache which implementation to use at every call (three lookups, not
+/// inlined); a record's checksum is computed at every send and every read,
+/// so the choice is made once and copied.
+#[inline]
+pub(crate) fn crc32() -> crc32fast::Hasher {
+    static CHOSEN: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    CHOSEN.get_or_init(crc32fast::Hasher::new).clone()
+}
+
+/// The CRC-32 of `bytes` (`crc32fast::hash`, through [`crc32`]).
+#[inline]
+pub(crate) fn crc32_of(bytes: &[u8]) -> u32 {
+    let mut h = crc32();
+    h.update(bytes);
+    h.finalize()
+}
+
 /// Reads a little-endian `u16` at `pos`. The caller has checked the bounds.
 #[inline]
 pub(crate) fn get_u16(bytes: &[u8], pos: usize) -> u16 {

@@ -59,7 +59,7 @@ pub fn record_crc(segment_id: u64, record: &[u8]) -> u32 {
     let mut prefix = [0u8; 12];
     prefix[..8].copy_from_slice(&segment_id.to_le_bytes());
     prefix[8..].copy_from_slice(&record[..4]);
-    let mut h = crc32fast::Hasher::new();
+    let mut h = super::crc32();
     h.update(&prefix);
     h.update(&record[8..]);
     h.finalize()

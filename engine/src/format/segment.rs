@@ -197,7 +197,7 @@ impl SegmentState {
 }
 
 fn state_crc(segment_id: u64, b: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
+    let mut h = super::crc32();
     h.update(&segment_id.to_le_bytes());
     h.update(b);
     h.finalize()

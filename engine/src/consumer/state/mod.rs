@@ -271,11 +271,12 @@ impl BucketState {
 
     /// The earliest moment a lease expires, a delay elapses or a scheduled
     /// message is due.
+    #[inline]
     pub(crate) fn next_wake(&self) -> Option<Instant> {
         let l = self.leases.peek().map(|Reverse((d, _, _))| *d);
         let d = self.delayed.peek().map(|Reverse((u, _))| *u);
         let s = self.scheduled.peek().map(|Reverse((u, _))| *u);
-        [l, d, s].into_iter().flatten().min()
+        earlier(earlier(l, d), s)
     }
 
     /// Takes the next message to deliver: the lowest offset waiting for
@@ -727,3 +728,13 @@ pub(crate) mod groups;
 
 #[cfg(test)]
 mod tests;
+
+/// The earlier of two optional moments (`None`: never).
+#[inline]
+fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
