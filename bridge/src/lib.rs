@@ -13,6 +13,7 @@
 pub mod fault;
 pub mod inbound;
 pub mod outbound;
+pub mod setup;
 
 /// What can stop a bridge.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,18 @@ pub enum BridgeError {
         /// Its last message's stream sequence.
         sequence: u64,
         /// What did not match.
+        why: String,
+    },
+    /// No JetStream stream captures the subject and none could be made:
+    /// the stream `stream` exists and captures other subjects, or a name
+    /// or subject is not valid.
+    #[error("JetStream stream {stream} for subject {subject}: {why}")]
+    Setup {
+        /// The stream to use or create.
+        stream: String,
+        /// The bridge's subject.
+        subject: String,
+        /// What went wrong.
         why: String,
     },
     /// A Spool header a NATS header cannot carry (a value that is not
