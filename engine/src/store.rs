@@ -140,7 +140,9 @@ impl Store {
             let Some(inner) = stream::open(&ctx, &blobs, name, &dir, report)? else {
                 return Ok(None);
             };
-            inner.apply_retention()?;
+            // A pass that deletes segments leaves its mark: the collection
+            // below finds it and collects.
+            drop(inner.apply_retention()?);
             Ok(Some(Arc::new(inner)))
         };
         let mut streams = BTreeMap::new();

@@ -501,12 +501,16 @@ impl Stream {
     /// bytes of the files removed.
     pub fn apply_retention(&self) -> Result<u64> {
         self.inner.check_live()?;
-        let freed = self.inner.apply_retention()?;
-        if freed > 0 {
+        let pass = self.inner.apply_retention()?;
+        if pass.freed > 0 {
             // Segments went away: so may the last references to some blobs.
+            // (If this fails, the pass's mark stays: the next open collects.)
             self.store.collect_blobs()?;
         }
-        Ok(freed)
+        if let Some(due) = pass.due {
+            due.settle();
+        }
+        Ok(pass.freed)
     }
 
     /// Reads the message at `offset` of priority 0; `None` if no message has

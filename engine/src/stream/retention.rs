@@ -1,14 +1,26 @@
 //! Retention: which sealed segments may go (DESIGN.md §7).
 
 use super::StreamInner;
+use crate::blob::Pending;
 use crate::limits::micros_saturating;
 use crate::Result;
 
+/// What a retention pass did: the bytes of the files it removed, and, when
+/// it removed any in a store with blobs, the "collection due" mark it made
+/// durable before the first removal. The caller collects blobs and then
+/// settles the mark; a crash (or a failed collection) in between leaves the
+/// mark, and the next open collects, so a blob the deleted segments alone
+/// referred to is never left behind.
+#[must_use = "collect blobs after a pass that freed space, then settle the mark"]
+pub(crate) struct Pass {
+    pub freed: u64,
+    pub due: Option<Pending>,
+}
+
 impl StreamInner {
     /// Deletes the sealed segments that retention allows (see
-    /// [`super::Stream::apply_retention`]); returns the bytes of the files
-    /// removed.
-    pub(crate) fn apply_retention(&self) -> Result<u64> {
+    /// [`super::Stream::apply_retention`]).
+    pub(crate) fn apply_retention(&self) -> Result<Pass> {
         // One pass at a time: two would write the same temporary file of
         // the low-water mark, and delete the same segments.
         let _one = self.retention.lock().unwrap_or_else(|e| e.into_inner());
@@ -16,6 +28,7 @@ impl StreamInner {
         self.check_live()?;
         let consumers = self.consumer_list();
         let mut freed = 0;
+        let mut due: Option<Option<Pending>> = None;
         for b in &self.buckets {
             let sealed = b.sealed_segments();
             let Some(&(first_base, first_end)) = sealed.first() else {
@@ -62,6 +75,11 @@ impl StreamInner {
                 }
             }
             if new_first > first_base {
+                if due.is_none() {
+                    // Before the first segment goes (once per pass): the
+                    // references it holds may be some blobs' last.
+                    due = Some(self.blobs.mark_collection_due()?);
+                }
                 let bytes = b.delete_before(new_first)?;
                 freed += bytes;
                 let segments = sealed.iter().filter(|&&(_, end)| end <= new_first).count();
@@ -89,6 +107,9 @@ impl StreamInner {
                 let _ = c.clamp_to(&logs);
             }
         }
-        Ok(freed)
+        Ok(Pass {
+            freed,
+            due: due.flatten(),
+        })
     }
 }
