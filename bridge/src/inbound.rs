@@ -176,14 +176,12 @@ pub async fn run(
                 .header(STREAM, &js_name)
                 .header(SEQUENCE, &seq_text)
                 .header(SUBJECT, &subject);
-            let mut owned = Vec::new();
-            if let Some(h) = &m.headers {
-                for (name, values) in h.iter() {
-                    for v in values {
-                        owned.push((name.to_string(), v.as_str().to_string()));
-                    }
-                }
-            }
+            // Headers a bridge encoded come back as they were in Spool.
+            let owned = m
+                .headers
+                .as_ref()
+                .map(crate::headers::decode)
+                .unwrap_or_default();
             for (n, v) in &owned {
                 msg = msg.header(n, v);
             }

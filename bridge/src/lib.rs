@@ -11,6 +11,7 @@
 //! (in progress)") and in each module's documentation.
 
 pub mod fault;
+pub mod headers;
 pub mod inbound;
 pub mod outbound;
 
@@ -35,17 +36,26 @@ pub enum BridgeError {
         /// What did not match.
         why: String,
     },
-    /// A Spool header a NATS header cannot carry (a value that is not
-    /// UTF-8 or holds a line break, a name with ':' or non-ASCII).
-    #[error("message {priority}/{offset}: header {name:?} cannot be a NATS header")]
-    BadHeader {
+    /// A message larger than the NATS server takes (`max_payload`, its
+    /// headers included), and no dead-letter stream configured: the bridge
+    /// stops rather than retry it forever or skip it.
+    #[error(
+        "stream {stream:?}, message {priority}/{offset}: NATS cannot carry it ({why}); \
+         configure a dead-letter stream to set it aside"
+    )]
+    TooLarge {
+        /// The Spool stream.
+        stream: String,
         /// The message's priority.
         priority: u8,
         /// Its offset.
         offset: u64,
-        /// The header's name.
-        name: String,
+        /// What NATS said (sizes).
+        why: String,
     },
+    /// A setting out of its bounds.
+    #[error("invalid setting: {0}")]
+    InvalidConfig(String),
 }
 
 pub(crate) fn nats(e: impl std::fmt::Display) -> BridgeError {

@@ -46,6 +46,11 @@ enum Command {
         /// Most publishes in flight.
         #[arg(long, default_value_t = 256)]
         window: usize,
+        /// A Spool stream where messages NATS cannot carry (above the
+        /// server's max_payload) are set aside; without one such a message
+        /// stops the bridge.
+        #[arg(long, value_name = "STREAM")]
+        dead_letter: Option<String>,
     },
     /// JetStream → Spool: append the subject's messages to the stream,
     /// each exactly once.
@@ -102,11 +107,13 @@ async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
             consumer,
             origin,
             window,
+            dead_letter,
         } => {
             let config = outbound::OutboundConfig {
                 consumer,
                 origin,
                 window,
+                dead_letter,
                 fault,
                 ..outbound::OutboundConfig::new(&stream, &subject)
             };

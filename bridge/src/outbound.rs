@@ -15,7 +15,8 @@
 //!   hole: a later guess that happens to match is refused by the id),
 //! - [`ORIGIN`] and [`POSITION`]: the bridge's origin and, per priority, the
 //!   highest Spool offset published so far, this message included,
-//! - the message's own headers and payload unchanged.
+//! - the message's own headers (those NATS cannot carry exactly encoded,
+//!   see [`crate::headers`]) and its payload.
 //!
 //! A message is acknowledged locally only after JetStream's publish ack;
 //! the acks that are in are acknowledged together (one journal record, one
@@ -31,18 +32,17 @@
 //! away (the duplicate window plays no part).
 
 use crate::{nats, BridgeError, Result};
-use async_nats::header::{HeaderMap, HeaderName, HeaderValue};
-use async_nats::jetstream::context::{PublishAckFuture, PublishError};
+use async_nats::header::HeaderMap;
+use async_nats::jetstream::context::{PublishAckFuture, PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::Context;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use spool::{Consumer, ConsumerConfig, Delivery, Store};
+use spool::{dead_letter_headers, Consumer, ConsumerConfig, Delivery, Message, Store};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::{Future, IntoFuture};
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Header: the origin of the bridge that published the message.
@@ -69,6 +69,13 @@ pub struct OutboundConfig {
     pub origin: String,
     /// Most publishes in flight at once.
     pub window: usize,
+    /// Where a message NATS cannot carry (larger than the server's
+    /// `max_payload`) is set aside, as the Spool consumer's dead-letter
+    /// stream: appended there (durably, with
+    /// [`spool::dead_letter_headers`] and the reason) before any later
+    /// message is published, then acknowledged. `None`: such a message
+    /// stops the bridge with [`BridgeError::TooLarge`].
+    pub dead_letter: Option<String>,
     /// A testing seam (off by default): abort at a protocol step.
     pub fault: std::sync::Arc<crate::fault::Fault>,
 }
@@ -83,6 +90,7 @@ impl OutboundConfig {
             consumer: "bridge-out".to_string(),
             origin: "spool".to_string(),
             window: 256,
+            dead_letter: None,
             fault: Default::default(),
         }
     }
@@ -154,20 +162,10 @@ pub async fn read_position(js: &Context, config: &OutboundConfig) -> Result<Posi
     })
 }
 
-fn message_headers(d: &Delivery) -> Result<HeaderMap> {
+fn message_headers(d: &Delivery) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for (name, value) in d.headers() {
-        let bad = || BridgeError::BadHeader {
-            priority: d.priority(),
-            offset: d.offset(),
-            name: name.to_string(),
-        };
-        let n = HeaderName::from_str(name).map_err(|_| bad())?;
-        let v = std::str::from_utf8(value).map_err(|_| bad())?;
-        let v = HeaderValue::from_str(v).map_err(|_| bad())?;
-        headers.append(n, v);
-    }
-    Ok(headers)
+    crate::headers::encode(d.headers(), &mut headers);
+    headers
 }
 
 type AckFuture = <PublishAckFuture as IntoFuture>::IntoFuture;
@@ -216,7 +214,13 @@ impl Pipeline {
 
     /// Publishes pending deliveries up to the limit. Returns `false` if a
     /// publish could not be sent (the caller treats it as a failure).
-    async fn fill(&mut self, js: &Context, config: &OutboundConfig) -> Result<bool> {
+    async fn fill(
+        &mut self,
+        js: &Context,
+        consumer: &Consumer,
+        dl: Option<&spool::Stream>,
+        config: &OutboundConfig,
+    ) -> Result<bool> {
         let mut sent_any = false;
         let mut ok = true;
         while self.in_flight.len() < self.limit {
@@ -233,7 +237,7 @@ impl Pipeline {
             }
             let mut next = self.sent.published.clone();
             next.insert(d.priority(), d.offset());
-            let mut headers = message_headers(&d)?;
+            let mut headers = message_headers(&d);
             headers.insert(ORIGIN, config.origin.as_str());
             headers.insert(POSITION, Position::encode_map(&next));
             headers.insert(PRIORITY, d.priority().to_string());
@@ -261,6 +265,16 @@ impl Pipeline {
                         ack: Some(Box::pin(ack.into_future())),
                     });
                     sent_any = true;
+                }
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    let why = e.to_string();
+                    // Set aside before any later message is published (its
+                    // position would cover this one).
+                    if let Err(e) = dead_letter(dl, config, &d, &why).await {
+                        self.pending.push_front(d);
+                        return Err(e);
+                    }
+                    self.syncs.push(consumer.ack_batch_async([d]));
                 }
                 Err(_) => {
                     self.pending.push_front(d);
@@ -367,10 +381,14 @@ pub async fn run(
     let stream = store.stream(&config.stream)?;
     // Leases long enough that a held message is not redelivered while
     // NATS is away (a redelivery would be filtered by the position anyway).
-    let consumer = stream.consumer_with(
-        &config.consumer,
-        ConsumerConfig::default().visibility_timeout(Duration::from_secs(24 * 3600)),
-    )?;
+    let mut consumer_config =
+        ConsumerConfig::default().visibility_timeout(Duration::from_secs(24 * 3600));
+    consumer_config.dead_letter = config.dead_letter.clone();
+    let consumer = stream.consumer_with(&config.consumer, consumer_config)?;
+    let dl = match &config.dead_letter {
+        Some(name) => Some(store.stream(name)?),
+        None => None,
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut published = 0u64;
     let window = config.window.max(1);
@@ -410,7 +428,19 @@ pub async fn run(
         }
         let mut ok = true;
         if p.confirmed.is_some() {
-            ok = p.fill(js, config).await?;
+            ok = match p.fill(js, &consumer, dl.as_ref(), config).await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    // Stopping: what it holds is given back, so that a run
+                    // in the same process receives it again.
+                    p.reset().await;
+                    for d in p.pending.drain(..) {
+                        let _ = d.nack();
+                    }
+                    let _ = finish(&mut p, published).await;
+                    return Err(e);
+                }
+            };
         }
         if ok && !p.in_flight.is_empty() && p.in_flight.front().is_some_and(|e| e.ack.is_none()) {
             ok = p.confirm(&consumer, config, None, &mut published)?;
@@ -448,6 +478,55 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Appends `d` to the consumer's dead-letter stream (durably), with the
+/// dead-letter headers and `why`; or [`BridgeError::TooLarge`] without one.
+/// The Spool message id `spool-bridge/<consumer>/<priority>/<offset>` keeps
+/// a crash between the append and the local ack from setting it aside
+/// twice (within the dead-letter stream's dedup window).
+async fn dead_letter(
+    dl: Option<&spool::Stream>,
+    config: &OutboundConfig,
+    d: &Delivery,
+    why: &str,
+) -> Result<()> {
+    let too_large = || BridgeError::TooLarge {
+        stream: config.stream.clone(),
+        priority: d.priority(),
+        offset: d.offset(),
+        why: why.to_string(),
+    };
+    let Some(dl) = dl else {
+        return Err(too_large());
+    };
+    let reason = format!("spool-bridge: NATS cannot carry it: {why}");
+    let (offset, priority) = (d.offset().to_string(), d.priority().to_string());
+    let attempts = d.attempt().to_string();
+    let id = format!("spool-bridge/{}/{}/{}", config.consumer, priority, offset);
+    let build = |keep: bool| {
+        let mut m = Message::new(d.payload()).id(&id);
+        if keep {
+            for (k, v) in d.headers() {
+                m = m.header(k, v);
+            }
+        }
+        m.header(dead_letter_headers::STREAM, &config.stream)
+            .header(dead_letter_headers::CONSUMER, &config.consumer)
+            .header(dead_letter_headers::OFFSET, &offset)
+            .header(dead_letter_headers::PRIORITY, &priority)
+            .header(dead_letter_headers::ATTEMPTS, &attempts)
+            .header(dead_letter_headers::REASON, &reason)
+    };
+    match dl.send_message_async(build(true)).await {
+        Ok(_) => {}
+        // Its own headers do not fit beside the dead-letter ones.
+        Err(spool::Error::InvalidHeaders { .. } | spool::Error::MessageTooLarge { .. }) => {
+            dl.send_message_async(build(false)).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// Resolves with the front entry's publish ack (never, if none).
