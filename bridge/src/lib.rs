@@ -15,6 +15,8 @@ pub mod headers;
 pub mod inbound;
 pub mod outbound;
 
+use std::time::Duration;
+
 /// What can stop a bridge.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -57,6 +59,56 @@ pub enum BridgeError {
     #[error("invalid setting: {0}")]
     InvalidConfig(String),
 }
+
+/// Parses a duration setting (`500ms`, `2s`, `5m`, `1h`; a bare number is
+/// seconds) and checks it lies in `min..=max`: a hostile value (0, 100
+/// years, an overflowing number) is an [`BridgeError::InvalidConfig`]
+/// naming the setting, not a panic.
+///
+/// ```
+/// use spool_bridge::duration_setting;
+/// use std::time::Duration;
+/// let (min, max) = (Duration::from_millis(100), Duration::from_secs(600));
+/// assert_eq!(duration_setting("--request-timeout", "1500ms", min, max).unwrap(), Duration::from_millis(1500));
+/// assert!(duration_setting("--request-timeout", "0", min, max).is_err());
+/// assert!(duration_setting("--request-timeout", "876000h", min, max).is_err());
+/// ```
+pub fn duration_setting(name: &str, text: &str, min: Duration, max: Duration) -> Result<Duration> {
+    let bad = |why: String| BridgeError::InvalidConfig(format!("{name} {text:?}: {why}"));
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| bad("want a whole number and a unit (ms, s, m, h)".into()))?;
+    let per = match unit.trim() {
+        "ms" => Duration::from_millis(1),
+        "" | "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        u => return Err(bad(format!("unknown unit {u:?} (ms, s, m, h)"))),
+    };
+    let d = u32::try_from(n)
+        .ok()
+        .and_then(|n| per.checked_mul(n))
+        .ok_or_else(|| bad(format!("more than {max:?}")))?;
+    check_duration(name, d, min, max)
+}
+
+/// Checks that the setting `name` lies in `min..=max`
+/// ([`BridgeError::InvalidConfig`] otherwise).
+pub fn check_duration(name: &str, d: Duration, min: Duration, max: Duration) -> Result<Duration> {
+    if d < min || d > max {
+        return Err(BridgeError::InvalidConfig(format!(
+            "{name} {d:?}: must be between {min:?} and {max:?}"
+        )));
+    }
+    Ok(d)
+}
+
+/// Bounds of the JetStream request (and publish ack) timeout.
+pub const REQUEST_TIMEOUT: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(600));
 
 pub(crate) fn nats(e: impl std::fmt::Display) -> BridgeError {
     BridgeError::Nats(e.to_string())
