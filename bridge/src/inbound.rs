@@ -39,6 +39,9 @@ pub const STREAM: &str = "Nats-Stream";
 /// Header: the subject an appended message was published to.
 pub const SUBJECT: &str = "Nats-Subject";
 
+/// Bounds of [`InboundConfig::ack_wait`].
+pub const ACK_WAIT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+
 /// What to take in, and how.
 #[derive(Clone, Debug)]
 pub struct InboundConfig {
@@ -50,6 +53,11 @@ pub struct InboundConfig {
     pub durable: String,
     /// Most messages fetched at once.
     pub batch: usize,
+    /// The JetStream consumer's ack wait: how long a fetched message may
+    /// stay unacked (appended and made durable) before NATS redelivers it
+    /// (a redelivery at or below the last appended sequence is acked
+    /// without appending). Within [`ACK_WAIT`]; default 60 s.
+    pub ack_wait: Duration,
     /// A testing seam (off by default): abort at a protocol step.
     pub fault: std::sync::Arc<crate::fault::Fault>,
 }
@@ -63,6 +71,7 @@ impl InboundConfig {
             stream: stream.to_string(),
             durable: "spool-bridge-in".to_string(),
             batch: 256,
+            ack_wait: Duration::from_secs(60),
             fault: Default::default(),
         }
     }
@@ -103,6 +112,7 @@ pub async fn run(
     config: &InboundConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<u64> {
+    crate::check_duration("ack_wait", config.ack_wait, ACK_WAIT.0, ACK_WAIT.1)?;
     let stream = store.stream(&config.stream)?;
     let js_name = js
         .stream_by_subject(config.subject.clone())
@@ -125,7 +135,7 @@ pub async fn run(
             filter_subject: config.subject.clone(),
             deliver_policy,
             ack_policy: AckPolicy::Explicit,
-            ack_wait: Duration::from_secs(60),
+            ack_wait: config.ack_wait,
             ..Default::default()
         })
         .await
@@ -176,14 +186,12 @@ pub async fn run(
                 .header(STREAM, &js_name)
                 .header(SEQUENCE, &seq_text)
                 .header(SUBJECT, &subject);
-            let mut owned = Vec::new();
-            if let Some(h) = &m.headers {
-                for (name, values) in h.iter() {
-                    for v in values {
-                        owned.push((name.to_string(), v.as_str().to_string()));
-                    }
-                }
-            }
+            // Headers a bridge encoded come back as they were in Spool.
+            let owned = m
+                .headers
+                .as_ref()
+                .map(crate::headers::decode)
+                .unwrap_or_default();
             for (n, v) in &owned {
                 msg = msg.header(n, v);
             }

@@ -22,6 +22,11 @@ struct Cli {
     /// The NATS server.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats: String,
+    /// The JetStream request and publish-ack timeout (100ms..=10m, e.g.
+    /// `1s`): how soon a request to a dead leader fails and the bridge
+    /// retries with the next one.
+    #[arg(long, default_value = "5s")]
+    request_timeout: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +51,11 @@ enum Command {
         /// Most publishes in flight.
         #[arg(long, default_value_t = 256)]
         window: usize,
+        /// A Spool stream where messages NATS cannot carry (above the
+        /// server's max_payload) are set aside; without one such a message
+        /// stops the bridge.
+        #[arg(long, value_name = "STREAM")]
+        dead_letter: Option<String>,
     },
     /// JetStream → Spool: append the subject's messages to the stream,
     /// each exactly once.
@@ -63,6 +73,9 @@ enum Command {
         /// Most messages fetched at once.
         #[arg(long, default_value_t = 256)]
         batch: usize,
+        /// The JetStream consumer's ack wait (1s..=24h, e.g. `30s`).
+        #[arg(long, default_value = "60s")]
+        ack_wait: String,
     },
 }
 
@@ -82,13 +95,31 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
+    let (min, max) = spool_bridge::REQUEST_TIMEOUT;
+    let timeout =
+        spool_bridge::duration_setting("--request-timeout", &cli.request_timeout, min, max)?;
+    let ack_wait = match &cli.command {
+        Command::In { ack_wait, .. } => {
+            let (min, max) = inbound::ACK_WAIT;
+            Some(spool_bridge::duration_setting(
+                "--ack-wait",
+                ack_wait,
+                min,
+                max,
+            )?)
+        }
+        Command::Out { .. } => None,
+    };
     let store = Store::open(&cli.store, Options::default())?;
     // NATS away at start is an outage like any other: keep trying.
     let client = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connect(&cli.nats)
         .await?;
-    let js = async_nats::jetstream::new(client);
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(timeout)
+        .ack_timeout(timeout)
+        .build(client);
     // A testing seam: SPOOL_BRIDGE_FAULT=point:nth aborts the process the
     // nth time the protocol reaches point (see spool_bridge::fault).
     let fault = match std::env::var("SPOOL_BRIDGE_FAULT") {
@@ -102,11 +133,13 @@ async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
             consumer,
             origin,
             window,
+            dead_letter,
         } => {
             let config = outbound::OutboundConfig {
                 consumer,
                 origin,
                 window,
+                dead_letter,
                 fault,
                 ..outbound::OutboundConfig::new(&stream, &subject)
             };
@@ -117,10 +150,12 @@ async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
             stream,
             durable,
             batch,
+            ack_wait: _,
         } => {
             let config = inbound::InboundConfig {
                 durable,
                 batch,
+                ack_wait: ack_wait.unwrap_or(inbound::InboundConfig::new("", "").ack_wait),
                 fault,
                 ..inbound::InboundConfig::new(&subject, &stream)
             };

@@ -1,38 +1,48 @@
 //! Spool → JetStream, exactly once on the subject.
 //!
-//! A durable Spool consumer reads the stream. Messages are published in
-//! batches (many publishes in flight), each with
+//! A durable Spool consumer reads the stream. Messages are published as a
+//! continuous pipeline (up to `window` publishes in flight; the next ones
+//! go out while earlier acks come in), each with
 //!
 //! - `Nats-Msg-Id: <origin>/<stream>/<priority>/<offset>`,
 //! - `Nats-Expected-Last-Subject-Sequence`: the subject's last sequence as
-//!   this bridge knows it (for the i-th message of a batch, the last known
-//!   sequence + i: the sequences a stream gives one publisher are
-//!   consecutive when nothing else writes to it in between; when something
-//!   does, the check fails and the bridge re-reads the subject),
+//!   this bridge knows it (exact when nothing of its own is in flight,
+//!   else the last one sent + 1: consecutive when nothing else writes to
+//!   the JetStream stream),
+//! - while an earlier publish is unconfirmed, `Nats-Expected-Last-Msg-Id`:
+//!   that publish's id, so a message is stored only right after the one
+//!   before it (a wrong sequence guess can then only fail, never leave a
+//!   hole: a later guess that happens to match is refused by the id),
 //! - [`ORIGIN`] and [`POSITION`]: the bridge's origin and, per priority, the
 //!   highest Spool offset published so far, this message included,
-//! - the message's own headers and payload unchanged.
+//! - the message's own headers (those NATS cannot carry exactly encoded,
+//!   see [`crate::headers`]) and its payload.
 //!
-//! A message is acknowledged locally only after JetStream's publish ack.
-//! At start and after any failure the bridge reads the last message on the
-//! subject from the stream leader (`STREAM.MSG.GET` last-by-subject) and
-//! takes its position: a delivery at or below it, per priority, is already
-//! on the subject and is acknowledged without publishing. Because the
-//! compare-and-set makes the subject a single chain, and a priority's
-//! messages reach the chain in offset order, "at or below the last
-//! position" is exactly "published", whatever happened to the bridge or
-//! for how long NATS was away (the duplicate window plays no part).
+//! A message is acknowledged locally only after JetStream's publish ack;
+//! the acks that are in are acknowledged together (one journal record, one
+//! sync), in order, while later publishes are in flight.
+//! At start and after any failure the bridge waits out what is in flight,
+//! reads the last message on the subject from the stream leader
+//! (`STREAM.MSG.GET` last-by-subject) and takes its position: a delivery at
+//! or below it, per priority, is already on the subject and is
+//! acknowledged without publishing. Because the compare-and-set makes the
+//! subject a single chain without holes, and a priority's messages reach
+//! the chain in offset order, "at or below the last position" is exactly
+//! "published", whatever happened to the bridge or for how long NATS was
+//! away (the duplicate window plays no part).
 
 use crate::{nats, BridgeError, Result};
-use async_nats::header::{HeaderMap, HeaderName, HeaderValue};
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::header::HeaderMap;
+use async_nats::jetstream::context::{PublishAckFuture, PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::Context;
-use spool::{ConsumerConfig, Delivery, Store};
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::str::FromStr;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use spool::{dead_letter_headers, Consumer, ConsumerConfig, Delivery, Message, Store};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 /// Header: the origin of the bridge that published the message.
@@ -59,6 +69,13 @@ pub struct OutboundConfig {
     pub origin: String,
     /// Most publishes in flight at once.
     pub window: usize,
+    /// Where a message NATS cannot carry (larger than the server's
+    /// `max_payload`) is set aside, as the Spool consumer's dead-letter
+    /// stream: appended there (durably, with
+    /// [`spool::dead_letter_headers`] and the reason) before any later
+    /// message is published, then acknowledged. `None`: such a message
+    /// stops the bridge with [`BridgeError::TooLarge`].
+    pub dead_letter: Option<String>,
     /// A testing seam (off by default): abort at a protocol step.
     pub fault: std::sync::Arc<crate::fault::Fault>,
 }
@@ -73,6 +90,7 @@ impl OutboundConfig {
             consumer: "bridge-out".to_string(),
             origin: "spool".to_string(),
             window: 256,
+            dead_letter: None,
             fault: Default::default(),
         }
     }
@@ -91,12 +109,8 @@ impl Position {
     fn covers(&self, priority: u8, offset: u64) -> bool {
         self.published.get(&priority).is_some_and(|&o| offset <= o)
     }
-    fn encode(&self) -> String {
-        let parts: Vec<String> = self
-            .published
-            .iter()
-            .map(|(p, o)| format!("{p}:{o}"))
-            .collect();
+    fn encode_map(map: &BTreeMap<u8, u64>) -> String {
+        let parts: Vec<String> = map.iter().map(|(p, o)| format!("{p}:{o}")).collect();
         parts.join(",")
     }
     fn decode(s: &str) -> Option<BTreeMap<u8, u64>> {
@@ -148,76 +162,209 @@ pub async fn read_position(js: &Context, config: &OutboundConfig) -> Result<Posi
     })
 }
 
-fn message_headers(d: &Delivery) -> Result<HeaderMap> {
+fn message_headers(d: &Delivery) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for (name, value) in d.headers() {
-        let bad = || BridgeError::BadHeader {
-            priority: d.priority(),
-            offset: d.offset(),
-            name: name.to_string(),
-        };
-        let n = HeaderName::from_str(name).map_err(|_| bad())?;
-        let v = std::str::from_utf8(value).map_err(|_| bad())?;
-        let v = HeaderValue::from_str(v).map_err(|_| bad())?;
-        headers.append(n, v);
-    }
-    Ok(headers)
+    crate::headers::encode(d.headers(), &mut headers);
+    headers
 }
 
-/// Publishes `batch` (all above `pos`) as one pipelined run. Returns how
-/// many of them JetStream stored, in order; `pos` follows them. An error
-/// after the first stored message is not returned: the caller re-reads the
-/// subject and retries the rest.
-async fn publish_batch(
-    js: &Context,
-    config: &OutboundConfig,
-    batch: &[Delivery],
-    pos: &mut Position,
-) -> Result<usize> {
-    let mut next = pos.clone();
-    let mut acks = Vec::with_capacity(batch.len());
-    for (i, d) in batch.iter().enumerate() {
-        let mut headers = message_headers(d)?;
-        next.published.insert(d.priority(), d.offset());
-        headers.insert(ORIGIN, config.origin.as_str());
-        headers.insert(POSITION, next.encode());
-        headers.insert(PRIORITY, d.priority().to_string());
-        headers.insert(OFFSET, d.offset().to_string());
-        let id = format!(
-            "{}/{}/{}/{}",
-            config.origin,
-            config.stream,
-            d.priority(),
-            d.offset()
-        );
-        let msg = PublishMessage::build()
-            .payload(bytes::Bytes::copy_from_slice(d.payload()))
-            .headers(headers)
-            .message_id(id)
-            .expected_last_subject_sequence(pos.last_sequence + i as u64);
-        match js.send_publish(config.subject.clone(), msg).await {
-            Ok(ack) => acks.push(ack),
-            Err(_) => break,
-        }
+type AckFuture = <PublishAckFuture as IntoFuture>::IntoFuture;
+
+/// A delivery in the pipeline, in the order it entered the chain.
+struct Entry {
+    delivery: Delivery,
+    /// The publish ack to wait for; `None`: nothing was published for it
+    /// (already on the subject), acknowledged locally once every entry
+    /// before it is.
+    ack: Option<AckFuture>,
+}
+
+/// The pipeline's state between its steps.
+struct Pipeline {
+    /// Received, not yet published (in delivery order).
+    pending: VecDeque<Delivery>,
+    /// Published (or covered) and not yet acknowledged locally, in order.
+    in_flight: VecDeque<Entry>,
+    /// The subject's position as read or confirmed by publish acks.
+    confirmed: Option<Position>,
+    /// The position after every publish sent (the next message's header).
+    sent: Position,
+    /// The id of the last publish sent while its ack is outstanding.
+    last_sent_id: Option<String>,
+    /// Local acks journaled, their syncs under way.
+    syncs: FuturesUnordered<spool::Durable<()>>,
+    /// Most entries in flight now (1 after a failure, grows per ack).
+    limit: usize,
+}
+
+fn message_id(config: &OutboundConfig, d: &Delivery) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        config.origin,
+        config.stream,
+        d.priority(),
+        d.offset()
+    )
+}
+
+impl Pipeline {
+    fn sends_in_flight(&self) -> bool {
+        self.in_flight.iter().any(|e| e.ack.is_some())
     }
-    config.fault.reached(crate::fault::Point::PublishSent);
-    let mut stored = 0;
-    for ack in acks {
-        match ack.await {
-            Ok(ack) if !ack.duplicate => {
-                let d = &batch[stored];
-                pos.published.insert(d.priority(), d.offset());
-                pos.last_sequence = ack.sequence;
-                stored += 1;
+
+    /// Publishes pending deliveries up to the limit. Returns `false` if a
+    /// publish could not be sent (the caller treats it as a failure).
+    async fn fill(
+        &mut self,
+        js: &Context,
+        consumer: &Consumer,
+        dl: Option<&spool::Stream>,
+        config: &OutboundConfig,
+    ) -> Result<bool> {
+        let mut sent_any = false;
+        let mut ok = true;
+        while self.in_flight.len() < self.limit {
+            let Some(d) = self.pending.pop_front() else {
+                break;
+            };
+            if self.sent.covers(d.priority(), d.offset()) {
+                // On the subject already (or its publish is in flight).
+                self.in_flight.push_back(Entry {
+                    delivery: d,
+                    ack: None,
+                });
+                continue;
             }
-            // A duplicate (its id seen within the window) or a failure:
-            // what is on the subject is re-read before going on.
-            Ok(_) => break,
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => break,
-            Err(_) => break,
+            let mut next = self.sent.published.clone();
+            next.insert(d.priority(), d.offset());
+            let mut headers = message_headers(&d);
+            headers.insert(ORIGIN, config.origin.as_str());
+            headers.insert(POSITION, Position::encode_map(&next));
+            headers.insert(PRIORITY, d.priority().to_string());
+            headers.insert(OFFSET, d.offset().to_string());
+            let id = message_id(config, &d);
+            let mut msg = PublishMessage::build()
+                .payload(bytes::Bytes::copy_from_slice(d.payload()))
+                .headers(headers)
+                .message_id(&id)
+                .expected_last_subject_sequence(self.sent.last_sequence);
+            // While the previous publish is unconfirmed, this one may only
+            // be stored right after it: the subject sequence is a guess
+            // then (consecutive unless something else writes to the
+            // JetStream stream), the previous message id is not.
+            if let Some(prev) = &self.last_sent_id {
+                msg = msg.expected_last_message_id(prev);
+            }
+            match js.send_publish(config.subject.clone(), msg).await {
+                Ok(ack) => {
+                    self.sent.published = next;
+                    self.sent.last_sequence += 1;
+                    self.last_sent_id = Some(id);
+                    self.in_flight.push_back(Entry {
+                        delivery: d,
+                        ack: Some(Box::pin(ack.into_future())),
+                    });
+                    sent_any = true;
+                }
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    let why = e.to_string();
+                    // Set aside before any later message is published (its
+                    // position would cover this one).
+                    if let Err(e) = dead_letter(dl, config, &d, &why).await {
+                        self.pending.push_front(d);
+                        return Err(e);
+                    }
+                    self.syncs.push(consumer.ack_batch_async([d]));
+                }
+                Err(_) => {
+                    self.pending.push_front(d);
+                    ok = false;
+                    break;
+                }
+            }
         }
+        if sent_any {
+            config.fault.reached(crate::fault::Point::PublishSent);
+        }
+        Ok(ok)
     }
-    Ok(stored)
+
+    /// Takes the front entries whose acks are in (`first` is the front's
+    /// result, if it was just awaited), acknowledges them locally (one
+    /// journal record, one sync). Returns `false` on a failed publish.
+    fn confirm(
+        &mut self,
+        consumer: &Consumer,
+        config: &OutboundConfig,
+        mut first: Option<Result<PublishAck, PublishError>>,
+        published: &mut u64,
+    ) -> Result<bool> {
+        let mut done = Vec::new();
+        let mut ok = true;
+        while let Some(front) = self.in_flight.front_mut() {
+            let result = match (first.take(), front.ack.as_mut()) {
+                (Some(r), _) => Some(r),
+                (None, None) => None,
+                (None, Some(ack)) => match ack.as_mut().now_or_never() {
+                    Some(r) => Some(r),
+                    None => break,
+                },
+            };
+            if let Some(r) = result {
+                match r {
+                    Ok(ack) if !ack.duplicate => {
+                        let d = &front.delivery;
+                        if let Some(c) = self.confirmed.as_mut() {
+                            c.published.insert(d.priority(), d.offset());
+                            c.last_sequence = ack.sequence;
+                        }
+                        *published += 1;
+                        self.limit = (self.limit + 1).min(config.window.max(1));
+                    }
+                    // A duplicate (its id seen within the window) or a
+                    // failure: what is on the subject is re-read.
+                    _ => {
+                        front.ack = None; // resolved: not to be awaited again
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = self.in_flight.pop_front() {
+                done.push(e.delivery);
+            }
+        }
+        if !self.sends_in_flight() {
+            self.last_sent_id = None;
+            if let Some(c) = &self.confirmed {
+                self.sent.last_sequence = c.last_sequence;
+            }
+        }
+        if !done.is_empty() {
+            config.fault.reached(crate::fault::Point::PublishAcked);
+            // The local acks, only after the publish acks.
+            self.syncs.push(consumer.ack_batch_async(done));
+        }
+        Ok(ok)
+    }
+
+    /// After a failure: waits out every outstanding publish, puts the
+    /// unacknowledged deliveries back in front, forgets the position.
+    async fn reset(&mut self) {
+        let mut back = Vec::with_capacity(self.in_flight.len());
+        while let Some(e) = self.in_flight.pop_front() {
+            if let Some(ack) = e.ack {
+                let _ = ack.await;
+            }
+            back.push(e.delivery);
+        }
+        for d in back.into_iter().rev() {
+            self.pending.push_front(d);
+        }
+        self.confirmed = None;
+        self.last_sent_id = None;
+        self.limit = 1;
+    }
 }
 
 /// Forwards the stream to the subject until `shutdown` resolves or the
@@ -234,76 +381,166 @@ pub async fn run(
     let stream = store.stream(&config.stream)?;
     // Leases long enough that a held message is not redelivered while
     // NATS is away (a redelivery would be filtered by the position anyway).
-    let consumer = stream.consumer_with(
-        &config.consumer,
-        ConsumerConfig::default().visibility_timeout(Duration::from_secs(24 * 3600)),
-    )?;
+    let mut consumer_config =
+        ConsumerConfig::default().visibility_timeout(Duration::from_secs(24 * 3600));
+    consumer_config.dead_letter = config.dead_letter.clone();
+    let consumer = stream.consumer_with(&config.consumer, consumer_config)?;
+    let dl = match &config.dead_letter {
+        Some(name) => Some(store.stream(name)?),
+        None => None,
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut published = 0u64;
-    let mut pos: Option<Position> = None;
-    let mut window = config.window.max(1);
+    let window = config.window.max(1);
+    let mut p = Pipeline {
+        pending: VecDeque::new(),
+        in_flight: VecDeque::new(),
+        confirmed: None,
+        sent: Position::default(),
+        last_sent_id: None,
+        syncs: FuturesUnordered::new(),
+        limit: window,
+    };
     loop {
-        let take = consumer.receive_batch_async(window, Duration::from_millis(200));
-        let mut batch = tokio::select! {
-            _ = &mut shutdown => return Ok(published),
-            b = take => match b {
-                Ok(b) => b,
-                Err(spool::Error::Closed) => return Ok(published),
-                Err(e) => return Err(e.into()),
-            },
-        };
-        while !batch.is_empty() {
-            let p = match &pos {
-                Some(p) => p.clone(),
-                None => match read_position(js, config).await {
-                    Ok(p) => p,
-                    Err(e @ BridgeError::ForeignSubject { .. }) => return Err(e),
-                    Err(_) => {
-                        tokio::select! {
-                            _ = &mut shutdown => return Ok(published),
-                            _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
-                        }
+        let before = published;
+        if p.confirmed.is_none() && !p.pending.is_empty() {
+            let pos = match read_position(js, config).await {
+                Ok(pos) => pos,
+                Err(e @ BridgeError::ForeignSubject { .. }) => return Err(e),
+                Err(_) => {
+                    tokio::select! {
+                        _ = &mut shutdown => return finish(&mut p, published).await,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
                     }
-                },
+                }
             };
             // Already on the subject: acknowledge without publishing.
-            let (done, rest): (Vec<Delivery>, Vec<Delivery>) = batch
-                .into_iter()
-                .partition(|d| p.covers(d.priority(), d.offset()));
+            let (done, rest): (VecDeque<Delivery>, VecDeque<Delivery>) = p
+                .pending
+                .drain(..)
+                .partition(|d| pos.covers(d.priority(), d.offset()));
+            p.pending = rest;
             if !done.is_empty() {
-                consumer.ack_batch_async(done).await?;
+                p.syncs.push(consumer.ack_batch_async(done));
             }
-            batch = rest;
-            if batch.is_empty() {
-                pos = Some(p);
-                break;
-            }
-            let mut p = p;
-            let stored = publish_batch(js, config, &batch, &mut p).await?;
-            // The local acks, only after the publish acks.
-            if stored > 0 {
-                config.fault.reached(crate::fault::Point::PublishAcked);
-            }
-            let rest = batch.split_off(stored);
-            if !batch.is_empty() {
-                consumer.ack_batch_async(batch).await?; // one record, one sync
-            }
-            published += stored as u64;
-            batch = rest;
-            if batch.is_empty() {
-                pos = Some(p);
-                window = (window * 2).min(config.window.max(1));
-            } else {
-                // Something failed: re-read the subject, go on one by one.
-                pos = None;
-                window = 1;
-                if stored == 0 {
-                    tokio::select! {
-                        _ = &mut shutdown => return Ok(published),
-                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            p.sent = pos.clone();
+            p.confirmed = Some(pos);
+        }
+        let mut ok = true;
+        if p.confirmed.is_some() {
+            ok = match p.fill(js, &consumer, dl.as_ref(), config).await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    // Stopping: what it holds is given back, so that a run
+                    // in the same process receives it again.
+                    p.reset().await;
+                    for d in p.pending.drain(..) {
+                        let _ = d.nack();
                     }
+                    let _ = finish(&mut p, published).await;
+                    return Err(e);
+                }
+            };
+        }
+        if ok && !p.in_flight.is_empty() && p.in_flight.front().is_some_and(|e| e.ack.is_none()) {
+            ok = p.confirm(&consumer, config, None, &mut published)?;
+        }
+        if ok {
+            let room = p.limit.saturating_sub(p.in_flight.len() + p.pending.len());
+            let receive = async {
+                if room == 0 {
+                    std::future::pending::<()>().await;
+                }
+                consumer
+                    .receive_batch_async(room, Duration::from_millis(200))
+                    .await
+            };
+            tokio::select! {
+                _ = &mut shutdown => return finish(&mut p, published).await,
+                r = front_ack(&mut p.in_flight) => {
+                    ok = p.confirm(&consumer, config, Some(r), &mut published)?;
+                }
+                b = receive => match b {
+                    Ok(b) => p.pending.extend(b),
+                    Err(spool::Error::Closed) => return finish(&mut p, published).await,
+                    Err(e) => return Err(e.into()),
+                },
+                Some(r) = p.syncs.next(), if !p.syncs.is_empty() => r?,
+            }
+        }
+        if !ok {
+            p.reset().await;
+            if published == before {
+                tokio::select! {
+                    _ = &mut shutdown => return finish(&mut p, published).await,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 }
             }
         }
     }
+}
+
+/// Appends `d` to the consumer's dead-letter stream (durably), with the
+/// dead-letter headers and `why`; or [`BridgeError::TooLarge`] without one.
+/// The Spool message id `spool-bridge/<consumer>/<priority>/<offset>` keeps
+/// a crash between the append and the local ack from setting it aside
+/// twice (within the dead-letter stream's dedup window).
+async fn dead_letter(
+    dl: Option<&spool::Stream>,
+    config: &OutboundConfig,
+    d: &Delivery,
+    why: &str,
+) -> Result<()> {
+    let too_large = || BridgeError::TooLarge {
+        stream: config.stream.clone(),
+        priority: d.priority(),
+        offset: d.offset(),
+        why: why.to_string(),
+    };
+    let Some(dl) = dl else {
+        return Err(too_large());
+    };
+    let reason = format!("spool-bridge: NATS cannot carry it: {why}");
+    let (offset, priority) = (d.offset().to_string(), d.priority().to_string());
+    let attempts = d.attempt().to_string();
+    let id = format!("spool-bridge/{}/{}/{}", config.consumer, priority, offset);
+    let build = |keep: bool| {
+        let mut m = Message::new(d.payload()).id(&id);
+        if keep {
+            for (k, v) in d.headers() {
+                m = m.header(k, v);
+            }
+        }
+        m.header(dead_letter_headers::STREAM, &config.stream)
+            .header(dead_letter_headers::CONSUMER, &config.consumer)
+            .header(dead_letter_headers::OFFSET, &offset)
+            .header(dead_letter_headers::PRIORITY, &priority)
+            .header(dead_letter_headers::ATTEMPTS, &attempts)
+            .header(dead_letter_headers::REASON, &reason)
+    };
+    match dl.send_message_async(build(true)).await {
+        Ok(_) => {}
+        // Its own headers do not fit beside the dead-letter ones.
+        Err(spool::Error::InvalidHeaders { .. } | spool::Error::MessageTooLarge { .. }) => {
+            dl.send_message_async(build(false)).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Resolves with the front entry's publish ack (never, if none).
+async fn front_ack(in_flight: &mut VecDeque<Entry>) -> Result<PublishAck, PublishError> {
+    match in_flight.front_mut().and_then(|e| e.ack.as_mut()) {
+        Some(ack) => ack.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Stops: the local acks journaled so far are made durable.
+async fn finish(p: &mut Pipeline, published: u64) -> Result<u64> {
+    while let Some(r) = p.syncs.next().await {
+        r?;
+    }
+    Ok(published)
 }

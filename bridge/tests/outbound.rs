@@ -152,3 +152,83 @@ async fn a_foreign_last_message_stops_the_bridge() {
         "{r:?}"
     );
 }
+
+/// A JetStream stream shared with another subject that someone else
+/// writes to while the bridge forwards: the subject's stream sequences are
+/// then not consecutive, so a pipelined publish's expected subject
+/// sequence is a guess. A wrong guess must only cost a retry: a later
+/// publish that happens to match the subject's last sequence while an
+/// earlier one was refused would leave a hole the position then covers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_stream_written_by_others_leaves_no_hole() {
+    let Some(server) = common::NatsServer::start() else {
+        return;
+    };
+    let js = common::jetstream(&server, "SHARED", &["spool.orders", "noise.>"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let orders = store.stream("orders").unwrap();
+    const N: u64 = 3000;
+    let bodies: Vec<String> = (0..N).map(|i| format!("order {i}")).collect();
+    orders
+        .send_batch(bodies.iter().map(String::as_str))
+        .unwrap();
+    let stop_noise = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = {
+        let (js, stop) = (js.clone(), stop_noise.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ack = js.publish("noise.x", "noise".into()).await.unwrap();
+                ack.await.unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let bridge = {
+        let (store, js) = (store.clone(), js.clone());
+        tokio::spawn(async move {
+            let config = OutboundConfig::new("orders", "spool.orders");
+            outbound::run(&store, &js, &config, async {
+                let _ = rx.await;
+            })
+            .await
+        })
+    };
+    let consumer = orders.consumer("bridge-out").unwrap();
+    for _ in 0..6000 {
+        if consumer.stats().buckets[0].ack_floor >= N {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_noise.store(true, std::sync::atomic::Ordering::Relaxed);
+    let noise_sent = noise.await.unwrap();
+    assert!(noise_sent > 0, "the other subject was written meanwhile");
+    tx.send(()).unwrap();
+    bridge.await.unwrap().unwrap();
+
+    let s = js.get_stream("SHARED").await.unwrap();
+    let c = s
+        .create_consumer(pull::Config {
+            filter_subject: "spool.orders".to_string(),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    let mut got = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(500), msgs.next()).await
+    {
+        got.push(String::from_utf8(m.payload.to_vec()).unwrap());
+    }
+    assert_eq!(
+        got.len(),
+        N as usize,
+        "no loss, no duplicate on the subject"
+    );
+    assert_eq!(got, bodies, "in order");
+}

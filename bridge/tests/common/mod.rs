@@ -33,6 +33,12 @@ impl NatsServer {
     /// (`-p -1`) and writes it to a ports file: no race with other tests
     /// for a port.
     pub fn start() -> Option<NatsServer> {
+        NatsServer::start_with_config("")
+    }
+
+    /// [`NatsServer::start`] with a configuration file of `conf`'s text
+    /// (e.g. `max_payload: 8192`; empty: none), kept for restarts.
+    pub fn start_with_config(conf: &str) -> Option<NatsServer> {
         let Some(bin) = server_binary() else {
             eprintln!(
                 "SKIPPED: no nats-server binary (set NATS_SERVER, or run .ci/install-nats.sh)"
@@ -42,7 +48,13 @@ impl NatsServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = dir.path().join("ports");
         std::fs::create_dir(&ports).expect("ports dir");
-        let mut child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if !conf.is_empty() {
+            let file = dir.path().join("nats.conf");
+            std::fs::write(&file, conf).expect("config file");
+            cmd.arg("-c").arg(file);
+        }
+        let mut child = cmd
             .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
             .arg(dir.path().join("js"))
             .arg("--ports_file_dir")
@@ -91,7 +103,12 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.stop();
         let bin = server_binary().expect("a binary found before");
-        self.child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        let conf = self._dir.path().join("nats.conf");
+        if conf.is_file() {
+            cmd.arg("-c").arg(conf);
+        }
+        self.child = cmd
             .args([
                 "-js",
                 "-a",
