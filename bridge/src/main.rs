@@ -8,7 +8,7 @@
 
 use clap::{Parser, Subcommand};
 use spool::{Options, Store};
-use spool_bridge::{inbound, outbound};
+use spool_bridge::{inbound, outbound, setup, BridgeError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,6 +27,11 @@ struct Cli {
     /// retries with the next one.
     #[arg(long, default_value = "5s")]
     request_timeout: String,
+    /// If no JetStream stream captures the subject, create one of this
+    /// name (file storage, the subject its only subject, no limits). A
+    /// stream of that name capturing other subjects is an error.
+    #[arg(long, value_name = "NAME")]
+    create_stream: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -120,6 +125,12 @@ async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
         .timeout(timeout)
         .ack_timeout(timeout)
         .build(client);
+    if let Some(name) = &cli.create_stream {
+        let subject = match &cli.command {
+            Command::Out { subject, .. } | Command::In { subject, .. } => subject,
+        };
+        ensure_stream(&js, name, subject).await?;
+    }
     // A testing seam: SPOOL_BRIDGE_FAULT=point:nth aborts the process the
     // nth time the protocol reaches point (see spool_bridge::fault).
     let fault = match std::env::var("SPOOL_BRIDGE_FAULT") {
@@ -164,6 +175,33 @@ async fn run(cli: Cli) -> Result<u64, Box<dyn std::error::Error>> {
     };
     store.close()?;
     Ok(n)
+}
+
+/// [`setup::ensure_stream`], retried while JetStream does not answer (it
+/// may still be starting); a refusal ([`BridgeError::Setup`]) is final.
+async fn ensure_stream(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    subject: &str,
+) -> Result<(), BridgeError> {
+    let mut told = false;
+    loop {
+        match setup::ensure_stream(js, name, subject).await {
+            Ok(setup::Ensured::Created(s)) => {
+                eprintln!("spool-bridge: created JetStream stream {s} for {subject}");
+                return Ok(());
+            }
+            Ok(setup::Ensured::Found(_)) => return Ok(()),
+            Err(e @ BridgeError::Setup { .. }) => return Err(e),
+            Err(e) => {
+                if !told {
+                    eprintln!("spool-bridge: JetStream not ready ({e}); retrying");
+                    told = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
