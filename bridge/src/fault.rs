@@ -1,7 +1,9 @@
 //! A testing seam: abort the process at a named point of the protocol, so
 //! that a kill test can crash the bridge exactly between two of its steps
-//! (as SIGKILL would: no unwinding, no flush). Off unless set; a disabled
-//! seam costs one branch per batch.
+//! (as SIGKILL would: no unwinding, no flush); or lose the inbound bridge's
+//! acknowledgements of one batch to NATS, as a dropped packet would, so
+//! that JetStream delivers those messages again while the bridge runs. Off
+//! unless set; a disabled seam costs one branch per batch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,11 +33,14 @@ impl std::str::FromStr for Point {
     }
 }
 
-/// Aborts the process the `nth` time (from 1) [`Point`] is reached.
+/// Aborts the process the `nth` time (from 1) [`Point`] is reached, or
+/// loses the NATS acks of the `nth` inbound batch.
 #[derive(Debug, Default)]
 pub struct Fault {
     at: Option<(Point, u64)>,
     seen: AtomicU64,
+    drop_acks: Option<u64>,
+    batches: AtomicU64,
 }
 
 impl Fault {
@@ -47,7 +52,16 @@ impl Fault {
     pub fn at(point: Point, nth: u64) -> Fault {
         Fault {
             at: Some((point, nth)),
-            seen: AtomicU64::new(0),
+            ..Fault::default()
+        }
+    }
+    /// Lose the NATS acks of the `nth` inbound batch that appended
+    /// something (from 1): its messages are delivered again once the
+    /// consumer's ack wait has passed.
+    pub fn drop_acks(nth: u64) -> Fault {
+        Fault {
+            drop_acks: Some(nth),
+            ..Fault::default()
         }
     }
     /// Parses `point:nth` (e.g. `publish-acked:3`).
@@ -55,6 +69,14 @@ impl Fault {
         let (p, n) = s.split_once(':').ok_or("want point:nth")?;
         let n = n.parse().map_err(|_| format!("bad count {n:?}"))?;
         Ok(Fault::at(p.parse()?, n))
+    }
+    /// Whether the acks of this inbound batch are to be lost (counts the
+    /// batch).
+    pub(crate) fn drops_acks(&self) -> bool {
+        match self.drop_acks {
+            Some(n) => self.batches.fetch_add(1, Ordering::Relaxed) + 1 == n,
+            None => false,
+        }
     }
     pub(crate) fn reached(&self, point: Point) {
         if let Some((p, n)) = self.at {

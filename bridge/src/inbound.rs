@@ -209,6 +209,9 @@ pub async fn run(
         }
         if wrote {
             config.fault.reached(crate::fault::Point::AppendDurable);
+            if config.fault.drops_acks() {
+                continue;
+            }
         }
         for m in acks {
             // A lost ack only means a redelivery, which is at or below

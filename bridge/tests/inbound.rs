@@ -122,3 +122,82 @@ async fn appended_but_unacked_messages_are_not_appended_again() {
         );
     }
 }
+
+/// A redelivery at or below the last appended sequence, while the bridge
+/// runs (its NATS acks lost: JetStream sends the batch again once the ack
+/// wait has passed), is acked without appending. The Spool stream has no
+/// deduplication window here, so only the bridge's sequence check stands
+/// between a redelivery and a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_at_or_below_the_last_sequence_is_not_appended() {
+    let Some(server) = common::NatsServer::start() else {
+        return;
+    };
+    let js = common::jetstream(&server, "JOBS", &["jobs.>"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let jobs = store
+        .create_stream(
+            "jobs",
+            spool::StreamConfig::default().dedup_window(Duration::ZERO),
+        )
+        .unwrap();
+    publish(&js, 0..40).await;
+    let config = InboundConfig {
+        ack_wait: Duration::from_secs(1),
+        fault: std::sync::Arc::new(spool_bridge::fault::Fault::drop_acks(1)),
+        ..InboundConfig::new("jobs.>", "jobs")
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let bridge = {
+        let (store, js) = (store.clone(), js.clone());
+        tokio::spawn(async move {
+            inbound::run(&store, &js, &config, async {
+                let _ = rx.await;
+            })
+            .await
+        })
+    };
+    // The first batch's acks are lost: after the ack wait (1 s) JetStream
+    // delivers it again. Wait until it did and the consumer has nothing
+    // pending.
+    let consumer_idle = async {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Ok(mut s) = js.get_stream("JOBS").await else {
+                continue;
+            };
+            let Ok(mut c) = s
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>("spool-bridge-in")
+                .await
+            else {
+                continue;
+            };
+            if let Ok(info) = c.info().await {
+                // Deliveries beyond the 40 messages: redeliveries; none
+                // pending an ack: the bridge acked them all.
+                if info.num_ack_pending == 0
+                    && info.num_pending == 0
+                    && info.delivered.consumer_sequence > 40
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    assert!(
+        consumer_idle.await,
+        "the lost acks led to redeliveries, then all acked"
+    );
+    tx.send(()).unwrap();
+    assert_eq!(bridge.await.unwrap().unwrap(), 40);
+    assert_eq!(jobs.stats().messages(), 40, "each message appended once");
+    for (i, r) in jobs.iter_from(0).enumerate() {
+        let r = r.unwrap();
+        assert_eq!(
+            r.header("Nats-Stream-Sequence"),
+            Some(format!("{}", i + 1).as_bytes())
+        );
+    }
+}
