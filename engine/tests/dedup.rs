@@ -632,10 +632,32 @@ fn a_damaged_kept_ids_file_is_ignored_and_removed() {
     };
     let kept = kept_files(&fs);
     assert!(kept.len() >= 2, "{kept:?}");
+    // The inspector lists them (every deleted message had an id), with no
+    // problem.
+    let inspect = |fs: &SimFs| {
+        spool::inspect::Inspector::new(fs)
+            .inspect_store(Path::new(ROOT))
+            .unwrap()
+    };
+    let info = inspect(&fs);
+    let b0 = &info.streams[0].buckets[0];
+    assert_eq!(b0.kept_ids.len(), kept.len());
+    let ids: u64 = b0.kept_ids.iter().map(|k| u64::from(k.ids)).sum();
+    assert_eq!(ids, b0.first_offset.unwrap());
+    assert!(b0.kept_ids.iter().all(|k| k.unusable.is_none()));
+    assert!(info.problems.is_empty(), "{:?}", info.problems);
     let mut b = fs.read_file(&kept[kept.len() - 1]).unwrap();
     let n = b.len();
     b[n - 1] ^= 0x40;
     fs.write_file(&kept[kept.len() - 1], &b).unwrap();
+    // Verify: a warning, no error.
+    let info = inspect(&fs);
+    assert!(info.streams[0].buckets[0].kept_ids[kept.len() - 1]
+        .unusable
+        .is_some());
+    assert_eq!(info.problems.len(), 1, "{:?}", info.problems);
+    assert!(info.problems[0].warning);
+    assert_eq!(info.problems[0].file, kept[kept.len() - 1]);
     let store = open(&fs);
     let s = store.stream("s").unwrap();
     // Its ids are forgotten; the others' are not.
@@ -654,7 +676,8 @@ fn a_damaged_kept_ids_file_is_ignored_and_removed() {
         end
     );
     assert_eq!(
-        s.send_message(Message::new(&payload(0)).id(&id(0))).unwrap(),
+        s.send_message(Message::new(&payload(0)).id(&id(0)))
+            .unwrap(),
         sent[0]
     );
     assert_eq!(kept_files(&fs).len(), kept.len() - 1);

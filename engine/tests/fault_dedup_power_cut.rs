@@ -181,8 +181,8 @@ fn retention_build(fs: &SimFs, config: spool::StreamConfig) -> (Store, HashMap<u
 /// acknowledgements are all there, and nothing below the low-water mark
 /// is left but kept ids.
 fn retention_check(fs: &SimFs, acked: &HashMap<u64, u64>, what: &str) {
-    let store = Store::open(ROOT, retention_options(fs))
-        .unwrap_or_else(|e| panic!("{what}: open: {e}"));
+    let store =
+        Store::open(ROOT, retention_options(fs)).unwrap_or_else(|e| panic!("{what}: open: {e}"));
     let s = store.stream("s").unwrap();
     let c = s.open_consumer("c").unwrap();
     assert!(
@@ -237,13 +237,20 @@ fn power_cut_at_every_operation_of_a_retention_pass_keeps_the_ids() {
                         .crashed_image()
                         .map(|img| SimFs::from_image(&img))
                         .unwrap_or_else(|| copy.power_cut(CutMode::DropUnsynced));
-                    retention_check(&again, &acked_here, &format!("{what}, then at op {at2} of the open"));
+                    retention_check(
+                        &again,
+                        &acked_here,
+                        &format!("{what}, then at op {at2} of the open"),
+                    );
                 }
             }
             retention_check(&image, &acked_here, &what);
         }
     }
-    assert!(finished_at_open > 0, "no cut left the pass for the open to finish");
+    assert!(
+        finished_at_open > 0,
+        "no cut left the pass for the open to finish"
+    );
 }
 
 /// Whether a segment of `s`'s bucket lies below its low-water mark (a pass
@@ -284,11 +291,14 @@ fn power_cut_at_every_operation_of_sends_whose_rolls_delete_by_size() {
         let fs = SimFs::new();
         let mut acked = HashMap::new();
         run(&fs, &mut acked).unwrap();
-        let s = Store::open(ROOT, retention_options(&fs.power_cut(CutMode::DropUnsynced)))
-            .unwrap()
-            .stream("s")
-            .unwrap()
-            .stats();
+        let s = Store::open(
+            ROOT,
+            retention_options(&fs.power_cut(CutMode::DropUnsynced)),
+        )
+        .unwrap()
+        .stream("s")
+        .unwrap()
+        .stats();
         assert!(s.buckets[0].first_offset > 0, "size retention ran");
         assert!(s.buckets[0].kept_id_files > 0, "ids were kept");
         fs.stats().ops

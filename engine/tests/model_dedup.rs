@@ -139,7 +139,10 @@ fn audit(store: &Store, m: &mut Model) {
     for (id, at) in &m.known {
         if deleted(at) {
             let prev = found.insert(*id, *at);
-            assert!(prev.is_none(), "id {id} deleted at {at:?} and stored again at {prev:?}");
+            assert!(
+                prev.is_none(),
+                "id {id} deleted at {at:?} and stored again at {prev:?}"
+            );
         }
     }
     m.known = found;
