@@ -61,8 +61,8 @@ impl Bucket {
         let Ok(ih) = index_file::check_kept(&b, self.priority, base) else {
             tracing::warn!(
                 target: crate::events::RETENTION,
-                file = %path.display(),
-                "damaged kept ids ignored and removed"
+                path = %path.display(),
+                "damaged kept ids removed"
             );
             return Ok(None);
         };
