@@ -1,7 +1,9 @@
 //! Deduplication by message id: a producer whose send timed out (it cannot
 //! know whether the message was stored) sends it again with the same id;
 //! the retry stores nothing and returns the first one's offset, also after
-//! the store was closed and reopened in between, and in a batch.
+//! the store was closed and reopened in between, in a batch, and after the
+//! first one was consumed and deleted by retention (its id is kept until
+//! the window passes).
 //!
 //! ```text
 //! cargo run --release --example dedup               # a temporary store
@@ -52,7 +54,7 @@ fn main() -> Result {
 
     println!("2. the retry after a restart of the store");
     let store = Store::open(&dir, Options::default())?;
-    let payments = store.stream_with("payments", config)?;
+    let payments = store.stream_with("payments", config.clone())?;
     let end = payments.stats().messages();
     let again = payments.send_message(Message::new(b"charge 42 EUR").id("payment-7781"))?;
     check(again == first, "the window was rebuilt at open")?;
@@ -75,6 +77,46 @@ fn main() -> Result {
     let a = payments.send(b"heartbeat")?;
     let b = payments.send(b"heartbeat")?;
     check(a != b, "two sends, two messages")?;
+    store.close()?;
+
+    println!("5. the retry after the original was consumed, deleted and the store restarted");
+    // Small segments, so that a few hundred messages fill several.
+    let small = || Options::default().segment_bytes_max(64 * 1024);
+    let (first, end) = {
+        let store = Store::open(&dir, small())?;
+        let invoices = store.stream_with("invoices", config.clone())?;
+        let billing = invoices.consumer("billing")?;
+        let mut offsets = Vec::new();
+        for i in 0..300 {
+            let id = format!("invoice-{i}");
+            offsets.push(invoices.send_message(Message::new(&[b'x'; 600]).id(&id))?);
+        }
+        let last = offsets[offsets.len() - 1];
+        billing.ack_up_to(0, last)?;
+        invoices.apply_retention()?;
+        let stats = &invoices.stats().buckets[0];
+        check(
+            stats.first_offset > offsets[0],
+            "retention deleted the consumed segments",
+        )?;
+        check(
+            stats.kept_id_files > 0,
+            "their ids are kept (within the window)",
+        )?;
+        store.close()?;
+        (offsets[0], last + 1)
+    };
+    let store = Store::open(&dir, small())?;
+    let invoices = store.stream_with("invoices", config)?;
+    let again = invoices.send_message(Message::new(&[b'x'; 600]).id("invoice-0"))?;
+    check(
+        again == first,
+        "the retry got the deleted original's offset",
+    )?;
+    check(
+        invoices.stats().buckets[0].end_offset == end,
+        "and stored nothing",
+    )?;
     store.close()?;
     Ok(())
 }

@@ -23,6 +23,7 @@
 //! | `spool::recovery` | INFO | `incomplete stream removed` | `path` |
 //! | `spool::recovery` | INFO | `orphan blobs removed` | `count` |
 //! | `spool::retention` | INFO | `segments deleted` | `stream`, `priority`, `segments`, `bytes`, `low_water` |
+//! | `spool::retention` | WARN | `damaged kept ids removed` | `path` |
 //! | `spool::dead_letter` | WARN | `message dead-lettered` | `stream`, `consumer`, `priority`, `offset`, `attempts`, `reason`, `dead_letter_stream` |
 //! | `spool::poison` | ERROR | `store poisoned` | `what`, `path`, `error` |
 //! | `spool::sync` | WARN | `slow sync` | `what`, `path`, `duration_us`, `threshold_us` |
@@ -40,6 +41,10 @@
 //! - `segments deleted`: one per bucket and retention pass that deleted
 //!   something: `segments` files (with their indexes) removed, `bytes` their
 //!   size, `low_water` the bucket's new first retained offset.
+//! - `damaged kept ids removed`: a kept-ids file (`<base>.ids`, the ids of
+//!   a segment retention deleted within the dedup window) at `path` did not
+//!   pass its checks when read: it is ignored and removed (only ids are
+//!   lost with it; DESIGN.md §7.1).
 //! - `message dead-lettered`: a message delivered `max_deliveries` times,
 //!   acknowledged after its copy went to `dead_letter_stream` (empty when
 //!   the consumer has none: the message was dropped); `reason` is the

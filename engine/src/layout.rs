@@ -8,6 +8,7 @@
 //! <store>/streams/<stream>/stream.meta
 //! <store>/streams/<stream>/message_type.meta
 //! <store>/streams/<stream>/p<k>/<base:020>.seg | .idx
+//! <store>/streams/<stream>/p<k>/<base:020>.ids   (ids of a deleted segment, DESIGN §7.1)
 //! <store>/streams/<stream>/p<k>/quarantine/<base:020>-<pos:010>-e<epoch>.torn
 //! <store>/streams/<stream>/p<k>/retention.meta | head.meta
 //! <store>/streams/<stream>/consumers/<consumer>/config.meta | checkpoint | journal.<g:020>
@@ -55,6 +56,7 @@ pub(crate) const BLOBS_PENDING_DIR: &str = "pending";
 
 const SEGMENT_EXT: &str = "seg";
 const INDEX_EXT: &str = "idx";
+const KEPT_IDS_EXT: &str = "ids";
 const JOURNAL_PREFIX: &str = "journal.";
 const TMP_DIR_PREFIX: &str = ".tmp-";
 const TMP_SUFFIX: &str = ".tmp";
@@ -84,6 +86,18 @@ pub(crate) fn segment_file_name(base: u64) -> String {
 /// File name of the index of the segment starting at `base`: `<base:020>.idx`.
 pub(crate) fn index_file_name(base: u64) -> String {
     format!("{base:020}.{INDEX_EXT}")
+}
+
+/// File name of the kept ids of the segment that started at `base`,
+/// deleted by retention while some of its ids were within the stream's
+/// deduplication window: its index renamed, `<base:020>.ids`.
+pub(crate) fn kept_ids_file_name(base: u64) -> String {
+    format!("{base:020}.{KEPT_IDS_EXT}")
+}
+
+/// The base offset of a kept-ids file name.
+pub(crate) fn parse_kept_ids_name(name: &str) -> Option<u64> {
+    parse_numbered(name.strip_suffix(KEPT_IDS_EXT)?.strip_suffix('.')?)
 }
 
 /// The base offset of a segment file name.
@@ -224,6 +238,9 @@ mod tests {
         assert_eq!(parse_segment_name(&segment_file_name(7)), Some(7));
         assert_eq!(parse_index_name(&index_file_name(u64::MAX)), Some(u64::MAX));
         assert_eq!(parse_segment_name("00000000000000000007.idx"), None);
+        assert_eq!(parse_kept_ids_name(&kept_ids_file_name(7)), Some(7));
+        assert_eq!(parse_kept_ids_name(&index_file_name(7)), None);
+        assert_eq!(parse_index_name(&kept_ids_file_name(7)), None);
         assert_eq!(parse_segment_name("0000000000000000007.seg"), None);
         assert_eq!(parse_segment_name("0000000000000000000x.seg"), None);
         assert_eq!(parse_journal_name(&journal_file_name(3)), Some(3));

@@ -465,3 +465,220 @@ fn a_purge_forgets_the_ids_of_the_messages_it_removed() {
     assert_eq!(s.send_message(Message::new(b"dup").id("b")).unwrap(), 1);
     assert_eq!(held(&s), 2);
 }
+
+/// Sends `n` messages with ids `id(0..n)` (one level), over several
+/// segments; returns their offsets.
+fn fill_ids(s: &spool::Stream, n: u64) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let p = payload(i);
+            s.send_message(Message::new(&p).id(&id(i))).unwrap()
+        })
+        .collect()
+}
+
+/// Every id of `sent` resent: its first offset back, nothing stored.
+fn resend_stores_nothing(s: &spool::Stream, sent: &[u64], what: &str) {
+    let end = s.stats().buckets[0].end_offset;
+    for (i, &o) in sent.iter().enumerate() {
+        let p = payload(i as u64);
+        let got = s.send_message(Message::new(&p).id(&id(i as u64))).unwrap();
+        assert_eq!(got, o, "{what}: id {i}");
+    }
+    assert_eq!(
+        s.stats().buckets[0].end_offset,
+        end,
+        "{what}: a resend stored"
+    );
+}
+
+fn kept_files(fs: &SimFs) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs
+        .files()
+        .into_iter()
+        .filter(|p| p.starts_with(bucket_dir()) && p.extension().is_some_and(|e| e == "ids"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Retention of every kind deleting segments whose ids are within the
+/// window keeps those ids across a reopen: a retry after a restart of a
+/// message consumed and deleted within the window stores nothing (the
+/// gap this closes: the ids went with the segment's index).
+#[test]
+fn ids_of_segments_deleted_by_retention_survive_a_reopen() {
+    for how in ["interest", "max_bytes", "max_age"] {
+        let fs = SimFs::new();
+        let sent = {
+            let store = open(&fs);
+            let config = match how {
+                "max_bytes" => StreamConfig::default().max_bytes(3 * sim::SEGMENT_BYTES),
+                "max_age" => StreamConfig::default().max_age(Duration::from_millis(1)),
+                _ => StreamConfig::default(),
+            };
+            let s = store.create_stream("s", config).unwrap();
+            let c = s.consumer("c").unwrap();
+            let sent = fill_ids(&s, 400);
+            c.ack_up_to(0, sent[sent.len() - 1]).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            s.apply_retention().unwrap();
+            let st = s.stats().buckets[0].clone();
+            assert!(st.first_offset > 100, "{how}: retention deleted {st:?}");
+            assert!(st.kept_id_files > 0, "{how}: {st:?}");
+            // The running process remembers them.
+            resend_stores_nothing(&s, &sent, &format!("{how}, same process"));
+            store.close().unwrap();
+            sent
+        };
+        assert!(!kept_files(&fs).is_empty(), "{how}");
+        let store = open(&fs);
+        let s = store.stream("s").unwrap();
+        resend_stores_nothing(&s, &sent, &format!("{how}, after a reopen"));
+        assert_eq!(s.stats().dedup_ids, sent.len(), "{how}");
+    }
+}
+
+/// Kept ids go once their newest id is a window old (at a retention pass
+/// or at the window's rebuild); a stream without a window keeps none.
+#[test]
+fn kept_ids_go_once_they_age_out_of_the_window() {
+    let fs = SimFs::new();
+    let store = open(&fs);
+    let window = Duration::from_millis(100);
+    let s = store
+        .create_stream("s", StreamConfig::default().dedup_window(window))
+        .unwrap();
+    let c = s.consumer("c").unwrap();
+    let sent = fill_ids(&s, 300);
+    c.ack_up_to(0, sent[sent.len() - 1]).unwrap();
+    s.apply_retention().unwrap();
+    assert!(s.stats().buckets[0].kept_id_files > 0);
+    std::thread::sleep(window * 2);
+    s.apply_retention().unwrap();
+    assert_eq!(s.stats().buckets[0].kept_id_files, 0);
+    assert!(kept_files(&fs).is_empty());
+    drop((s, c));
+    // Off: nothing kept.
+    let s = store
+        .create_stream("off", StreamConfig::default().dedup_window(Duration::ZERO))
+        .unwrap();
+    let c = s.consumer("c").unwrap();
+    let sent = fill_ids(&s, 300);
+    c.ack_up_to(0, sent[sent.len() - 1]).unwrap();
+    s.apply_retention().unwrap();
+    assert!(s.stats().buckets[0].first_offset > 0);
+    assert_eq!(s.stats().buckets[0].kept_id_files, 0);
+    // Without ids, nothing kept either.
+    drop((s, c));
+    let s = store.stream("plain").unwrap();
+    let c = s.consumer("c").unwrap();
+    for i in 0..300 {
+        s.send(&payload(i)).unwrap();
+    }
+    c.ack_up_to(0, 299).unwrap();
+    s.apply_retention().unwrap();
+    assert!(s.stats().buckets[0].first_offset > 0);
+    assert_eq!(s.stats().buckets[0].kept_id_files, 0);
+}
+
+/// A purge removes the kept ids with its messages' (it forgets them, in
+/// the process and after a reopen alike).
+#[test]
+fn a_purge_removes_kept_ids() {
+    let fs = SimFs::new();
+    {
+        let store = open(&fs);
+        let s = store.stream("s").unwrap();
+        let c = s.consumer("c").unwrap();
+        let sent = fill_ids(&s, 300);
+        c.ack_up_to(0, sent[sent.len() - 1]).unwrap();
+        s.apply_retention().unwrap();
+        assert!(s.stats().buckets[0].kept_id_files > 0);
+        s.purge().unwrap();
+        assert_eq!(s.stats().buckets[0].kept_id_files, 0);
+        let end = s.stats().buckets[0].end_offset;
+        assert_eq!(
+            s.send_message(Message::new(b"again").id(&id(0))).unwrap(),
+            end,
+            "a purged id is forgotten"
+        );
+        store.close().unwrap();
+    }
+    assert!(kept_files(&fs).is_empty());
+    let store = open(&fs);
+    let s = store.stream("s").unwrap();
+    let end = s.stats().buckets[0].end_offset;
+    assert_eq!(
+        s.send_message(Message::new(b"again").id(&id(1))).unwrap(),
+        end
+    );
+}
+
+/// A damaged kept-ids file never fails an open or a send: it is ignored
+/// (its ids are stored again) and removed.
+#[test]
+fn a_damaged_kept_ids_file_is_ignored_and_removed() {
+    let fs = SimFs::new();
+    let sent = {
+        let store = open(&fs);
+        let s = store.stream("s").unwrap();
+        let c = s.consumer("c").unwrap();
+        let sent = fill_ids(&s, 300);
+        c.ack_up_to(0, sent[sent.len() - 1]).unwrap();
+        s.apply_retention().unwrap();
+        store.close().unwrap();
+        sent
+    };
+    let kept = kept_files(&fs);
+    assert!(kept.len() >= 2, "{kept:?}");
+    // The inspector lists them (every deleted message had an id), with no
+    // problem.
+    let inspect = |fs: &SimFs| {
+        spool::inspect::Inspector::new(fs)
+            .inspect_store(Path::new(ROOT))
+            .unwrap()
+    };
+    let info = inspect(&fs);
+    let b0 = &info.streams[0].buckets[0];
+    assert_eq!(b0.kept_ids.len(), kept.len());
+    let ids: u64 = b0.kept_ids.iter().map(|k| u64::from(k.ids)).sum();
+    assert_eq!(ids, b0.first_offset.unwrap());
+    assert!(b0.kept_ids.iter().all(|k| k.unusable.is_none()));
+    assert!(info.problems.is_empty(), "{:?}", info.problems);
+    let mut b = fs.read_file(&kept[kept.len() - 1]).unwrap();
+    let n = b.len();
+    b[n - 1] ^= 0x40;
+    fs.write_file(&kept[kept.len() - 1], &b).unwrap();
+    // Verify: a warning, no error.
+    let info = inspect(&fs);
+    assert!(info.streams[0].buckets[0].kept_ids[kept.len() - 1]
+        .unusable
+        .is_some());
+    assert_eq!(info.problems.len(), 1, "{:?}", info.problems);
+    assert!(info.problems[0].warning);
+    assert_eq!(info.problems[0].file, kept[kept.len() - 1]);
+    let store = open(&fs);
+    let s = store.stream("s").unwrap();
+    // Its ids are forgotten; the others' are not.
+    let first_of_damaged: u64 = kept[kept.len() - 1]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let i = sent.iter().position(|&o| o == first_of_damaged).unwrap();
+    let end = s.stats().buckets[0].end_offset;
+    assert_eq!(
+        s.send_message(Message::new(&payload(i as u64)).id(&id(i as u64)))
+            .unwrap(),
+        end
+    );
+    assert_eq!(
+        s.send_message(Message::new(&payload(0)).id(&id(0)))
+            .unwrap(),
+        sent[0]
+    );
+    assert_eq!(kept_files(&fs).len(), kept.len() - 1);
+}

@@ -13,16 +13,26 @@
 //! returned for an id equals the one acknowledged for it before; after the
 //! kill the log holds each id once, every acknowledged one at its offset.
 //! `SPOOL_KILL9_ITERS` sets the number of kills (default 30).
+//!
+//! `dedup_kill9_loop_with_retention` runs the same on a stream bounded by
+//! `max_bytes`, whose rolls delete the oldest segments as the children
+//! send: every child retries ids whose segments were deleted (their ids
+//! kept, DESIGN.md §7.1), and must get their offsets back; the log is
+//! checked from its first retained offset.
 
 pub mod common;
 
 use common::process::{open_retry, rerun, say_to_parent, spawn_marked};
-use spool::{Durability, Message, Options, Store};
+use spool::{Durability, Message, Options, Store, StreamConfig};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "SPOOL_DEDUP_KILL9_CHILD";
+/// Set (to anything) for children whose stream deletes by size.
+const RETENTION_ENV: &str = "SPOOL_DEDUP_KILL9_RETENTION";
+/// `max_bytes` of the stream of those children: four segments.
+const MAX_BYTES: u64 = 4 * 64 * 1024;
 const MARK: &str = "@@d ";
 const IDS_MAX: u64 = 4_000;
 const GENERATIONS_PER_STORE: u32 = 40;
@@ -51,7 +61,11 @@ fn dedup_kill9_child() {
     let say = |line: String| say_to_parent(MARK, &line);
     say("opening".into());
     let store = Store::open(Path::new(&dir), options()).expect("child open");
-    let s = store.stream("s").expect("stream");
+    let config = match std::env::var_os(RETENTION_ENV) {
+        Some(_) => StreamConfig::default().max_bytes(MAX_BYTES),
+        None => StreamConfig::default(),
+    };
+    let s = store.stream_with("s", config).expect("stream");
     say("ready".into());
     let mut i = 0;
     while i < IDS_MAX {
@@ -85,8 +99,9 @@ fn dedup_kill9_child() {
 fn check_store(dir: &Path, acked: &HashMap<u64, u64>, what: &str) {
     let store = open_retry(dir, options()).unwrap_or_else(|e| panic!("{what}: open: {e}"));
     let s = store.stream("s").unwrap();
+    let first = s.stats().buckets[0].first_offset;
     let mut seen: HashMap<u64, u64> = HashMap::new();
-    for r in s.iter_from(0) {
+    for r in s.iter_from(first) {
         let r = r.unwrap_or_else(|e| panic!("{what}: read: {e}"));
         if let Some(id) = r.message_id() {
             let n: u64 = std::str::from_utf8(&id[3..]).unwrap().parse().unwrap();
@@ -95,7 +110,7 @@ fn check_store(dir: &Path, acked: &HashMap<u64, u64>, what: &str) {
             assert!(prev.is_none(), "{what}: id {n} stored twice");
         }
     }
-    for (id, o) in acked {
+    for (id, o) in acked.iter().filter(|&(_, &o)| o >= first) {
         assert_eq!(seen.get(id), Some(o), "{what}: acknowledged id {id} lost");
     }
 }
@@ -105,6 +120,18 @@ fn dedup_kill9_loop() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
+    kill9_loop(false);
+}
+
+#[test]
+fn dedup_kill9_loop_with_retention() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    kill9_loop(true);
+}
+
+fn kill9_loop(retention: bool) {
     let iters: u32 = std::env::var("SPOOL_KILL9_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -125,8 +152,12 @@ fn dedup_kill9_loop() {
             dir = tmp.path().join(format!("store-{iter}"));
             acked.clear();
         }
-        let (mut child, rx, reader) =
-            spawn_marked(rerun("dedup_kill9_child").env(CHILD_ENV, &dir), MARK);
+        let mut cmd = rerun("dedup_kill9_child");
+        cmd.env(CHILD_ENV, &dir);
+        if retention {
+            cmd.env(RETENTION_ENV, "1");
+        }
+        let (mut child, rx, reader) = spawn_marked(&mut cmd, MARK);
         // Wait for the child to start opening; kill during the open now
         // and then, else after it is sending.
         let first = rx.recv_timeout(Duration::from_secs(60));
@@ -166,4 +197,12 @@ fn dedup_kill9_loop() {
         check_store(&dir, &acked, &what);
     }
     assert!(retried > 0, "no child retried an acknowledged id");
+    if retention {
+        let store = open_retry(&dir, options()).unwrap();
+        let first = store.stream("s").unwrap().stats().buckets[0].first_offset;
+        assert!(
+            acked.values().any(|&o| o < first),
+            "no acknowledged id was in a deleted segment (first retained {first})"
+        );
+    }
 }

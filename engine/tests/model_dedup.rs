@@ -11,6 +11,12 @@
 //! After every reopen the log is read whole: every id in it appears once,
 //! every acknowledged id where it was acknowledged; the model then adopts
 //! what the log holds (a send that failed may have stored its message).
+//!
+//! A consumer acknowledges everything now and then, and retention deletes
+//! the segments it passed: the ids of deleted segments stay known (their
+//! segments' ids are kept, DESIGN.md §7.1), across reopens and power cuts
+//! too; the audit reads the retained log and keeps what the model knew
+//! below the first retained offset.
 
 pub mod common;
 
@@ -33,6 +39,8 @@ enum Op {
     },
     Batch(Vec<(Option<u8>, u8)>),
     Reopen,
+    /// The consumer acknowledges everything sent, then a retention pass.
+    AckAllAndRetain,
     PowerCut {
         random: bool,
         seed: u64,
@@ -52,6 +60,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(id, priority, len)| Op::Send { id, priority, len }),
         3 => proptest::collection::vec((id, 0..LEVELS), 1..12).prop_map(Op::Batch),
         2 => Just(Op::Reopen),
+        2 => Just(Op::AckAllAndRetain),
         1 => (any::<bool>(), any::<u64>()).prop_map(|(random, seed)| Op::PowerCut { random, seed }),
         1 => (1u64..60, proptest::collection::vec(0u8..24, 1..8))
             .prop_map(|(after, ids)| Op::FailThenCut { after, ids }),
@@ -85,7 +94,9 @@ fn open(fs: &SimFs) -> Store {
                 .priorities(LEVELS)
                 .dedup_window(Duration::from_secs(3600)),
         )
-        .expect("stream");
+        .expect("stream")
+        .consumer("c")
+        .expect("consumer");
     store
 }
 
@@ -93,13 +104,17 @@ fn ends(s: &spool::Stream) -> Vec<u64> {
     s.stats().buckets.iter().map(|b| b.end_offset).collect()
 }
 
-/// Reads the whole log: each id once; every acknowledged one where it was
-/// acknowledged. The model adopts the log.
+/// Reads the whole retained log: each id once; every acknowledged one
+/// that retention did not delete where it was acknowledged. The model
+/// adopts the log, and keeps what it knew below the first retained
+/// offsets (deleted by retention: their ids are kept).
 fn audit(store: &Store, m: &mut Model) {
     let s = store.stream("s").unwrap();
+    let firsts: Vec<u64> = s.stats().buckets.iter().map(|b| b.first_offset).collect();
+    let deleted = |&(p, o): &(u8, u64)| o < firsts[p as usize];
     let mut found: HashMap<u8, (u8, u64)> = HashMap::new();
     for p in 0..LEVELS {
-        for r in s.iter_priority(p, 0).unwrap() {
+        for r in s.iter_priority(p, firsts[p as usize]).unwrap() {
             let r = r.expect("read");
             if let Some(id) = r.message_id() {
                 let n: u8 = std::str::from_utf8(&id[3..]).unwrap().parse().unwrap();
@@ -113,13 +128,37 @@ fn audit(store: &Store, m: &mut Model) {
         }
     }
     for (id, at) in &m.acked {
-        assert_eq!(
-            found.get(id),
-            Some(at),
-            "acknowledged id {id} lost or moved"
-        );
+        if !deleted(at) {
+            assert_eq!(
+                found.get(id),
+                Some(at),
+                "acknowledged id {id} lost or moved"
+            );
+        }
+    }
+    for (id, at) in &m.known {
+        if deleted(at) {
+            let prev = found.insert(*id, *at);
+            assert!(
+                prev.is_none(),
+                "id {id} deleted at {at:?} and stored again at {prev:?}"
+            );
+        }
     }
     m.known = found;
+}
+
+/// The consumer acknowledges everything sent so far; a retention pass
+/// deletes what it passed.
+fn ack_all_and_retain(store: &Store) {
+    let s = store.stream("s").unwrap();
+    let c = s.open_consumer("c").unwrap();
+    for (p, end) in ends(&s).into_iter().enumerate() {
+        if end > 0 {
+            c.ack_up_to(p as u8, end - 1).expect("ack");
+        }
+    }
+    s.apply_retention().expect("retention");
 }
 
 /// One send against the model; `Err` ends a failing phase.
@@ -197,6 +236,7 @@ fn run(ops: Vec<Op>) {
                 assert!(send(&s, &mut m, id, priority, len), "send failed");
             }
             Op::Batch(items) => batch(&s, &mut m, &items),
+            Op::AckAllAndRetain => ack_all_and_retain(&store),
             Op::Reopen => {
                 drop(s);
                 store.close().unwrap();

@@ -127,8 +127,11 @@ fn raw(data: &[u8]) {
         }
     }
 
-    // Index.
+    // Index (also a kept-ids file, `<base>.ids`: the same bytes). Its
+    // header alone (what a retention pass reads) agrees with the whole.
+    let head = index::decode_header(data);
     if let Ok(h) = index::decode(data) {
+        assert_eq!(head, Ok(h), "the header alone decodes to the same fields");
         let n = usize::try_from(h.count).expect("count fits: the length was checked");
         assert!(INDEX_HEADER_BYTES + n * 4 <= data.len());
         let positions: Vec<u32> = (0..h.count).map(|i| index::position(data, i)).collect();

@@ -2,8 +2,11 @@
 //! segments with their `.idx` files) is copied into a fresh directory; the
 //! input then replaces `store.meta`, `stream.meta` or the index of a sealed
 //! segment with arbitrary bytes (raw, or framed with valid CRCs so that the
-//! body is what gets tested), deletes an index, or damages a sealed segment.
-//! Then `Store::open` and a read of everything from offset 0.
+//! body is what gets tested), deletes an index, damages a sealed segment, or
+//! writes a kept-ids file (`<base>.ids`, the index of a segment retention
+//! deleted within the dedup window: raw bytes, or a forged index with ids).
+//! Then `Store::open`, a read of everything from offset 0, and a send with
+//! an id (which reads the kept ids into the window).
 //!
 //! Never a panic; every record returned is the one sent at its offset.
 //!
@@ -101,7 +104,20 @@ fn edit(root: &Path, g: &Golden, kind: u8, mode: u8, data: &[u8]) {
     let segs = g.bucket_files("seg");
     let pick = |v: &[PathBuf]| v[mode as usize % v.len()].clone();
     let mut r = Reader::new(data);
-    match kind % 6 {
+    match kind % 7 {
+        6 => {
+            // A kept-ids file beside a segment's index, raw or forged.
+            let rel = pick(&idx).with_extension("ids");
+            let bytes = if mode & 1 == 0 {
+                data.to_vec()
+            } else {
+                let original = g
+                    .file(pick(&idx).to_str().expect("utf-8 path"))
+                    .expect("golden index");
+                forged_index(original, mode | 0x04, &mut r)
+            };
+            std::fs::write(root.join(rel), bytes).expect("write kept ids");
+        }
         k @ (0 | 1) => {
             let rel = [STORE_META, STREAM_META][k as usize];
             let original = g.file(rel).expect("golden meta file");
@@ -174,5 +190,11 @@ fuzz_target!(|data: &[u8]| {
     let (_, err) = read_and_check(&store, &g.messages, &[]);
     if let Some(e) = err {
         let _ = e.to_string();
+    }
+    // The window's rebuild reads the kept ids (damaged ones are ignored).
+    if let Ok(s) = store.stream(spool_fuzz::STREAM) {
+        if let Err(e) = s.send_message(spool::Message::new(b"after").id("fuzz")) {
+            let _ = e.to_string();
+        }
     }
 });

@@ -613,3 +613,54 @@ fn disk_use_is_reported_next_to_apparent_size_per_stream_and_in_total() {
         "{last_disk}"
     );
 }
+
+/// The kept ids of segments retention deleted within the dedup window
+/// (DESIGN.md §7.1) are listed per bucket in both formats; `verify`
+/// reports a damaged one as a warning (only ids are in it; exit 1, as for
+/// every problem).
+#[test]
+fn kept_ids_are_shown_and_a_damaged_one_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = spool::Store::open(dir.path(), opts().segment_bytes_max(64 * 1024)).unwrap();
+        let s = store.stream("s").unwrap();
+        let c = s.consumer("c").unwrap();
+        let mut last = 0;
+        for i in 0..300 {
+            let key = format!("id-{i}");
+            last = s.send_message(Message::new(&[7u8; 600]).id(&key)).unwrap();
+        }
+        c.ack_up_to(0, last).unwrap();
+        s.apply_retention().unwrap();
+        assert!(s.stats().buckets[0].kept_id_files >= 2);
+        store.close().unwrap();
+    }
+    let human = info(dir.path(), "human");
+    assert_eq!(human.status.code(), Some(0));
+    let text = stdout(&human);
+    assert!(text.contains("kept ids of "), "{text}");
+    assert!(
+        text.contains(".ids (deleted segment at offset 0)"),
+        "{text}"
+    );
+    let json = info(dir.path(), "json");
+    let recs = json_records(&json);
+    let bucket = of_kind(&recs, "bucket")[0];
+    let kept = bucket["kept_ids"].as_array().unwrap();
+    assert!(kept.len() >= 2, "{bucket}");
+    assert_eq!(kept[0]["base_offset"], 0);
+    assert!(kept[0]["ids"].as_u64().unwrap() > 0);
+    assert!(kept[0]["unusable"].is_null());
+    // Damaged: a warning in verify, and still listed.
+    let path = PathBuf::from(kept[0]["path"].as_str().unwrap());
+    let mut b = std::fs::read(&path).unwrap();
+    b[70] ^= 0xff;
+    std::fs::write(&path, &b).unwrap();
+    let v = tool(&["verify", path_str(dir.path()), "--format", "json"]);
+    assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
+    let recs = json_records(&v);
+    let problems = of_kind(&recs, "problem");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["warning"], true);
+    assert!(problems[0]["file"].as_str().unwrap().ends_with(".ids"));
+}

@@ -163,8 +163,12 @@ pub fn encode(
     out
 }
 
-/// Decodes and checks an index file held whole in `b`.
-pub fn decode(b: &[u8]) -> Result<IndexHeader, IndexDecodeError> {
+/// Decodes and checks the 64-byte header of an index alone (`b` holds at
+/// least its first [`INDEX_HEADER_BYTES`]): magic, header CRC, version,
+/// and a version that agrees with the id count. What a retention pass
+/// reads to tell whether a segment it deletes has ids (version 2), without
+/// reading its positions; [`decode`] checks the rest.
+pub fn decode_header(b: &[u8]) -> Result<IndexHeader, IndexDecodeError> {
     if b.len() < INDEX_HEADER_BYTES {
         return Err(IndexDecodeError::BadLength);
     }
@@ -184,7 +188,7 @@ pub fn decode(b: &[u8]) -> Result<IndexHeader, IndexDecodeError> {
     if (version == INDEX_VERSION) != (ids == 0) {
         return Err(IndexDecodeError::BadIds);
     }
-    let h = IndexHeader {
+    Ok(IndexHeader {
         bucket: get_u32(b, BUCKET_OFFSET),
         segment_id: get_u64(b, SEGMENT_ID_OFFSET),
         base_offset: get_u64(b, BASE_OFFSET_OFFSET),
@@ -192,7 +196,12 @@ pub fn decode(b: &[u8]) -> Result<IndexHeader, IndexDecodeError> {
         data_end: get_u64(b, DATA_END_OFFSET),
         blob_refs: get_u32(b, BLOB_REFS_OFFSET),
         ids,
-    };
+    })
+}
+
+/// Decodes and checks an index file held whole in `b`.
+pub fn decode(b: &[u8]) -> Result<IndexHeader, IndexDecodeError> {
+    let h = decode_header(b)?;
     let fixed = (INDEX_HEADER_BYTES as u128)
         + (h.count as u128) * 4
         + (h.blob_refs as u128) * BLOB_REF_BYTES as u128;

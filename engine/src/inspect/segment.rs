@@ -6,8 +6,8 @@
 use super::read::{list_dir, open_file, read_at_most, read_bounded, read_framed, too_large};
 use super::read::{Bounded, Framed};
 use super::{
-    AttributeCounts, BlobRef, BucketInfo, IndexStatus, Inspector, Problem, RecordInfo, ScanEnd,
-    SegmentInfo,
+    AttributeCounts, BlobRef, BucketInfo, IndexStatus, Inspector, KeptIdsInfo, Problem, RecordInfo,
+    ScanEnd, SegmentInfo,
 };
 use crate::format::attributes::Attributes;
 use crate::format::headers;
@@ -143,6 +143,7 @@ impl Inspector<'_> {
             file_bytes: 0,
             data_bytes: 0,
             quarantined: Vec::new(),
+            kept_ids: Vec::new(),
         };
         // The head mark first: it names a segment only once that segment
         // exists, so a listing taken after it holds that segment (on a live
@@ -167,7 +168,14 @@ impl Inspector<'_> {
             }
         };
         let mut bases = Vec::new();
+        let mut kept = Vec::new();
         for e in &entries {
+            if let Some(base) = layout::parse_kept_ids_name(&e.name) {
+                if e.kind == EntryKind::File {
+                    kept.push(base);
+                }
+                continue;
+            }
             let Some(base) = layout::parse_segment_name(&e.name) else {
                 if e.name == layout::QUARANTINE_DIR && e.kind == EntryKind::Dir {
                     info.quarantined = self.list_quarantine(&dir.join(&e.name), problems);
@@ -265,6 +273,11 @@ impl Inspector<'_> {
             problems.extend(seg.problems.iter().cloned());
             info.segments.push(seg);
         }
+        kept.sort_unstable();
+        info.kept_ids = kept
+            .into_iter()
+            .filter_map(|base| self.inspect_kept(dir, priority, base, problems))
+            .collect();
         info.first_offset = info.segments.first().and_then(SegmentInfo::base_offset);
         info.messages = info.segments.iter().map(|s| s.record_count).sum();
         info.last_offset = info
@@ -282,6 +295,48 @@ impl Inspector<'_> {
             .map(|s| s.data_end.saturating_sub(SEGMENT_HEADER_BYTES as u64))
             .sum();
         (info, outrun)
+    }
+
+    /// Reads a kept-ids file as the engine's window rebuild reads it
+    /// (`index_file::check_kept`); `None` if it is gone (pruned since the
+    /// listing). An unusable one is a warning: the engine ignores and
+    /// removes it, and only ids are lost with it.
+    fn inspect_kept(
+        &self,
+        dir: &Path,
+        priority: u8,
+        base: u64,
+        problems: &mut Vec<Problem>,
+    ) -> Option<KeptIdsInfo> {
+        let path = dir.join(layout::kept_ids_file_name(base));
+        let checked = match self.load_index(&path) {
+            Ok(None) => return None,
+            Ok(Some(b)) => index_file::check_kept(&b, priority, base)
+                .map(|ih| (ih.ids, index_file::newest_id_us(&b, &ih))),
+            Err(reason) => Err(reason),
+        };
+        let (ids, newest_timestamp_us, unusable) = match checked {
+            Ok((ids, newest)) => (ids, newest, None),
+            Err(reason) => {
+                problems.push(Problem::warn(
+                    &path,
+                    None,
+                    format!(
+                        "kept ids of a deleted segment unusable: {reason} (the engine ignores \
+                         and removes it; a retry of one of its ids within the window would be \
+                         stored again)"
+                    ),
+                ));
+                (0, None, Some(reason))
+            }
+        };
+        Some(KeptIdsInfo {
+            path,
+            base_offset: base,
+            ids,
+            newest_timestamp_us,
+            unusable,
+        })
     }
 
     fn list_quarantine(&self, qdir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {

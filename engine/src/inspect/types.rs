@@ -181,6 +181,27 @@ pub struct BucketInfo {
     pub data_bytes: u64,
     /// Files in the bucket's `quarantine/` directory (torn tails cut by recovery).
     pub quarantined: Vec<PathBuf>,
+    /// Kept-ids files (`<base>.ids`): the id sections of segments that
+    /// retention deleted while some of their ids were within the stream's
+    /// deduplication window (DESIGN.md §7.1), oldest first.
+    pub kept_ids: Vec<KeptIdsInfo>,
+}
+
+/// One kept-ids file of a bucket (`<base>.ids`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptIdsInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// First offset of the deleted segment (from the file name).
+    pub base_offset: u64,
+    /// Ids it holds; 0 if it is unusable.
+    pub ids: u32,
+    /// Timestamp of its newest id (µs since the Unix epoch); `None` if it
+    /// is unusable.
+    pub newest_timestamp_us: Option<u64>,
+    /// Why it is unusable (the engine ignores and removes it: a warning),
+    /// or `None` if it is usable.
+    pub unusable: Option<String>,
 }
 
 /// One durable consumer of a stream (`consumers/<name>/`), as its checkpoint

@@ -57,6 +57,37 @@ pub(crate) fn check(
     Ok(ih)
 }
 
+/// Checks a kept-ids file (`<base>.ids`: the index of a segment that
+/// retention deleted while some of its ids were within the window, DESIGN
+/// §7.1) held whole in `b`, for bucket `priority` and the base offset
+/// `base` of its name: intact, an index of that bucket and base, with a
+/// non-empty id section. The reason it is unusable otherwise (the engine
+/// then ignores and removes it: a warning, nothing acknowledged is in it
+/// but ids).
+pub(crate) fn check_kept(b: &[u8], priority: u8, base: u64) -> Result<IndexHeader, String> {
+    if b.len() as u64 > INDEX_FILE_BYTES_MAX {
+        return Err(format!(
+            "kept ids of {} bytes exceed the limit of {INDEX_FILE_BYTES_MAX}",
+            b.len()
+        ));
+    }
+    let ih = index::decode(b).map_err(|e| e.to_string())?;
+    if ih.bucket != u32::from(priority) || ih.base_offset != base {
+        return Err("base offset or bucket differs from the file's name".into());
+    }
+    if ih.ids == 0 {
+        return Err("holds no ids".into());
+    }
+    Ok(ih)
+}
+
+/// The newest timestamp of the id section of an index `b` that
+/// [`index::decode`] accepted with header `ih` (the last entry's:
+/// timestamps do not decrease); `None` without ids.
+pub(crate) fn newest_id_us(b: &[u8], ih: &IndexHeader) -> Option<u64> {
+    index::ids(b, ih).last().map(|e| e.timestamp_us)
+}
+
 /// Checks a usable index (see [`check`]) against a scan of its segment
 /// (whose whole file is `file`): the same records at the same positions,
 /// ending at the same byte, and the same ids of the same records.

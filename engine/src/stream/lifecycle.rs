@@ -104,7 +104,9 @@ impl StreamInner {
         for b in &self.buckets {
             let first = b.first_offset();
             let end = b.seal_active()?;
-            let bytes = b.delete_before(end)?;
+            // A purge forgets its messages' ids (and those retention kept).
+            let bytes = b.delete_before(end, None)?;
+            b.remove_all_kept()?;
             let removed = b.first_offset().saturating_sub(first);
             purged += removed;
             freed += bytes;

@@ -171,6 +171,10 @@ pub struct BucketStats {
     pub segments: usize,
     /// Bytes of the segment files.
     pub bytes: u64,
+    /// Files of kept ids (`<base>.ids`): the id sections of segments that
+    /// retention deleted while some of their ids were within the stream's
+    /// deduplication window, kept until those ids age out (DESIGN.md §7.1).
+    pub kept_id_files: usize,
 }
 
 /// Figures of a stream.
@@ -727,6 +731,7 @@ impl Stream {
                     durable_offset: b.durable_offset(),
                     segments: b.segment_count(),
                     bytes: b.file_bytes(),
+                    kept_id_files: b.kept_files(),
                 })
                 .collect(),
             dedup_ids: self.inner.dedup_ids(),

@@ -29,7 +29,15 @@ impl StreamInner {
         let consumers = self.consumer_list();
         let mut freed = 0;
         let mut due: Option<Option<Pending>> = None;
+        // Ids of this timestamp or later are within the dedup window: a
+        // segment deleted with some keeps them (DESIGN.md §7.1).
+        let keep_ids_from = match micros_saturating(self.config.dedup_window) {
+            0 => None,
+            w => Some(crate::ctx::now_us().saturating_sub(w)),
+        };
         for b in &self.buckets {
+            // Best effort: one that fails is removed by a later pass.
+            let _ = b.prune_kept(keep_ids_from.unwrap_or(u64::MAX));
             let sealed = b.sealed_segments();
             let Some(&(first_base, first_end)) = sealed.first() else {
                 continue;
@@ -80,7 +88,7 @@ impl StreamInner {
                     // references it holds may be some blobs' last.
                     due = Some(self.blobs.mark_collection_due()?);
                 }
-                let bytes = b.delete_before(new_first)?;
+                let bytes = b.delete_before(new_first, keep_ids_from)?;
                 freed += bytes;
                 let segments = sealed.iter().filter(|&&(_, end)| end <= new_first).count();
                 tracing::info!(

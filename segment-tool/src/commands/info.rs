@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `store` | `path`, `format_version`, `in_use` (a process has it open; `null` if that cannot be told) |
 //! | `stream` | `name`, `path`, `priorities`, `message_type` (`name`, `version`, `codec` of its typed messages, from `message_type.meta`; `null` if none or unreadable), `buckets`, `messages`, `file_bytes` |
-//! | `bucket` | `stream`, `priority`, `path`, `messages`, `first_offset`, `last_offset`, `first_timestamp_us`, `last_timestamp_us`, `segments`, `file_bytes`, `data_bytes`, `quarantined` (paths) |
+//! | `bucket` | `stream`, `priority`, `path`, `messages`, `first_offset`, `last_offset`, `first_timestamp_us`, `last_timestamp_us`, `segments`, `file_bytes`, `data_bytes`, `quarantined` (paths), `kept_ids` (the kept ids of segments retention deleted within the dedup window: `path`, `base_offset`, `ids`, `newest_timestamp_us`, `unusable` (why, or null)) |
 //! | `segment` | `stream`, `priority`, `path`, `base_offset`, `records`, `data_end`, `file_bytes`, `sealed`, `index` (`valid`/`missing`/`invalid`), `index_reason`, `end` (`clean`/`tail`/`damaged`/`not_scanned`), `tail` (`position`, `reason`), `synced_end`, `first_timestamp_us`, `last_timestamp_us`, `attributes` (records with message attributes: `scheduled` (a deliver-at), `scheduled_later` (one after the inspection's clock), `with_ttl` (an expires-at), `expired` (one that has passed), `with_id`, `grouped`), `problems` (count), `dedup_ids` (records with a deduplication id; a sealed segment's valid index lists the same) |
 //! | `consumer` | `stream`, `name`, `path`, `config` (`start`: `"earliest"`/`"latest"`/`{"offset": n}`/`{"timestamp_us": n}`, `visibility_timeout_ms`, `max_deliveries`, `dead_letter`, `starvation_limit`; `null` if unreadable), `generation` (of the checkpoint), `journal` (path of the journal replayed), `journal_version` (its format version: 1, 2 if it may hold acknowledged sets and delivered ranges, 3 if expiries too), `journal_records` (valid records replayed), `journal_ack_sets` (of those, acknowledged sets: one per batch ack), `journal_set_acks` (the offsets those sets acknowledge), `stale_journals` (paths), `buckets` (one per priority: `priority`, `ack_floor`, `next_offset`, `end_offset`, `lag` = end − floor, `acked_out_of_order`, `unacked_deliveries` (delivered, not acknowledged: in flight or waiting for redelivery), `unacked_redelivered` (of those, delivered 2+ times), `max_attempts`), `redelivered`, `dead_lettered`, `skipped`, `expired` (messages found expired instead of delivered), `journal_expiries` (of the journal records replayed, expiries), `problems` (count) |
 //! | `disk` | `stream` (`null` for the whole store), `files`, `apparent_bytes` (sum of the files' lengths), `disk_bytes` (blocks allocated to them, `st_blocks` × 512; `null` if the file system does not tell), `consumer_files`, `consumer_apparent_bytes`, `consumer_disk_bytes` (of those, the consumers' files; `null` for the store) |
@@ -264,9 +264,38 @@ fn human_bucket(b: &BucketInfo, in_use: Option<bool>, out: &mut dyn Write) -> st
             plural(b.quarantined.len() as u64, "file", "files")
         ));
     }
+    if !b.kept_ids.is_empty() {
+        let ids: u64 = b.kept_ids.iter().map(|k| u64::from(k.ids)).sum();
+        line.push_str(&format!(
+            ", kept ids of {} ({})",
+            plural(
+                b.kept_ids.len() as u64,
+                "deleted segment",
+                "deleted segments"
+            ),
+            plural(ids, "id", "ids")
+        ));
+    }
     writeln!(out, "{line}")?;
     for seg in &b.segments {
         human_segment(seg, in_use, out)?;
+    }
+    for k in &b.kept_ids {
+        let what = match (&k.unusable, k.newest_timestamp_us) {
+            (Some(why), _) => format!("unusable: {why}"),
+            (None, Some(ts)) => format!(
+                "{}, newest {}",
+                plural(u64::from(k.ids), "id", "ids"),
+                crate::output::timestamp(ts)
+            ),
+            (None, None) => plural(u64::from(k.ids), "id", "ids"),
+        };
+        writeln!(
+            out,
+            "    kept ids {} (deleted segment at offset {}): {what}",
+            k.path.display(),
+            k.base_offset
+        )?;
     }
     Ok(())
 }
@@ -436,6 +465,13 @@ fn bucket_json(stream: &str, b: &BucketInfo) -> Value {
         "file_bytes": b.file_bytes,
         "data_bytes": b.data_bytes,
         "quarantined": b.quarantined.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+        "kept_ids": b.kept_ids.iter().map(|k| json!({
+            "path": k.path.to_string_lossy(),
+            "base_offset": k.base_offset,
+            "ids": k.ids,
+            "newest_timestamp_us": k.newest_timestamp_us,
+            "unusable": k.unusable,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -19,7 +19,15 @@ impl Bucket {
     /// segment whose successor was created before the cutoff. A sealed
     /// segment whose index is missing or unusable is opened, which rebuilds
     /// the index from its records (as any first read would).
+    ///
+    /// The ids of deleted segments' kept-ids files (DESIGN.md §7.1) count
+    /// too: they are older than every retained segment, so they are read
+    /// only when the walk reached the oldest one without stopping; those a
+    /// window old, or unusable, are removed.
     pub(crate) fn recent_ids(&self, cutoff_us: u64) -> Result<Vec<FoundId>> {
+        // Across the walk: a deletion in between cannot take a segment
+        // from the walk before its ids are in its kept file.
+        let mut kept = lock(&self.kept);
         let slots: Vec<Arc<Slot>> = self
             .segments
             .read()
@@ -65,6 +73,15 @@ impl Bucket {
                 }
             }
             upper = header.created_us;
+        }
+        if !kept.is_empty() {
+            // Every kept id is older than `upper`: out of the window (and
+            // removed without being read) once `upper` is.
+            let cutoff = match upper < cutoff_us {
+                true => u64::MAX,
+                false => cutoff_us,
+            };
+            self.walk_kept(&mut kept, cutoff, Some(&mut out))?;
         }
         Ok(out)
     }

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 mod ids;
+mod kept;
 mod open;
 
 /// A segment in the bucket's list. Sealed segments are opened on first use.
@@ -118,6 +119,11 @@ pub(crate) struct Bucket {
     /// Set (under the writer's lock) when the stream is deleted: appends
     /// fail with `StreamNotFound`, the drop writes nothing.
     gone: std::sync::atomic::AtomicBool,
+    /// The kept-ids files (`<base>.ids`), oldest first. Held across a
+    /// deletion (`delete_before`) and across the window's rebuild
+    /// (`recent_ids`), so that a rebuild finds each id of a segment being
+    /// deleted either in the segment or in its kept file.
+    kept: Mutex<Vec<kept::Kept>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -210,8 +216,16 @@ impl Bucket {
     /// Returns the bytes of the files removed (freed once no reader maps
     /// them any more). The caller serializes calls (one retention pass of a
     /// stream at a time).
-    pub(crate) fn delete_before(&self, new_first: u64) -> Result<u64> {
+    ///
+    /// With `keep_ids_from`, a segment whose newest id is that timestamp
+    /// or later (within the stream's deduplication window) keeps its ids:
+    /// its index is renamed `<base>.ids`, and the directory synced, before
+    /// any segment file is removed (DESIGN.md §7.1). Whether it has such
+    /// ids is read (its index's header, then its id section) before
+    /// anything changes.
+    pub(crate) fn delete_before(&self, new_first: u64, keep_ids_from: Option<u64>) -> Result<u64> {
         self.ctx.check()?;
+        let mut kept = lock(&self.kept);
         let doomed: Vec<Arc<Slot>> = {
             let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
             segs.iter()
@@ -223,11 +237,25 @@ impl Bucket {
             return Ok(0);
         };
         let low = last.base + last.count.unwrap_or(0);
+        let mut keep = Vec::new();
+        if let Some(cutoff) = keep_ids_from {
+            for s in &doomed {
+                if let Some(newest) = self.newest_id_of(s)?.filter(|&n| n >= cutoff) {
+                    keep.push((s.base, newest));
+                }
+            }
+        }
         let d = self.ctx.open_dir(&self.dir)?;
         write_low_water(&self.ctx, &self.dir, low)?;
         let freed = doomed
             .iter()
-            .map(|s| self.segment_file_bytes(s.base) + self.index_file_bytes(s.base))
+            .map(|s| {
+                let index = match keep.iter().any(|&(b, _)| b == s.base) {
+                    true => 0,
+                    false => self.index_file_bytes(s.base),
+                };
+                self.segment_file_bytes(s.base) + index
+            })
             .sum();
         {
             // Before the files go: a reader that finds a file missing then
@@ -235,6 +263,18 @@ impl Bucket {
             let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
             segs.retain(|s| s.base >= low);
             self.low.store(segs[0].base, Ordering::Release);
+        }
+        if !keep.is_empty() {
+            for &(base, newest) in &keep {
+                if keep_index(&self.ctx, &self.dir, base)? {
+                    kept.push(kept::Kept {
+                        base,
+                        newest_us: Some(newest),
+                    });
+                }
+            }
+            // The kept ids are durable before their segment goes.
+            d.sync()?;
         }
         for s in &doomed {
             remove_segment_files(&self.ctx, &self.dir, s.base)?;
@@ -735,6 +775,19 @@ impl Bucket {
 impl ActiveWriter {
     fn seg_epoch(&self) -> u32 {
         self.seg.epoch()
+    }
+}
+
+/// Renames the index of the segment at `base` to its kept-ids name
+/// (`<base>.ids`, not synced: the caller syncs the directory); `false` if
+/// there is no index to keep.
+fn keep_index(ctx: &Ctx, dir: &Path, base: u64) -> Result<bool> {
+    let from = dir.join(layout::index_file_name(base));
+    let to = dir.join(layout::kept_ids_file_name(base));
+    match ctx.vfs.rename(&from, &to) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("rename", &from, e)),
     }
 }
 

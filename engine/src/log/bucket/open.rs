@@ -17,6 +17,7 @@ impl Bucket {
         let entries = vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
         let mut bases = Vec::new();
         let mut indexes = Vec::new();
+        let mut kept = Vec::new();
         let mut removed_tmp = false;
         for e in &entries {
             if e.kind != EntryKind::File {
@@ -45,6 +46,9 @@ impl Bucket {
                 bases.push(b);
             } else if let Some(b) = layout::parse_index_name(&e.name) {
                 indexes.push(b);
+            } else if let Some(b) = layout::parse_kept_ids_name(&e.name) {
+                // Ids of a deleted segment (§7.1): listed, never read here.
+                kept.push(b);
             } else if layout::is_tmp_file(&e.name) {
                 // Left by a crash while writing a segment or an index.
                 let p = dir.join(&e.name);
@@ -62,18 +66,36 @@ impl Bucket {
         // Finish a retention pass that a crash interrupted: the low-water
         // mark was made durable before any segment below it was removed.
         let low_water = read_low_water(ctx, dir)?;
+        // A segment whose index has ids keeps them as the pass would have
+        // (its index renamed `<base>.ids`, durable before the segment
+        // goes); whether they are within the window is judged when they
+        // are next walked. Only this rare path reads an index here.
         if let Some(low) = low_water {
-            let mut removed = false;
+            let mut doomed = Vec::new();
             while bases.len() > 1 && bases[1] <= low {
-                let base = bases.remove(0);
-                remove_segment_files(ctx, dir, base)?;
-                removed = true;
+                doomed.push(bases.remove(0));
             }
-            if removed {
+            let mut renamed = false;
+            for &base in &doomed {
+                if indexes.contains(&base) && kept::index_says_ids(ctx, dir, base) == Some(true) {
+                    renamed |= keep_index(ctx, dir, base)?;
+                    kept.push(base);
+                }
+            }
+            if renamed {
+                vfs.sync_dir(dir)
+                    .map_err(|e| Error::io("sync directory", dir, e))?;
+            }
+            for &base in &doomed {
+                remove_segment_files(ctx, dir, base)?;
+            }
+            if !doomed.is_empty() {
                 vfs.sync_dir(dir)
                     .map_err(|e| Error::io("sync directory", dir, e))?;
             }
         }
+        kept.sort_unstable();
+        kept.dedup();
         let head = read_head(ctx, dir)?;
         scan::judge_segment_chain(&bases, low_water, head).map_err(|(base, why)| {
             Error::corrupt(dir.join(layout::segment_file_name(base)), 0, why)
@@ -167,6 +189,7 @@ impl Bucket {
             low: AtomicU64::new(low),
             stream: stream.into(),
             gone: std::sync::atomic::AtomicBool::new(false),
+            kept: Mutex::new(kept.into_iter().map(kept::Kept::listed).collect()),
         })
     }
 }
