@@ -164,7 +164,7 @@ async fn a_redelivery_at_or_below_the_last_sequence_is_not_appended() {
     let consumer_idle = async {
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let Ok(mut s) = js.get_stream("JOBS").await else {
+            let Ok(s) = js.get_stream("JOBS").await else {
                 continue;
             };
             let Ok(mut c) = s
