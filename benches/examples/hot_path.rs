@@ -11,13 +11,14 @@
 //!
 //! `single`: `Stream::send` each, then `Consumer::try_receive` +
 //! `Delivery::ack` each. `batch`: `Stream::send_batch` of 64, then
-//! `Consumer::receive_batch(64)` + `Consumer::ack_up_to`. Instruction
+//! `Consumer::receive_batch(64)` + `Consumer::ack_up_to`. `ids`: as
+//! `single`, each message with a message id (`Message::id`, deduplicated). Instruction
 //! counts do not move with the machine's load, so two builds compare
 //! exactly where timings on a shared machine move by 10% or more. The
 //! `callgrind` feature switches rustix to its libc backend: valgrind cannot
 //! follow its raw vDSO lookup.
 
-use spool::{Durability, Options, Store};
+use spool::{Durability, Message, Options, Store};
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,9 +35,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let payload = [7u8; 128];
     let mut received = 0usize;
     match mode.as_str() {
-        "single" => {
-            for _ in 0..n {
-                stream.send(&payload)?;
+        "single" | "ids" => {
+            for i in 0..n {
+                if mode == "ids" {
+                    let id = format!("id-{i}");
+                    stream.send_message(Message::new(&payload).id(&id))?;
+                } else {
+                    stream.send(&payload)?;
+                }
             }
             while let Some(d) = consumer.try_receive()? {
                 std::hint::black_box(d.payload());
@@ -59,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 received += ds.len();
             }
         }
-        other => return Err(format!("mode {other:?}: single or batch").into()),
+        other => return Err(format!("mode {other:?}: single, batch or ids").into()),
     }
     let sent = if mode == "batch" { n / 64 * 64 } else { n };
     if received != sent {

@@ -27,6 +27,7 @@ pub use future::{Deliveries, Receive, ReceiveBatch};
 pub use stats::{ConsumerBucketStats, ConsumerStats};
 
 use crate::ctx::Ctx;
+use crate::format::attributes::Attributes;
 use crate::format::journal::Entry;
 use crate::group_commit::GroupCommit;
 use crate::io::SharedMap;
@@ -882,25 +883,27 @@ impl Consumer {
         record: Record,
         now: Instant,
     ) -> Result<Gated> {
-        match gate(st, p, taken, &record, now) {
-            Gate::Deliver => {}
-            Gate::Parked => return Ok(Gated::Done(Handed::Parked)),
-            Gate::Expired => {
-                return self
-                    .doom(st, p, taken, record, true)
-                    .map(|d| Gated::Done(Handed::Doomed(d)))
-            }
+        // The attributes are decoded once, for every decision.
+        let a = record.attributes();
+        let verdict = match gate(st, p, taken, &a, now) {
+            // A dead letter is not admitted to its group.
+            Gate::Deliver if st.hot.is_dead(taken.attempts) => Gate::Deliver,
+            Gate::Deliver => match a.group {
+                Some(g) if st.groups.admit((p as u8, taken.offset), g) == Admit::Wait => {
+                    st.buckets[p].park_grouped(taken.offset);
+                    Gate::Parked
+                }
+                _ => Gate::Deliver,
+            },
+            other => other,
+        };
+        match verdict {
+            Gate::Deliver => Ok(Gated::Go(record)),
+            Gate::Parked => Ok(Gated::Done(Handed::Parked)),
+            Gate::Expired => self
+                .doom(st, p, taken, record, true)
+                .map(|d| Gated::Done(Handed::Doomed(d))),
         }
-        if st.hot.is_dead(taken.attempts) {
-            return Ok(Gated::Go(record));
-        }
-        if let Some(g) = record.attributes().group {
-            if st.groups.admit((p as u8, taken.offset), g) == Admit::Wait {
-                st.buckets[p].park_grouped(taken.offset);
-                return Ok(Gated::Done(Handed::Parked));
-            }
-        }
-        Ok(Gated::Go(record))
     }
 
     /// Journals the first deliveries of `run` (and empties it): one
@@ -1022,8 +1025,7 @@ impl Consumer {
 /// admitted). Wall-clock times (µs since the epoch) are turned into an
 /// `Instant` at `now`: a clock that jumps is met again when the message is
 /// due, since the take that reaches it then reads the record again.
-fn gate(st: &mut State, p: usize, taken: state::Taken, record: &Record, now: Instant) -> Gate {
-    let a = record.attributes();
+fn gate(st: &mut State, p: usize, taken: state::Taken, a: &Attributes<'_>, now: Instant) -> Gate {
     if a.deliver_at_us.is_none() && a.expires_at_us.is_none() {
         return Gate::Deliver;
     }

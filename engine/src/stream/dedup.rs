@@ -5,6 +5,7 @@
 use crate::log::Bucket;
 use crate::Result;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Where the first message of an id was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +27,11 @@ pub(crate) struct Window {
     /// The ids of the log have been read in (at the first send with an id
     /// since the open: see [`Window::load`]).
     loaded: bool,
-    map: HashMap<Box<[u8]>, Seen>,
+    map: HashMap<Arc<[u8]>, Seen>,
     /// Ids by insertion, oldest first, to forget them (roughly in
-    /// timestamp order: a look-up checks the timestamp itself).
-    order: VecDeque<(u64, Box<[u8]>)>,
+    /// timestamp order: a look-up checks the timestamp itself). Each id is
+    /// stored once, shared with the map.
+    order: VecDeque<(u64, Arc<[u8]>)>,
 }
 
 impl Window {
@@ -74,7 +76,8 @@ impl Window {
         }
         found.sort_by_key(|(_, s)| (s.ts, s.priority, s.offset));
         for (id, seen) in found {
-            if !w.map.contains_key(&id) {
+            if !w.map.contains_key(&*id) {
+                let id: Arc<[u8]> = id.into();
                 w.order.push_back((seen.ts, id.clone()));
                 w.map.insert(id, seen);
             }
@@ -94,7 +97,7 @@ impl Window {
 
     /// Records that the first message of `id` was stored as `seen`.
     pub(crate) fn insert(&mut self, id: &[u8], seen: Seen) {
-        let key: Box<[u8]> = id.into();
+        let key: Arc<[u8]> = id.into();
         self.order.push_back((seen.ts, key.clone()));
         self.map.insert(key, seen);
     }

@@ -5,7 +5,7 @@
 //! send never comes here (one test of a flag the checks set).
 
 use super::dedup::Seen;
-use super::send::{Appended, Touched};
+use super::send::{Appended, Plan, Touched};
 use super::Stream;
 use crate::blob::Pending;
 use crate::ctx::now_us;
@@ -46,7 +46,11 @@ impl Stream {
     /// window learns the ids it stored. The wait for durability (the
     /// caller's, after the locks are let go) covers the originals the
     /// duplicates point at.
-    pub(super) fn append_guarded<'m>(&self, all: Vec<Message<'m>>) -> Result<Appended> {
+    ///
+    /// `plan` is the plan of all of `all`; it is used as it is when nothing
+    /// turns out a duplicate (the common case), and made again for what is
+    /// stored otherwise.
+    pub(super) fn append_guarded<'m>(&self, all: Vec<Message<'m>>, plan: Plan) -> Result<Appended> {
         let _capacity = self.inner.capacity.as_ref().map(lock);
         let mut window = match &self.inner.dedup {
             Some(w) if all.iter().any(|m| m.attrs().id.is_some()) => Some(lock(w)),
@@ -65,11 +69,14 @@ impl Stream {
                     fates.push(Fate::Known(seen));
                     continue;
                 }
-                if let Some(&j) = first.get(id) {
-                    fates.push(Fate::SameAs(j));
-                    continue;
+                // (One message cannot repeat itself: no map for it.)
+                if all.len() > 1 {
+                    if let Some(&j) = first.get(id) {
+                        fates.push(Fate::SameAs(j));
+                        continue;
+                    }
+                    first.insert(id, i);
                 }
-                first.insert(id, i);
             }
             fates.push(Fate::Store(stored.len()));
             stored.push(m);
@@ -86,7 +93,11 @@ impl Stream {
             (Vec::new(), Touched::new(), Vec::new())
         } else {
             let msgs = stored.iter().map(|m| (*m).clone());
-            let plan = self.plan(msgs.clone())?;
+            let plan = if stored.len() == all.len() {
+                plan
+            } else {
+                self.plan(msgs.clone())?
+            };
             let ends: Vec<u64> = self.inner.buckets.iter().map(|b| b.end_offset()).collect();
             match self.append_planned(msgs, plan) {
                 Ok(appended) => appended,

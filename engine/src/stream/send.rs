@@ -449,7 +449,7 @@ impl Stream {
         let msgs = msgs.into_iter();
         let plan = self.plan(msgs.clone())?;
         if plan.guarded > 0 {
-            return self.append_guarded(msgs.map(Into::into).collect());
+            return self.append_guarded(msgs.map(Into::into).collect(), plan);
         }
         self.append_planned(msgs, plan)
     }
