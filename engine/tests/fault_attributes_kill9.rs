@@ -117,10 +117,7 @@ fn kill9_with_scheduled_expiring_and_grouped_messages() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let iters: u64 = std::env::var("SPOOL_KILL9_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+    let iters: u64 = common::env_parsed("SPOOL_KILL9_ITERS").unwrap_or(40);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let mut end = 0u64;

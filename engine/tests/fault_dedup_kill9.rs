@@ -12,7 +12,8 @@
 //! parent kills it after a random delay, and checks: every offset a child
 //! returned for an id equals the one acknowledged for it before; after the
 //! kill the log holds each id once, every acknowledged one at its offset.
-//! `SPOOL_KILL9_ITERS` sets the number of kills (default 30).
+//! `SPOOL_KILL9_ITERS` sets the number of kills (default 30);
+//! `SPOOL_KILL9_SEED` replays the choices of a run.
 //!
 //! `dedup_kill9_loop_with_retention` runs the same on a stream bounded by
 //! `max_bytes`, whose rolls delete the oldest segments as the children
@@ -22,7 +23,7 @@
 
 pub mod common;
 
-use common::process::{open_retry, rerun, say_to_parent, spawn_marked};
+use common::process::{kill9_plan, open_retry, rerun, say_to_parent, spawn_marked};
 use spool::{Durability, Message, Options, Store, StreamConfig};
 use std::collections::HashMap;
 use std::path::Path;
@@ -134,17 +135,7 @@ fn dedup_kill9_loop_with_retention() {
 }
 
 fn kill9_loop(retention: bool) {
-    let iters: u32 = std::env::var("SPOOL_KILL9_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos() as u64
-        | 1;
-    println!("dedup kill9: seed {seed}, {iters} kills");
-    let mut rng = common::Xorshift(seed);
+    let (iters, mut rng) = kill9_plan("dedup kill9", 30);
     let tmp = tempfile::tempdir().unwrap();
     let mut dir = tmp.path().to_path_buf();
     let mut acked: HashMap<u64, u64> = HashMap::new();
@@ -189,7 +180,7 @@ fn kill9_loop(retention: bool) {
         let _ = child.0.wait();
         drop(first);
         let _ = reader.join();
-        let what = format!("kill {iter} (seed {seed})");
+        let what = format!("kill {iter}");
         heard.extend(rx.try_iter());
         for line in heard {
             let mut parts = line.split(' ');

@@ -19,11 +19,12 @@
 //! returned purge readable with its payload, nothing below it, the
 //! consumer's floor not below the last returned seek, every deleted
 //! scratch stream absent, and no orphan blob once the store was open.
-//! `SPOOL_KILL9_ITERS` sets the number of kills (default 30).
+//! `SPOOL_KILL9_ITERS` sets the number of kills (default 30);
+//! `SPOOL_KILL9_SEED` replays the choices of a run.
 
 pub mod common;
 
-use common::process::{open_retry, rerun, say_to_parent, spawn_marked};
+use common::process::{kill9_plan, open_retry, rerun, say_to_parent, spawn_marked};
 use spool::inspect;
 use spool::{ConsumerConfig, Durability, Message, Options, StartAt, Store, StreamConfig};
 use std::collections::{BTreeMap, BTreeSet};
@@ -255,17 +256,7 @@ fn lifecycle_kill9_loop() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let iters: u32 = std::env::var("SPOOL_KILL9_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos() as u64
-        | 1;
-    println!("lifecycle kill9: seed {seed}, {iters} kills");
-    let mut rng = common::Xorshift(seed);
+    let (iters, mut rng) = kill9_plan("lifecycle kill9", 30);
     let tmp = tempfile::tempdir().unwrap();
     let mut dir = tmp.path().to_path_buf();
     let mut said = Said::default();
@@ -284,7 +275,7 @@ fn lifecycle_kill9_loop() {
                 .env(ROUND_ENV, round.to_string()),
             MARK,
         );
-        let what = format!("kill {iter} (seed {seed})");
+        let what = format!("kill {iter}");
         let mut heard = |line: String, said: &mut Said| {
             lines += 1;
             if line == "ready" {

@@ -28,7 +28,9 @@ impl StreamInner {
         self.check_live()?;
         let consumers = self.consumer_list();
         let mut freed = 0;
-        let mut due: Option<Option<Pending>> = None;
+        // The blob collection mark, made once per pass (`None` also when
+        // the store has no blobs).
+        let (mut marked, mut due) = (false, None);
         // Ids of this timestamp or later are within the dedup window: a
         // segment deleted with some keeps them (DESIGN.md §7.1).
         let keep_ids_from = match micros_saturating(self.config.dedup_window) {
@@ -83,10 +85,11 @@ impl StreamInner {
                 }
             }
             if new_first > first_base {
-                if due.is_none() {
-                    // Before the first segment goes (once per pass): the
-                    // references it holds may be some blobs' last.
-                    due = Some(self.blobs.mark_collection_due()?);
+                if !marked {
+                    // Before the first segment goes: the references it
+                    // holds may be some blobs' last.
+                    due = self.blobs.mark_collection_due()?;
+                    marked = true;
                 }
                 let bytes = b.delete_before(new_first, keep_ids_from)?;
                 freed += bytes;
@@ -115,9 +118,6 @@ impl StreamInner {
                 let _ = c.clamp_to(&logs);
             }
         }
-        Ok(Pass {
-            freed,
-            due: due.flatten(),
-        })
+        Ok(Pass { freed, due })
     }
 }

@@ -112,3 +112,20 @@ pub fn spawn_marked(
     });
     (child, rx, reader)
 }
+
+/// How many kills a kill -9 loop makes (`SPOOL_KILL9_ITERS`, else
+/// `default`) and the seed of its random choices (`SPOOL_KILL9_SEED`
+/// replays a run, else one from the clock); prints both, so that a failure
+/// names the seed to replay (the exact moment of each kill still depends on
+/// timing).
+pub fn kill9_plan(what: &str, default: u32) -> (u32, super::Xorshift) {
+    let iters = super::env_parsed("SPOOL_KILL9_ITERS").unwrap_or(default);
+    let seed = super::env_parsed("SPOOL_KILL9_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos() as u64
+    }) | 1;
+    println!("{what}: seed {seed}, {iters} kills; replay with SPOOL_KILL9_SEED={seed}");
+    (iters, super::Xorshift(seed))
+}
